@@ -1,0 +1,18 @@
+# make demo: install, start every service, seed a demo tenant, run a sample workload.
+# make test: install, start the data services, run the whole test suite.
+# make stop: stop everything make demo or make test started.
+.PHONY: bootstrap demo test stop bench-overhead
+
+PY := .venv/bin/python
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+demo: bootstrap
+	@$(PY) scripts/demo.py
+
+test: bootstrap
+	@$(PY) scripts/services.py run -- $(PY) -m pytest $(PYTEST_ARGS)
+
+stop:
+	@if [ -x $(PY) ]; then $(PY) scripts/services.py stop; fi

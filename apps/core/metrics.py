@@ -1,0 +1,24 @@
+"""Prometheus metrics. With several worker processes set PROMETHEUS_MULTIPROC_DIR and
+every process writes there; /metrics then aggregates them."""
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+
+REQUESTS = Counter("aka_gateway_requests_total", "Gateway requests by endpoint and status", ["endpoint", "status"])
+LATENCY = Histogram(
+    "aka_gateway_latency_seconds",
+    "Gateway request latency",
+    ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+AUTH_FAILURES = Counter("aka_auth_failures_total", "Rejected API keys by reason", ["reason"])
+RATE_LIMITED = Counter("aka_rate_limited_total", "Requests refused by a rate limit", ["scope"])
+
+
+def render() -> bytes:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest()

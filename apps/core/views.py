@@ -1,0 +1,30 @@
+from asgiref.sync import sync_to_async
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
+
+from . import metrics
+from .redis import async_client
+
+
+def _database_ok() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        return cursor.fetchone() == (1,)
+
+
+async def healthz(request):
+    checks = {}
+    try:
+        checks["database"] = "ok" if await sync_to_async(_database_ok)() else "failing"
+    except Exception as exc:  # any failure to reach the database is reported, not raised
+        checks["database"] = f"failing: {exc.__class__.__name__}"
+    try:
+        checks["redis"] = "ok" if await async_client().ping() else "failing"
+    except Exception as exc:
+        checks["redis"] = f"failing: {exc.__class__.__name__}"
+    healthy = all(v == "ok" for v in checks.values())
+    return JsonResponse({"status": "ok" if healthy else "failing", **checks}, status=200 if healthy else 503)
+
+
+async def metrics_view(request):
+    return HttpResponse(metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")

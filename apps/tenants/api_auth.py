@@ -1,0 +1,71 @@
+"""DRF authentication and permission for the management API (/api/...).
+
+A request is either an API key (acting for its tenant, with admin rights) or a logged-in
+user acting for the tenant chosen in the session. Both end with `request.tenant` and
+`request.can_manage` set.
+"""
+
+from django.http import Http404
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+
+from apps.core.errors import ApiError
+
+from .keyauth import Principal, extract_key, resolve_key
+from .models import Tenant
+from .selectors import membership_for
+
+SESSION_TENANT = "tenant_id"
+
+
+class KeyUser:
+    """The `request.user` of a key-authenticated call."""
+
+    is_authenticated = True
+    is_active = True
+    is_staff = False
+
+    def __init__(self, principal: Principal):
+        self.principal = principal
+
+    def __str__(self) -> str:
+        return f"api-key:{self.principal.api_key_id}"
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request):
+        raw = extract_key(request.headers)
+        if raw is None:
+            return None
+        try:
+            principal = resolve_key(raw)
+        except ApiError as err:
+            if err.status == 403:
+                raise exceptions.PermissionDenied(err.message) from None
+            raise exceptions.AuthenticationFailed(err.message) from None
+        return KeyUser(principal), principal
+
+    def authenticate_header(self, request):
+        return "Bearer"
+
+
+class IsTenantMember(BasePermission):
+    """Resolves the calling tenant; members read, owners/admins (and keys) write."""
+
+    def has_permission(self, request, view):
+        user = request.user
+        if user is None or not user.is_authenticated:
+            return False
+        if isinstance(request.auth, Principal):
+            request.tenant = Tenant.objects.select_related("plan").get(pk=request.auth.tenant_id)
+            request.can_manage = True
+        else:
+            membership = membership_for(user=user, tenant_id=request.session.get(SESSION_TENANT))
+            if membership is None:
+                raise Http404("No tenant")
+            request.tenant = membership.tenant
+            request.can_manage = membership.can_manage
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not request.can_manage:
+            raise exceptions.PermissionDenied("Only the tenant's owners and admins may change this.")
+        return True

@@ -1,0 +1,28 @@
+from django import forms
+from django.contrib.auth import get_user_model, password_validation
+
+
+class SignupForm(forms.Form):
+    organisation = forms.CharField(max_length=200, label="Organisation")
+    email = forms.EmailField()
+    password = forms.CharField(widget=forms.PasswordInput, strip=False)
+
+    def clean_email(self):
+        email = self.cleaned_data["email"].lower()
+        if get_user_model().objects.filter(username=email).exists():
+            raise forms.ValidationError("An account with this email already exists. Log in instead.")
+        return email
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("password"):
+            user = get_user_model()(username=cleaned.get("email", ""), email=cleaned.get("email", ""))
+            try:
+                password_validation.validate_password(cleaned["password"], user)
+            except forms.ValidationError as err:
+                self.add_error("password", err)
+        return cleaned
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=100)

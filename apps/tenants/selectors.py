@@ -1,0 +1,29 @@
+from django.core.exceptions import ValidationError
+from django.http import Http404
+
+from .models import ApiKey, Membership, Tenant
+
+
+def api_key_list(*, tenant: Tenant):
+    return ApiKey.objects.for_tenant(tenant).order_by("-created_at")
+
+
+def access_api_key(*, tenant: Tenant, key_id) -> ApiKey:
+    """The tenant's key with this id; 404 for a key of another tenant or a malformed id."""
+    try:
+        return ApiKey.objects.for_tenant(tenant).get(pk=key_id)
+    except (ApiKey.DoesNotExist, ValidationError, ValueError):
+        raise Http404("No such API key") from None
+
+
+def memberships_of(*, user):
+    # A user's own memberships span tenants by design; the filter on user scopes it.
+    return Membership.objects.unscoped_across_all_tenants().filter(user=user).select_related("tenant", "tenant__plan")
+
+
+def membership_for(*, user, tenant_id=None) -> Membership | None:
+    """The user's membership in `tenant_id`, or their first one when none is chosen."""
+    qs = memberships_of(user=user).order_by("created_at")
+    if tenant_id is not None:
+        qs = qs.filter(tenant_id=tenant_id)
+    return qs.first()

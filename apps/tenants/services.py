@@ -1,0 +1,73 @@
+"""Writes to tenants, members and keys. Each is one named action."""
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from . import keys
+from .models import ApiKey, Membership, Plan, Tenant
+from .selectors import access_api_key
+
+DEFAULT_PLAN = "Starter"
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:50] or "tenant"
+    slug, n = base, 1
+    while Tenant.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+@transaction.atomic
+def tenant_create(*, name: str, owner_email: str, owner_password: str | None, plan_name: str = DEFAULT_PLAN,
+                  slug: str | None = None) -> tuple[Tenant, object]:
+    """A tenant with its owner (created if the email is new). Returns (tenant, user)."""
+    plan = Plan.objects.get(name=plan_name)
+    tenant = Tenant.objects.create(name=name, slug=slug or _unique_slug(name), plan=plan)
+    User = get_user_model()
+    email = User.objects.normalize_email(owner_email).lower()
+    user = User.objects.filter(username=email).first()
+    if user is None:
+        user = User.objects.create_user(username=email, email=email, password=owner_password)
+    Membership.objects.for_tenant(tenant).create(tenant=tenant, user=user, role=Membership.Role.OWNER)
+    return tenant, user
+
+
+@transaction.atomic
+def signup(*, email: str, password: str, organisation: str) -> tuple[Tenant, object, str]:
+    """Sign-up creates the tenant, its owner and a first key. The key is returned once."""
+    tenant, user = tenant_create(name=organisation, owner_email=email, owner_password=password)
+    _, raw = api_key_issue(tenant=tenant, name="Default key", created_by=user)
+    return tenant, user, raw
+
+
+def api_key_issue(*, tenant: Tenant, name: str, created_by=None) -> tuple[ApiKey, str]:
+    """Issues a key; the clear secret is returned here and never stored."""
+    raw = keys.generate()
+    key = ApiKey.objects.for_tenant(tenant).create(
+        tenant=tenant,
+        name=name.strip() or "Unnamed key",
+        prefix=keys.display_prefix(raw),
+        secret_hash=keys.secret_hash(raw),
+        created_by=created_by,
+    )
+    return key, raw
+
+
+def api_key_revoke(*, tenant: Tenant, key_id) -> ApiKey:
+    """Revokes a key of this tenant (404 for anyone else's). Every process's key cache
+    forgets it within AKA_KEY_CACHE_TTL seconds."""
+    key = access_api_key(tenant=tenant, key_id=key_id)
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+    return key
+
+
+def tenant_set_status(*, tenant: Tenant, status: str) -> Tenant:
+    tenant.status = status
+    tenant.save(update_fields=["status"])
+    return tenant
