@@ -16,3 +16,6 @@ test: bootstrap
 
 stop:
 	@if [ -x $(PY) ]; then $(PY) scripts/services.py stop; fi
+
+bench-overhead: bootstrap
+	@$(PY) scripts/services.py run -- $(PY) bench/overhead.py

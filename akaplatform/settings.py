@@ -60,6 +60,9 @@ INSTALLED_APPS = [
     "template_partials",
     "apps.core",
     "apps.tenants",
+    "apps.providers",
+    "apps.billing",
+    "apps.gateway",
     "apps.dashboard",
 ]
 
@@ -176,8 +179,20 @@ ANTHROPIC_BASE_URL = os.environ.get("ANTHROPIC_BASE_URL", "")
 GEMINI_API_KEY = os.environ.get("GEMINI_API_KEY", "")
 GEMINI_BASE_URL = os.environ.get("GEMINI_BASE_URL", "")
 LOCAL_LLM_BASE_URL = os.environ.get("LOCAL_LLM_BASE_URL", "")
-# When set, every provider is served by the upstream simulator at this URL.
+# When set, every provider without a key of its own is served by the upstream simulator.
 AKA_SIMULATOR_URL = os.environ.get("AKA_SIMULATOR_URL", "")
+
+# Upstream calls: timeouts (seconds), retries per model, backoff.
+AKA_UPSTREAM_CONNECT_TIMEOUT = float(os.environ.get("AKA_UPSTREAM_CONNECT_TIMEOUT", "5"))
+AKA_UPSTREAM_READ_TIMEOUT = float(os.environ.get("AKA_UPSTREAM_READ_TIMEOUT", "60"))
+AKA_UPSTREAM_RETRIES = envint("AKA_UPSTREAM_RETRIES", 2)
+AKA_RETRY_BASE_DELAY = float(os.environ.get("AKA_RETRY_BASE_DELAY", "0.1"))
+AKA_MAX_RETRY_AFTER = float(os.environ.get("AKA_MAX_RETRY_AFTER", "2"))
+# Seconds the in-process model catalog snapshot lives before it is reloaded.
+AKA_CATALOG_TTL = float(os.environ.get("AKA_CATALOG_TTL", "5"))
+# What `model: "auto"` means until the router decides per task.
+AKA_AUTO_MODEL = os.environ.get("AKA_AUTO_MODEL", "gpt-4o-mini")
+AKA_LEDGER_POOL_SIZE = envint("AKA_LEDGER_POOL_SIZE", 4)
 
 LOGGING = {
     "version": 1,

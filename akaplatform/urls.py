@@ -11,5 +11,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("accounts/", include("apps.tenants.urls")),
     path("api/", include(tenant_api)),
+    path("", include("apps.gateway.urls")),
     path("", include("apps.dashboard.urls")),
 ]

@@ -111,7 +111,7 @@ def start_redis() -> str:
 
     REDIS_DIR.mkdir(parents=True, exist_ok=True)
     url = f"unix://{REDIS_SOCK}"
-    if _alive("redis"):
+    if alive("redis"):
         return url
     _spawn(
         "redis",
@@ -140,7 +140,7 @@ def _pidfile(name: str) -> Path:
     return RUN / f"{name}.pid"
 
 
-def _alive(name: str) -> bool:
+def alive(name: str) -> bool:
     try:
         pid = int(_pidfile(name).read_text())
         os.kill(pid, 0)
@@ -167,7 +167,7 @@ def _spawn(name: str, argv: list[str], env: dict[str, str] | None = None) -> Non
 
 
 def _stop(name: str) -> None:
-    if not _alive(name):
+    if not alive(name):
         _pidfile(name).unlink(missing_ok=True)
         return
     pid = int(_pidfile(name).read_text())
@@ -230,7 +230,7 @@ def start(names: list[str]) -> None:
     for name in names:
         if name in ("postgres", "redis"):
             continue  # started by process_env()
-        if _alive(name):
+        if alive(name):
             log(f"{name} already running")
             continue
         _spawn(name, APP_PROCESSES[name](), env)

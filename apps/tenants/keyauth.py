@@ -34,6 +34,7 @@ class Principal:
     price_per_call_cents: int
     tenant_rpm: int
     key_rpm: int
+    log_prompts: bool = False
 
 
 _cache: dict[str, tuple[float, Principal | None]] = {}
@@ -74,6 +75,7 @@ def _load(digest: str) -> Principal | None:
         price_per_call_cents=tenant.plan.price_per_call_cents,
         tenant_rpm=tenant.effective_rpm,
         key_rpm=tenant.effective_key_rpm,
+        log_prompts=tenant.log_prompts,
     )
 
 

@@ -29,6 +29,8 @@ class Tenant(models.Model):
     # Per-tenant overrides of the plan's rate limits; empty means "use the plan's".
     rate_limit_rpm = models.PositiveIntegerField(null=True, blank=True)
     key_rate_limit_rpm = models.PositiveIntegerField(null=True, blank=True)
+    # Off by default: the ledger keeps prompts only when the tenant asks for it.
+    log_prompts = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

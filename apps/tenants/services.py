@@ -71,3 +71,10 @@ def tenant_set_status(*, tenant: Tenant, status: str) -> Tenant:
     tenant.status = status
     tenant.save(update_fields=["status"])
     return tenant
+
+
+def tenant_set_rate_limits(*, tenant: Tenant, rpm: int | None, key_rpm: int | None) -> Tenant:
+    """Overrides the plan's limits (None: back to the plan's; 0: unlimited)."""
+    tenant.rate_limit_rpm, tenant.key_rate_limit_rpm = rpm, key_rpm
+    tenant.save(update_fields=["rate_limit_rpm", "key_rate_limit_rpm"])
+    return tenant

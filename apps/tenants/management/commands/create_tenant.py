@@ -14,6 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("--plan", default=services.DEFAULT_PLAN, help="plan name (Starter, Growth, Scale)")
         parser.add_argument("--slug")
         parser.add_argument("--key", action="store_true", help="also issue an API key and print it")
+        parser.add_argument("--rate-limit", type=int, help="requests per minute for the tenant and each key (0: none)")
 
     def handle(self, *args, **opts):
         if not Plan.objects.filter(name=opts["plan"]).exists():
@@ -22,6 +23,8 @@ class Command(BaseCommand):
             name=opts["name"], owner_email=opts["owner_email"], owner_password=opts["password"],
             plan_name=opts["plan"], slug=opts["slug"],
         )
+        if opts["rate_limit"] is not None:
+            services.tenant_set_rate_limits(tenant=tenant, rpm=opts["rate_limit"], key_rpm=opts["rate_limit"])
         self.stdout.write(f"tenant {tenant.slug} (id {tenant.pk}) owner {user.email} plan {tenant.plan.name}")
         if opts["key"]:
             _, raw = services.api_key_issue(tenant=tenant, name="Default key", created_by=user)

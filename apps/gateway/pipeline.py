@@ -1,0 +1,109 @@
+"""The request pipeline for one call: model resolution, dispatch, and the ledger row.
+
+auth -> parse -> (cache, route, speculate: later stages) -> dispatch -> record.
+"""
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+
+from apps.billing.ledger import writer
+from apps.core import metrics
+from apps.core.errors import ApiError
+from apps.providers import dispatch
+from apps.providers.canonical import ChatRequest, Usage
+from apps.providers.catalog import ModelInfo, amodels
+from apps.providers.errors import UpstreamError
+from apps.tenants import ratelimit
+from apps.tenants.keyauth import Principal, aresolve_key, extract_key
+
+
+@dataclass
+class Call:
+    """Everything the gateway knows about one call while serving it."""
+
+    endpoint: str
+    request_id: str = field(default_factory=lambda: "req_" + uuid.uuid4().hex)
+    started: float = field(default_factory=time.perf_counter)
+    principal: Principal | None = None
+    model_requested: str = ""
+    model: ModelInfo | None = None
+    stream: bool = False
+    prompt: str | None = None
+    outcome: dispatch.Outcome = field(default_factory=dispatch.Outcome)
+    recorded: bool = False
+
+    async def admit(self, headers) -> Principal:
+        """Who is calling (401/403 otherwise), then their rate limits (429). A rate-limited
+        call already has its tenant, so it gets a ledger row like any other refusal."""
+        self.principal = await aresolve_key(extract_key(headers))
+        await ratelimit.enforce(self.principal)
+        return self.principal
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    async def record(self, *, status: int, usage: Usage | None = None, served: ModelInfo | None = None,
+                     error_type: str = "", ttft_ms: float | None = None) -> None:
+        """Writes this call's one ledger row. Calls never authenticated have no tenant
+        and are counted in metrics only."""
+        latency = self.elapsed_ms()
+        metrics.REQUESTS.labels(self.endpoint, str(status)).inc()
+        metrics.LATENCY.labels(self.endpoint).observe(latency / 1000)
+        if self.principal is None or self.recorded:
+            return
+        self.recorded = True
+        usage = usage or Usage()
+        billable = status == 200
+        await writer().record({
+            "tenant_id": self.principal.tenant_id,
+            "api_key_id": self.principal.api_key_id,
+            "request_id": self.request_id,
+            "endpoint": self.endpoint,
+            "model_requested": self.model_requested,
+            "model_served": served.id if served else "",
+            "provider": served.provider if served else "",
+            "stream": self.stream,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "provider_cost_micros": served.cost_micros(usage) if served else Decimal(0),
+            "price_cents": self.principal.price_per_call_cents,
+            "billable": billable,
+            "status_code": status,
+            "error_type": error_type,
+            "cache": "miss",
+            "attempts": max(self.outcome.attempts, 1),
+            "latency_ms": latency,
+            "ttft_ms": ttft_ms,
+            "prompt": self.prompt if self.principal.log_prompts else None,
+        })
+
+
+async def resolve_model(name: str, capability: str = "chat") -> ModelInfo:
+    catalog = await amodels()
+    model = catalog.get(settings.AKA_AUTO_MODEL if name == "auto" else name)
+    if model is None or not model.supports(capability):
+        raise ApiError(404, f"The model '{name}' does not exist or you do not have access to it.",
+                       code="model_not_found", param="model")
+    return model
+
+
+async def prepare(call: Call, req: ChatRequest) -> list[ModelInfo]:
+    call.model_requested = req.model
+    call.stream = req.stream
+    call.prompt = req.last_user_text()
+    call.model = await resolve_model(req.model)
+    if req.tools and not call.model.supports("tools"):
+        raise ApiError(400, f"The model '{call.model.id}' does not support tools.", code="unsupported_parameter",
+                       param="tools")
+    return dispatch.chain_for(call.model, await amodels(), req)
+
+
+def as_api_error(error: UpstreamError) -> ApiError:
+    prefix = {"upstream_timeout": "The upstream provider timed out",
+              "upstream_rejected": "The upstream provider rejected the request"}.get(error.kind,
+                                                                                   "The upstream provider failed")
+    return ApiError(error.status, f"{prefix}: {error.message}", code=error.kind)

@@ -1,0 +1,85 @@
+"""The one place a gateway stream is produced: headers, keepalives, the error event on
+an upstream failure, and the ledger row in a `finally` whichever way the stream ends
+(finished, upstream cut, client gone)."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from django.http import StreamingHttpResponse
+
+from apps.providers.canonical import Delta, Final, Finish, Usage
+from apps.providers.catalog import ModelInfo
+from apps.providers.errors import UpstreamError
+
+from .pipeline import Call, as_api_error
+from .wires import Wire
+
+KEEPALIVE_SECONDS = 15.0
+KEEPALIVE = b": keepalive\n\n"
+
+
+class EventStream(StreamingHttpResponse):
+    """A streaming response whose async generator the gateway handler drives itself, so
+    that a client disconnect cancels it at once."""
+
+    def __init__(self, events: AsyncIterator[bytes], headers: dict[str, str]):
+        super().__init__(events, content_type="text/event-stream; charset=utf-8", headers={
+            "Cache-Control": "no-cache", "X-Accel-Buffering": "no", **headers})
+        self.events = events
+
+
+async def _with_keepalives(events: AsyncIterator, interval: float):
+    """The events, with None whenever `interval` seconds pass without one."""
+    pending = None
+    try:
+        while True:
+            pending = pending or asyncio.ensure_future(anext(events))
+            done, _ = await asyncio.wait({pending}, timeout=interval)
+            if not done:
+                yield None
+                continue
+            try:
+                event = pending.result()
+            except StopAsyncIteration:
+                return
+            pending = None
+            yield event
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+
+
+async def body(call: Call, wire: Wire, model: ModelInfo, first, events: AsyncIterator, response_id: str,
+               created: int, include_usage: bool) -> AsyncIterator[bytes]:
+    writer = wire.writer(response_id, created, model.id, include_usage)
+    status, error_type, usage, ttft_ms = 499, "client_closed", None, None
+
+    async def all_events():
+        yield first
+        async for event in events:
+            yield event
+
+    try:
+        yield writer.start()
+        async for event in _with_keepalives(all_events(), KEEPALIVE_SECONDS):
+            if event is None:
+                yield KEEPALIVE
+            elif isinstance(event, Delta):
+                if ttft_ms is None:
+                    ttft_ms = call.elapsed_ms()
+                yield writer.delta(event)
+            elif isinstance(event, Finish):
+                yield writer.finish(event.finish_reason)
+            elif isinstance(event, Final):
+                usage = event.usage
+                status, error_type = 200, ""
+                yield writer.final(usage)
+    except UpstreamError as error:
+        # Never a clean end after a truncated answer: the client gets an error event.
+        status, error_type = 502, "upstream_stream_cut"
+        yield wire.stream_error(as_api_error(error))
+    finally:
+        await events.aclose()
+        await call.record(status=status, usage=usage or Usage(), served=model, error_type=error_type,
+                          ttft_ms=ttft_ms)
+

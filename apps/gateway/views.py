@@ -1,0 +1,129 @@
+"""Gateway endpoints. Thin: authenticate, parse, hand to the pipeline, render."""
+
+import time
+
+import orjson
+from django.http import HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from apps.core.errors import ApiError
+from apps.providers import dispatch
+from apps.providers.adapters import adapter_for
+from apps.providers.catalog import amodels
+from apps.providers.errors import UpstreamError
+
+from . import sse
+from .parsing import field, json_object
+from .pipeline import Call, as_api_error, prepare, resolve_model
+from .wires import ANTHROPIC, OPENAI, Wire
+
+JSON = "application/json"
+
+
+def json_response(body: bytes, call: Call, status: int = 200, headers: dict | None = None) -> HttpResponse:
+    response = HttpResponse(body, status=status, content_type=JSON, headers=headers)
+    response["x-request-id"] = call.request_id
+    return response
+
+
+def error_response(err: ApiError, wire: Wire, call: Call) -> HttpResponse:
+    return json_response(orjson.dumps(wire.error_body(err)), call, err.status, err.headers)
+
+
+def aka_headers(call: Call, model_id: str, cost_micros=None) -> dict[str, str]:
+    headers = {"x-request-id": call.request_id, "x-aka-model": model_id, "x-aka-cache": "miss"}
+    if cost_micros is not None:
+        headers["x-aka-cost-usd"] = f"{cost_micros / 1_000_000:.8f}"
+    return headers
+
+
+async def guarded(call: Call, wire: Wire, work) -> HttpResponse:
+    """Runs a call's work; any failure becomes a ledger row and an error in the wire format."""
+    try:
+        return await work()
+    except UpstreamError as error:
+        api_error = as_api_error(error)
+        await call.record(status=api_error.status, error_type=error.kind)
+        return error_response(api_error, wire, call)
+    except ApiError as err:
+        await call.record(status=err.status, error_type=err.code or "invalid_request")
+        return error_response(err, wire, call)
+
+
+async def _chat(request, call: Call, wire: Wire) -> HttpResponse:
+    await call.admit(request.headers)
+    req = wire.parse(request.body)
+    chain = await prepare(call, req)
+    response_id = wire.id_prefix + call.request_id.removeprefix("req_")
+    created = int(time.time())
+    if req.stream:
+        model, first, events = await dispatch.open_stream(req, chain, call.outcome)
+        body = sse.body(call, wire, model, first, events, response_id, created, req.include_usage)
+        return sse.EventStream(body, aka_headers(call, model.id))
+    result = await dispatch.complete(req, chain, call.outcome)
+    served = next(m for m in chain if m.id == result.model)
+    await call.record(status=200, usage=result.usage, served=served)
+    return HttpResponse(wire.render(result, response_id, created), content_type=JSON,
+                        headers=aka_headers(call, served.id, served.cost_micros(result.usage)))
+
+
+def _post_only(wire: Wire, path: str):
+    call = Call(endpoint=wire.endpoint)
+    return error_response(ApiError(405, f"Use POST for {path}."), wire, call)
+
+
+@csrf_exempt
+async def chat_completions(request):
+    if request.method != "POST":
+        return _post_only(OPENAI, request.path)
+    call = Call(endpoint=OPENAI.endpoint)
+    return await guarded(call, OPENAI, lambda: _chat(request, call, OPENAI))
+
+
+@csrf_exempt
+async def messages(request):
+    if request.method != "POST":
+        return _post_only(ANTHROPIC, request.path)
+    call = Call(endpoint=ANTHROPIC.endpoint)
+    return await guarded(call, ANTHROPIC, lambda: _chat(request, call, ANTHROPIC))
+
+
+async def _models(request, call: Call, anthropic_client: bool) -> HttpResponse:
+    await call.admit(request.headers)
+    ids = ["auto", *sorted((await amodels()).keys())]
+    if anthropic_client:
+        data = [{"type": "model", "id": i, "display_name": i, "created_at": "2025-01-01T00:00:00Z"} for i in ids]
+        body = {"data": data, "has_more": False, "first_id": ids[0], "last_id": ids[-1]}
+    else:
+        body = {"object": "list", "data": [{"id": i, "object": "model", "created": 1735689600, "owned_by": "akarouter"}
+                                           for i in ids]}
+    return json_response(orjson.dumps(body), call)
+
+
+async def models(request):
+    """The models this tenant may call, plus `auto`, in OpenAI's or Anthropic's list shape."""
+    anthropic_client = "anthropic-version" in request.headers
+    call = Call(endpoint="models")
+    return await guarded(call, ANTHROPIC if anthropic_client else OPENAI, lambda: _models(request, call, anthropic_client))
+
+
+async def _embed(request, call: Call) -> HttpResponse:
+    await call.admit(request.headers)
+    data = json_object(request.body)
+    call.model_requested = field(data, "model", str, required=True)
+    if field(data, "input", (str, list), required=True) in ("", []):
+        raise ApiError(400, "'input' must not be empty.", code="invalid_value", param="input")
+    model = await resolve_model(call.model_requested, capability="embeddings")
+    body, usage = await adapter_for(model.provider).embed(data, model)
+    await call.record(status=200, usage=usage, served=model)
+    return HttpResponse(orjson.dumps(body), content_type=JSON,
+                        headers=aka_headers(call, model.id, model.cost_micros(usage)))
+
+
+@csrf_exempt
+async def embeddings(request):
+    """Passed through to an embedding-capable OpenAI-compatible upstream."""
+    if request.method != "POST":
+        return _post_only(OPENAI, request.path)
+    call = Call(endpoint="embeddings")
+    return await guarded(call, OPENAI, lambda: _embed(request, call))

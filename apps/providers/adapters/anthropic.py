@@ -1,0 +1,175 @@
+"""Anthropic Messages API."""
+
+import orjson
+
+from ..canonical import ChatRequest, ChatResult, Delta, Final, Finish, Usage, content_text
+from ..catalog import ModelInfo
+from ..errors import UpstreamError
+from ..upstreams import Upstream
+from .base import Adapter
+
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096
+STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
+                "pause_turn": "stop", "refusal": "content_filter"}
+
+
+def _parts(content) -> list[dict]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    blocks = []
+    for part in content or ():
+        if part.get("type") == "text":
+            blocks.append({"type": "text", "text": part.get("text", "")})
+        elif part.get("type") == "image_url":
+            url = part["image_url"]["url"] if isinstance(part.get("image_url"), dict) else part.get("image_url", "")
+            if url.startswith("data:"):
+                media, _, data = url[5:].partition(";base64,")
+                blocks.append({"type": "image", "source": {"type": "base64", "media_type": media, "data": data}})
+            else:
+                blocks.append({"type": "image", "source": {"type": "url", "url": url}})
+    return blocks
+
+
+def to_anthropic_messages(messages: list[dict]) -> tuple[str | None, list[dict]]:
+    """Canonical (OpenAI-shaped) messages -> Anthropic's system string and message list."""
+    system, out = [], []
+    for message in messages:
+        role = message.get("role")
+        if role in ("system", "developer"):
+            system.append(content_text(message.get("content")))
+            continue
+        if role == "tool":
+            block = {"type": "tool_result", "tool_use_id": message.get("tool_call_id", ""),
+                     "content": content_text(message.get("content"))}
+            if out and out[-1]["role"] == "user" and all(b.get("type") == "tool_result" for b in out[-1]["content"]):
+                out[-1]["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block]})
+            continue
+        blocks = _parts(message.get("content"))
+        for call in message.get("tool_calls") or ():
+            fn = call.get("function", {})
+            try:
+                arguments = orjson.loads(fn.get("arguments") or "{}")
+            except orjson.JSONDecodeError:
+                arguments = {}
+            blocks.append({"type": "tool_use", "id": call.get("id", ""), "name": fn.get("name", ""), "input": arguments})
+        out.append({"role": "assistant" if role == "assistant" else "user", "content": blocks})
+    return ("\n\n".join(s for s in system if s) or None), out
+
+
+def to_anthropic_tool_choice(choice):
+    if choice in (None, "auto"):
+        return {"type": "auto"} if choice else None
+    if choice == "required":
+        return {"type": "any"}
+    if choice == "none":
+        return {"type": "none"}
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        return {"type": "tool", "name": choice["function"]["name"]}
+    return None
+
+
+class AnthropicAdapter(Adapter):
+    def url(self, upstream: Upstream, model: ModelInfo, stream: bool) -> str:
+        return f"{upstream.base_url}/v1/messages"
+
+    def headers(self, upstream: Upstream) -> dict[str, str]:
+        return {"content-type": "application/json", "x-api-key": upstream.api_key, "anthropic-version": API_VERSION}
+
+    def payload(self, req: ChatRequest, model: ModelInfo) -> dict:
+        system, messages = to_anthropic_messages(req.messages)
+        body = {
+            "model": model.upstream_id,
+            "messages": messages,
+            "max_tokens": req.max_tokens or min(DEFAULT_MAX_TOKENS, model.max_output_tokens or DEFAULT_MAX_TOKENS),
+        }
+        if system:
+            body["system"] = system
+        if req.temperature is not None:
+            body["temperature"] = min(req.temperature, 1.0)  # Anthropic's range is 0..1
+        if req.top_p is not None:
+            body["top_p"] = req.top_p
+        if req.stop:
+            body["stop_sequences"] = req.stop
+        if req.tools:
+            body["tools"] = [
+                {"name": t["function"]["name"], "description": t["function"].get("description", ""),
+                 "input_schema": t["function"].get("parameters") or {"type": "object", "properties": {}}}
+                for t in req.tools
+            ]
+            choice = to_anthropic_tool_choice(req.tool_choice)
+            if choice:
+                body["tool_choice"] = choice
+        if req.user:
+            body["metadata"] = {"user_id": req.user}
+        if req.stream:
+            body["stream"] = True
+        return body
+
+    def parse(self, body: dict, model: ModelInfo) -> ChatResult:
+        texts, calls = [], []
+        for block in body.get("content") or ():
+            if block.get("type") == "text":
+                texts.append(block.get("text", ""))
+            elif block.get("type") == "tool_use":
+                calls.append({"id": block["id"], "type": "function",
+                              "function": {"name": block["name"], "arguments": orjson.dumps(block.get("input", {})).decode()}})
+        return ChatResult(
+            id=body.get("id", ""),
+            model=model.id,
+            content="".join(texts) if texts or not calls else None,
+            finish_reason=STOP_REASONS.get(body.get("stop_reason") or "end_turn", "stop"),
+            usage=usage_of(body.get("usage")),
+            tool_calls=calls or None,
+            provider=self.provider,
+        )
+
+    async def events(self, pairs, model: ModelInfo):
+        usage, message_id, stop_reason = Usage(), "", None
+        tool_index = {}  # Anthropic content block index -> our tool_calls index
+        async for event, data in pairs:
+            payload = orjson.loads(data)
+            kind = payload.get("type", event)
+            if kind == "message_start":
+                message = payload["message"]
+                message_id = message.get("id", "")
+                usage = usage_of(message.get("usage"))
+            elif kind == "content_block_start":
+                block = payload["content_block"]
+                if block.get("type") == "tool_use":
+                    tool_index[payload["index"]] = len(tool_index)
+                    yield Delta(tool_calls=[{"index": tool_index[payload["index"]], "id": block["id"], "type": "function",
+                                             "function": {"name": block["name"], "arguments": ""}}])
+                elif block.get("text"):
+                    yield Delta(content=block["text"])
+            elif kind == "content_block_delta":
+                delta = payload["delta"]
+                if delta.get("type") == "text_delta" and delta.get("text"):
+                    yield Delta(content=delta["text"])
+                elif delta.get("type") == "input_json_delta":
+                    yield Delta(tool_calls=[{"index": tool_index.get(payload["index"], 0),
+                                             "function": {"arguments": delta.get("partial_json", "")}}])
+            elif kind == "message_delta":
+                stop_reason = (payload.get("delta") or {}).get("stop_reason") or stop_reason
+                if payload.get("usage"):
+                    # Anthropic's counts here are cumulative: replace, never add.
+                    final = payload["usage"]
+                    usage = Usage(
+                        prompt_tokens=final.get("input_tokens") or usage.prompt_tokens,
+                        completion_tokens=final.get("output_tokens", usage.completion_tokens),
+                    )
+            elif kind == "message_stop":
+                yield Finish(STOP_REASONS.get(stop_reason or "end_turn", "stop"))
+                yield Final(usage=usage, id=message_id, model=model.id)
+                return
+            elif kind == "error":
+                raise UpstreamError(502, (payload.get("error") or {}).get("message", "upstream error"), retryable=False)
+
+
+def usage_of(raw: dict | None) -> Usage:
+    raw = raw or {}
+    prompt = (raw.get("input_tokens") or 0) + (raw.get("cache_creation_input_tokens") or 0) + (
+        raw.get("cache_read_input_tokens") or 0)
+    return Usage(prompt_tokens=prompt, completion_tokens=raw.get("output_tokens") or 0)

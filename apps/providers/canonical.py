@@ -1,0 +1,86 @@
+"""The one internal shape of a chat call, whatever wire format it came in or goes out in.
+
+Messages use OpenAI's chat format (roles system/user/assistant/tool, `tool_calls` on
+assistant turns, content as a string or a list of parts) because it can express every
+protocol we speak; the wire modules translate to and from it.
+"""
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    model: str
+    messages: list[dict]
+    stream: bool = False
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: list[str] | None = None
+    n: int = 1
+    tools: list[dict] | None = None          # OpenAI shape: {"type": "function", "function": {...}}
+    tool_choice: object = None               # OpenAI shape: "auto" | "none" | "required" | {...}
+    response_format: dict | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = None
+    user: str | None = None
+    include_usage: bool = False
+    # Parameters we pass through untouched to OpenAI-compatible upstreams (seed, penalties...).
+    extra: dict = field(default_factory=dict)
+
+    def last_user_text(self) -> str:
+        for message in reversed(self.messages):
+            if message.get("role") == "user":
+                return content_text(message.get("content"))
+        return ""
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True)
+class ChatResult:
+    id: str
+    model: str                      # the model that answered
+    content: str | None
+    finish_reason: str              # stop | length | tool_calls | content_filter
+    usage: Usage
+    tool_calls: list[dict] | None = None   # OpenAI shape, complete
+    logprobs: dict | None = None            # OpenAI choice.logprobs shape
+    provider: str = ""
+
+
+# Stream events, in order: any number of Delta, then one Finish, then (always) one Final.
+@dataclass(slots=True)
+class Delta:
+    content: str | None = None
+    tool_calls: list[dict] | None = None   # OpenAI delta fragments: {"index", "id"?, "function": {...}}
+    logprobs: dict | None = None
+
+
+@dataclass(slots=True)
+class Finish:
+    finish_reason: str
+
+
+@dataclass(slots=True)
+class Final:
+    usage: Usage
+    id: str
+    model: str
+
+
+def content_text(content) -> str:
+    """The text of a message content (a string or a list of parts)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text")

@@ -1,0 +1,90 @@
+"""Calling a model with retries, backoff and an ordered fallback chain.
+
+Per model: retryable failures (429, 5xx, connection errors) are retried with exponential
+backoff, honouring Retry-After up to a cap; then the next model of the chain is tried.
+A timeout skips straight to the next model (retrying a stall costs a whole timeout).
+A request the upstream rejects as invalid is not retried anywhere.
+Streams commit to a model once its first event has arrived: after that nothing falls back.
+"""
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from .adapters import adapter_for
+from .canonical import ChatRequest, ChatResult
+from .catalog import ModelInfo
+from .errors import UpstreamError
+
+
+@dataclass
+class Outcome:
+    """What dispatch tried, for the ledger and the response headers."""
+
+    attempts: int = 0
+    models_tried: list[str] = field(default_factory=list)
+    last_error: UpstreamError | None = None
+
+
+def chain_for(model: ModelInfo, catalog: dict[str, ModelInfo], req: ChatRequest) -> list[ModelInfo]:
+    """The model, then its fallbacks that exist and can serve this request."""
+    needed = {"tools"} if req.tools else set()
+    chain, seen = [model], {model.id}
+    for model_id in model.fallbacks:
+        candidate = catalog.get(model_id)
+        if candidate and candidate.id not in seen and needed <= candidate.capabilities:
+            chain.append(candidate)
+            seen.add(candidate.id)
+    return chain
+
+
+def _backoff(attempt: int, error: UpstreamError) -> float:
+    if error.retry_after is not None:
+        return min(error.retry_after, settings.AKA_MAX_RETRY_AFTER)
+    return min(settings.AKA_RETRY_BASE_DELAY * (2**attempt) * (1 + random.random() / 2), settings.AKA_MAX_RETRY_AFTER)
+
+
+async def _each_attempt(chain: list[ModelInfo], outcome: Outcome):
+    """Yields (model, attempt number) to try, sleeping between retries; the caller
+    reports each failure through `outcome.last_error` before asking for the next."""
+    for model in chain:
+        outcome.models_tried.append(model.id)
+        for attempt in range(settings.AKA_UPSTREAM_RETRIES + 1):
+            outcome.attempts += 1
+            yield model
+            error = outcome.last_error
+            if error is None or not error.retryable or attempt == settings.AKA_UPSTREAM_RETRIES:
+                break
+            await asyncio.sleep(_backoff(attempt, error))
+        if outcome.last_error is not None and outcome.last_error.kind == "upstream_rejected":
+            return
+
+
+async def complete(req: ChatRequest, chain: list[ModelInfo], outcome: Outcome) -> ChatResult:
+    async for model in _each_attempt(chain, outcome):
+        try:
+            result = await adapter_for(model.provider).complete(req, model)
+        except UpstreamError as error:
+            outcome.last_error = error
+            continue
+        outcome.last_error = None
+        return result
+    raise outcome.last_error
+
+
+async def open_stream(req: ChatRequest, chain: list[ModelInfo], outcome: Outcome):
+    """(model, first event, rest of the events) from the first model that starts answering."""
+    async for model in _each_attempt(chain, outcome):
+        events: AsyncIterator = adapter_for(model.provider).stream(req, model)
+        try:
+            first = await anext(events)
+        except UpstreamError as error:
+            outcome.last_error = error
+            await events.aclose()
+            continue
+        outcome.last_error = None
+        return model, first, events
+    raise outcome.last_error

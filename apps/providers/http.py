@@ -1,0 +1,34 @@
+"""The process's one shared httpx.AsyncClient (per event loop), closed at shutdown."""
+
+import asyncio
+
+import httpx
+from django.conf import settings
+
+from apps.core.lifecycle import on_shutdown
+
+_clients: dict[int, httpx.AsyncClient] = {}
+
+
+def client() -> httpx.AsyncClient:
+    loop_id = id(asyncio.get_running_loop())
+    shared = _clients.get(loop_id)
+    if shared is None:
+        shared = _clients[loop_id] = httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                connect=settings.AKA_UPSTREAM_CONNECT_TIMEOUT,
+                read=settings.AKA_UPSTREAM_READ_TIMEOUT,
+                write=10.0,
+                pool=10.0,
+            ),
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30),
+            follow_redirects=False,
+        )
+    return shared
+
+
+@on_shutdown
+async def close_clients() -> None:
+    for shared in list(_clients.values()):
+        await shared.aclose()
+    _clients.clear()

@@ -1,0 +1,122 @@
+"""bench/overhead: what the gateway adds on top of the upstream it calls.
+
+Starts the upstream simulator (no artificial latency) and one gateway worker process,
+then drives both with wrk, the same non-streaming chat completion body, at concurrency
+1 and 32. Prints p50/p90/p99 latency and requests per second for the upstream called
+directly and through the gateway, the gateway's added latency, and the time to first
+streamed byte both ways. Run it with `make bench-overhead` (services must be up: it uses
+the project's Postgres and Redis, and a tenant of its own with no rate limit).
+"""
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.live import start_simulator  # noqa: E402
+from tests.live_gateway import start_gateway  # noqa: E402
+
+DURATION = os.environ.get("BENCH_DURATION", "10s")
+MODEL = os.environ.get("BENCH_MODEL", "gpt-4o-mini")
+BODY = json.dumps({
+    "model": MODEL,
+    "messages": [{"role": "system", "content": "You are a support agent."},
+                 {"role": "user", "content": "How do I reset my card PIN?"}],
+    "max_tokens": 64,
+})
+
+
+def lua_script(key: str) -> str:
+    path = Path(tempfile.mkdtemp()) / "post.lua"
+    path.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = [[{BODY}]]\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+    )
+    return str(path)
+
+
+def wrk(url: str, script: str, connections: int) -> dict:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{DURATION}", "--latency", "-s", script, url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    figures = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    for pct in ("50", "90", "99"):
+        value, unit = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out).groups()
+        figures[f"p{pct}"] = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    figures["errors"] = int(errors.group(1)) if errors else 0
+    return figures
+
+
+def first_byte_ms(url: str, key: str, n: int = 200) -> float:
+    body = BODY[:-1] + ', "stream": true}'
+    samples = []
+    with httpx.Client(timeout=10) as client:
+        for _ in range(n):
+            started = time.perf_counter()
+            with client.stream("POST", url, content=body, headers={
+                    "Authorization": f"Bearer {key}", "Content-Type": "application/json"}) as response:
+                next(response.iter_raw())
+                samples.append((time.perf_counter() - started) * 1000)
+                for _ in response.iter_raw():
+                    pass
+    return statistics.median(samples)
+
+
+def make_tenant() -> str:
+    env = {**os.environ}
+    slug = f"bench-{int(time.time())}"
+    out = subprocess.run(
+        [sys.executable, "manage.py", "create_tenant", "Bench", "--slug", slug, "--owner-email", f"{slug}@bench.local",
+         "--plan", "Scale", "--rate-limit", "0", "--key"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    ).stdout
+    return out.strip().splitlines()[-1]
+
+
+def main() -> None:
+    key = make_tenant()
+    sim_url, stop_sim = start_simulator(fast=True)
+    gw_url, stop_gw = start_gateway(simulator_url=sim_url)
+    try:
+        script = lua_script(key)
+        direct, via = f"{sim_url}/v1/chat/completions", f"{gw_url}/v1/chat/completions"
+        # Warm both (connections, catalog, key cache).
+        wrk(direct, script, 4)
+        wrk(via, script, 4)
+        print(f"bench/overhead  model={MODEL}  duration={DURATION} per run  one gateway worker, wrk -t1\n")
+        print(f"{'target':10} {'conc':>4} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'req/s':>9} {'non-2xx':>8}")
+        results = {}
+        for conc in (1, 32):
+            for name, url in (("upstream", direct), ("gateway", via)):
+                r = results[(name, conc)] = wrk(url, script, conc)
+                print(f"{name:10} {conc:>4} {r['p50']:>8.2f} {r['p90']:>8.2f} {r['p99']:>8.2f} {r['rps']:>9.0f} "
+                      f"{r['errors']:>8}")
+        print()
+        for conc in (1, 32):
+            d, g = results[("upstream", conc)], results[("gateway", conc)]
+            print(f"added by the gateway at c={conc}: p50 {g['p50'] - d['p50']:+.2f} ms, p90 {g['p90'] - d['p90']:+.2f} ms,"
+                  f" p99 {g['p99'] - d['p99']:+.2f} ms")
+        print(f"gateway throughput at c=32: {results[('gateway', 32)]['rps']:.0f} req/s on one worker process")
+        ttfb_direct, ttfb_gw = first_byte_ms(direct, key), first_byte_ms(via, key)
+        print(f"time to first streamed byte (median of 200): upstream {ttfb_direct:.2f} ms, gateway {ttfb_gw:.2f} ms, "
+              f"added {ttfb_gw - ttfb_direct:+.2f} ms")
+    finally:
+        stop_gw()
+        stop_sim()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+import pytest
+from django.test import override_settings
+
+
+@pytest.mark.django_db(transaction=True)
+def test_healthz_reports_database_and_redis(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "redis": "ok"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_healthz_fails_when_redis_is_unreachable(client):
+    from apps.core import redis as core_redis
+
+    with override_settings(REDIS_URL="unix:///nonexistent/redis.sock"):
+        core_redis._async_clients.clear()
+        response = client.get("/healthz")
+    core_redis._async_clients.clear()
+    assert response.status_code == 503
+    assert response.json()["redis"].startswith("failing")
+
+
+def test_metrics_are_in_prometheus_format(client):
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    assert "# TYPE aka_gateway_requests_total counter" in response.content.decode()

@@ -1,0 +1,65 @@
+"""A live gateway (uvicorn, the real ASGI app) in front of the live upstream simulator,
+sharing the test database and the test Redis database."""
+
+import time
+
+import pytest
+from django.conf import settings
+
+from apps.billing.models import CallRecord
+from apps.providers.catalog import sync_from_seed
+from tests import factories
+from tests.live_gateway import start_gateway
+
+
+@pytest.fixture(scope="session")
+def gateway(django_db_setup, django_db_blocker, simulator):
+    db = settings.DATABASES["default"]
+    url, stop = start_gateway(
+        database_name=db["NAME"],
+        redis_url=settings.REDIS_URL,
+        simulator_url=simulator,
+        extra_env={
+            "AKA_UPSTREAM_READ_TIMEOUT": "1.5",
+            "AKA_RETRY_BASE_DELAY": "0.01",
+            "AKA_MAX_RETRY_AFTER": "0.05",
+            "AKA_KEY_CACHE_TTL": "0.5",
+            "AKA_CATALOG_TTL": "0.5",
+            "AKA_MAX_BODY_BYTES": str(256 * 1024),
+        },
+    )
+    yield url
+    stop()
+
+
+@pytest.fixture
+def live(transactional_db, gateway):
+    """A tenant with a key, the catalog in place, and the gateway's base URL."""
+    sync_from_seed()
+    tenant, owner = factories.make_tenant("Live Tenant")
+    key, raw = factories.make_key(tenant, "live")
+    return Live(url=gateway, tenant=tenant, key=key, raw_key=raw)
+
+
+class Live:
+    def __init__(self, url, tenant, key, raw_key):
+        self.url, self.tenant, self.key, self.raw_key = url, tenant, key, raw_key
+
+    def records(self, expected: int = 1, timeout: float = 3.0) -> list[CallRecord]:
+        """The tenant's ledger rows, waiting for `expected` of them (streams are recorded
+        when they end, a moment after the client has read the last byte)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = list(CallRecord.objects.for_tenant(self.tenant).order_by("created_at", "id"))
+            if len(rows) >= expected or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def simulator():
+    from tests.live import start_simulator
+
+    url, stop = start_simulator(fast=True)
+    yield url
+    stop()

@@ -1,0 +1,87 @@
+"""/v1/messages through the official Anthropic SDK."""
+
+import anthropic
+import httpx
+import pytest
+
+PROMPT = "Can I get a refund for a duplicate charge?"
+
+
+def sdk(live) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=live.url, api_key=live.raw_key, max_retries=0)
+
+
+@pytest.mark.parametrize("model", ["claude-haiku-4-5", "gpt-4o-mini", "gemini-2.5-flash"])
+def test_message_for_each_provider_family(live, model):
+    raw = sdk(live).messages.with_raw_response.create(
+        model=model, max_tokens=256, system="Be brief.", messages=[{"role": "user", "content": PROMPT}])
+    message = raw.parse()
+    assert message.type == "message" and message.role == "assistant" and message.model == model
+    assert PROMPT in message.content[0].text
+    assert message.stop_reason == "end_turn"
+    assert raw.headers["x-aka-model"] == model
+    [row] = live.records()
+    assert row.endpoint == "messages"
+    assert (row.prompt_tokens, row.completion_tokens) == (message.usage.input_tokens, message.usage.output_tokens)
+
+
+@pytest.mark.parametrize("model", ["claude-haiku-4-5", "gpt-4o-mini"])
+def test_stream_events_and_usage(live, model):
+    client = sdk(live)
+    whole = client.messages.create(model=model, max_tokens=256, messages=[{"role": "user", "content": PROMPT}])
+    with client.messages.stream(model=model, max_tokens=256, messages=[{"role": "user", "content": PROMPT}]) as s:
+        kinds = [event.type for event in s]
+        final = s.get_final_message()
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    assert {"content_block_start", "content_block_delta", "content_block_stop", "message_delta"} <= set(kinds)
+    assert final.content[0].text == whole.content[0].text
+    # Anthropic's counts are cumulative; the gateway must not add them up twice.
+    assert final.usage.output_tokens == whole.usage.output_tokens
+    assert final.usage.input_tokens == whole.usage.input_tokens
+    rows = live.records(expected=2)
+    assert rows[1].stream and rows[1].completion_tokens == whole.usage.output_tokens
+
+
+def test_max_tokens_truncation_maps_to_max_tokens(live):
+    message = sdk(live).messages.create(model="claude-haiku-4-5", max_tokens=3,
+                                        messages=[{"role": "user", "content": PROMPT}])
+    assert message.stop_reason == "max_tokens" and message.usage.output_tokens == 3
+
+
+def test_tool_use(live):
+    tool = {"name": "get_weather", "description": "weather",
+            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+    client = sdk(live)
+    message = client.messages.create(model="claude-haiku-4-5", max_tokens=256, tools=[tool],
+                                     messages=[{"role": "user", "content": "weather in Rome?"}])
+    assert message.stop_reason == "tool_use"
+    [use] = [b for b in message.content if b.type == "tool_use"]
+    assert use.name == "get_weather" and "city" in use.input
+    follow = client.messages.create(model="claude-haiku-4-5", max_tokens=256, tools=[tool], messages=[
+        {"role": "user", "content": "weather in Rome?"},
+        {"role": "assistant", "content": [b.model_dump() for b in message.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "25C clear"}]},
+    ])
+    assert "25C clear" in follow.content[0].text
+
+
+def test_missing_max_tokens_is_a_400_in_anthropic_shape(live):
+    response = httpx.post(f"{live.url}/v1/messages", headers={"x-api-key": live.raw_key},
+                          json={"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == 400
+    assert response.json() == {"type": "error", "error": {"type": "invalid_request_error",
+                                                          "message": "max_tokens: Field required"}}
+    [row] = live.records()
+    assert (row.status_code, row.billable) == (400, False)
+
+
+def test_bad_key_is_401_in_anthropic_shape(live):
+    client = anthropic.Anthropic(base_url=live.url, api_key="aka_nope", max_retries=0)
+    with pytest.raises(anthropic.AuthenticationError) as err:
+        client.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+    assert err.value.body["error"]["type"] == "authentication_error"
+
+
+def test_models_list_in_anthropic_shape(live):
+    ids = [m.id for m in sdk(live).models.list()]
+    assert "auto" in ids and "claude-haiku-4-5" in ids

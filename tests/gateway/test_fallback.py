@@ -1,0 +1,82 @@
+"""Retries and fallbacks before the first byte; none after it."""
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+
+def sdk(live) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{live.url}/v1", api_key=live.raw_key, max_retries=0)
+
+
+@pytest.fixture
+def sim(simulator):
+    httpx.post(f"{simulator}/_sim/reset")
+    yield simulator
+    httpx.post(f"{simulator}/_sim/reset")
+
+
+@pytest.mark.parametrize("kind", ["500", "429", "stall", "reset"])
+def test_fallback_when_the_primary_fails(live, sim, kind):
+    raw = sdk(live).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": f"card? [[fault:{kind} model=gpt-4o-mini]]"}])
+    assert raw.headers["x-aka-model"] == "claude-haiku-4-5"
+    assert raw.parse().model == "claude-haiku-4-5"
+    [row] = live.records()
+    assert (row.model_requested, row.model_served, row.status_code) == ("gpt-4o-mini", "claude-haiku-4-5", 200)
+    # A stall is not retried on the same model; the others are retried twice first.
+    assert row.attempts == (2 if kind == "stall" else 4)
+
+
+def test_retry_succeeds_on_the_same_model(live, sim):
+    completion = sdk(live).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "pin? [[fault:500 times=2]]"}])
+    assert completion.model == "gpt-4o-mini"
+    [row] = live.records()
+    assert row.attempts == 3 and row.model_served == "gpt-4o-mini"
+
+
+def test_stream_falls_back_before_the_first_byte(live, sim):
+    chunks = list(sdk(live).chat.completions.create(
+        model="gpt-4o-mini", stream=True,
+        messages=[{"role": "user", "content": "limits? [[fault:500 model=gpt-4o-mini]]"}]))
+    assert {c.model for c in chunks} == {"claude-haiku-4-5"}
+    assert "limits?" in "".join(c.choices[0].delta.content or "" for c in chunks)
+
+
+def test_no_fallback_after_the_first_byte(live, sim):
+    stream = sdk(live).chat.completions.create(
+        model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "fees? [[fault:cut]]"}])
+    received = []
+    with pytest.raises(openai.APIError):
+        for chunk in stream:
+            received.append(chunk)
+    assert received  # part of the answer arrived before the cut
+    [row] = live.records()
+    assert (row.status_code, row.error_type, row.billable, row.model_served) == (
+        502, "upstream_stream_cut", False, "gpt-4o-mini")
+    stats = httpx.get(f"{sim}/_sim/stats").json()
+    assert stats["requests"] == {"gpt-4o-mini": 1}
+
+
+def test_anthropic_stream_cut_is_an_error_event(live, sim):
+    client = anthropic.Anthropic(base_url=live.url, api_key=live.raw_key, max_retries=0)
+    with pytest.raises(anthropic.APIError):
+        with client.messages.stream(model="claude-haiku-4-5", max_tokens=200,
+                                    messages=[{"role": "user", "content": "fees? [[fault:cut]]"}]) as stream:
+            for _ in stream:
+                pass
+    [row] = live.records()
+    assert row.status_code == 502 and row.error_type == "upstream_stream_cut"
+
+
+def test_client_disconnect_mid_stream_is_recorded_once(live, sim):
+    body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "slow one [[slow]]"}]}
+    with httpx.stream("POST", f"{live.url}/v1/chat/completions", json=body,
+                      headers={"authorization": f"Bearer {live.raw_key}"}) as response:
+        assert response.status_code == 200
+        next(response.iter_raw())  # the first bytes, then hang up
+    [row] = live.records()
+    assert (row.status_code, row.error_type, row.billable) == (499, "client_closed", False)
+    assert live.records(expected=2, timeout=0.5) == [row]

@@ -1,0 +1,115 @@
+"""/v1/chat/completions through the official OpenAI SDK, for every provider family."""
+
+import httpx
+import openai
+import pytest
+
+PROMPT = "Where is my new debit card?"
+FAMILIES = ["gpt-4o-mini", "claude-haiku-4-5", "gemini-2.5-flash", "llama-3.1-8b-instruct"]
+
+
+def sdk(live, **kw) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{live.url}/v1", api_key=live.raw_key, max_retries=0, **kw)
+
+
+def direct_usage(simulator: str, model: str, messages: list[dict]) -> tuple[int, int]:
+    """What the simulator counts for the same conversation, asked over its OpenAI route."""
+    body = httpx.post(f"{simulator}/v1/chat/completions", json={"model": model, "messages": messages}).json()
+    return body["usage"]["prompt_tokens"], body["usage"]["completion_tokens"]
+
+
+@pytest.mark.parametrize("model", FAMILIES)
+def test_completion_for_each_provider_family(live, simulator, model):
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": PROMPT}]
+    raw = sdk(live).chat.completions.with_raw_response.create(model=model, messages=messages)
+    completion = raw.parse()
+    assert PROMPT in completion.choices[0].message.content
+    assert completion.model == model
+    assert completion.choices[0].finish_reason == "stop"
+    assert raw.headers["x-aka-model"] == model
+    assert raw.headers["x-aka-cache"] == "miss"
+    assert raw.headers["x-request-id"].startswith("req_")
+
+    [row] = live.records()
+    assert (row.model_requested, row.model_served, row.status_code, row.billable) == (model, model, 200, True)
+    assert (row.prompt_tokens, row.completion_tokens) == (completion.usage.prompt_tokens,
+                                                        completion.usage.completion_tokens)
+    assert row.request_id == raw.headers["x-request-id"]
+    assert row.price_cents == 10 and row.stream is False and row.prompt is None
+    assert float(raw.headers["x-aka-cost-usd"]) == pytest.approx(float(row.provider_cost_micros) / 1e6, abs=1e-8)
+
+
+def test_usage_equals_the_simulators_count(live, simulator):
+    messages = [{"role": "user", "content": PROMPT}]
+    completion = sdk(live).chat.completions.create(model="gpt-4o", messages=messages)
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == direct_usage(
+        simulator, "gpt-4o", messages)
+    [row] = live.records()
+    # gpt-4o: $2.50 / $10 per million tokens = 2.5 / 10 micro-dollars per token.
+    expected = completion.usage.prompt_tokens * 2.5 + completion.usage.completion_tokens * 10
+    assert float(row.provider_cost_micros) == expected
+
+
+@pytest.mark.parametrize("model", FAMILIES)
+def test_stream_for_each_provider_family(live, model):
+    client = sdk(live)
+    whole = client.chat.completions.create(model=model, messages=[{"role": "user", "content": PROMPT}])
+    chunks = list(client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": PROMPT}], stream=True,
+        stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+    rows = live.records(expected=2)
+    assert [r.stream for r in rows] == [False, True]
+    assert rows[1].completion_tokens == whole.usage.completion_tokens and rows[1].status_code == 200
+    assert rows[1].ttft_ms is not None and rows[1].billable
+
+
+def test_stream_without_include_usage_has_no_usage_chunk(live):
+    chunks = list(sdk(live).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}], stream=True))
+    assert all(c.choices for c in chunks)
+    assert all(c.usage is None for c in chunks)
+    [row] = live.records()
+    assert row.completion_tokens > 0  # the gateway always learns the usage itself
+
+
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "claude-haiku-4-5", "gemini-2.5-flash"])
+def test_tool_call_and_tool_result_round_trip(live, model):
+    client = sdk(live)
+    messages = [{"role": "user", "content": "What is the weather in Paris?"}]
+    first = client.chat.completions.create(model=model, messages=messages, tools=[WEATHER_TOOL])
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    [call] = choice.message.tool_calls
+    assert call.function.name == "get_weather" and call.id
+    messages += [choice.message.model_dump(exclude_none=True),
+                 {"role": "tool", "tool_call_id": call.id, "content": "18C and sunny"}]
+    second = client.chat.completions.create(model=model, messages=messages, tools=[WEATHER_TOOL])
+    assert "18C and sunny" in second.choices[0].message.content
+
+
+def test_streamed_tool_call(live):
+    chunks = list(sdk(live).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "weather in Oslo?"}], tools=[WEATHER_TOOL],
+        stream=True))
+    calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert calls[0].function.name == "get_weather"
+    arguments = "".join(tc.function.arguments or "" for tc in calls)
+    assert "city" in arguments
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_prompt_logged_when_the_tenant_turned_it_on(live):
+    live.tenant.log_prompts = True
+    live.tenant.save()  # before the key's first use, so no process has it cached
+    sdk(live).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}])
+    [row] = live.records()
+    assert row.prompt == PROMPT

@@ -1,0 +1,74 @@
+"""Sign-up, login, logout and password reset, end to end through the real views."""
+
+import re
+
+from django.contrib.auth import get_user_model
+from django.core import mail
+from rest_framework.test import APIClient
+
+from apps.tenants.models import ApiKey, Membership, Tenant
+from tests import factories
+
+
+def signup(client, email="dana@example.com", organisation="Dana Labs", password="a-long-passphrase-7"):
+    return client.post("/accounts/signup/", {"organisation": organisation, "email": email, "password": password})
+
+
+def test_signup_creates_tenant_owner_and_key_shown_once(client, db):
+    factories.ensure_plans()
+    assert client.get("/accounts/signup/").status_code == 200
+    response = signup(client)
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+    raw = re.search(r"aka_[A-Za-z0-9_-]{43}", response.content.decode()).group(0)
+
+    tenant = Tenant.objects.get(name="Dana Labs")
+    assert tenant.plan.name == "Starter" and tenant.status == "active"
+    user = get_user_model().objects.get(email="dana@example.com")
+    membership = Membership.objects.for_tenant(tenant).get()
+    assert (membership.user, membership.role) == (user, "owner")
+    key = ApiKey.objects.for_tenant(tenant).get()
+    assert key.prefix == raw[:12]
+
+    # Logged in, and the key is nowhere to be seen again.
+    for page in ("/", "/keys/"):
+        body = client.get(page).content.decode()
+        assert raw not in body
+    assert key.prefix in client.get("/keys/").content.decode()
+
+    # The key works.
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert api.get("/api/keys/").status_code == 200
+
+
+def test_signup_rejects_taken_email_and_weak_password(client, db):
+    factories.make_tenant(owner_email="taken@example.com")
+    response = signup(client, email="taken@example.com")
+    assert response.status_code == 200 and "already exists" in response.content.decode()
+    response = signup(client, email="new@example.com", password="short")
+    assert "too short" in response.content.decode()
+    assert not Tenant.objects.filter(name="Dana Labs").exists()
+
+
+def test_login_and_logout(client, db):
+    _, user = factories.make_tenant(owner_email="erin@example.com")
+    assert client.get("/").status_code == 302  # to the login page
+    response = client.post("/accounts/login/", {"username": "erin@example.com", "password": factories.PASSWORD})
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert client.get("/").status_code == 200
+    client.post("/accounts/logout/")
+    assert client.get("/").status_code == 302
+
+
+def test_password_reset_by_email(client, db):
+    factories.make_tenant(owner_email="fay@example.com")
+    response = client.post("/accounts/password_reset/", {"email": "fay@example.com"})
+    assert response.status_code == 302
+    assert len(mail.outbox) == 1
+    link = re.search(r"http://testserver(/accounts/reset/\S+/)", mail.outbox[0].body).group(1)
+    form_page = client.get(link, follow=True)
+    set_url = form_page.redirect_chain[-1][0]
+    done = client.post(set_url, {"new_password1": "brand-new-secret-42", "new_password2": "brand-new-secret-42"})
+    assert done.status_code == 302
+    assert client.login(username="fay@example.com", password="brand-new-secret-42")
