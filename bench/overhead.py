@@ -22,8 +22,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests.live import start_simulator  # noqa: E402
-from tests.live_gateway import start_gateway  # noqa: E402
+from tests.live import start_gateway, start_simulator  # noqa: E402
 
 DURATION = os.environ.get("BENCH_DURATION", "10s")
 MODEL = os.environ.get("BENCH_MODEL", "gpt-4o-mini")
@@ -68,9 +67,10 @@ def first_byte_ms(url: str, key: str, n: int = 200) -> float:
             started = time.perf_counter()
             with client.stream("POST", url, content=body, headers={
                     "Authorization": f"Bearer {key}", "Content-Type": "application/json"}) as response:
-                next(response.iter_raw())
+                chunks = response.iter_raw()
+                next(chunks)
                 samples.append((time.perf_counter() - started) * 1000)
-                for _ in response.iter_raw():
+                for _ in chunks:
                     pass
     return statistics.median(samples)
 

@@ -60,10 +60,15 @@ def main() -> None:
     base = env["AKA_BASE_URL"]
     wait_for(f"{base}/healthz", "web")
 
+    wait_for(f"{env['AKA_SIMULATOR_URL']}/_sim/health", "simulator")
     DEMO_ENV.write_text(
         f"AKA_BASE_URL={base}\nAKA_API_KEY={key}\nAKA_DEMO_EMAIL={email}\nAKA_DEMO_PASSWORD={password}\n"
         f"AKA_SIMULATOR_URL={env['AKA_SIMULATOR_URL']}\n"
     )
+    workload = subprocess.run([PY, "scripts/sample_workload.py"], cwd=services.ROOT, capture_output=True, text=True)
+    if workload.returncode:
+        sys.exit(f"sample workload failed:\n{workload.stdout}{workload.stderr}")
+    print(workload.stdout.splitlines()[-1])
     print(f"""
 AkaRouter is running ({time.monotonic() - started:.1f}s).
   Dashboard:  {base}/

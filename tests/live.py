@@ -1,12 +1,16 @@
 """Helpers that start real processes for tests.
 
-start_simulator() runs the upstream simulator (`python -m apps.providers.simulator`) as a
-subprocess on a free loopback port and returns once GET /_sim/health answers 200.
+start_simulator() and start_gateway() run the upstream simulator and the gateway (uvicorn
+serving akaplatform.asgi) as subprocesses on free loopback ports and return once each
+answers its health check.
 """
 
 from __future__ import annotations
 
+import atexit
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -31,36 +35,54 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_simulator(fast: bool = True, timeout: float = 20.0) -> tuple[str, Callable[[], None]]:
-    """Start the simulator; returns (base_url, stop). `stop()` is idempotent."""
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: the simulator gets SIGTERM when the process that started it dies, so a killed
+    test run leaves no server behind (the thread calling start_simulator must outlive it)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _stopper(proc: subprocess.Popen, log) -> Callable[[], None]:
+    def stop() -> None:
+        atexit.unregister(stop)
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        log.close()
+
+    return stop
+
+
+def start_server(argv: list[str], health_path: str, *, env: dict[str, str] | None = None, name: str = "server",
+                 timeout: float = 30.0) -> tuple[str, Callable[[], None]]:
+    """Runs `argv` (with `{port}` filled in with a free loopback port) and returns
+    (base_url, stop) once GET health_path answers 200. `stop()` is idempotent and also
+    runs at interpreter exit."""
     last_error: Exception | None = None
     for _attempt in range(3):  # a free port can be taken between probing and binding
         port = free_port()
         log = tempfile.TemporaryFile()
-        cmd = [_python(), "-m", "apps.providers.simulator", "--host", "127.0.0.1", "--port", str(port)]
-        if fast:
-            cmd.append("--fast")
-        env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-        env.pop("AKA_SIMULATOR_FAST", None)
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [a.replace("{port}", str(port)) for a in argv],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
         base_url = f"http://127.0.0.1:{port}"
-
-        def stop(proc=proc, log=log) -> None:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
-            log.close()
-
+        stop = _stopper(proc, log)
+        atexit.register(stop)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                break
+        while time.monotonic() < deadline and proc.poll() is None:
             try:
-                if httpx.get(f"{base_url}/_sim/health", timeout=0.5).status_code == 200:
+                if httpx.get(f"{base_url}{health_path}", timeout=1).status_code == 200:
                     return base_url, stop
             except httpx.HTTPError as exc:
                 last_error = exc
@@ -68,5 +90,25 @@ def start_simulator(fast: bool = True, timeout: float = 20.0) -> tuple[str, Call
         log.seek(0)
         output = log.read().decode(errors="replace")
         stop()
-        last_error = RuntimeError(f"simulator on port {port} did not start:\n{output[-4000:]}")
+        last_error = RuntimeError(f"{name} on port {port} did not start:\n{output[-4000:]}")
     raise RuntimeError(str(last_error))
+
+
+def start_simulator(fast: bool = True) -> tuple[str, Callable[[], None]]:
+    """The upstream simulator; with `fast`, no artificial latency."""
+    argv = [_python(), "-m", "apps.providers.simulator", "--host", "127.0.0.1", "--port", "{port}"]
+    return start_server(argv + (["--fast"] if fast else []), "/_sim/health", name="simulator",
+                        env={"AKA_SIMULATOR_FAST": "1" if fast else ""})
+
+
+def start_gateway(*, simulator_url: str, database_url: str | None = None, redis_url: str | None = None,
+                  extra_env: dict[str, str] | None = None, workers: int = 1) -> tuple[str, Callable[[], None]]:
+    """The real ASGI app under uvicorn, calling providers through `simulator_url`."""
+    env = {"AKA_SIMULATOR_URL": simulator_url, **(extra_env or {})}
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    argv = [_python(), "-m", "uvicorn", "akaplatform.asgi:application", "--host", "127.0.0.1", "--port", "{port}",
+            "--workers", str(workers), "--no-access-log", "--loop", "uvloop", "--http", "httptools"]
+    return start_server(argv, "/healthz", env=env, name="gateway")

@@ -38,6 +38,14 @@ def _conninfo() -> str:
     return make_conninfo(**{k: v for k, v in params.items() if v not in (None, "")})
 
 
+async def _configure(conn) -> None:
+    # Commit without waiting for the WAL flush: a call waits for its row to reach
+    # Postgres (an app crash loses nothing), not for the disk (a Postgres crash could lose
+    # the last fraction of a second). This halves the gateway's added latency.
+    await conn.execute("SET synchronous_commit = off")
+    await conn.commit()
+
+
 class LedgerWriter:
     def __init__(self) -> None:
         self._queue: list[tuple[dict, asyncio.Future]] = []
@@ -57,7 +65,7 @@ class LedgerWriter:
     async def _ensure_pool(self) -> AsyncConnectionPool:
         if self._pool is None:
             self._pool = AsyncConnectionPool(_conninfo(), min_size=1, max_size=settings.AKA_LEDGER_POOL_SIZE,
-                                             open=False)
+                                             open=False, configure=_configure)
             await self._pool.open()
         return self._pool
 

@@ -47,6 +47,7 @@ async def _with_keepalives(events: AsyncIterator, interval: float):
     finally:
         if pending is not None and not pending.done():
             pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
 
 
 async def body(call: Call, wire: Wire, model: ModelInfo, first, events: AsyncIterator, response_id: str,
@@ -59,9 +60,10 @@ async def body(call: Call, wire: Wire, model: ModelInfo, first, events: AsyncIte
         async for event in events:
             yield event
 
+    ticks = _with_keepalives(all_events(), KEEPALIVE_SECONDS)
     try:
         yield writer.start()
-        async for event in _with_keepalives(all_events(), KEEPALIVE_SECONDS):
+        async for event in ticks:
             if event is None:
                 yield KEEPALIVE
             elif isinstance(event, Delta):
@@ -79,7 +81,11 @@ async def body(call: Call, wire: Wire, model: ModelInfo, first, events: AsyncIte
         status, error_type = 502, "upstream_stream_cut"
         yield wire.stream_error(as_api_error(error))
     finally:
-        await events.aclose()
-        await call.record(status=status, usage=usage or Usage(), served=model, error_type=error_type,
-                          ttft_ms=ttft_ms)
+        try:
+            # Inner first: the keepalive wrapper may be mid-read of the upstream stream.
+            await ticks.aclose()
+            await events.aclose()
+        finally:
+            await call.record(status=status, usage=usage or Usage(), served=model, error_type=error_type,
+                              ttft_ms=ttft_ms)
 

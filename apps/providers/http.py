@@ -1,8 +1,13 @@
-"""The process's one shared httpx.AsyncClient (per event loop), closed at shutdown."""
+"""The process's one shared httpx.AsyncClient (per event loop), closed at shutdown.
+
+It runs on httpx-aiohttp's transport: the same httpx API, with aiohttp doing the I/O.
+On this machine that doubles the calls per second one gateway process can make
+compared with httpx's own transport (see bench/overhead)."""
 
 import asyncio
 
 import httpx
+from httpx_aiohttp import HttpxAiohttpClient
 from django.conf import settings
 
 from apps.core.lifecycle import on_shutdown
@@ -14,7 +19,7 @@ def client() -> httpx.AsyncClient:
     loop_id = id(asyncio.get_running_loop())
     shared = _clients.get(loop_id)
     if shared is None:
-        shared = _clients[loop_id] = httpx.AsyncClient(
+        shared = _clients[loop_id] = HttpxAiohttpClient(
             timeout=httpx.Timeout(
                 connect=settings.AKA_UPSTREAM_CONNECT_TIMEOUT,
                 read=settings.AKA_UPSTREAM_READ_TIMEOUT,

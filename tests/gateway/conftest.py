@@ -2,21 +2,23 @@
 sharing the test database and the test Redis database."""
 
 import time
+from urllib.parse import quote
 
+import httpx
 import pytest
 from django.conf import settings
 
 from apps.billing.models import CallRecord
 from apps.providers.catalog import sync_from_seed
 from tests import factories
-from tests.live_gateway import start_gateway
+from tests.live import start_gateway, start_simulator
 
 
 @pytest.fixture(scope="session")
 def gateway(django_db_setup, django_db_blocker, simulator):
-    db = settings.DATABASES["default"]
+    db = settings.DATABASES["default"]  # by now pytest-django has pointed it at the test database
     url, stop = start_gateway(
-        database_name=db["NAME"],
+        database_url=f"postgresql://{db['USER']}@{quote(db['HOST'], safe='')}/{db['NAME']}",
         redis_url=settings.REDIS_URL,
         simulator_url=simulator,
         extra_env={
@@ -24,7 +26,7 @@ def gateway(django_db_setup, django_db_blocker, simulator):
             "AKA_RETRY_BASE_DELAY": "0.01",
             "AKA_MAX_RETRY_AFTER": "0.05",
             "AKA_KEY_CACHE_TTL": "0.5",
-            "AKA_CATALOG_TTL": "0.5",
+            "AKA_CATALOG_TTL": "0.05",
             "AKA_MAX_BODY_BYTES": str(256 * 1024),
         },
     )
@@ -38,7 +40,21 @@ def live(transactional_db, gateway):
     sync_from_seed()
     tenant, owner = factories.make_tenant("Live Tenant")
     key, raw = factories.make_key(tenant, "live")
+    probe, _ = factories.make_tenant("Catalog probe")  # keeps the live tenant's key and counters untouched
+    _wait_for_catalog(gateway, factories.make_key(probe)[1])
     return Live(url=gateway, tenant=tenant, key=key, raw_key=raw)
+
+
+def _wait_for_catalog(url: str, key: str) -> None:
+    # Transactional tests empty every table between tests; the server reloads its
+    # catalog snapshot every AKA_CATALOG_TTL, so wait until it has the seeded one again.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        listed = httpx.get(f"{url}/v1/models", headers={"authorization": f"Bearer {key}"}).json()
+        if len(listed.get("data", [])) > 1:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the gateway never saw the seeded catalog")
 
 
 class Live:
@@ -58,8 +74,6 @@ class Live:
 
 @pytest.fixture(scope="session")
 def simulator():
-    from tests.live import start_simulator
-
     url, stop = start_simulator(fast=True)
     yield url
     stop()

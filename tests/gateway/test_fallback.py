@@ -1,5 +1,7 @@
 """Retries and fallbacks before the first byte; none after it."""
 
+import time
+
 import anthropic
 import httpx
 import openai
@@ -72,7 +74,8 @@ def test_anthropic_stream_cut_is_an_error_event(live, sim):
 
 
 def test_client_disconnect_mid_stream_is_recorded_once(live, sim):
-    body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "slow one [[slow]]"}]}
+    body = {"model": "gpt-4o", "stream": True,
+            "messages": [{"role": "user", "content": "slow one [[pace:tps=20]]"}]}
     with httpx.stream("POST", f"{live.url}/v1/chat/completions", json=body,
                       headers={"authorization": f"Bearer {live.raw_key}"}) as response:
         assert response.status_code == 200
@@ -80,3 +83,8 @@ def test_client_disconnect_mid_stream_is_recorded_once(live, sim):
     [row] = live.records()
     assert (row.status_code, row.error_type, row.billable) == (499, "client_closed", False)
     assert live.records(expected=2, timeout=0.5) == [row]
+    # Hanging up closed the upstream stream too: the provider stopped generating.
+    deadline = time.monotonic() + 3
+    while httpx.get(f"{sim}/_sim/stats").json()["cancelled"].get("gpt-4o") != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert httpx.get(f"{sim}/_sim/stats").json()["cancelled"] == {"gpt-4o": 1}

@@ -33,7 +33,9 @@ def test_messages_non_streaming(sim):
     assert m.usage.output_tokens == tok(block.text)
     # System as text blocks and content as blocks count the same.
     m2 = claude(sim).messages.create(
-        model="claude-haiku-4-5", max_tokens=256, system=[{"type": "text", "text": SYSTEM}],
+        model="claude-haiku-4-5",
+        max_tokens=256,
+        system=[{"type": "text", "text": SYSTEM}],
         messages=[{"role": "user", "content": [{"type": "text", "text": QUESTION}]}],
     )
     assert m2.content[0].text == block.text and m2.usage.input_tokens == m.usage.input_tokens
@@ -41,13 +43,16 @@ def test_messages_non_streaming(sim):
 
 def test_messages_streaming_events(sim):
     client = claude(sim)
-    full = client.messages.create(model="claude-sonnet-4-5", max_tokens=256, messages=MESSAGES)
+    full = client.messages.create(model="claude-haiku-4-5", max_tokens=256, messages=MESSAGES)
     text = full.content[0].text
-    events = list(client.messages.create(model="claude-sonnet-4-5", max_tokens=256, messages=MESSAGES, stream=True))
+    events = list(client.messages.create(model="claude-haiku-4-5", max_tokens=256, messages=MESSAGES, stream=True))
     types = [e.type for e in events]
     n = full.usage.output_tokens
     assert types == ["message_start", "content_block_start"] + ["content_block_delta"] * n + [
-        "content_block_stop", "message_delta", "message_stop"]
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
     start = events[0].message
     assert start.id.startswith("msg_") and start.content == [] and start.stop_reason is None
     assert start.usage.input_tokens == prompt_tokens(QUESTION) and start.usage.output_tokens == 1
@@ -58,7 +63,7 @@ def test_messages_streaming_events(sim):
     assert events[-2].delta.stop_reason == "end_turn" and events[-2].delta.stop_sequence is None
     assert events[-2].usage.output_tokens == n == sum(tok(d) for d in deltas)
 
-    with client.messages.stream(model="claude-sonnet-4-5", max_tokens=256, messages=MESSAGES) as stream:
+    with client.messages.stream(model="claude-haiku-4-5", max_tokens=256, messages=MESSAGES) as stream:
         assert "".join(stream.text_stream) == text
         final = stream.get_final_message()
     assert final.usage.output_tokens == n and final.usage.input_tokens == full.usage.input_tokens
@@ -66,14 +71,17 @@ def test_messages_streaming_events(sim):
 
 def test_raw_sse_has_event_lines_and_ping(sim):
     body = {"model": "claude-haiku-4-5", "max_tokens": 3, "messages": MESSAGES, "stream": True}
-    with httpx.stream("POST", f"{sim}/v1/messages", json=body,
-                      headers={"x-api-key": "k", "anthropic-version": "2023-06-01"}) as r:
+    with httpx.stream(
+        "POST", f"{sim}/v1/messages", json=body, headers={"x-api-key": "k", "anthropic-version": "2023-06-01"}
+    ) as r:
         raw = r.read().decode()
     blocks = [b for b in raw.split("\n\n") if b]
     names = [b.split("\n")[0] for b in blocks]
-    assert names == ["event: message_start", "event: content_block_start", "event: ping"] + [
-        "event: content_block_delta"] * 3 + ["event: content_block_stop", "event: message_delta",
-                                             "event: message_stop"]
+    assert names == ["event: message_start", "event: content_block_start", "event: ping"] + ["event: content_block_delta"] * 3 + [
+        "event: content_block_stop",
+        "event: message_delta",
+        "event: message_stop",
+    ]
     for b in blocks:
         name, data = b.split("\n")
         assert json.loads(data.removeprefix("data: "))["type"] == name.removeprefix("event: ")
@@ -84,8 +92,7 @@ def test_max_tokens_and_stop_sequences(sim):
     m = client.messages.create(model="claude-haiku-4-5", max_tokens=4, messages=MESSAGES)
     assert m.stop_reason == "max_tokens" and m.usage.output_tokens == 4
     assert m.content[0].text == "[claude-haiku"
-    m = client.messages.create(model="claude-haiku-4-5", max_tokens=100, messages=MESSAGES,
-                               stop_sequences=["nope", "You asked"])
+    m = client.messages.create(model="claude-haiku-4-5", max_tokens=100, messages=MESSAGES, stop_sequences=["nope", "You asked"])
     assert m.stop_reason == "stop_sequence" and m.stop_sequence == "You asked"
     assert m.content[0].text == "[claude-haiku-4-5] "
     assert m.usage.output_tokens == tok("[claude-haiku-4-5]")
@@ -115,8 +122,9 @@ def test_tool_use(sim):
     client = claude(sim)
     tools = [WEATHER_TOOL_ANTHROPIC, TIME_TOOL_ANTHROPIC]
     question = "Lima weather now?"
-    m = client.messages.create(model="claude-sonnet-4-5", max_tokens=200, tools=tools,
-                               messages=[{"role": "user", "content": question}])
+    m = client.messages.create(
+        model="claude-haiku-4-5", max_tokens=200, tools=tools, messages=[{"role": "user", "content": question}]
+    )
     assert m.stop_reason == "tool_use"
     (block,) = m.content
     assert block.type == "tool_use" and block.id.startswith("toolu_") and block.name == "get_weather"
@@ -125,17 +133,29 @@ def test_tool_use(sim):
     assert m.usage.output_tokens == tok("get_weather") + tok(arguments)
     assert m.usage.input_tokens == prompt_tokens(question, tools=tools)
 
-    m = client.messages.create(model="claude-sonnet-4-5", max_tokens=200, tools=tools,
-                               tool_choice={"type": "tool", "name": "get_time"},
-                               messages=[{"role": "user", "content": "Seoul"}])
+    m = client.messages.create(
+        model="claude-haiku-4-5",
+        max_tokens=200,
+        tools=tools,
+        tool_choice={"type": "tool", "name": "get_time"},
+        messages=[{"role": "user", "content": "Seoul"}],
+    )
     assert m.content[0].name == "get_time" and m.content[0].input == {"tz": "Seoul"}
-    m = client.messages.create(model="claude-sonnet-4-5", max_tokens=200, tools=tools, tool_choice={"type": "any"},
-                               messages=[{"role": "user", "content": "Seoul"}])
+    m = client.messages.create(
+        model="claude-haiku-4-5",
+        max_tokens=200,
+        tools=tools,
+        tool_choice={"type": "any"},
+        messages=[{"role": "user", "content": "Seoul"}],
+    )
     assert m.content[0].name == "get_weather"
 
     # Streaming: tool_use block start then input_json_delta fragments.
-    events = list(client.messages.create(model="claude-sonnet-4-5", max_tokens=200, tools=tools, stream=True,
-                                         messages=[{"role": "user", "content": question}]))
+    events = list(
+        client.messages.create(
+            model="claude-haiku-4-5", max_tokens=200, tools=tools, stream=True, messages=[{"role": "user", "content": question}]
+        )
+    )
     assert events[1].content_block.type == "tool_use"
     assert events[1].content_block.name == "get_weather" and events[1].content_block.id == block.id
     fragments = [e.delta.partial_json for e in events if e.type == "content_block_delta"]
@@ -143,8 +163,9 @@ def test_tool_use(sim):
     assert json.loads("".join(fragments)) == block.input
     assert events[-2].delta.stop_reason == "tool_use"
     assert events[-2].usage.output_tokens == m.usage.output_tokens == tok("get_weather") + sum(map(tok, fragments))
-    with client.messages.stream(model="claude-sonnet-4-5", max_tokens=200, tools=tools,
-                                messages=[{"role": "user", "content": question}]) as stream:
+    with client.messages.stream(
+        model="claude-haiku-4-5", max_tokens=200, tools=tools, messages=[{"role": "user", "content": question}]
+    ) as stream:
         final = stream.get_final_message()
     assert final.content[0].input == block.input
 
@@ -152,19 +173,22 @@ def test_tool_use(sim):
 def test_tool_result_is_quoted(sim):
     messages = [
         {"role": "user", "content": "Lima weather now?"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather",
-                                           "input": {"city": "Lima"}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
-                                      "content": [{"type": "text", "text": "Foggy, 17 C"}]}]},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Lima"}}],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "Foggy, 17 C"}]}],
+        },
     ]
-    m = claude(sim).messages.create(model="claude-haiku-4-5", max_tokens=300, tools=[WEATHER_TOOL_ANTHROPIC],
-                                    messages=messages)
+    m = claude(sim).messages.create(model="claude-haiku-4-5", max_tokens=300, tools=[WEATHER_TOOL_ANTHROPIC], messages=messages)
     assert m.stop_reason == "end_turn"
     assert m.content[0].text.startswith('[claude-haiku-4-5] The tool returned: "Foggy, 17 C". ')
     assert m.usage.input_tokens == (
-        prompt_tokens("Lima weather now?", "get_weather" + json.dumps({"city": "Lima"}), "Foggy, 17 C",
-                      tools=[WEATHER_TOOL_ANTHROPIC])
+        prompt_tokens(
+            "Lima weather now?", "get_weather" + json.dumps({"city": "Lima"}), "Foggy, 17 C", tools=[WEATHER_TOOL_ANTHROPIC]
+        )
     )
-    count = claude(sim).messages.count_tokens(model="claude-haiku-4-5", tools=[WEATHER_TOOL_ANTHROPIC],
-                                              messages=messages)
+    count = claude(sim).messages.count_tokens(model="claude-haiku-4-5", tools=[WEATHER_TOOL_ANTHROPIC], messages=messages)
     assert count.input_tokens == m.usage.input_tokens

@@ -72,9 +72,7 @@ def test_chat_streaming_matches_non_streaming(sim):
     full = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     text = full.choices[0].message.content
     chunks = list(
-        client.chat.completions.create(
-            model="gpt-4o", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
-        )
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True, stream_options={"include_usage": True})
     )
     assert len({c.id for c in chunks}) == 1 and chunks[0].id.startswith("chatcmpl-")
     assert all(c.object == "chat.completion.chunk" for c in chunks)
@@ -118,8 +116,11 @@ def test_max_tokens_truncates_with_length(sim):
     r = client.chat.completions.create(model="gpt-4.1", messages=MESSAGES, max_completion_tokens=3)
     assert r.choices[0].message.content == "[gpt-" and r.usage.completion_tokens == 3
 
-    chunks = list(client.chat.completions.create(
-        model="gpt-4.1", messages=MESSAGES, max_tokens=9, stream=True, stream_options={"include_usage": True}))
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4.1", messages=MESSAGES, max_tokens=9, stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "[gpt-4.1] You asked"
     assert chunks[-2].choices[0].finish_reason == "length"
     assert chunks[-1].usage.completion_tokens == 9
@@ -167,8 +168,11 @@ def test_json_modes(sim):
 
     schema = {
         "type": "object",
-        "properties": {"city": {"type": "string"}, "population": {"type": "integer"},
-                       "tags": {"type": "array", "items": {"type": "string"}}},
+        "properties": {
+            "city": {"type": "string"},
+            "population": {"type": "integer"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
         "required": ["city", "population", "tags"],
         "additionalProperties": False,
     }
@@ -218,7 +222,9 @@ def test_tool_call_non_streaming(sim):
 
     # Forced tools: a named one, or "required" (= the first), even without "weather".
     r = client.chat.completions.create(
-        model="gpt-4o", messages=[{"role": "user", "content": "Tokyo please"}], tools=tools,
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "Tokyo please"}],
+        tools=tools,
         tool_choice={"type": "function", "function": {"name": "get_time"}},
     )
     assert r.choices[0].message.tool_calls[0].function.name == "get_time"
@@ -230,8 +236,7 @@ def test_tool_call_non_streaming(sim):
     # No trigger, or tool_choice none: text.
     for kwargs in ({}, {"tool_choice": "none"}):
         q = "Tokyo please" if not kwargs else question
-        r = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": q}], tools=tools,
-                                           **kwargs)
+        r = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": q}], tools=tools, **kwargs)
         assert r.choices[0].finish_reason == "stop"
         assert r.choices[0].message.content.startswith(quote_prefix("gpt-4o", q))
 
@@ -241,9 +246,15 @@ def test_tool_call_streaming(sim):
     messages = [{"role": "user", "content": "Oslo weather?"}]
     full = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL_OPENAI])
     expected = full.choices[0].message.tool_calls[0]
-    chunks = list(client.chat.completions.create(
-        model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL_OPENAI], stream=True,
-        stream_options={"include_usage": True}))
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=messages,
+            tools=[WEATHER_TOOL_OPENAI],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     first = chunks[0].choices[0].delta
     assert first.role == "assistant"
     assert first.tool_calls[0].index == 0
@@ -264,8 +275,11 @@ def test_tool_result_is_quoted(sim):
     arguments = '{"city":"Paris","unit":"celsius","days":1}'
     messages = [
         {"role": "user", "content": "Paris weather?"},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": arguments}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": arguments}}],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": "22 degrees and sunny"},
     ]
     r = oai(sim).chat.completions.create(model="gpt-4o", messages=messages, tools=tools)
@@ -278,9 +292,16 @@ def test_tool_result_is_quoted(sim):
 
 def test_content_parts_and_long_quotes(sim):
     long = "word " * 100
-    messages = [{"role": "user", "content": [{"type": "text", "text": "Look at"},
-                                              {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}},
-                                              {"type": "text", "text": long}]}]
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Look at"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}},
+                {"type": "text", "text": long},
+            ],
+        }
+    ]
     r = oai(sim).chat.completions.create(model="gpt-4o", messages=messages)
     text = r.choices[0].message.content
     assert text.startswith('[gpt-4o] You asked: "Look at\nword word')
@@ -307,8 +328,9 @@ def test_embeddings(sim):
     assert r.usage.prompt_tokens == sum(tok(t) for t in texts)
 
     # Float encoding over the wire gives the same (deterministic) vector as the SDK's base64.
-    raw = httpx.post(f"{sim}/v1/embeddings", json={"model": "text-embedding-3-small", "input": texts[0],
-                                                   "encoding_format": "float"}).json()
+    raw = httpx.post(
+        f"{sim}/v1/embeddings", json={"model": "text-embedding-3-small", "input": texts[0], "encoding_format": "float"}
+    ).json()
     assert raw["object"] == "list" and raw["data"][0]["object"] == "embedding"
     assert raw["data"][0]["embedding"] == pytest.approx(vec, abs=1e-6)
 
@@ -336,8 +358,7 @@ def test_ttft_header_delays_first_byte(sim):
     assert "".join(c.choices[0].delta.content or "" for c in stream).startswith(quote_prefix("gpt-4o-mini", QUESTION))
 
     started = time.monotonic()
-    r = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
-                                       extra_headers={"x-sim-tokens-per-s": "200"})
+    r = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers={"x-sim-tokens-per-s": "200"})
     assert time.monotonic() - started >= r.usage.completion_tokens / 200
 
 
@@ -356,6 +377,7 @@ def test_catalog_latency_profile(slow_simulator):
     assert time.monotonic() - started >= 0.18 + r.usage.completion_tokens / 200
     # The override headers still win.
     started = time.monotonic()
-    client.chat.completions.create(model="gpt-4.1-nano", messages=MESSAGES,
-                                   extra_headers={"x-sim-ttft-ms": "0", "x-sim-tokens-per-s": "0"})
+    client.chat.completions.create(
+        model="gpt-4.1-nano", messages=MESSAGES, extra_headers={"x-sim-ttft-ms": "0", "x-sim-tokens-per-s": "0"}
+    )
     assert time.monotonic() - started < 0.15

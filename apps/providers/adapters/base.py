@@ -42,7 +42,10 @@ def error_from_response(response: httpx.Response, body: bytes) -> UpstreamError:
 
 
 def error_from_exception(exc: Exception) -> UpstreamError:
-    if isinstance(exc, httpx.TimeoutException):
+    # The aiohttp transport reports a dropped connection as a ConnectTimeout; the
+    # underlying cause says whether time really ran out.
+    cause = exc.__cause__ or exc
+    if isinstance(exc, httpx.TimeoutException) and isinstance(cause, TimeoutError | httpx.TimeoutException):
         return UpstreamError(504, f"upstream timed out ({exc.__class__.__name__})", retryable=False,
                              kind="upstream_timeout")
     return UpstreamError(502, f"upstream connection failed ({exc.__class__.__name__})", retryable=True)

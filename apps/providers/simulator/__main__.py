@@ -10,9 +10,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m apps.providers.simulator", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("AKA_SIMULATOR_PORT", "8401")))
-    parser.add_argument("--fast", action="store_true", default=None,
-                        help="zero latency for every model (per-request x-sim-* headers still apply); "
-                             "also enabled by AKA_SIMULATOR_FAST=1")
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        default=None,
+        help="zero latency for every model (per-request x-sim-* headers still apply); also enabled by AKA_SIMULATOR_FAST=1",
+    )
     parser.add_argument("--catalog", default=None, help="model catalog JSON (default: apps/providers/data/catalog.json)")
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
@@ -37,6 +40,8 @@ def main(argv: list[str] | None = None) -> None:
         # closed by the server just as the client reuses it.
         timeout_keep_alive=75,
         backlog=4096,
+        # A stalled request must not hold up a shutdown.
+        timeout_graceful_shutdown=2,
     )
 
 

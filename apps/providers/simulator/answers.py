@@ -58,6 +58,7 @@ MESSAGE_OVERHEAD = 3
 QUOTE_LIMIT = 240
 
 _findall = TOKEN_RE.findall
+_pieces = re.compile(r"\s*(?:\w+|[^\w\s])").findall
 
 
 def count_tokens(text: str) -> int:
@@ -67,17 +68,12 @@ def count_tokens(text: str) -> int:
 def split_pieces(text: str) -> tuple[str, ...]:
     """Split `text` at token boundaries: each piece is leading white space + one token,
     trailing white space sticks to the last piece. ''.join(pieces) == text."""
-    out: list[str] = []
-    prev = 0
-    for m in TOKEN_RE.finditer(text):
-        end = m.end()
-        out.append(text[prev:end])
-        prev = end
-    if prev < len(text):
-        if out:
-            out[-1] += text[prev:]
-        else:
-            out.append(text[prev:])
+    out = _pieces(text)
+    if not out:
+        return (text,) if text else ()
+    tail = len(text) - sum(map(len, out))
+    if tail:
+        out[-1] += text[-tail:]
     return tuple(out)
 
 
@@ -231,8 +227,7 @@ def build_from_schema(schema: Any, fill: str, *, all_props: bool, root: Any = No
         props = schema.get("properties") or {}
         names = list(props) if all_props else list(schema.get("required") or [])
         return {
-            name: build_from_schema(props.get(name, {}), fill, all_props=all_props, root=root, depth=depth + 1)
-            for name in names
+            name: build_from_schema(props.get(name, {}), fill, all_props=all_props, root=root, depth=depth + 1) for name in names
         }
     if kind == "array":
         if all_props:
@@ -298,9 +293,7 @@ def generate(conv: Conversation, index: int = 0, digest: int | None = None) -> C
         pieces = split_pieces(arguments)
         call_id = blake2b(f"{h}:{index}".encode(), digest_size=12).hexdigest()
         call = ToolCall(id_hex=call_id, name=tool.name, arguments=arguments, args=args)
-        return Completion(
-            text=arguments, pieces=pieces, tokens=count_tokens(tool.name) + len(pieces), finish="tool", tool=call
-        )
+        return Completion(text=arguments, pieces=pieces, tokens=count_tokens(tool.name) + len(pieces), finish="tool", tool=call)
     if conv.tool_result is not None:
         text, pieces = base_answer(conv.model, "The tool returned", conv.tool_result, h)
     else:
@@ -317,8 +310,28 @@ def generate(conv: Conversation, index: int = 0, digest: int | None = None) -> C
     return _truncate(text, pieces, conv)
 
 
-_ALTERNATIVES = (" the", " a", ".", ",", " and", " of", " to", " is", " it", " in", " that", " for",
-                 " on", " with", " as", " I", " this", " be", " at", " or")
+_ALTERNATIVES = (
+    " the",
+    " a",
+    ".",
+    ",",
+    " and",
+    " of",
+    " to",
+    " is",
+    " it",
+    " in",
+    " that",
+    " for",
+    " on",
+    " with",
+    " as",
+    " I",
+    " this",
+    " be",
+    " at",
+    " or",
+)
 
 
 def _lp(token: str, i: int) -> float:

@@ -177,8 +177,7 @@ def _event(name: bytes, payload: dict) -> bytes:
     return b"event: " + name + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
-def stream_events(conv: Conversation, completions: list[Completion], prompt_tokens: int,
-                  extra: dict) -> list[tuple[bytes, int]]:
+def stream_events(conv: Conversation, completions: list[Completion], prompt_tokens: int, extra: dict) -> list[tuple[bytes, int]]:
     c = completions[0]
     message = {
         "id": new_id(),
@@ -193,25 +192,43 @@ def stream_events(conv: Conversation, completions: list[Completion], prompt_toke
     events = [(_event(b"message_start", {"type": "message_start", "message": message}), 0)]
     if c.tool is not None:
         block = {"type": "tool_use", "id": "toolu_" + c.tool.id_hex, "name": c.tool.name, "input": {}}
-        events.append((_event(b"content_block_start", {"type": "content_block_start", "index": 0,
-                                                       "content_block": block}), count_tokens(c.tool.name)))
+        events.append(
+            (
+                _event(b"content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}),
+                count_tokens(c.tool.name),
+            )
+        )
         events.append((b'event: ping\ndata: {"type":"ping"}\n\n', 0))
         for piece in c.pieces:
-            delta = {"type": "content_block_delta", "index": 0,
-                     "delta": {"type": "input_json_delta", "partial_json": piece}}
+            delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": piece}}
             events.append((_event(b"content_block_delta", delta), 1))
     else:
-        events.append((_event(b"content_block_start", {"type": "content_block_start", "index": 0,
-                                                       "content_block": {"type": "text", "text": ""}}), 0))
+        events.append(
+            (
+                _event(
+                    b"content_block_start",
+                    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                ),
+                0,
+            )
+        )
         events.append((b'event: ping\ndata: {"type":"ping"}\n\n', 0))
         for piece in c.pieces:
             delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
             events.append((_event(b"content_block_delta", delta), 1))
     events.append((_event(b"content_block_stop", {"type": "content_block_stop", "index": 0}), 0))
-    events.append((_event(b"message_delta", {
-        "type": "message_delta",
-        "delta": {"stop_reason": _STOP[c.finish], "stop_sequence": c.stop_sequence},
-        "usage": {"output_tokens": c.tokens},
-    }), 0))
+    events.append(
+        (
+            _event(
+                b"message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": _STOP[c.finish], "stop_sequence": c.stop_sequence},
+                    "usage": {"output_tokens": c.tokens},
+                },
+            ),
+            0,
+        )
+    )
     events.append((b'event: message_stop\ndata: {"type":"message_stop"}\n\n', 0))
     return events

@@ -12,12 +12,15 @@ Routes
   GET|POST|DELETE /_sim/faults
 
 Per-request headers: x-sim-fault (see faults.py), x-sim-ttft-ms, x-sim-tokens-per-s (these
-override the catalog profile, also in --fast mode, where the profile latency is 0).
+override the catalog profile, also in --fast mode, where the profile latency is 0). The
+same overrides can ride in the last user message as `[[pace:ttft=MS tps=N]]`, for tests
+that reach the simulator through a gateway which does not forward x-sim-* headers.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from types import ModuleType
 from urllib.parse import parse_qs
 
@@ -30,10 +33,12 @@ from .faults import STALL_SECONDS, FaultBook, valid_kind
 from .profiles import Profile, load_profiles
 from .stats import Stats
 
-_NOT_FOUND = orjson.dumps({"error": {"message": "Not found", "type": "invalid_request_error", "param": None,
-                                     "code": "not_found"}})
-_METHOD_NOT_ALLOWED = orjson.dumps({"error": {"message": "Method not allowed", "type": "invalid_request_error",
-                                              "param": None, "code": None}})
+_NOT_FOUND = orjson.dumps(
+    {"error": {"message": "Not found", "type": "invalid_request_error", "param": None, "code": "not_found"}}
+)
+_METHOD_NOT_ALLOWED = orjson.dumps(
+    {"error": {"message": "Method not allowed", "type": "invalid_request_error", "param": None, "code": None}}
+)
 _OK = b'{"status":"ok"}'
 
 
@@ -51,6 +56,23 @@ def _sim_headers(scope) -> tuple[str | None, float | None, float | None]:
             except ValueError:
                 pass
     return fault, ttft, tps
+
+
+PACE_RE = re.compile(r"\[\[pace:([^\]]*)\]\]")
+
+
+def _pace_marker(text: str) -> tuple[float | None, float | None]:
+    """(ttft seconds, tokens per second) from a `[[pace:ttft=MS tps=N]]` marker."""
+    match = PACE_RE.search(text) if "[[pace:" in text else None
+    if match is None:
+        return None, None
+    options = dict(part.split("=", 1) for part in match.group(1).split() if "=" in part)
+    try:
+        ttft = float(options["ttft"]) / 1000.0 if "ttft" in options else None
+        tps = float(options["tps"]) if "tps" in options else None
+    except ValueError:
+        return None, None
+    return ttft, tps
 
 
 class Simulator:
@@ -109,16 +131,24 @@ class Simulator:
             if path == "/v1beta/models":
                 return await send_bytes(send, 200, self._gemini_models)
             if path.startswith("/v1/models/"):
-                profile = self.profiles.get(path[len("/v1/models/"):])
+                profile = self.profiles.get(path[len("/v1/models/") :])
                 if profile is None:
-                    status, body, headers = openai_wire.model_not_found(path[len("/v1/models/"):])
+                    status, body, headers = openai_wire.model_not_found(path[len("/v1/models/") :])
                     return await send_bytes(send, status, body, headers=headers)
                 return await send_bytes(send, 200, orjson.dumps(openai_wire.model_object(profile)))
         elif method == "DELETE" and path == "/_sim/faults":
             self.faults.armed.clear()
             return await send_bytes(send, 200, b'{"armed":[]}')
-        known = path in ("/_sim/health", "/_sim/stats", "/_sim/reset", "/_sim/faults", "/v1/chat/completions",
-                         "/v1/messages", "/v1/embeddings", "/v1/models")
+        known = path in (
+            "/_sim/health",
+            "/_sim/stats",
+            "/_sim/reset",
+            "/_sim/faults",
+            "/v1/chat/completions",
+            "/v1/messages",
+            "/v1/embeddings",
+            "/v1/models",
+        )
         await send_bytes(send, 405 if known else 404, _METHOD_NOT_ALLOWED if known else _NOT_FOUND)
 
     # --- generation ------------------------------------------------------------------
@@ -189,8 +219,7 @@ class Simulator:
         await send_bytes(send, status, body, headers=headers)
         return True
 
-    async def _generate(self, wire: ModuleType, scope, receive, send, path_model: str | None,
-                        gemini_framing: str | None) -> None:
+    async def _generate(self, wire: ModuleType, scope, receive, send, path_model: str | None, gemini_framing: str | None) -> None:
         data = await self._load(wire, receive, send)
         if data is None:
             return
@@ -199,7 +228,7 @@ class Simulator:
             status, payload, headers = wire.error(400, "you must provide a model parameter", "model")
             return await send_bytes(send, status, payload, headers=headers)
         if model.startswith("models/"):
-            model = model[len("models/"):]
+            model = model[len("models/") :]
         self.stats.requests[model] += 1
         profile = self.profiles.get(model)
         if profile is None:
@@ -214,6 +243,9 @@ class Simulator:
             conv.stream = True
 
         fault_header, ttft_override, tps_override = _sim_headers(scope)
+        marker_ttft, marker_tps = _pace_marker(conv.last_user)
+        ttft_override = marker_ttft if ttft_override is None else ttft_override
+        tps_override = marker_tps if tps_override is None else tps_override
         kind = self.faults.pick(model, fault_header, conv.last_user)
         cut = False
         if kind is not None:
@@ -294,8 +326,10 @@ class Simulator:
         model = data.get("model") or "*"
         kind = str(data.get("kind", "")).lower()
         times = data.get("times")
-        if not valid_kind(kind) or not isinstance(model, str) or (
-            times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 0)
+        if (
+            not valid_kind(kind)
+            or not isinstance(model, str)
+            or (times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 0))
         ):
             return await send_bytes(
                 send, 400, b'{"error":"need kind (reset|stall|cut|400..599), model (id or *), times (int or null)"}'
@@ -308,4 +342,3 @@ def create_app(*, fast: bool | None = None, catalog: str | None = None) -> Simul
     if fast is None:
         fast = os.environ.get("AKA_SIMULATOR_FAST", "") not in ("", "0", "false")
     return Simulator(fast=fast, catalog=catalog)
-

@@ -45,11 +45,13 @@ async def read_body(receive) -> bytes | None:
 
 
 async def send_bytes(send, status: int, body: bytes, content_type: bytes = JSON, headers=()) -> None:
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", content_type), (b"content-length", b"%d" % len(body)), *headers],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type), (b"content-length", b"%d" % len(body)), *headers],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -100,24 +102,28 @@ async def wait_disconnect(receive, seconds: float) -> bool:
             watcher.cancel()
 
 
-async def respond(send, status: int, body: bytes, *, delay: float = 0.0, cut: bool = False,
-                  content_type: bytes = JSON, headers=()) -> None:
+async def respond(
+    send, status: int, body: bytes, *, delay: float = 0.0, cut: bool = False, content_type: bytes = JSON, headers=()
+) -> None:
     if delay > 0:
         await asyncio.sleep(delay)
     if not cut:
         await send_bytes(send, status, body, content_type, headers)
         return
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", content_type), (b"content-length", b"%d" % len(body)), *headers],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type), (b"content-length", b"%d" % len(body)), *headers],
+        }
+    )
     await send({"type": "http.response.body", "body": body[: max(1, len(body) // 3)], "more_body": True})
     await cut_connection(send)
 
 
-async def stream(send, receive, events: list[tuple[bytes, int]], *, ttft: float, tps: float, cut: bool,
-                 content_type: bytes, headers=()) -> str:
+async def stream(
+    send, receive, events: list[tuple[bytes, int]], *, ttft: float, tps: float, cut: bool, content_type: bytes, headers=()
+) -> str:
     """Send `events` ((bytes, tokens) pairs) as a chunked body: the headers after `ttft`
     seconds, then token k at ttft + k/tps. Returns "completed", "cancelled" (the client went
     away) or "cut"."""

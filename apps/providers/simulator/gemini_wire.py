@@ -189,16 +189,14 @@ def response(conv: Conversation, completions: list[Completion], prompt_tokens: i
     return orjson.dumps(body)
 
 
-def stream_events(conv: Conversation, completions: list[Completion], prompt_tokens: int,
-                  extra: dict) -> list[tuple[dict, int]]:
+def stream_events(conv: Conversation, completions: list[Completion], prompt_tokens: int, extra: dict) -> list[tuple[dict, int]]:
     """Returns (GenerateContentResponse dict, tokens) pairs; the caller frames them."""
     response_id = os.urandom(9).hex()
     per_choice: list[list[tuple[int, dict, int]]] = []
     for i, c in enumerate(completions):
         items: list[tuple[int, dict, int]] = []
         if c.tool is not None:
-            items.append((i, {"content": {"parts": [_part(c)], "role": "model"}, "finishReason": "STOP", "index": i},
-                          c.tokens))
+            items.append((i, {"content": {"parts": [_part(c)], "role": "model"}, "finishReason": "STOP", "index": i}, c.tokens))
         else:
             pieces = c.pieces or ("",)
             last = len(pieces) - 1
@@ -208,15 +206,24 @@ def stream_events(conv: Conversation, completions: list[Completion], prompt_toke
                     cand["finishReason"] = _FINISH[c.finish]
                 items.append((i, cand, 1 if c.pieces else 0))
         per_choice.append(items)
-    ordered = per_choice[0] if len(per_choice) == 1 else [
-        it for group in zip_longest(*per_choice) for it in group if it is not None
-    ]
+    ordered = (
+        per_choice[0] if len(per_choice) == 1 else [it for group in zip_longest(*per_choice) for it in group if it is not None]
+    )
     out = []
     done = 0
     for _, cand, ntok in ordered:
         done += ntok
-        out.append(({"candidates": [cand], "usageMetadata": _usage(prompt_tokens, done),
-                     "modelVersion": conv.model, "responseId": response_id}, ntok))
+        out.append(
+            (
+                {
+                    "candidates": [cand],
+                    "usageMetadata": _usage(prompt_tokens, done),
+                    "modelVersion": conv.model,
+                    "responseId": response_id,
+                },
+                ntok,
+            )
+        )
     return out
 
 
@@ -235,15 +242,19 @@ def frame_json_array(chunks: list[tuple[dict, int]]) -> list[tuple[bytes, int]]:
 
 
 def models_list(profiles: dict[str, Profile]) -> bytes:
-    return orjson.dumps({"models": [
+    return orjson.dumps(
         {
-            "name": f"models/{p.id}",
-            "baseModelId": p.id,
-            "version": "001",
-            "displayName": p.id,
-            "inputTokenLimit": 1048576,
-            "outputTokenLimit": 65536,
-            "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
+            "models": [
+                {
+                    "name": f"models/{p.id}",
+                    "baseModelId": p.id,
+                    "version": "001",
+                    "displayName": p.id,
+                    "inputTokenLimit": 1048576,
+                    "outputTokenLimit": 65536,
+                    "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens"],
+                }
+                for p in profiles.values()
+            ]
         }
-        for p in profiles.values()
-    ]})
+    )

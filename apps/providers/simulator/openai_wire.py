@@ -44,9 +44,7 @@ def error(status: int, message: str, param: str | None = None, code: str | None 
 
 
 def model_not_found(model: str) -> tuple[int, bytes, list]:
-    return error(
-        404, f"The model `{model}` does not exist or you do not have access to it.", None, "model_not_found"
-    )
+    return error(404, f"The model `{model}` does not exist or you do not have access to it.", None, "model_not_found")
 
 
 def fault_error(status: int) -> tuple[int, bytes, list]:
@@ -200,16 +198,11 @@ def response(conv: Conversation, completions: list[Completion], prompt_tokens: i
     choices = []
     for i, c in enumerate(completions):
         if c.tool is not None:
-            message = {"role": "assistant", "content": None, "tool_calls": [_tool_call(c)], "refusal": None,
-                       "annotations": []}
+            message = {"role": "assistant", "content": None, "tool_calls": [_tool_call(c)], "refusal": None, "annotations": []}
             lp = None
         else:
             message = {"role": "assistant", "content": c.text, "refusal": None, "annotations": []}
-            lp = (
-                {"content": answers.logprobs(c.pieces, extra["top_logprobs"]), "refusal": None}
-                if extra["logprobs"]
-                else None
-            )
+            lp = {"content": answers.logprobs(c.pieces, extra["top_logprobs"]), "refusal": None} if extra["logprobs"] else None
         choices.append({"index": i, "message": message, "logprobs": lp, "finish_reason": _FINISH[c.finish]})
     body = {
         "id": new_id(),
@@ -230,12 +223,17 @@ def _choice_events(i: int, c: Completion, extra: dict, chunk) -> list[tuple[byte
         first = {
             "role": "assistant",
             "content": None,
-            "tool_calls": [{"index": 0, "id": "call_" + c.tool.id_hex, "type": "function",
-                            "function": {"name": c.tool.name, "arguments": ""}}],
+            "tool_calls": [
+                {
+                    "index": 0,
+                    "id": "call_" + c.tool.id_hex,
+                    "type": "function",
+                    "function": {"name": c.tool.name, "arguments": ""},
+                }
+            ],
             "refusal": None,
         }
-        events.append((chunk({"index": i, "delta": first, "logprobs": None, "finish_reason": None}),
-                       count_tokens(c.tool.name)))
+        events.append((chunk({"index": i, "delta": first, "logprobs": None, "finish_reason": None}), count_tokens(c.tool.name)))
         for piece in c.pieces:
             delta = {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
             events.append((chunk({"index": i, "delta": delta, "logprobs": None, "finish_reason": None}), 1))
@@ -251,8 +249,7 @@ def _choice_events(i: int, c: Completion, extra: dict, chunk) -> list[tuple[byte
     return events
 
 
-def stream_events(conv: Conversation, completions: list[Completion], prompt_tokens: int,
-                  extra: dict) -> list[tuple[bytes, int]]:
+def stream_events(conv: Conversation, completions: list[Completion], prompt_tokens: int, extra: dict) -> list[tuple[bytes, int]]:
     base = {
         "id": new_id(),
         "object": "chat.completion.chunk",
