@@ -11,6 +11,5 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("accounts/", include("apps.tenants.urls")),
     path("api/", include(tenant_api)),
-    path("", include("apps.gateway.urls")),
     path("", include("apps.dashboard.urls")),
 ]

@@ -83,7 +83,7 @@ def make_tenant() -> str:
          "--plan", "Scale", "--rate-limit", "0", "--key"],
         cwd=ROOT, env=env, capture_output=True, text=True, check=True,
     ).stdout
-    return out.strip().splitlines()[-1]
+    return re.search(r"aka_[A-Za-z0-9_-]{43}", out).group(0)
 
 
 def main() -> None:

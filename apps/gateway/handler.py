@@ -128,3 +128,7 @@ class GatewayHandler:
             return
         await send({"type": "http.response.start", "status": response.status_code, "headers": _headers(response)})
         await send({"type": "http.response.body", "body": response.content})
+        after = getattr(response, "after", None)
+        if after is not None:
+            # The ledger row: off the client's clock, but before this call is done.
+            await after()

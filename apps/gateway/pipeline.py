@@ -3,6 +3,7 @@
 auth -> parse -> (cache, route, speculate: later stages) -> dispatch -> record.
 """
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -35,22 +36,49 @@ class Call:
     prompt: str | None = None
     outcome: dispatch.Outcome = field(default_factory=dispatch.Outcome)
     recorded: bool = False
+    latency_ms: float | None = None
+    admission: asyncio.Future | None = None
 
     async def admit(self, headers) -> Principal:
-        """Who is calling (401/403 otherwise), then their rate limits (429). A rate-limited
-        call already has its tenant, so it gets a ledger row like any other refusal."""
+        """Who is calling (401/403 otherwise, from the in-process key cache), and the start
+        of the rate-limit check, which runs while the request is parsed and the upstream
+        called: `alongside_admission` waits for it before anything is answered."""
         self.principal = await aresolve_key(extract_key(headers))
-        await ratelimit.enforce(self.principal)
+        self.admission = asyncio.ensure_future(ratelimit.enforce(self.principal))
         return self.principal
+
+    async def alongside_admission(self, work):
+        """`work`'s result once the rate limit has admitted the call; over the limit, the
+        work is cancelled (closing any upstream connection) and the 429 raised. Exact:
+        the Redis counter is atomic, only the wait overlaps."""
+        task = asyncio.ensure_future(work)
+        try:
+            await self.admission
+        except BaseException:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise
+        return await task
+
+    async def settle_admission(self) -> None:
+        """On an early failure: let the rate-limit check finish (it still counts), so a
+        429 wins over other errors and no exception is left unobserved."""
+        if self.admission is not None:
+            await self.admission
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
+
+    def stop_clock(self) -> None:
+        if self.latency_ms is None:
+            self.latency_ms = self.elapsed_ms()
 
     async def record(self, *, status: int, usage: Usage | None = None, served: ModelInfo | None = None,
                      error_type: str = "", ttft_ms: float | None = None) -> None:
         """Writes this call's one ledger row. Calls never authenticated have no tenant
         and are counted in metrics only."""
-        latency = self.elapsed_ms()
+        self.stop_clock()
+        latency = self.latency_ms
         metrics.REQUESTS.labels(self.endpoint, str(status)).inc()
         metrics.LATENCY.labels(self.endpoint).observe(latency / 1000)
         if self.principal is None or self.recorded:

@@ -20,14 +20,21 @@ from .wires import ANTHROPIC, OPENAI, Wire
 JSON = "application/json"
 
 
-def json_response(body: bytes, call: Call, status: int = 200, headers: dict | None = None) -> HttpResponse:
-    response = HttpResponse(body, status=status, content_type=JSON, headers=headers)
-    response["x-request-id"] = call.request_id
-    return response
+class GatewayResponse(HttpResponse):
+    """A JSON response with work to do once its bytes are sent (the ledger row), so the
+    client does not wait on it; the gateway handler runs `after` before it returns."""
+
+    def __init__(self, body: bytes, call: Call, *, status: int = 200, headers: dict | None = None,
+                 ledger: bool = True, **record):
+        super().__init__(body, status=status, content_type=JSON, headers=headers)
+        self["x-request-id"] = call.request_id
+        call.stop_clock()
+        self.after = (lambda: call.record(status=status, **record)) if ledger else None
 
 
-def error_response(err: ApiError, wire: Wire, call: Call) -> HttpResponse:
-    return json_response(orjson.dumps(wire.error_body(err)), call, err.status, err.headers)
+def error_response(err: ApiError, wire: Wire, call: Call, error_type: str = "") -> GatewayResponse:
+    return GatewayResponse(orjson.dumps(wire.error_body(err)), call, status=err.status, headers=err.headers,
+                           error_type=error_type or err.code or "invalid_request")
 
 
 def aka_headers(call: Call, model_id: str, cost_micros=None) -> dict[str, str]:
@@ -41,13 +48,14 @@ async def guarded(call: Call, wire: Wire, work) -> HttpResponse:
     """Runs a call's work; any failure becomes a ledger row and an error in the wire format."""
     try:
         return await work()
-    except UpstreamError as error:
-        api_error = as_api_error(error)
-        await call.record(status=api_error.status, error_type=error.kind)
-        return error_response(api_error, wire, call)
-    except ApiError as err:
-        await call.record(status=err.status, error_type=err.code or "invalid_request")
-        return error_response(err, wire, call)
+    except (UpstreamError, ApiError) as error:
+        try:
+            await call.settle_admission()
+        except ApiError as refusal:
+            error = refusal
+        if isinstance(error, UpstreamError):
+            return error_response(as_api_error(error), wire, call, error.kind)
+        return error_response(error, wire, call)
 
 
 async def _chat(request, call: Call, wire: Wire) -> HttpResponse:
@@ -57,17 +65,17 @@ async def _chat(request, call: Call, wire: Wire) -> HttpResponse:
     response_id = wire.id_prefix + call.request_id.removeprefix("req_")
     created = int(time.time())
     if req.stream:
-        model, first, events = await dispatch.open_stream(req, chain, call.outcome)
+        model, first, events = await call.alongside_admission(dispatch.open_stream(req, chain, call.outcome))
         body = sse.body(call, wire, model, first, events, response_id, created, req.include_usage)
         return sse.EventStream(body, aka_headers(call, model.id))
-    result = await dispatch.complete(req, chain, call.outcome)
+    result = await call.alongside_admission(dispatch.complete(req, chain, call.outcome))
     served = next(m for m in chain if m.id == result.model)
-    await call.record(status=200, usage=result.usage, served=served)
-    return HttpResponse(wire.render(result, response_id, created), content_type=JSON,
-                        headers=aka_headers(call, served.id, served.cost_micros(result.usage)))
+    return GatewayResponse(wire.render(result, response_id, created), call,
+                           headers=aka_headers(call, served.id, served.cost_micros(result.usage)),
+                           usage=result.usage, served=served)
 
 
-def _post_only(wire: Wire, path: str):
+def _post_only(wire: Wire, path: str) -> GatewayResponse:
     call = Call(endpoint=wire.endpoint)
     return error_response(ApiError(405, f"Use POST for {path}."), wire, call)
 
@@ -97,7 +105,8 @@ async def _models(request, call: Call, anthropic_client: bool) -> HttpResponse:
     else:
         body = {"object": "list", "data": [{"id": i, "object": "model", "created": 1735689600, "owned_by": "akarouter"}
                                            for i in ids]}
-    return json_response(orjson.dumps(body), call)
+    await call.settle_admission()
+    return GatewayResponse(orjson.dumps(body), call, ledger=False)  # listing models is not a call
 
 
 async def models(request):
@@ -114,10 +123,9 @@ async def _embed(request, call: Call) -> HttpResponse:
     if field(data, "input", (str, list), required=True) in ("", []):
         raise ApiError(400, "'input' must not be empty.", code="invalid_value", param="input")
     model = await resolve_model(call.model_requested, capability="embeddings")
-    body, usage = await adapter_for(model.provider).embed(data, model)
-    await call.record(status=200, usage=usage, served=model)
-    return HttpResponse(orjson.dumps(body), content_type=JSON,
-                        headers=aka_headers(call, model.id, model.cost_micros(usage)))
+    body, usage = await call.alongside_admission(adapter_for(model.provider).embed(data, model))
+    return GatewayResponse(orjson.dumps(body), call, headers=aka_headers(call, model.id, model.cost_micros(usage)),
+                           usage=usage, served=model)
 
 
 @csrf_exempt

@@ -7,8 +7,8 @@ compared with httpx's own transport (see bench/overhead)."""
 import asyncio
 
 import httpx
-from httpx_aiohttp import HttpxAiohttpClient
 from django.conf import settings
+from httpx_aiohttp import HttpxAiohttpClient
 
 from apps.core.lifecycle import on_shutdown
 
