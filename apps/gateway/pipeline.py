@@ -60,11 +60,16 @@ class Call:
             raise
         return await task
 
-    async def settle_admission(self) -> None:
-        """On an early failure: let the rate-limit check finish (it still counts), so a
-        429 wins over other errors and no exception is left unobserved."""
-        if self.admission is not None:
+    async def admission_refusal(self) -> ApiError | None:
+        """The rate limit's 429, if any, once its check has finished (it counts either
+        way). On an early failure a 429 wins, and no check is left unobserved."""
+        if self.admission is None:
+            return None
+        try:
             await self.admission
+        except ApiError as refusal:
+            return refusal
+        return None
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000

@@ -48,11 +48,8 @@ async def guarded(call: Call, wire: Wire, work) -> HttpResponse:
     """Runs a call's work; any failure becomes a ledger row and an error in the wire format."""
     try:
         return await work()
-    except (UpstreamError, ApiError) as error:
-        try:
-            await call.settle_admission()
-        except ApiError as refusal:
-            error = refusal
+    except (UpstreamError, ApiError) as failure:
+        error = await call.admission_refusal() or failure
         if isinstance(error, UpstreamError):
             return error_response(as_api_error(error), wire, call, error.kind)
         return error_response(error, wire, call)
@@ -105,7 +102,9 @@ async def _models(request, call: Call, anthropic_client: bool) -> HttpResponse:
     else:
         body = {"object": "list", "data": [{"id": i, "object": "model", "created": 1735689600, "owned_by": "akarouter"}
                                            for i in ids]}
-    await call.settle_admission()
+    refusal = await call.admission_refusal()
+    if refusal:
+        raise refusal
     return GatewayResponse(orjson.dumps(body), call, ledger=False)  # listing models is not a call
 
 
