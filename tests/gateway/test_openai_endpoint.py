@@ -1,5 +1,7 @@
 """/v1/chat/completions through the official OpenAI SDK, for every provider family."""
 
+import json
+
 import httpx
 import openai
 import pytest
@@ -113,3 +115,54 @@ def test_prompt_logged_when_the_tenant_turned_it_on(live):
     sdk(live).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}])
     [row] = live.records()
     assert row.prompt == PROMPT
+
+
+def test_logprobs_are_passed_through(live):
+    completion = sdk(live).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}], logprobs=True, top_logprobs=2)
+    tokens = completion.choices[0].logprobs.content
+    assert len(tokens) == completion.usage.completion_tokens
+    assert all(t.logprob <= 0 and len(t.top_logprobs) == 2 for t in tokens)
+
+
+def test_json_response_format(live):
+    completion = sdk(live).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}], response_format={"type": "json_object"})
+    assert PROMPT in json.loads(completion.choices[0].message.content)["answer"]
+
+
+def test_max_tokens_truncates_with_finish_reason_length(live):
+    completion = sdk(live).chat.completions.create(
+        model="gemini-2.5-flash", messages=[{"role": "user", "content": PROMPT}], max_tokens=4)
+    assert completion.choices[0].finish_reason == "length"
+    assert completion.usage.completion_tokens == 4
+
+
+def test_models_list(live):
+    ids = [m.id for m in sdk(live).models.list()]
+    assert ids[0] == "auto"
+    assert {"gpt-4o", "claude-haiku-4-5", "gemini-2.5-flash", "text-embedding-3-small"} <= set(ids)
+    assert live.records(expected=0, timeout=0.2) == []  # listing models is not a billable call
+
+
+def test_auto_is_served_by_the_default_model(live):
+    completion = sdk(live).chat.completions.create(model="auto", messages=[{"role": "user", "content": PROMPT}])
+    assert completion.model == "gpt-4o-mini"
+    [row] = live.records()
+    assert (row.model_requested, row.model_served) == ("auto", "gpt-4o-mini")
+
+
+def test_embeddings(live, simulator):
+    raw = sdk(live).embeddings.with_raw_response.create(model="text-embedding-3-small",
+                                                        input=["card arrival", "card delivery"])
+    result = raw.parse()
+    assert [len(d.embedding) for d in result.data] == [1536, 1536]
+    assert result.model == "text-embedding-3-small" and raw.headers["x-aka-model"] == "text-embedding-3-small"
+    [row] = live.records()
+    assert (row.endpoint, row.prompt_tokens, row.completion_tokens) == ("embeddings", result.usage.prompt_tokens, 0)
+    assert float(row.provider_cost_micros) == result.usage.prompt_tokens * 0.02
+
+
+def test_chat_model_cannot_embed(live):
+    with pytest.raises(openai.NotFoundError):
+        sdk(live).embeddings.create(model="gpt-4o-mini", input="x")
