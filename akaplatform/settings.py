@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "apps.tenants",
     "apps.providers",
     "apps.billing",
+    "apps.cache",
     "apps.gateway",
     "apps.dashboard",
 ]
@@ -124,6 +125,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER")
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE = {
+    "cache-purge-expired": {"task": "cache.purge_expired", "schedule": envint("AKA_CACHE_PURGE_EVERY", 600)},
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -192,7 +196,14 @@ AKA_MAX_RETRY_AFTER = float(os.environ.get("AKA_MAX_RETRY_AFTER", "2"))
 AKA_CATALOG_TTL = float(os.environ.get("AKA_CATALOG_TTL", "5"))
 # What `model: "auto"` means until the router decides per task.
 AKA_AUTO_MODEL = os.environ.get("AKA_AUTO_MODEL", "gpt-4o-mini")
-AKA_LEDGER_POOL_SIZE = envint("AKA_LEDGER_POOL_SIZE", 4)
+# The gateway's own async Postgres pool (ledger, cache) per worker process.
+AKA_PG_POOL_SIZE = envint("AKA_PG_POOL_SIZE", 8)
+
+# Semantic cache.
+AKA_EMBEDDER = os.environ.get("AKA_EMBEDDER", "onnx")   # onnx | torch
+AKA_MODEL_DIR = Path(os.environ.get("AKA_MODEL_DIR", str(BASE_DIR / ".local" / "models")))
+AKA_CACHE_EF_SEARCH = envint("AKA_CACHE_EF_SEARCH", 64)
+AKA_CACHE_CANDIDATES = envint("AKA_CACHE_CANDIDATES", 8)
 
 LOGGING = {
     "version": 1,

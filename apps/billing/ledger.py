@@ -1,8 +1,9 @@
 """Writing ledger rows from the gateway without leaving the event loop.
 
-Calls hand their row to the process's LedgerWriter and await it. The writer inserts
-whatever has queued up in one pipelined batch on its own psycopg async pool (group
-commit): one round trip for many concurrent calls, no thread hop per call. A row is
+Calls hand their row to the process's LedgerWriter once the client has its response,
+and await it. The writer inserts whatever has queued up in one pipelined batch on the
+gateway's psycopg pool (group commit): one round trip for many concurrent calls, no
+thread hop per call. A row is
 keyed by its request id with ON CONFLICT DO NOTHING, so a retried write never
 duplicates it.
 """
@@ -10,11 +11,7 @@ duplicates it.
 import asyncio
 import logging
 
-from django.conf import settings
-from django.db import connections
-from psycopg.conninfo import make_conninfo
-from psycopg_pool import AsyncConnectionPool
-
+from apps.core import pg
 from apps.core.lifecycle import on_shutdown
 
 from .models import CallRecord
@@ -31,25 +28,9 @@ INSERT_SQL = (
 WRITE_ATTEMPTS = 5
 
 
-def _conninfo() -> str:
-    params = connections["default"].get_connection_params()
-    for django_only in ("cursor_factory", "context", "prepare_threshold"):
-        params.pop(django_only, None)
-    return make_conninfo(**{k: v for k, v in params.items() if v not in (None, "")})
-
-
-async def _configure(conn) -> None:
-    # Commit without waiting for the WAL flush: a call waits for its row to reach
-    # Postgres (an app crash loses nothing), not for the disk (a Postgres crash could lose
-    # the last fraction of a second). This halves the gateway's added latency.
-    await conn.execute("SET synchronous_commit = off")
-    await conn.commit()
-
-
 class LedgerWriter:
     def __init__(self) -> None:
         self._queue: list[tuple[dict, asyncio.Future]] = []
-        self._pool: AsyncConnectionPool | None = None
         self._task: asyncio.Task | None = None
 
     async def record(self, row: dict) -> None:
@@ -61,13 +42,6 @@ class LedgerWriter:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
         await asyncio.shield(future)
-
-    async def _ensure_pool(self) -> AsyncConnectionPool:
-        if self._pool is None:
-            self._pool = AsyncConnectionPool(_conninfo(), min_size=1, max_size=settings.AKA_LEDGER_POOL_SIZE,
-                                             open=False, configure=_configure)
-            await self._pool.open()
-        return self._pool
 
     async def _run(self) -> None:
         while self._queue:
@@ -85,8 +59,7 @@ class LedgerWriter:
         values = [tuple(row.get(FIELDS[c], DEFAULTS[c]) for c in COLUMNS) for row in rows]
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                pool = await self._ensure_pool()
-                async with pool.connection() as conn, conn.cursor() as cur:
+                async with (await pg.pool()).connection() as conn, conn.cursor() as cur:
                     await cur.executemany(INSERT_SQL, values)
                 return None
             except Exception as exc:  # the database is the one thing we must not give up on quickly
@@ -100,9 +73,6 @@ class LedgerWriter:
     async def close(self) -> None:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
 
 
 _writers: dict[int, LedgerWriter] = {}

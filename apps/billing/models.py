@@ -30,6 +30,8 @@ class CallRecord(TenantOwned):
     status_code = models.PositiveSmallIntegerField()
     error_type = models.CharField(max_length=40, blank=True)
     cache = models.CharField(max_length=10, choices=Cache.choices, default=Cache.MISS)
+    cache_similarity = models.FloatField(null=True)
+    cache_entry_id = models.BigIntegerField(null=True)  # the cache entry a hit was served from
     attempts = models.PositiveSmallIntegerField(default=1)
     latency_ms = models.FloatField()
     ttft_ms = models.FloatField(null=True)

@@ -13,6 +13,7 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 AUTH_FAILURES = Counter("aka_auth_failures_total", "Rejected API keys by reason", ["reason"])
+CACHE = Counter("aka_cache_lookups_total", "Cache lookups by outcome", ["outcome"])
 RATE_LIMITED = Counter("aka_rate_limited_total", "Requests refused by a rate limit", ["scope"])
 
 

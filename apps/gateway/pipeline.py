@@ -4,6 +4,7 @@ auth -> parse -> (cache, route, speculate: later stages) -> dispatch -> record.
 """
 
 import asyncio
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from apps.providers.catalog import ModelInfo, amodels
 from apps.providers.errors import UpstreamError
 from apps.tenants import ratelimit
 from apps.tenants.keyauth import Principal, aresolve_key, extract_key
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,6 +41,12 @@ class Call:
     recorded: bool = False
     latency_ms: float | None = None
     admission: asyncio.Future | None = None
+    # Cache outcome for the ledger: miss | exact | semantic | off.
+    cache: str = "off"
+    cache_similarity: float | None = None
+    cache_entry_id: int | None = None
+    # Work to run once the response is out and the ledger row written (cache writes).
+    deferred: list = field(default_factory=list)
 
     async def admit(self, headers) -> Principal:
         """Who is calling (401/403 otherwise, from the in-process key cache), and the start
@@ -78,10 +87,23 @@ class Call:
         if self.latency_ms is None:
             self.latency_ms = self.elapsed_ms()
 
+    def later(self, job) -> None:
+        """Runs `job()` (a coroutine function) after the response, off the client's clock."""
+        self.deferred.append(job)
+
+    async def finish(self, **record) -> None:
+        """The end of a call: its ledger row, then the deferred work."""
+        await self.record(**record)
+        for job in self.deferred:
+            try:
+                await job()
+            except Exception:
+                log.exception("deferred work failed for %s", self.request_id)
+
     async def record(self, *, status: int, usage: Usage | None = None, served: ModelInfo | None = None,
                      error_type: str = "", ttft_ms: float | None = None) -> None:
         """Writes this call's one ledger row. Calls never authenticated have no tenant
-        and are counted in metrics only."""
+        and are counted in metrics only. A cache hit used no provider tokens."""
         self.stop_clock()
         latency = self.latency_ms
         metrics.REQUESTS.labels(self.endpoint, str(status)).inc()
@@ -89,7 +111,8 @@ class Call:
         if self.principal is None or self.recorded:
             return
         self.recorded = True
-        usage = usage or Usage()
+        hit = self.cache in ("exact", "semantic")
+        usage = Usage() if hit or usage is None else usage
         billable = status == 200
         await writer().record({
             "tenant_id": self.principal.tenant_id,
@@ -107,7 +130,9 @@ class Call:
             "billable": billable,
             "status_code": status,
             "error_type": error_type,
-            "cache": "miss",
+            "cache": self.cache,
+            "cache_similarity": self.cache_similarity,
+            "cache_entry_id": self.cache_entry_id,
             "attempts": max(self.outcome.attempts, 1),
             "latency_ms": latency,
             "ttft_ms": ttft_ms,

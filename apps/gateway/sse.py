@@ -3,11 +3,12 @@ an upstream failure, and the ledger row in a `finally` whichever way the stream 
 (finished, upstream cut, client gone)."""
 
 import asyncio
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Callable
 
 from django.http import StreamingHttpResponse
 
-from apps.providers.canonical import Delta, Final, Finish, Usage
+from apps.providers.canonical import ChatResult, Delta, Final, Finish, Usage
 from apps.providers.catalog import ModelInfo
 from apps.providers.errors import UpstreamError
 
@@ -50,10 +51,28 @@ async def _with_keepalives(events: AsyncIterator, interval: float):
             await asyncio.gather(pending, return_exceptions=True)
 
 
-async def body(call: Call, wire: Wire, model: ModelInfo, first, events: AsyncIterator, response_id: str,
-               created: int, include_usage: bool) -> AsyncIterator[bytes]:
-    writer = wire.writer(response_id, created, model.id, include_usage)
+def replay(result: ChatResult) -> AsyncIterator:
+    """A finished answer (a cache hit) as the stream events of a fresh one."""
+
+    async def events():
+        for piece in re.findall(r"\S+\s*", result.content or ""):
+            yield Delta(content=piece)
+        for index, call in enumerate(result.tool_calls or ()):
+            yield Delta(tool_calls=[{"index": index, **call}])
+        yield Finish(result.finish_reason)
+        yield Final(usage=result.usage, id=result.id, model=result.model)
+
+    return events()
+
+
+async def body(call: Call, wire: Wire, served: ModelInfo | None, model_id: str, first, events: AsyncIterator,
+               response_id: str, created: int, include_usage: bool,
+               completed: Callable[[ChatResult], None] | None = None) -> AsyncIterator[bytes]:
+    """The SSE bytes of one answer. `completed` gets the whole answer when it finished
+    cleanly (for the cache); streamed tool calls are not assembled, so not passed on."""
+    writer = wire.writer(response_id, created, model_id, include_usage)
     status, error_type, usage, ttft_ms = 499, "client_closed", None, None
+    parts, finish_reason, had_tool_calls = [], "stop", False
 
     async def all_events():
         yield first
@@ -69,12 +88,18 @@ async def body(call: Call, wire: Wire, model: ModelInfo, first, events: AsyncIte
             elif isinstance(event, Delta):
                 if ttft_ms is None:
                     ttft_ms = call.elapsed_ms()
+                parts.append(event.content or "")
+                had_tool_calls = had_tool_calls or bool(event.tool_calls)
                 yield writer.delta(event)
             elif isinstance(event, Finish):
+                finish_reason = event.finish_reason
                 yield writer.finish(event.finish_reason)
             elif isinstance(event, Final):
                 usage = event.usage
                 status, error_type = 200, ""
+                if completed is not None and not had_tool_calls:
+                    completed(ChatResult(id=event.id, model=model_id, content="".join(parts),
+                                         finish_reason=finish_reason, usage=usage))
                 yield writer.final(usage)
     except UpstreamError as error:
         # Never a clean end after a truncated answer: the client gets an error event.
@@ -86,6 +111,6 @@ async def body(call: Call, wire: Wire, model: ModelInfo, first, events: AsyncIte
             await ticks.aclose()
             await events.aclose()
         finally:
-            await call.record(status=status, usage=usage or Usage(), served=model, error_type=error_type,
+            await call.finish(status=status, usage=usage or Usage(), served=served, error_type=error_type,
                               ttft_ms=ttft_ms)
 

@@ -6,9 +6,11 @@ import orjson
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from apps.cache import services as cache
 from apps.core.errors import ApiError
 from apps.providers import dispatch
 from apps.providers.adapters import adapter_for
+from apps.providers.canonical import ChatResult
 from apps.providers.catalog import amodels
 from apps.providers.errors import UpstreamError
 
@@ -29,7 +31,7 @@ class GatewayResponse(HttpResponse):
         super().__init__(body, status=status, content_type=JSON, headers=headers)
         self["x-request-id"] = call.request_id
         call.stop_clock()
-        self.after = (lambda: call.record(status=status, **record)) if ledger else None
+        self.after = (lambda: call.finish(status=status, **record)) if ledger else None
 
 
 def error_response(err: ApiError, wire: Wire, call: Call, error_type: str = "") -> GatewayResponse:
@@ -38,7 +40,9 @@ def error_response(err: ApiError, wire: Wire, call: Call, error_type: str = "") 
 
 
 def aka_headers(call: Call, model_id: str, cost_micros=None) -> dict[str, str]:
-    headers = {"x-request-id": call.request_id, "x-aka-model": model_id, "x-aka-cache": "miss"}
+    headers = {"x-request-id": call.request_id, "x-aka-model": model_id, "x-aka-cache": call.cache}
+    if call.cache_similarity is not None:
+        headers["x-aka-cache-similarity"] = f"{call.cache_similarity:.4f}"
     if cost_micros is not None:
         headers["x-aka-cost-usd"] = f"{cost_micros / 1_000_000:.8f}"
     return headers
@@ -61,15 +65,42 @@ async def _chat(request, call: Call, wire: Wire) -> HttpResponse:
     chain = await prepare(call, req)
     response_id = wire.id_prefix + call.request_id.removeprefix("req_")
     created = int(time.time())
+    plan = cache.plan_for(req, call.principal, request.headers, route="auto" if req.model == "auto" else call.model.family)
+    miss = None
+    if plan is not None:
+        found = await call.alongside_admission(cache.lookup(plan))
+        if isinstance(found, cache.Hit):
+            return await _serve_hit(call, wire, req, plan, found, response_id, created)
+        call.cache, miss = "miss", found
+
+    def remember(result: ChatResult) -> None:
+        if miss is not None:
+            call.later(lambda: cache.remember(plan, miss, result))
+
     if req.stream:
         model, first, events = await call.alongside_admission(dispatch.open_stream(req, chain, call.outcome))
-        body = sse.body(call, wire, model, first, events, response_id, created, req.include_usage)
+        body = sse.body(call, wire, model, model.id, first, events, response_id, created, req.include_usage, remember)
         return sse.EventStream(body, aka_headers(call, model.id))
     result = await call.alongside_admission(dispatch.complete(req, chain, call.outcome))
     served = next(m for m in chain if m.id == result.model)
+    remember(result)
     return GatewayResponse(wire.render(result, response_id, created), call,
                            headers=aka_headers(call, served.id, served.cost_micros(result.usage)),
                            usage=result.usage, served=served)
+
+
+async def _serve_hit(call: Call, wire: Wire, req, plan, hit, response_id: str, created: int) -> HttpResponse:
+    """A cached answer, in the same wire format (and streamed, if asked) as a fresh one."""
+    call.cache, call.cache_similarity, call.cache_entry_id = hit.kind, hit.similarity, hit.entry_id
+    call.later(lambda: cache.count_hit(plan, hit))
+    served = (await amodels()).get(hit.result.model)
+    headers = aka_headers(call, hit.result.model, 0)
+    if req.stream:
+        events = sse.replay(hit.result)
+        body = sse.body(call, wire, served, hit.result.model, await anext(events), events, response_id, created,
+                        req.include_usage)
+        return sse.EventStream(body, headers)
+    return GatewayResponse(wire.render(hit.result, response_id, created), call, headers=headers, served=served)
 
 
 def _post_only(wire: Wire, path: str) -> GatewayResponse:

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from .models import ApiKey
+from .models import ApiKey, Tenant
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
@@ -12,3 +12,17 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
 class ApiKeyCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
+
+
+class TenantSettingsSerializer(serializers.ModelSerializer):
+    """What a tenant's owners and admins may tune themselves. Plan and rate limits are
+    shown but changed by staff."""
+
+    plan = serializers.CharField(source="plan.name", read_only=True)
+    requests_per_minute = serializers.IntegerField(source="effective_rpm", read_only=True)
+
+    class Meta:
+        model = Tenant
+        fields = ["name", "slug", "plan", "requests_per_minute", "log_prompts", "cache_enabled", "cache_threshold",
+                  "cache_ttl_seconds", "cache_user_scope", "cache_tool_calls", "cache_high_temperature"]
+        read_only_fields = ["slug", "plan", "requests_per_minute"]

@@ -78,3 +78,12 @@ def tenant_set_rate_limits(*, tenant: Tenant, rpm: int | None, key_rpm: int | No
     tenant.rate_limit_rpm, tenant.key_rate_limit_rpm = rpm, key_rpm
     tenant.save(update_fields=["rate_limit_rpm", "key_rate_limit_rpm"])
     return tenant
+
+
+def tenant_update_settings(*, tenant: Tenant, changes: dict) -> Tenant:
+    """Applies validated settings; processes pick them up with the key cache (seconds)."""
+    for name, value in changes.items():
+        setattr(tenant, name, value)
+    tenant.full_clean()
+    tenant.save(update_fields=list(changes))
+    return tenant

@@ -7,8 +7,8 @@ import pytest
 PROMPT = "Can I get a refund for a duplicate charge?"
 
 
-def sdk(live) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=live.url, api_key=live.raw_key, max_retries=0)
+def sdk(live, **kw) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=live.url, api_key=live.raw_key, max_retries=0, **kw)
 
 
 @pytest.mark.parametrize("model", ["claude-haiku-4-5", "gpt-4o-mini", "gemini-2.5-flash"])
@@ -27,7 +27,7 @@ def test_message_for_each_provider_family(live, model):
 
 @pytest.mark.parametrize("model", ["claude-haiku-4-5", "gpt-4o-mini"])
 def test_stream_events_and_usage(live, model):
-    client = sdk(live)
+    client = sdk(live, default_headers={"x-aka-cache": "off"})  # both calls reach the provider
     whole = client.messages.create(model=model, max_tokens=256, messages=[{"role": "user", "content": PROMPT}])
     with client.messages.stream(model=model, max_tokens=256, messages=[{"role": "user", "content": PROMPT}]) as s:
         kinds = [event.type for event in s]

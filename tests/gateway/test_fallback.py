@@ -12,13 +12,6 @@ def sdk(live) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{live.url}/v1", api_key=live.raw_key, max_retries=0)
 
 
-@pytest.fixture
-def sim(simulator):
-    httpx.post(f"{simulator}/_sim/reset")
-    yield simulator
-    httpx.post(f"{simulator}/_sim/reset")
-
-
 @pytest.mark.parametrize("kind", ["500", "429", "stall", "reset"])
 def test_fallback_when_the_primary_fails(live, sim, kind):
     raw = sdk(live).chat.completions.with_raw_response.create(

@@ -1,5 +1,6 @@
-"""A live gateway (uvicorn, the real ASGI app) in front of the live upstream simulator,
-sharing the test database and the test Redis database."""
+"""Live servers for the integration tests: the upstream simulator, and the gateway
+(uvicorn serving the real ASGI app) in front of it, sharing the test database and the
+test Redis database."""
 
 import time
 from urllib.parse import quote
@@ -77,3 +78,10 @@ def simulator():
     url, stop = start_simulator(fast=True)
     yield url
     stop()
+
+
+@pytest.fixture
+def sim(simulator):
+    """The session simulator with zeroed stats, faults and marker counters."""
+    assert httpx.post(f"{simulator}/_sim/reset").status_code == 200
+    return simulator

@@ -1,0 +1,44 @@
+"""Cache control for a tenant: stats and purges under /api/cache/."""
+
+from django.http import Http404
+from rest_framework.decorators import api_view
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.response import Response
+
+from . import purge
+from .selectors import cache_stats
+
+
+def _require_manager(request) -> None:
+    if not request.can_manage:
+        raise PermissionDenied("Only the tenant's owners and admins may purge the cache.")
+
+
+@api_view(["GET", "DELETE"])
+def cache_collection(request):
+    """GET: entry count, size and hits. DELETE: everything, or with ?prompt=TEXT every
+    entry whose prompt contains TEXT."""
+    if request.method == "GET":
+        return Response(cache_stats(tenant=request.tenant))
+    _require_manager(request)
+    text = request.query_params.get("prompt")
+    if text is not None:
+        if len(text.strip()) < 3:
+            raise ValidationError({"prompt": "Give at least 3 characters of the prompt to erase."})
+        return Response({"deleted": purge.purge_prompt(tenant=request.tenant, text=text)})
+    return Response({"deleted": purge.purge_tenant(tenant=request.tenant)})
+
+
+@api_view(["DELETE"])
+def cache_by_key(request, key_id):
+    _require_manager(request)
+    return Response({"deleted": purge.purge_api_key(tenant=request.tenant, key_id=key_id)})
+
+
+@api_view(["DELETE"])
+def cache_entry(request, entry_id: int):
+    _require_manager(request)
+    deleted = purge.purge_entry(tenant=request.tenant, entry_id=entry_id)
+    if not deleted:
+        raise Http404("No such cache entry")
+    return Response({"deleted": deleted})

@@ -1,0 +1,139 @@
+"""The semantic cache as the gateway uses it: whether a request may use the cache, the
+lookup (exact, then semantic), and remembering a fresh answer after the response.
+
+Every function takes the tenant (through the plan) and passes it to the store; entries
+never cross tenants, scopes or context keys.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from django.conf import settings
+
+from apps.core import metrics
+from apps.providers.canonical import ChatRequest, ChatResult, Usage
+from apps.tenants.keyauth import Principal
+
+from . import store
+from .decision import Candidate, decide, entry_statistic
+from .embedder import batcher
+from .keys import context_key, exact_key, last_user_turn
+
+log = logging.getLogger(__name__)
+
+HIGH_TEMPERATURE = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A request the cache may serve and learn from."""
+
+    tenant_id: int
+    api_key_id: str
+    scope: str
+    context: str
+    exact: str
+    prompt: str
+    threshold: float
+    ttl_seconds: int
+    tool_calls: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    kind: str            # exact | semantic
+    entry_id: int
+    similarity: float
+    result: ChatResult
+
+
+@dataclass(frozen=True, slots=True)
+class Miss:
+    vector: np.ndarray | None
+    neighbours: tuple[float, ...]   # similarities of the nearest entries, for the new entry's statistic
+
+
+def bypassed(headers) -> bool:
+    """`Cache-Control: no-store` or `x-aka-cache: off` skip both reading and writing."""
+    return "no-store" in headers.get("cache-control", "").lower() or headers.get("x-aka-cache", "").lower() == "off"
+
+
+def plan_for(req: ChatRequest, principal: Principal, headers, route: str) -> Plan | None:
+    """The cache plan for this request, or None when it must not touch the cache."""
+    config = principal.cache
+    if not config.enabled or bypassed(headers):
+        return None
+    if req.temperature is not None and req.temperature > HIGH_TEMPERATURE and not config.high_temperature:
+        return None
+    turn = last_user_turn(req)
+    if turn is None:
+        return None
+    scope = ""
+    if config.user_scope or headers.get("x-aka-cache-scope", "").lower() == "user":
+        if not req.user:
+            return None  # a per-user cache needs to know the user
+        scope = f"user:{req.user}"
+    context = context_key(req, route)
+    prompt = turn[1]
+    return Plan(tenant_id=principal.tenant_id, api_key_id=principal.api_key_id, scope=scope, context=context,
+                exact=exact_key(context, scope, prompt), prompt=prompt, threshold=config.threshold,
+                ttl_seconds=config.ttl_seconds, tool_calls=config.tool_calls)
+
+
+def _result(row: store.Row) -> ChatResult:
+    response = row.response
+    usage = response.get("usage") or {}
+    return ChatResult(id="", model=row.model, content=response.get("content"), finish_reason=response["finish_reason"],
+                      usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
+                      tool_calls=response.get("tool_calls"), provider="cache")
+
+
+async def lookup(plan: Plan) -> Hit | Miss:
+    row = await store.exact(tenant_id=plan.tenant_id, exact_key=plan.exact)
+    if row is not None:
+        metrics.CACHE.labels("exact").inc()
+        return Hit("exact", row.id, 1.0, _result(row))
+    vector = await batcher().embed(plan.prompt)
+    rows = await store.nearest(tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context, vector=vector,
+                               k=settings.AKA_CACHE_CANDIDATES)
+    candidates = [Candidate(entry_id=r.id, similarity=r.similarity, embedding=r.embedding,
+                            neighbour_similarity=r.neighbour_stat) for r in rows]
+    chosen = decide(vector, candidates, plan.threshold)
+    if chosen is not None:
+        metrics.CACHE.labels("semantic").inc()
+        row = next(r for r in rows if r.id == chosen.entry_id)
+        return Hit("semantic", row.id, row.similarity, _result(row))
+    metrics.CACHE.labels("miss").inc()
+    return Miss(vector, tuple(r.similarity for r in rows))
+
+
+def cacheable(result: ChatResult, plan: Plan) -> bool:
+    """Only finished answers; tool calls only when the tenant opted in."""
+    if result.finish_reason not in ("stop", "tool_calls"):
+        return False
+    if result.tool_calls:
+        return plan.tool_calls and result.finish_reason == "tool_calls"
+    # Postgres text and jsonb cannot hold NUL characters.
+    return result.finish_reason == "stop" and bool(result.content) and "\x00" not in result.content
+
+
+async def remember(plan: Plan, miss: Miss, result: ChatResult) -> int | None:
+    """Stores a fresh answer (after the response was sent). Returns the new entry's id."""
+    if miss.vector is None or not cacheable(result, plan):
+        return None
+    response = {"content": result.content, "tool_calls": result.tool_calls, "finish_reason": result.finish_reason,
+                "usage": {"prompt_tokens": result.usage.prompt_tokens,
+                          "completion_tokens": result.usage.completion_tokens}}
+    return await store.insert(
+        tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context, exact_key=plan.exact,
+        api_key_id=plan.api_key_id, prompt_text=plan.prompt, vector=miss.vector,
+        neighbour_stat=entry_statistic(miss.vector, list(miss.neighbours)), response=response, model=result.model,
+        ttl=timedelta(seconds=plan.ttl_seconds), now=datetime.now(UTC))
+
+
+async def count_hit(plan: Plan, hit: Hit) -> None:
+    await store.count_hit(tenant_id=plan.tenant_id, entry_id=hit.entry_id)
+
+

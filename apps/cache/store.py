@@ -1,0 +1,100 @@
+"""The cache table's SQL, run on the gateway's async pool. Every statement takes the
+tenant as a required argument and filters on it: there is no query here that could
+read or touch another tenant's entries."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import orjson
+from pgvector.psycopg import register_vector_async
+from psycopg.types.json import Jsonb
+
+from apps.core import pg
+
+COLUMNS = "id, 1 - (embedding <=> %(vec)s) AS similarity, embedding, neighbour_stat, response, model, prompt_text"
+
+SEMANTIC = f"""
+SELECT {COLUMNS} FROM cache_entry
+WHERE tenant_id = %(tenant)s AND scope = %(scope)s AND context_key = %(context)s AND expires_at > now()
+ORDER BY embedding <=> %(vec)s LIMIT %(k)s
+"""
+EXACT = """
+SELECT id, response, model, prompt_text FROM cache_entry
+WHERE tenant_id = %(tenant)s AND exact_key = %(exact)s AND expires_at > now()
+"""
+INSERT = """
+INSERT INTO cache_entry (tenant_id, scope, context_key, exact_key, api_key_id, prompt_text, embedding,
+                         neighbour_stat, response, model, expires_at)
+VALUES (%(tenant)s, %(scope)s, %(context)s, %(exact)s, %(api_key)s, %(prompt)s, %(vec)s, %(stat)s, %(response)s,
+        %(model)s, %(expires)s)
+ON CONFLICT (tenant_id, exact_key) DO NOTHING
+RETURNING id
+"""
+HIT = """
+UPDATE cache_entry SET hit_count = hit_count + 1, last_hit_at = now() WHERE tenant_id = %(tenant)s AND id = %(id)s
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    id: int
+    similarity: float
+    embedding: np.ndarray | None
+    neighbour_stat: float | None
+    response: dict
+    model: str
+    prompt_text: str
+
+
+async def _connection():
+    return (await pg.pool()).connection()
+
+
+async def _with_vectors(conn) -> None:
+    if not getattr(conn, "_aka_vector", False):
+        await register_vector_async(conn)
+        conn._aka_vector = True
+
+
+async def exact(*, tenant_id: int, exact_key: str) -> Row | None:
+    async with await _connection() as conn:
+        cur = await conn.execute(EXACT, {"tenant": tenant_id, "exact": exact_key})
+        found = await cur.fetchone()
+    if found is None:
+        return None
+    return Row(id=found[0], similarity=1.0, embedding=None, neighbour_stat=None, response=found[1], model=found[2],
+               prompt_text=found[3])
+
+
+async def nearest(*, tenant_id: int, scope: str, context_key: str, vector: np.ndarray, k: int) -> list[Row]:
+    async with await _connection() as conn:
+        await _with_vectors(conn)
+        cur = await conn.execute(SEMANTIC, {"tenant": tenant_id, "scope": scope, "context": context_key,
+                                            "vec": vector, "k": k})
+        rows = await cur.fetchall()
+    return [Row(id=r[0], similarity=float(r[1]), embedding=r[2].to_numpy().astype(np.float32), neighbour_stat=r[3],
+                response=r[4], model=r[5], prompt_text=r[6]) for r in rows]
+
+
+async def insert(*, tenant_id: int, scope: str, context_key: str, exact_key: str, api_key_id: str | None,
+                 prompt_text: str, vector: np.ndarray, neighbour_stat: float | None, response: dict, model: str,
+                 ttl: timedelta, now: datetime) -> int | None:
+    async with await _connection() as conn:
+        await _with_vectors(conn)
+        cur = await conn.execute(INSERT, {
+            "tenant": tenant_id, "scope": scope, "context": context_key, "exact": exact_key, "api_key": api_key_id,
+            "prompt": prompt_text.replace("\x00", ""), "vec": vector, "stat": neighbour_stat, "response": Jsonb(response, dumps=_dumps),
+            "model": model, "expires": now + ttl,
+        })
+        found = await cur.fetchone()
+    return found[0] if found else None
+
+
+async def count_hit(*, tenant_id: int, entry_id: int) -> None:
+    async with await _connection() as conn:
+        await conn.execute(HIT, {"tenant": tenant_id, "id": entry_id})
+
+
+def _dumps(value) -> str:
+    return orjson.dumps(value).decode()

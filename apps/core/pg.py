@@ -1,0 +1,56 @@
+"""The gateway's own async PostgreSQL pool (psycopg 3), one per event loop.
+
+Hot-path database work (ledger rows, cache lookups and writes) runs here, on the event
+loop, instead of through Django's ORM, which would hop to a thread for every query.
+"""
+
+import asyncio
+
+from django.conf import settings
+from django.db import connections
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import AsyncConnectionPool
+
+from .lifecycle import on_shutdown
+
+_pools: dict[int, AsyncConnectionPool] = {}
+_opening: dict[int, asyncio.Lock] = {}
+
+
+def conninfo() -> str:
+    params = connections["default"].get_connection_params()
+    for django_only in ("cursor_factory", "context", "prepare_threshold"):
+        params.pop(django_only, None)
+    return make_conninfo(**{k: v for k, v in params.items() if v not in (None, "")})
+
+
+async def _configure(conn) -> None:
+    # Commits do not wait for the WAL flush: a Postgres crash (not an app crash) could
+    # lose the last fraction of a second of writes; every write here is replayable.
+    await conn.execute("SET synchronous_commit = off")
+    # Filtered vector search (one tenant, scope and context) keeps scanning the HNSW
+    # index until enough rows pass the filter, in exact distance order.
+    await conn.execute("SET hnsw.iterative_scan = strict_order")
+    await conn.execute(f"SET hnsw.ef_search = {int(settings.AKA_CACHE_EF_SEARCH)}")
+    await conn.commit()
+
+
+async def pool() -> AsyncConnectionPool:
+    loop_id = id(asyncio.get_running_loop())
+    found = _pools.get(loop_id)
+    if found is not None:
+        return found
+    async with _opening.setdefault(loop_id, asyncio.Lock()):
+        if loop_id not in _pools:
+            opened = AsyncConnectionPool(conninfo(), min_size=2, max_size=settings.AKA_PG_POOL_SIZE, open=False,
+                                         configure=_configure)
+            await opened.open()
+            _pools[loop_id] = opened
+    return _pools[loop_id]
+
+
+@on_shutdown
+async def close_pools() -> None:
+    for opened in list(_pools.values()):
+        await opened.close()
+    _pools.clear()
