@@ -84,8 +84,8 @@ async def insert(*, tenant_id: int, scope: str, context_key: str, exact_key: str
         await _with_vectors(conn)
         cur = await conn.execute(INSERT, {
             "tenant": tenant_id, "scope": scope, "context": context_key, "exact": exact_key, "api_key": api_key_id,
-            "prompt": prompt_text.replace("\x00", ""), "vec": vector, "stat": neighbour_stat, "response": Jsonb(response, dumps=_dumps),
-            "model": model, "expires": now + ttl,
+            "prompt": prompt_text.replace("\x00", ""), "vec": vector, "stat": neighbour_stat,
+            "response": Jsonb(response, dumps=_dumps), "model": model, "expires": now + ttl,
         })
         found = await cur.fetchone()
     return found[0] if found else None
