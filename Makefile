@@ -1,7 +1,7 @@
 # make demo: install, start every service, seed a demo tenant, run a sample workload.
 # make test: install, start the data services, run the whole test suite.
 # make stop: stop everything make demo or make test started.
-.PHONY: bootstrap demo test stop bench-overhead
+.PHONY: bootstrap demo test stop bench-overhead bench-cache-quality bench-cache-scale
 
 PY := .venv/bin/python
 
@@ -19,3 +19,9 @@ stop:
 
 bench-overhead: bootstrap
 	@$(PY) scripts/services.py run -- $(PY) bench/overhead.py
+
+bench-cache-quality: bootstrap
+	@$(PY) scripts/services.py run -- $(PY) bench/cache_quality.py
+
+bench-cache-scale: bootstrap
+	@$(PY) scripts/services.py run -- $(PY) bench/cache_scale.py

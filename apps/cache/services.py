@@ -39,6 +39,8 @@ class Plan:
     threshold: float
     ttl_seconds: int
     tool_calls: bool
+    read: bool = True    # `Cache-Control: no-cache` / `x-aka-cache: refresh` skip reading, still write
+    write: bool = True   # `x-aka-cache: readonly` reads without adding entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,12 @@ def bypassed(headers) -> bool:
     return "no-store" in headers.get("cache-control", "").lower() or headers.get("x-aka-cache", "").lower() == "off"
 
 
+def refreshing(headers) -> bool:
+    """`Cache-Control: no-cache` (or `x-aka-cache: refresh`): ask the provider again and
+    store the fresh answer in place of any cached one."""
+    return "no-cache" in headers.get("cache-control", "").lower() or headers.get("x-aka-cache", "").lower() == "refresh"
+
+
 def plan_for(req: ChatRequest, principal: Principal, headers, route: str) -> Plan | None:
     """The cache plan for this request, or None when it must not touch the cache."""
     config = principal.cache
@@ -79,7 +87,8 @@ def plan_for(req: ChatRequest, principal: Principal, headers, route: str) -> Pla
     prompt = turn[1]
     return Plan(tenant_id=principal.tenant_id, api_key_id=principal.api_key_id, scope=scope, context=context,
                 exact=exact_key(context, scope, prompt), prompt=prompt, threshold=config.threshold,
-                ttl_seconds=config.ttl_seconds, tool_calls=config.tool_calls)
+                ttl_seconds=config.ttl_seconds, tool_calls=config.tool_calls,
+                read=not refreshing(headers), write=headers.get("x-aka-cache", "").lower() != "readonly")
 
 
 def _result(row: store.Row) -> ChatResult:
@@ -91,16 +100,17 @@ def _result(row: store.Row) -> ChatResult:
 
 
 async def lookup(plan: Plan) -> Hit | Miss:
-    row = await store.exact(tenant_id=plan.tenant_id, exact_key=plan.exact)
-    if row is not None:
-        metrics.CACHE.labels("exact").inc()
-        return Hit("exact", row.id, 1.0, _result(row))
+    if plan.read:
+        row = await store.exact(tenant_id=plan.tenant_id, exact_key=plan.exact)
+        if row is not None:
+            metrics.CACHE.labels("exact").inc()
+            return Hit("exact", row.id, 1.0, _result(row))
     vector = await batcher().embed(plan.prompt)
     rows = await store.nearest(tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context, vector=vector,
                                k=settings.AKA_CACHE_CANDIDATES)
     candidates = [Candidate(entry_id=r.id, similarity=r.similarity, embedding=r.embedding,
                             neighbour_similarity=r.neighbour_stat) for r in rows]
-    chosen = decide(vector, candidates, plan.threshold)
+    chosen = decide(vector, candidates, plan.threshold) if plan.read else None
     if chosen is not None:
         metrics.CACHE.labels("semantic").inc()
         row = next(r for r in rows if r.id == chosen.entry_id)
@@ -121,7 +131,7 @@ def cacheable(result: ChatResult, plan: Plan) -> bool:
 
 async def remember(plan: Plan, miss: Miss, result: ChatResult) -> int | None:
     """Stores a fresh answer (after the response was sent). Returns the new entry's id."""
-    if miss.vector is None or not cacheable(result, plan):
+    if not plan.write or miss.vector is None or not cacheable(result, plan):
         return None
     response = {"content": result.content, "tool_calls": result.tool_calls, "finish_reason": result.finish_reason,
                 "usage": {"prompt_tokens": result.usage.prompt_tokens,

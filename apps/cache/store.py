@@ -28,7 +28,8 @@ INSERT INTO cache_entry (tenant_id, scope, context_key, exact_key, api_key_id, p
                          neighbour_stat, response, model, expires_at)
 VALUES (%(tenant)s, %(scope)s, %(context)s, %(exact)s, %(api_key)s, %(prompt)s, %(vec)s, %(stat)s, %(response)s,
         %(model)s, %(expires)s)
-ON CONFLICT (tenant_id, exact_key) DO NOTHING
+ON CONFLICT (tenant_id, exact_key) DO UPDATE
+    SET response = EXCLUDED.response, model = EXCLUDED.model, expires_at = EXCLUDED.expires_at, created_at = now()
 RETURNING id
 """
 HIT = """

@@ -224,3 +224,26 @@ def test_anthropic_clients_get_hits_in_their_own_format(live):
     assert raw.headers["x-aka-cache"] == "semantic"
     again = raw.parse()
     assert again.content[0].text == first.content[0].text and again.stop_reason == "end_turn"
+
+
+def test_readonly_reads_but_never_writes(live):
+    plain, readonly = sdk(live), sdk(live, **{"x-aka-cache": "readonly"})
+    ask(plain, PIN)
+    entries(live)
+    assert ask(readonly, PIN_PARAPHRASE).headers["x-aka-cache"] == "semantic"
+    assert ask(readonly, UNRELATED).headers["x-aka-cache"] == "miss"
+    time.sleep(0.3)
+    assert [e.prompt_text for e in entries(live)] == [PIN]
+
+
+@pytest.mark.parametrize("headers", [{"Cache-Control": "no-cache"}, {"x-aka-cache": "refresh"}])
+def test_refresh_skips_reading_and_replaces_the_entry(live, simulator, headers):
+    ask(sdk(live), PIN)
+    [entry] = entries(live)
+    response = ask(sdk(live, **headers), PIN)
+    assert response.headers["x-aka-cache"] == "miss"
+    deadline = time.monotonic() + 3
+    while CacheEntry.objects.for_tenant(live.tenant).get(id=entry.id).created_at == entry.created_at:
+        assert time.monotonic() < deadline, "the entry was not refreshed"
+        time.sleep(0.05)
+    assert len(entries(live)) == 1
