@@ -43,7 +43,28 @@ def live(transactional_db, gateway):
     key, raw = factories.make_key(tenant, "live")
     probe, _ = factories.make_tenant("Catalog probe")  # keeps the live tenant's key and counters untouched
     _wait_for_catalog(gateway, factories.make_key(probe)[1])
-    return Live(url=gateway, tenant=tenant, key=key, raw_key=raw)
+    yield Live(url=gateway, tenant=tenant, key=key, raw_key=raw)
+    _wait_until_the_gateway_is_quiet()
+
+
+def _wait_until_the_gateway_is_quiet() -> None:
+    """The gateway writes ledger rows and cache entries just after each response; let
+    them land before the test database is emptied for the next test."""
+    from django.db import connection
+
+    quiet_since, deadline = None, time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                           " AND pid <> pg_backend_pid() AND state <> 'idle'")
+            busy = cursor.fetchone()[0]
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > 0.15:
+            return
+        time.sleep(0.03)
 
 
 def _wait_for_catalog(url: str, key: str) -> None:

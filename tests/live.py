@@ -111,4 +111,5 @@ def start_gateway(*, simulator_url: str, database_url: str | None = None, redis_
         env["REDIS_URL"] = redis_url
     argv = [_python(), "-m", "uvicorn", "akaplatform.asgi:application", "--host", "127.0.0.1", "--port", "{port}",
             "--workers", str(workers), "--no-access-log", "--loop", "uvloop", "--http", "httptools"]
-    return start_server(argv, "/healthz", env=env, name="gateway")
+    # The first start on a machine also exports the embedding model (several seconds).
+    return start_server(argv, "/healthz", env=env, name="gateway", timeout=180)

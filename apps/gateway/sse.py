@@ -111,6 +111,8 @@ async def body(call: Call, wire: Wire, served: ModelInfo | None, model_id: str, 
             await ticks.aclose()
             await events.aclose()
         finally:
-            await call.finish(status=status, usage=usage or Usage(), served=served, error_type=error_type,
-                              ttft_ms=ttft_ms)
+            # Shielded: a client hanging up right after the last byte must not cancel the
+            # ledger row or the cache write.
+            await asyncio.shield(call.finish(status=status, usage=usage or Usage(), served=served,
+                                             error_type=error_type, ttft_ms=ttft_ms))
 
