@@ -32,8 +32,8 @@ ON CONFLICT (tenant_id, exact_key) DO UPDATE
     SET response = EXCLUDED.response, model = EXCLUDED.model, expires_at = EXCLUDED.expires_at, created_at = now()
 RETURNING id
 """
-HIT = """
-UPDATE cache_entry SET hit_count = hit_count + 1, last_hit_at = now() WHERE tenant_id = %(tenant)s AND id = %(id)s
+HITS = """
+UPDATE cache_entry SET hit_count = hit_count + %(n)s, last_hit_at = now() WHERE tenant_id = %(tenant)s AND id = %(id)s
 """
 
 
@@ -92,9 +92,10 @@ async def insert(*, tenant_id: int, scope: str, context_key: str, exact_key: str
     return found[0] if found else None
 
 
-async def count_hit(*, tenant_id: int, entry_id: int) -> None:
-    async with await _connection() as conn:
-        await conn.execute(HIT, {"tenant": tenant_id, "id": entry_id})
+async def add_hits(counts: dict[tuple[int, int], int]) -> None:
+    """Adds hit counts, {(tenant id, entry id): hits}, in one pipelined batch."""
+    async with await _connection() as conn, conn.cursor() as cur:
+        await cur.executemany(HITS, [{"tenant": t, "id": e, "n": n} for (t, e), n in sorted(counts.items())])
 
 
 def _dumps(value) -> str:
