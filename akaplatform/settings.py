@@ -203,7 +203,8 @@ AKA_PG_POOL_SIZE = envint("AKA_PG_POOL_SIZE", 8)
 AKA_EMBEDDER = os.environ.get("AKA_EMBEDDER", "onnx")   # onnx | torch
 AKA_MODEL_DIR = Path(os.environ.get("AKA_MODEL_DIR", str(BASE_DIR / ".local" / "models")))
 AKA_CACHE_EF_SEARCH = envint("AKA_CACHE_EF_SEARCH", 64)
-AKA_CACHE_CANDIDATES = envint("AKA_CACHE_CANDIDATES", 8)
+# Nearest entries fetched per lookup; the hit rule (apps.cache.decision) needs 20.
+AKA_CACHE_CANDIDATES = envint("AKA_CACHE_CANDIDATES", 20)
 
 LOGGING = {
     "version": 1,

@@ -32,6 +32,9 @@ ON CONFLICT (tenant_id, exact_key) DO UPDATE
     SET response = EXCLUDED.response, model = EXCLUDED.model, expires_at = EXCLUDED.expires_at, created_at = now()
 RETURNING id
 """
+NEIGHBOUR_STAT = """
+UPDATE cache_entry SET neighbour_stat = %(stat)s WHERE tenant_id = %(tenant)s AND id = %(id)s
+"""
 HITS = """
 UPDATE cache_entry SET hit_count = hit_count + %(n)s, last_hit_at = now() WHERE tenant_id = %(tenant)s AND id = %(id)s
 """
@@ -80,7 +83,9 @@ async def nearest(*, tenant_id: int, scope: str, context_key: str, vector: np.nd
 
 async def insert(*, tenant_id: int, scope: str, context_key: str, exact_key: str, api_key_id: str | None,
                  prompt_text: str, vector: np.ndarray, neighbour_stat: float | None, response: dict, model: str,
-                 ttl: timedelta, now: datetime) -> int | None:
+                 ttl: timedelta, now: datetime, neighbour_stats: dict[int, float] | None = None) -> int | None:
+    """Writes an entry and, in the same transaction, the new statistics of its neighbours
+    ({entry id: statistic}, all of the same tenant)."""
     async with await _connection() as conn:
         await _with_vectors(conn)
         cur = await conn.execute(INSERT, {
@@ -89,6 +94,10 @@ async def insert(*, tenant_id: int, scope: str, context_key: str, exact_key: str
             "response": Jsonb(response, dumps=_dumps), "model": model, "expires": now + ttl,
         })
         found = await cur.fetchone()
+        if neighbour_stats:
+            async with conn.cursor() as batch:
+                await batch.executemany(NEIGHBOUR_STAT, [{"tenant": tenant_id, "id": entry_id, "stat": stat}
+                                                         for entry_id, stat in sorted(neighbour_stats.items())])
     return found[0] if found else None
 
 
