@@ -19,7 +19,7 @@ from apps.providers.canonical import ChatRequest, ChatResult, Usage
 from apps.tenants.keyauth import Principal
 
 from . import store
-from .decision import Candidate, decide, entry_statistic, update_statistic
+from .decision import UPDATE_RATE, Candidate, decide, entry_statistic
 from .embedder import batcher
 from .keys import context_key, exact_key, last_user_turn
 
@@ -56,9 +56,9 @@ class Hit:
 @dataclass(frozen=True, slots=True)
 class Miss:
     vector: np.ndarray | None
-    # The nearest entries as (id, similarity, statistic): the new entry's statistic comes
-    # from them, and theirs move when it is written.
-    neighbours: tuple[tuple[int, float, float | None], ...]
+    # The nearest entries as (id, similarity): the new entry's statistic comes from them,
+    # and theirs move when it is written.
+    neighbours: tuple[tuple[int, float], ...]
 
 
 def bypassed(headers) -> bool:
@@ -120,7 +120,7 @@ async def lookup(plan: Plan) -> Hit | Miss:
         row = next(r for r in rows if r.id == chosen.entry_id)
         return Hit("semantic", row.id, row.similarity, _result(row))
     metrics.CACHE.labels("miss").inc()
-    return Miss(vector, tuple((r.id, r.similarity, r.neighbour_stat) for r in rows))
+    return Miss(vector, tuple((r.id, r.similarity) for r in rows))
 
 
 def cacheable(result: ChatResult, plan: Plan) -> bool:
@@ -140,17 +140,12 @@ async def remember(plan: Plan, miss: Miss, result: ChatResult) -> int | None:
     response = {"content": result.content, "tool_calls": result.tool_calls, "finish_reason": result.finish_reason,
                 "usage": {"prompt_tokens": result.usage.prompt_tokens,
                           "completion_tokens": result.usage.completion_tokens}}
-    moved = {}
-    for entry_id, similarity, stat in miss.neighbours:
-        new = update_statistic(stat, similarity)
-        if new is not None and new != stat:
-            moved[entry_id] = new
     return await store.insert(
         tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context, exact_key=plan.exact,
         api_key_id=plan.api_key_id, prompt_text=plan.prompt, vector=miss.vector,
-        neighbour_stat=entry_statistic(miss.vector, [similarity for _, similarity, _ in miss.neighbours]),
+        neighbour_stat=entry_statistic(miss.vector, [similarity for _, similarity in miss.neighbours]),
         response=response, model=result.model, ttl=timedelta(seconds=plan.ttl_seconds), now=datetime.now(UTC),
-        neighbour_stats=moved)
+        neighbours=dict(miss.neighbours), update_rate=UPDATE_RATE)
 
 
 class HitCounter:

@@ -32,8 +32,11 @@ ON CONFLICT (tenant_id, exact_key) DO UPDATE
     SET response = EXCLUDED.response, model = EXCLUDED.model, expires_at = EXCLUDED.expires_at, created_at = now()
 RETURNING id
 """
+# decision.update_statistic, applied to the current value in one statement, so that
+# concurrent writers near the same entry never lose each other's update.
 NEIGHBOUR_STAT = """
-UPDATE cache_entry SET neighbour_stat = %(stat)s WHERE tenant_id = %(tenant)s AND id = %(id)s
+UPDATE cache_entry SET neighbour_stat = neighbour_stat + (%(sim)s - neighbour_stat) * %(rate)s
+WHERE tenant_id = %(tenant)s AND id = %(id)s AND neighbour_stat < %(sim)s
 """
 HITS = """
 UPDATE cache_entry SET hit_count = hit_count + %(n)s, last_hit_at = now() WHERE tenant_id = %(tenant)s AND id = %(id)s
@@ -83,9 +86,10 @@ async def nearest(*, tenant_id: int, scope: str, context_key: str, vector: np.nd
 
 async def insert(*, tenant_id: int, scope: str, context_key: str, exact_key: str, api_key_id: str | None,
                  prompt_text: str, vector: np.ndarray, neighbour_stat: float | None, response: dict, model: str,
-                 ttl: timedelta, now: datetime, neighbour_stats: dict[int, float] | None = None) -> int | None:
-    """Writes an entry and, in the same transaction, the new statistics of its neighbours
-    ({entry id: statistic}, all of the same tenant)."""
+                 ttl: timedelta, now: datetime, neighbours: dict[int, float] | None = None,
+                 update_rate: float = 0.0) -> int | None:
+    """Writes an entry and, in the same transaction, moves the statistic of each of its
+    neighbours ({entry id: similarity to the new entry}, all of the same tenant)."""
     async with await _connection() as conn:
         await _with_vectors(conn)
         cur = await conn.execute(INSERT, {
@@ -94,10 +98,11 @@ async def insert(*, tenant_id: int, scope: str, context_key: str, exact_key: str
             "response": Jsonb(response, dumps=_dumps), "model": model, "expires": now + ttl,
         })
         found = await cur.fetchone()
-        if neighbour_stats:
+        if neighbours and update_rate:
             async with conn.cursor() as batch:
-                await batch.executemany(NEIGHBOUR_STAT, [{"tenant": tenant_id, "id": entry_id, "stat": stat}
-                                                         for entry_id, stat in sorted(neighbour_stats.items())])
+                await batch.executemany(NEIGHBOUR_STAT, [
+                    {"tenant": tenant_id, "id": entry_id, "sim": similarity, "rate": update_rate}
+                    for entry_id, similarity in sorted(neighbours.items())])
     return found[0] if found else None
 
 

@@ -68,3 +68,23 @@ def test_lookup_stays_inside_tenant_scope_and_context(world, entries, query, nea
             await conn.execute("DELETE FROM cache_entry WHERE id = ANY(%s)", [list(written)])
 
     loop.run_until_complete(scenario())
+
+
+def test_a_new_entry_moves_its_neighbours_radius_as_the_rule_says(world):
+    from apps.cache.decision import UPDATE_RATE, update_statistic
+
+    tenants, loop = world
+
+    async def scenario():
+        common = dict(tenant_id=tenants[0], scope="", context_key="ctx", api_key_id=None, prompt_text="p",
+                      response={"content": "x"}, model="m", ttl=timedelta(days=1), now=datetime.now(UTC))
+        old = await store.insert(exact_key="a" * 64, vector=unit(1), neighbour_stat=0.70, **common)
+        far = await store.insert(exact_key="b" * 64, vector=unit(2), neighbour_stat=0.95, **common)
+        await store.insert(exact_key="c" * 64, vector=unit(3), neighbour_stat=None, neighbours={old: 0.90, far: 0.90},
+                           update_rate=UPDATE_RATE, **common)
+        rows = {r.id: r.neighbour_stat for r in await store.nearest(
+            tenant_id=tenants[0], scope="", context_key="ctx", vector=unit(1), k=5)}
+        assert rows[old] == pytest.approx(update_statistic(0.70, 0.90))
+        assert rows[far] == 0.95  # the newcomer is outside its radius: unchanged
+
+    loop.run_until_complete(scenario())
