@@ -30,7 +30,7 @@ class CacheSettings:
     """The tenant's cache settings as the hot path sees them (refreshed with the key)."""
 
     enabled: bool = True
-    threshold: float = 0.95
+    threshold: float = 0.90
     ttl_seconds: int = 7 * 24 * 3600
     user_scope: bool = False
     tool_calls: bool = False

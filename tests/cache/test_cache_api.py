@@ -98,18 +98,18 @@ def test_member_cannot_purge(party):
 
 def test_settings_read_and_update_by_owner(party):
     api = as_user(party.alice)
-    assert api.get("/api/settings/").json()["cache_threshold"] == 0.95
-    changed = api.patch("/api/settings/", {"cache_threshold": 0.9, "cache_user_scope": True}, format="json")
+    assert api.get("/api/settings/").json()["cache_threshold"] == 0.90
+    changed = api.patch("/api/settings/", {"cache_threshold": 0.97, "cache_user_scope": True}, format="json")
     assert changed.status_code == 200
     tenant = Tenant.objects.get(pk=party.tenant.pk)
-    assert (tenant.cache_threshold, tenant.cache_user_scope) == (0.9, True)
+    assert (tenant.cache_threshold, tenant.cache_user_scope) == (0.97, True)
 
 
 @pytest.mark.parametrize("value", [0.5, 1.0])
 def test_threshold_outside_the_allowed_range_is_refused(party, value):
     response = as_user(party.alice).patch("/api/settings/", {"cache_threshold": value}, format="json")
     assert response.status_code == 400 and "cache_threshold" in response.json()
-    assert Tenant.objects.get(pk=party.tenant.pk).cache_threshold == 0.95
+    assert Tenant.objects.get(pk=party.tenant.pk).cache_threshold == 0.90
 
 
 def test_member_cannot_change_settings_and_outsider_sees_only_their_own(party):

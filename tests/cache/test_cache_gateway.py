@@ -62,7 +62,7 @@ def test_semantic_hit_for_a_paraphrase(live):
     paraphrase = ask(client, PIN_PARAPHRASE)
     assert paraphrase.headers["x-aka-cache"] == "semantic"
     similarity = float(paraphrase.headers["x-aka-cache-similarity"])
-    assert 0.95 <= similarity < 1.0
+    assert 0.90 <= similarity < 1.0
     assert paraphrase.parse().choices[0].message.content == original
     row = live.records(expected=2)[1]
     assert row.cache == "semantic" and row.cache_similarity == pytest.approx(similarity, abs=1e-4)
