@@ -77,8 +77,9 @@ async def exact(*, tenant_id: int, exact_key: str) -> Row | None:
 async def nearest(*, tenant_id: int, scope: str, context_key: str, vector: np.ndarray, k: int) -> list[Row]:
     async with await _connection() as conn:
         await _with_vectors(conn)
+        # Binary results: 20 candidate vectors parse far faster than from text.
         cur = await conn.execute(SEMANTIC, {"tenant": tenant_id, "scope": scope, "context": context_key,
-                                            "vec": vector, "k": k})
+                                            "vec": vector, "k": k}, binary=True)
         rows = await cur.fetchall()
     return [Row(id=r[0], similarity=float(r[1]), embedding=r[2].to_numpy().astype(np.float32), neighbour_stat=r[3],
                 response=r[4], model=r[5], prompt_text=r[6]) for r in rows]
