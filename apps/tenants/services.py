@@ -87,3 +87,10 @@ def tenant_update_settings(*, tenant: Tenant, changes: dict) -> Tenant:
     tenant.full_clean()
     tenant.save(update_fields=list(changes))
     return tenant
+
+
+def user_ensure_password(*, email: str, password: str) -> None:
+    user = get_user_model().objects.get(username=email)
+    if not user.check_password(password):
+        user.set_password(password)
+        user.save(update_fields=["password"])

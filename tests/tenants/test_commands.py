@@ -27,3 +27,15 @@ def test_create_tenant_issue_key_and_list(db):
 
     listing = run("list_tenants")
     assert re.search(r"globex\s+Growth\s+active\s+2\s+Globex", listing)
+
+
+def test_demo_setup_is_idempotent_and_its_login_works(db, client):
+    factories.ensure_plans()
+    email, password, key = run("demo_setup", "--password", "first-password-1").split()
+    # A later run with another password (an earlier run died before saving it) and the old key.
+    again_email, again_password, again_key = run("demo_setup", "--password", "second-password-2",
+                                                 "--reuse-key", key).split()
+    assert (again_email, again_key) == (email, key)
+    assert Tenant.objects.filter(slug="demo").count() == 1
+    assert client.login(username=email, password="second-password-2")
+    assert resolve_key(key).tenant_id == Tenant.objects.get(slug="demo").pk

@@ -17,9 +17,11 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         tenant = Tenant.objects.filter(slug=DEMO_SLUG).first()
         if tenant is None:
-            tenant, user = services.tenant_create(
+            tenant, _ = services.tenant_create(
                 name="Demo Support Desk", slug=DEMO_SLUG, owner_email=DEMO_EMAIL, owner_password=opts["password"],
             )
+        # The printed login must work even if an earlier run stopped before saving it.
+        services.user_ensure_password(email=DEMO_EMAIL, password=opts["password"])
         reuse = opts["reuse_key"]
         valid = bool(reuse) and ApiKey.objects.for_tenant(tenant).filter(
             secret_hash=keys.secret_hash(reuse), revoked_at__isnull=True

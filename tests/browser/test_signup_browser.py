@@ -1,0 +1,54 @@
+"""Sign-up, the one-time key, the keys page and login again, in a real Chromium."""
+
+import re
+import shutil
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from apps.tenants.models import ApiKey, Tenant
+from tests import factories
+
+CHROMIUM = shutil.which("chromium")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is installed by scripts/bootstrap.sh")
+
+
+@pytest.fixture
+def page(transactional_db, monkeypatch):
+    # Playwright's sync API keeps an event loop on this thread; the test's own ORM calls
+    # are plain synchronous ones all the same.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "1")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync"])
+        yield browser.new_page()
+        browser.close()
+
+
+def test_signup_shows_the_key_once_and_the_owner_can_log_in_again(page, gateway):
+    factories.ensure_plans()
+    page.goto(f"{gateway}/accounts/signup/")
+    page.fill("input[name=organisation]", "Browser Bank")
+    page.fill("input[name=email]", "eve@example.com")
+    page.fill("input[name=password]", "a-long-browser-passphrase-3")
+    page.click("button[type=submit]")
+    raw = page.get_by_test_id("raw-key").inner_text()
+    assert re.fullmatch(r"aka_[\w-]{43}", raw)
+    tenant = Tenant.objects.get(name="Browser Bank")
+    assert ApiKey.objects.for_tenant(tenant).get().prefix == raw[:12]
+
+    page.goto(f"{gateway}/keys/")
+    assert raw[:12] in page.content() and raw not in page.content()
+    page.fill("input[name=name]", "second key")
+    page.click("text=Create key")  # htmx swaps in the panel with the new key
+    page.get_by_test_id("raw-key").wait_for()
+    assert ApiKey.objects.for_tenant(tenant).count() == 2
+
+    page.click("text=Log out")
+    page.goto(f"{gateway}/accounts/login/")
+    page.fill("input[name=username]", "eve@example.com")
+    page.fill("input[name=password]", "a-long-browser-passphrase-3")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{gateway}/")
+    assert "Browser Bank" in page.content()
