@@ -13,6 +13,7 @@ import logging
 
 from apps.core import pg
 from apps.core.lifecycle import on_shutdown
+from apps.core.loops import PerLoop
 
 from .models import CallRecord
 
@@ -75,19 +76,10 @@ class LedgerWriter:
             await asyncio.gather(self._task, return_exceptions=True)
 
 
-_writers: dict[int, LedgerWriter] = {}
-
-
-def writer() -> LedgerWriter:
-    loop_id = id(asyncio.get_running_loop())
-    found = _writers.get(loop_id)
-    if found is None:
-        found = _writers[loop_id] = LedgerWriter()
-    return found
+writer = PerLoop(LedgerWriter)
 
 
 @on_shutdown
 async def close_writers() -> None:
-    for found in list(_writers.values()):
+    for found in writer.drain():
         await found.close()
-    _writers.clear()

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
+from apps.core.loops import PerLoop
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -171,12 +173,4 @@ class EmbeddingBatcher:
         self._next_batch()
 
 
-_batchers: dict[int, EmbeddingBatcher] = {}
-
-
-def batcher() -> EmbeddingBatcher:
-    loop_id = id(asyncio.get_running_loop())
-    found = _batchers.get(loop_id)
-    if found is None:
-        found = _batchers[loop_id] = EmbeddingBatcher(embedder())
-    return found
+batcher = PerLoop(lambda: EmbeddingBatcher(embedder()))

@@ -15,6 +15,7 @@ from django.conf import settings
 
 from apps.core import metrics
 from apps.core.lifecycle import on_shutdown
+from apps.core.loops import PerLoop
 from apps.providers.canonical import ChatRequest, ChatResult, Usage
 from apps.tenants.keyauth import Principal
 
@@ -179,17 +180,12 @@ class HitCounter:
                 log.exception("could not write %d cache hit counts", len(counts))
 
 
-_counters: dict[int, HitCounter] = {}
-
-
-def hit_counter() -> HitCounter:
-    loop_id = id(asyncio.get_running_loop())
-    return _counters.setdefault(loop_id, HitCounter())
+hit_counter = PerLoop(HitCounter)
 
 
 @on_shutdown
 async def flush_hit_counts() -> None:
-    for counter in list(_counters.values()):
+    for counter in hit_counter.drain():
         await counter.flush()
 
 

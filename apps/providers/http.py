@@ -4,22 +4,16 @@ It runs on httpx-aiohttp's transport: the same httpx API, with aiohttp doing the
 On this machine that doubles the calls per second one gateway process can make
 compared with httpx's own transport (see bench/overhead)."""
 
-import asyncio
-
 import httpx
 from django.conf import settings
 from httpx_aiohttp import HttpxAiohttpClient
 
 from apps.core.lifecycle import on_shutdown
+from apps.core.loops import PerLoop
 
-_clients: dict[int, httpx.AsyncClient] = {}
 
-
-def client() -> httpx.AsyncClient:
-    loop_id = id(asyncio.get_running_loop())
-    shared = _clients.get(loop_id)
-    if shared is None:
-        shared = _clients[loop_id] = HttpxAiohttpClient(
+def _new_client() -> httpx.AsyncClient:
+    return HttpxAiohttpClient(
             timeout=httpx.Timeout(
                 connect=settings.AKA_UPSTREAM_CONNECT_TIMEOUT,
                 read=settings.AKA_UPSTREAM_READ_TIMEOUT,
@@ -29,11 +23,12 @@ def client() -> httpx.AsyncClient:
             limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30),
             follow_redirects=False,
         )
-    return shared
+
+
+client = PerLoop(_new_client)
 
 
 @on_shutdown
 async def close_clients() -> None:
-    for shared in list(_clients.values()):
+    for shared in client.drain():
         await shared.aclose()
-    _clients.clear()

@@ -11,8 +11,6 @@ from apps.core.redis import async_client
 
 from .keyauth import Principal
 
-WINDOW_SECONDS = 60
-
 _SCRIPT = """
 local now = redis.call('TIME')
 local window = math.floor(tonumber(now[1]) / 60)

@@ -14,9 +14,9 @@ def test_healthz_fails_when_redis_is_unreachable(client):
     from apps.core import redis as core_redis
 
     with override_settings(REDIS_URL="unix:///nonexistent/redis.sock"):
-        core_redis._async_clients.clear()
+        core_redis.async_client.drain()
         response = client.get("/healthz")
-    core_redis._async_clients.clear()
+    core_redis.async_client.drain()
     assert response.status_code == 503
     assert response.json()["redis"].startswith("failing")
 
