@@ -24,20 +24,28 @@ def conninfo() -> str:
     return make_conninfo(**{k: v for k, v in params.items() if v not in (None, "")})
 
 
+def session_settings() -> list[str]:
+    """What every pool connection sets (bench/cache_scale measures lookups under the same)."""
+    return [
+        # Commits do not wait for the WAL flush: a Postgres crash (not an app crash) could
+        # lose the last fraction of a second of writes; every write here is replayable.
+        "SET synchronous_commit = off",
+        # Filtered vector search (one tenant, scope and context) keeps scanning the HNSW
+        # index until enough rows pass the filter. Relaxed order: the hit rule re-sorts the
+        # candidates itself, and at 1M entries strict order cost a large tenant p99 63 ms
+        # against 8 ms (bench/cache_scale).
+        "SET hnsw.iterative_scan = relaxed_order",
+        f"SET hnsw.ef_search = {int(settings.AKA_CACHE_EF_SEARCH)}",
+        # psycopg prepares a statement after a few runs, and Postgres then reuses a generic
+        # plan: one plan for every tenant, which for a large tenant is a full sort instead
+        # of the HNSW index (117 ms instead of 4 ms at 120k entries, bench/cache_scale).
+        "SET plan_cache_mode = force_custom_plan",
+    ]
+
+
 async def _configure(conn) -> None:
-    # Commits do not wait for the WAL flush: a Postgres crash (not an app crash) could
-    # lose the last fraction of a second of writes; every write here is replayable.
-    await conn.execute("SET synchronous_commit = off")
-    # Filtered vector search (one tenant, scope and context) keeps scanning the HNSW
-    # index until enough rows pass the filter. Relaxed order: the hit rule re-sorts the
-    # candidates itself, and at 1M entries strict order cost a large tenant p99 63 ms
-    # against 8 ms (bench/cache_scale).
-    await conn.execute("SET hnsw.iterative_scan = relaxed_order")
-    await conn.execute(f"SET hnsw.ef_search = {int(settings.AKA_CACHE_EF_SEARCH)}")
-    # psycopg prepares a statement after a few runs, and Postgres then reuses a generic
-    # plan: one plan for every tenant, which for a large tenant is a full sort instead of
-    # the HNSW index (117 ms instead of 4 ms at 120k entries, bench/cache_scale).
-    await conn.execute("SET plan_cache_mode = force_custom_plan")
+    for statement in session_settings():
+        await conn.execute(statement)
     await conn.commit()
 
 
