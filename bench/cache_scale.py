@@ -2,7 +2,8 @@
 
 Builds its own database (`aka_bench_cache`, dropped and recreated at the start, dropped
 at the end unless --keep) on the project's PostgreSQL, with the cache table created by
-the very SQL of `apps/cache/migrations/0001_partitioned_cache.py`, and fills it in
+the very SQL of the latest cache migration (64 partitions by HASH (tenant_id,
+context_key)), and fills it in
 cumulative steps (default 10k, 100k, 1M entries) spread over 1,000 tenants, "a few
 large, many small" (Zipf-Mandelbrot: the largest tenant holds ~12%, the median one a few
 dozen entries at 1M). Vectors are clustered unit vectors shaped like sentence embeddings
@@ -13,12 +14,12 @@ Loading: binary COPY into the parent table in committed chunks. Steps that add a
 in production); bigger steps drop the HNSW index, COPY, and CREATE INDEX again with
 maintenance_work_mem raised and max_parallel_maintenance_workers = --build-workers.
 
-After each step, for the largest tenant, a mid-size one and a small one (a few dozen
-entries): p50/p99 of the gateway's semantic lookup (`apps.cache.store.SEMANTIC`, same
-session settings as `apps.core.pg`) and exact lookup (`store.EXACT`) over --queries
-sequential queries on one connection (psycopg's default prepare threshold, like the
-gateway's pool), recall@1/@K against brute force, the plans Postgres picks, and the rate
-of single-row `store.INSERT`s. Then the embedder's own latency (ONNX and torch).
+After each step, for the largest tenant (its main context and its minor ones apart), a
+mid-size one and a small one (a few dozen entries): p50/p99 of the gateway's semantic
+lookup (`apps.cache.store.SEMANTIC`, binary results, the session settings of
+`apps.core.pg`) and exact lookup (`store.EXACT`) over --queries sequential queries on one
+connection, recall@1/@K against brute force, the plan Postgres picks, and the rate of
+single-row `store.INSERT`s. Then the embedder's own latency (ONNX and torch).
 
     python scripts/services.py run -- .venv/bin/python bench/cache_scale.py [--sizes 10000,100000,1000000]
 """
@@ -54,8 +55,9 @@ from pgvector.psycopg import register_vector  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
 from apps.cache import store  # noqa: E402
+from apps.core import pg  # noqa: E402
 
-MIGRATION = importlib.import_module("apps.cache.migrations.0001_partitioned_cache")
+MIGRATION = importlib.import_module("apps.cache.migrations.0002_partition_by_context")
 
 BENCH_DB = "aka_bench_cache"
 DIM = 384
@@ -78,8 +80,6 @@ K = int(settings.AKA_CACHE_CANDIDATES)  # LIMIT; --k overrides
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 BANKING77 = Path("/work/shared/data/banking77/test.csv")
 
-# Session settings exactly as apps.core.pg._configure applies them to every pool connection.
-SESSION = ["SET synchronous_commit = off", "SET hnsw.iterative_scan = strict_order", f"SET hnsw.ef_search = {EF_SEARCH}"]
 
 COPY_SQL = ("COPY cache_entry (tenant_id, scope, context_key, exact_key, prompt_text, embedding, response, model, "
             "expires_at) FROM STDIN WITH (FORMAT BINARY)")
@@ -251,7 +251,7 @@ def drop_database() -> None:
 
 def session(prepare_threshold: int | None = 5) -> psycopg.Connection:
     conn = psycopg.connect(bench_conninfo(), autocommit=True, prepare_threshold=prepare_threshold)
-    for stmt in SESSION:
+    for stmt in pg.session_settings():  # the gateway pool's own
         conn.execute(stmt)
     register_vector(conn)
     return conn
@@ -270,7 +270,6 @@ class Step:
     results: list = field(default_factory=list)
     insert: dict = field(default_factory=dict)
     plans: dict = field(default_factory=dict)
-    variants: list = field(default_factory=list)
 
 
 def load(data: Dataset, start: int, end: int, step: Step, args) -> None:
@@ -320,29 +319,21 @@ class Tenant:
     role: str
     id: int
     entries: int
-    partition: str = ""
-    partition_rows: int = 0
 
 
-def pick_tenants(conn, data: Dataset, loaded: int) -> list[Tenant]:
+def pick_tenants(conn) -> list[Tenant]:
+    """The largest tenant, a mid-size one and a small one (a few dozen entries)."""
     counts = dict(conn.execute("SELECT tenant_id, count(*) FROM cache_entry GROUP BY 1").fetchall())
     ids = np.array(sorted(counts))
     n = np.array([counts[i] for i in ids])
     large = int(ids[np.argmax(n)])
     small = int(ids[np.argmin(np.abs(n - 40) + (n < 20) * 1000)])
-    mid_target = np.sqrt(n.max() * 40)
-    mid = int(ids[np.argmin(np.abs(np.log(n / mid_target)))])
-    out = []
-    for role, t in (("large", large), ("mid", mid), ("small", small)):
-        part = conn.execute("SELECT tableoid::regclass::text FROM cache_entry WHERE tenant_id = %s LIMIT 1",
-                            (t,)).fetchone()[0]
-        prows = conn.execute(f"SELECT count(*) FROM {part}").fetchone()[0]
-        out.append(Tenant(role, t, counts[t], part, prows))
-    return out
+    mid = int(ids[np.argmin(np.abs(np.log(n / np.sqrt(n.max() * 40))))])
+    return [Tenant(role, t, counts[t]) for role, t in (("large", large), ("mid", mid), ("small", small))]
 
 
 def tenant_entries(conn, tenant: int) -> dict[str, tuple[np.ndarray, np.ndarray, list[str]]]:
-    """context_key -> (ids, vectors, exact keys), straight from the table."""
+    """context_key -> (ids, vectors, exact keys), straight from the table, largest context first."""
     groups: dict[str, list] = {}
     with conn.cursor(binary=True) as cur:
         cur.execute("SELECT context_key, id, embedding, exact_key FROM cache_entry WHERE tenant_id = %s AND scope = ''",
@@ -350,90 +341,85 @@ def tenant_entries(conn, tenant: int) -> dict[str, tuple[np.ndarray, np.ndarray,
         for ctx, i, vec, ek in cur:
             g = groups.setdefault(ctx, [[], [], []])
             g[0].append(i)
-            g[1].append(vec.to_numpy() if hasattr(vec, "to_numpy") else np.asarray(vec))
+            g[1].append(vec.to_numpy())
             g[2].append(ek)
-    return {ctx: (np.array(g[0]), np.vstack(g[1]).astype(np.float32), g[2]) for ctx, g in groups.items()}
+    ordered = sorted(groups.items(), key=lambda kv: -len(kv[1][0]))
+    return {ctx: (np.array(g[0]), np.vstack(g[1]).astype(np.float32), g[2]) for ctx, g in ordered}
 
 
-def make_queries(data: Dataset, entries, n: int, tenant: int) -> list[tuple[str, np.ndarray]]:
-    """80% paraphrases of the tenant's own entries (a true neighbour at cosine ~0.91-0.98),
-    20% fresh prompts from random clusters, asked in the tenant's main context."""
+def partition_of(conn, tenant: int, ctx: str) -> tuple[str, int]:
+    part = conn.execute("SELECT tableoid::regclass::text FROM cache_entry WHERE tenant_id = %s AND context_key = %s "
+                        "LIMIT 1", (tenant, ctx)).fetchone()[0]
+    return part, conn.execute(f"SELECT count(*) FROM {part}").fetchone()[0]
+
+
+def make_queries(data: Dataset, entries, contexts: list[str], n: int) -> list[tuple[str, np.ndarray]]:
+    """Over the given contexts (weighted by size): 80% paraphrases of entries (a true
+    neighbour at cosine ~0.91-0.98), 20% fresh prompts from random clusters."""
     rng = data.rng
-    ctxs = list(entries)
-    sizes = np.array([len(entries[c][0]) for c in ctxs])
-    main = data.context_key(tenant, 0)
-    if main not in entries:
-        main = ctxs[int(np.argmax(sizes))]
+    sizes = np.array([len(entries[c][0]) for c in contexts])
+    pick = rng.choice(len(contexts), size=n, p=sizes / sizes.sum())
+    fresh = data.fresh_vectors(n)
     queries = []
-    n_near = int(n * 0.8)
-    pick_ctx = rng.choice(len(ctxs), size=n_near, p=sizes / sizes.sum())
-    for ci in pick_ctx:
-        ids, vecs, _ = entries[ctxs[ci]]
-        queries.append((ctxs[ci], data.paraphrase(vecs[rng.integers(len(ids))])))
-    for q in data.fresh_vectors(n - n_near):
-        queries.append((main, q))
-    order = rng.permutation(len(queries))
-    return [queries[i] for i in order]
+    for j, ci in enumerate(pick):
+        ids, vecs, _ = entries[contexts[ci]]
+        near = rng.random() < 0.8
+        queries.append((contexts[ci], data.paraphrase(vecs[rng.integers(len(ids))]) if near else fresh[j]))
+    return queries
 
 
 def semantic_params(tenant: int, ctx: str, vec: np.ndarray) -> dict:
     return {"tenant": tenant, "scope": "", "context": ctx, "vec": vec, "k": K}
 
 
-def run_semantic(conn, tenant: int, queries, sql: str = store.SEMANTIC, warmup: int = 20, binary: bool = False,
-                 budget_s: float = float("inf"), repeat: bool = False):
-    """Sequential lookups, timed from the client: execute + fetch of all rows. `repeat` runs
-    each query twice and times the second (its buffers all in shared_buffers)."""
-    cur = conn.cursor(binary=binary)
-    for ctx, vec in queries[:warmup]:
-        cur.execute(sql, semantic_params(tenant, ctx, vec)).fetchall()
+def run_semantic(conn, tenant: int, queries, warmup: int = 20):
+    """Sequential lookups as store.nearest runs them (binary results), timed from the
+    client: execute + fetch of all rows."""
     times, results = [], []
-    start = time.perf_counter()
-    for ctx, vec in queries:
-        if repeat:
-            cur.execute(sql, semantic_params(tenant, ctx, vec)).fetchall()
-        t0 = time.perf_counter()
-        rows = cur.execute(sql, semantic_params(tenant, ctx, vec)).fetchall()
-        times.append((time.perf_counter() - t0) * 1000)
-        results.append([r[0] for r in rows])
-        if t0 - start > budget_s:
-            break
-    cur.close()
-    return times, results, len(results)
+    with conn.cursor(binary=True) as cur:
+        for ctx, vec in queries[:warmup]:
+            cur.execute(store.SEMANTIC, semantic_params(tenant, ctx, vec)).fetchall()
+        for ctx, vec in queries:
+            t0 = time.perf_counter()
+            rows = cur.execute(store.SEMANTIC, semantic_params(tenant, ctx, vec)).fetchall()
+            times.append((time.perf_counter() - t0) * 1000)
+            results.append([r[0] for r in rows])
+    return times, results
 
 
 def recall(entries, queries, results) -> tuple[float, float, int]:
-    hit1 = hit8 = 0.0
+    """recall@1, recall@K against brute force over the same context, and how many lookups
+    returned fewer than min(K, context size) rows."""
+    hit1 = hitk = 0.0
     short = 0
     for (ctx, vec), got in zip(queries, results, strict=True):
         ids, vecs, _ = entries[ctx]
         sims = vecs @ vec
         want = min(K, len(ids))
         top = np.argsort(-sims)[:want]
-        if len(got) < want:
-            short += 1
+        short += len(got) < want
+        sim_of = dict(zip(ids.tolist(), sims.tolist(), strict=True))
         if got:
-            pos = np.flatnonzero(ids == got[0])
-            hit1 += bool(len(pos)) and sims[pos[0]] >= sims[top[0]] - 1e-6
+            hit1 += sim_of.get(got[0], -2.0) >= sims[top[0]] - 1e-6
         kth = sims[top[-1]] - 1e-6
-        got_sims = [sims[np.flatnonzero(ids == g)[0]] for g in got[:want] if (ids == g).any()]
-        hit8 += sum(s >= kth for s in got_sims) / want
-    return hit1 / len(queries), hit8 / len(queries), short
+        hitk += sum(sim_of.get(g, -2.0) >= kth for g in got[:want]) / want
+    return hit1 / len(queries), hitk / len(queries), short
 
 
 def run_exact(conn, data: Dataset, tenant: int, entries, n: int):
+    """store.EXACT: 90% keys that exist, 10% misses."""
     rng = data.rng
-    keys = [ek for _, _, eks in entries.values() for ek in eks]
+    keys = [(ctx, ek) for ctx, (_, _, eks) in entries.items() for ek in eks]
     asked = [keys[i] for i in rng.integers(0, len(keys), int(n * 0.9))]
-    asked += [hashlib.sha256(f"miss {tenant} {i}".encode()).hexdigest() for i in range(n - len(asked))]
+    main = next(iter(entries))
+    asked += [(main, hashlib.sha256(f"miss {tenant} {i}".encode()).hexdigest()) for i in range(n - len(asked))]
     asked = [asked[i] for i in rng.permutation(len(asked))]
-    for ek in asked[:20]:
-        conn.execute(store.EXACT, {"tenant": tenant, "exact": ek}).fetchall()
     times = []
-    for ek in asked:
+    for j, (ctx, ek) in enumerate(asked):
         t0 = time.perf_counter()
-        conn.execute(store.EXACT, {"tenant": tenant, "exact": ek}).fetchall()
-        times.append((time.perf_counter() - t0) * 1000)
+        conn.execute(store.EXACT, {"tenant": tenant, "context": ctx, "exact": ek}).fetchall()
+        if j >= 20:  # warm-up
+            times.append((time.perf_counter() - t0) * 1000)
     return times
 
 
@@ -450,51 +436,22 @@ def literal(sql: str, params: dict) -> str:
     return sql % values
 
 
-def explain(conn, tenant: int, ctx: str, vec: np.ndarray) -> dict[str, str]:
-    """EXPLAIN (ANALYZE, BUFFERS) of the semantic lookup: as a one-off (custom plan for these
-    values) and as the gateway runs it after psycopg's prepare threshold (a server-side
-    prepared statement, 6th+ execution: whatever the plan cache settled on)."""
-    params = semantic_params(tenant, ctx, vec)
-    plans = {}
-    text = literal(store.SEMANTIC, params)
-    rows = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + text, prepare=False).fetchall()
-    plans["one-off"] = short_vectors("\n".join(r[0] for r in rows))
-    prepared = store.SEMANTIC.replace("%(tenant)s", "$1").replace("%(scope)s", "$2").replace(
-        "%(context)s", "$3").replace("%(vec)s", "$4").replace("%(k)s", "$5")
-    conn.execute(f"PREPARE bench_sem (bigint, text, text, vector, bigint) AS {prepared}", prepare=False)
-    args = f"({tenant}, '', '{ctx}', '[{','.join(f'{x:.7g}' for x in vec)}]', {K})"
-    for _ in range(6):
-        conn.execute(f"EXECUTE bench_sem {args}", prepare=False).fetchall()
-    rows = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_sem {args}", prepare=False).fetchall()
-    plans["prepared"] = short_vectors("\n".join(r[0] for r in rows))
-    conn.execute("DEALLOCATE bench_sem", prepare=False)
-    return plans
-
-
-def short_vectors(plan: str) -> str:
-    return re.sub(r"'\[[-0-9.e,]+\]'(::vector)?", "'[...384 floats]'", plan)
+def explain(conn, tenant: int, ctx: str, vec: np.ndarray) -> str:
+    rows = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + literal(store.SEMANTIC, semantic_params(tenant, ctx, vec)),
+                        prepare=False).fetchall()
+    return re.sub(r"'\[[-0-9.e,]+\]'(::vector)?", "'[...384 floats]'", "\n".join(r[0] for r in rows))
 
 
 def plan_kind(plan: str) -> str:
-    """Which index serves the ORDER BY: the partition's HNSW index or the btree + a sort."""
-    first = plan.splitlines()
-    kinds = []
-    if any("embedding_idx" in line for line in first):
-        kinds.append("HNSW")
-    if any("Sort" in line for line in first):
-        kinds.append("btree+sort" if any("context_key_idx" in line for line in first) else "sort")
-    generic = "generic" if any("Subplans Removed" in line for line in first) else ""
-    return "+".join(kinds) + (f" ({generic})" if generic else "") if kinds else "?"
-
-
-def plan_cache(conn) -> tuple[int, int]:
-    found = conn.execute("SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0) "
-                         "FROM pg_prepared_statements WHERE statement LIKE '%%ORDER BY embedding%%'",
-                         prepare=False).fetchone()
-    return int(found[0]), int(found[1])
+    """Which index serves the ORDER BY: the partition's HNSW index or a btree + a sort."""
+    lines = plan.splitlines()
+    if any("embedding_idx" in line for line in lines):
+        return "HNSW"
+    return "btree+sort" if any("Sort" in line for line in lines) else "?"
 
 
 def insert_bench(conn, data: Dataset, n: int) -> dict:
+    """Single-row store.INSERTs of new entries, tenants drawn like the load's."""
     rng = data.rng
     tenants = data.rank_tenant[rng.choice(TENANTS, size=n, p=data.weights)]
     now = datetime.now(UTC)
@@ -505,10 +462,10 @@ def insert_bench(conn, data: Dataset, n: int) -> dict:
         t = int(t)
         pool, pw = data.tenant_clusters[t]
         vec = data.fresh_vectors(1, rng.choice(pool, size=1, p=pw))[0]
-        ctx = data.context_key(t, int(rng.choice(CONTEXTS_PER_TENANT, p=CONTEXT_SHARE)))
+        c = int(rng.choice(CONTEXTS_PER_TENANT, p=CONTEXT_SHARE))
         i = data.total + data.extra_rows + j
-        params = {"tenant": t, "scope": "", "context": ctx, "exact": data.exact_key(t, 0, i), "api_key": None,
-                  "prompt": f"inserted question {i}", "vec": vec, "stat": 0.42,
+        params = {"tenant": t, "scope": "", "context": data.context_key(t, c), "exact": data.exact_key(t, c, i),
+                  "api_key": None, "prompt": f"inserted question {i}", "vec": vec, "stat": 0.42,
                   "response": Jsonb({"content": "an answer " * 20, "tool_calls": None, "finish_reason": "stop",
                                      "usage": {"prompt_tokens": 12, "completion_tokens": 40}}),
                   "model": "gpt-4o-mini", "expires": now + timedelta(days=7)}
@@ -518,147 +475,43 @@ def insert_bench(conn, data: Dataset, n: int) -> dict:
         inserted += found is not None
     data.extra_rows += n
     wal = conn.execute("SELECT pg_current_wal_insert_lsn() - %s::pg_lsn", (str(wal0),), prepare=False).fetchone()[0]
-    total_s = sum(times) / 1000
-    return {"rows": inserted, "rate": n / total_s, "p50": pct(times, 50), "p99": pct(times, 99),
+    return {"rows": inserted, "rate": n / (sum(times) / 1000), "p50": pct(times, 50), "p99": pct(times, 99),
             "wal_kb": float(wal) / n / 1024}
 
 
-CUSTOM = "SET plan_cache_mode = force_custom_plan"
-
-
-def measure(step: Step, data: Dataset, loaded: int, args) -> None:
-    """Per tenant, on two long-lived connections: the gateway's as it is (psycopg prepares the
-    statement after 5 runs, the server's plan cache then decides custom vs generic plans), and
-    the same plus plan_cache_mode = force_custom_plan."""
+def measure(step: Step, data: Dataset, args) -> None:
+    """Per tenant and context group (the large tenant's main context and its minor ones
+    separately: they differ most), on one long-lived connection with the gateway's settings."""
     log(f"  measuring (load average {os.getloadavg()[0]:.1f})")
-    with session() as conn, session() as custom:
-        custom.execute(CUSTOM)
-        tenants = pick_tenants(conn, data, loaded)
-        for tn in tenants:
+    with session() as conn:
+        for tn in pick_tenants(conn):
             entries = tenant_entries(conn, tn.id)
-            queries = make_queries(data, entries, args.queries, tn.id)
-            before = plan_cache(conn)
-            times, results, _ = run_semantic(conn, tn.id, queries)
-            after = plan_cache(conn)
-            cache_use = f"{after[0] - before[0]} generic/{after[1] - before[1]} custom"
-            r1, r8, short = recall(entries, queries, results)
-            ctimes, cresults, _ = run_semantic(custom, tn.id, queries)
-            cr1, cr8, cshort = recall(entries, queries, cresults)
-            ex = run_exact(conn, data, tn.id, entries, args.queries)
-            main_ctx = max(entries, key=lambda c: len(entries[c][0]))
-            plans = explain(conn, tn.id, main_ctx, next(v for c, v in queries if c == main_ctx))
-            step.plans[tn.role] = plans
-            row = {"tenant": tn, "main_ctx": len(entries[main_ctx][0]), "sem": times, "exact": ex, "r1": r1,
-                   "r8": r8, "short": short, "csem": ctimes, "cr1": cr1, "cr8": cr8, "cshort": cshort,
-                   "plan": plan_kind(plans["prepared"]), "plan1": plan_kind(plans["one-off"]),
-                   "cache_use": cache_use}
-            step.results.append(row)
-            log(f"  {tn.role:5} tenant {tn.id} ({tn.entries:,} entries, main context {row['main_ctx']:,}; "
-                f"{tn.partition} {tn.partition_rows:,} rows): semantic as-is p50 {pct(times, 50):.2f} p99 "
-                f"{pct(times, 99):.2f} ms recall@1 {r1:.3f} (plan cache: {cache_use}); force_custom_plan p50 "
-                f"{pct(ctimes, 50):.2f} p99 {pct(ctimes, 99):.2f} ms recall@1 {cr1:.3f} @K {cr8:.3f}; exact p50 "
-                f"{pct(ex, 50):.2f} p99 {pct(ex, 99):.2f} ms; plan prepared {row['plan']}, one-off {row['plan1']}")
-            if args.variants and step.size == args.sizes[-1]:
-                step.variants += variants(tn, entries, queries[: args.variant_queries], args.variant_budget)
+            contexts = list(entries)
+            groups = [("main ctx", contexts[:1]), ("minor ctx", contexts[1:])] if tn.role == "large" else \
+                [("all ctx", contexts)]
+            exact = run_exact(conn, data, tn.id, entries, args.queries)
+            for label, ctxs in groups:
+                if not ctxs:
+                    continue
+                queries = make_queries(data, entries, ctxs, args.queries)
+                times, results = run_semantic(conn, tn.id, queries)
+                r1, rk, short = recall(entries, queries, results)
+                plan = explain(conn, tn.id, ctxs[0], queries[0][1])
+                part, part_rows = partition_of(conn, tn.id, ctxs[0])
+                row = {"tenant": tn, "group": label, "ctx_rows": sum(len(entries[c][0]) for c in ctxs),
+                       "largest_ctx": len(entries[ctxs[0]][0]), "partition": part, "partition_rows": part_rows,
+                       "sem": times, "r1": r1, "rk": rk, "short": short, "exact": exact, "plan": plan_kind(plan)}
+                step.results.append(row)
+                if tn.role == "large":
+                    step.plans[label] = plan
+                log(f"  {tn.role:5} #{tn.id} {label:9} ({row['ctx_rows']:,} of {tn.entries:,} entries; {part} holds "
+                    f"{part_rows:,}): semantic p50 {pct(times, 50):.2f} p99 {pct(times, 99):.2f} ms, recall@1 "
+                    f"{r1:.3f} @K {rk:.3f}, short {short}, plan {row['plan']}; exact p50 {pct(exact, 50):.2f} "
+                    f"p99 {pct(exact, 99):.2f} ms")
     with session() as wconn:
         step.insert = insert_bench(wconn, data, args.inserts)
     log(f"  single-row INSERT: {step.insert['rate']:,.0f} rows/s (p50 {step.insert['p50']:.2f} "
         f"p99 {step.insert['p99']:.2f} ms, {step.insert['wal_kb']:.0f} kB WAL per row)")
-
-
-def variants(tn: Tenant, entries, queries, budget_s: float) -> list[dict]:
-    """Variants of the semantic lookup, same queries, each on a fresh connection with the
-    gateway's session settings, plan_cache_mode = force_custom_plan (unless named
-    otherwise), and the variant's own settings."""
-    exact_scan = store.SEMANTIC.replace("ORDER BY embedding <=> %(vec)s", "ORDER BY (embedding <=> %(vec)s) + 0")
-    configs = [
-        ("as-is, fresh conn", [], store.SEMANTIC, {"custom": False}),
-        ("never prepared", [], store.SEMANTIC, {"custom": False, "prepare_threshold": None}),
-        ("custom", [], store.SEMANTIC, {}),
-        ("custom, binary results", [], store.SEMANTIC, {"binary": True}),
-        ("custom, query repeated", [], store.SEMANTIC, {"repeat": True}),
-        ("custom, ef_search=40", ["SET hnsw.ef_search = 40"], store.SEMANTIC, {}),
-        ("custom, ef_search=100", ["SET hnsw.ef_search = 100"], store.SEMANTIC, {}),
-        ("custom, ef_search=200", ["SET hnsw.ef_search = 200"], store.SEMANTIC, {}),
-        ("custom, relaxed_order", ["SET hnsw.iterative_scan = relaxed_order"], store.SEMANTIC, {}),
-        ("custom, iterative off", ["SET hnsw.iterative_scan = off"], store.SEMANTIC, {}),
-        ("custom, max_scan_tuples=5k", ["SET hnsw.max_scan_tuples = 5000"], store.SEMANTIC, {}),
-        ("exact: btree+sort", [], exact_scan, {}),
-    ]
-    out = []
-    for name, stmts, sql, opts in configs:
-        with session(prepare_threshold=opts.get("prepare_threshold", 5)) as c:
-            for st in ([CUSTOM] if opts.get("custom", True) else []) + stmts:
-                c.execute(st)
-            times, results, asked = run_semantic(c, tn.id, queries, sql=sql, binary=opts.get("binary", False),
-                                                 budget_s=budget_s, repeat=opts.get("repeat", False))
-        r1, r8, short = recall(entries, queries[:asked], results)
-        out.append({"role": tn.role, "tenant": tn.id, "name": name, "p50": pct(times, 50), "p99": pct(times, 99),
-                    "r1": r1, "r8": r8, "short": short, "n": asked})
-        log(f"    variant {name:27} {tn.role:5}: p50 {pct(times, 50):7.2f} p99 {pct(times, 99):7.2f} ms, "
-            f"recall@1 {r1:.3f} @K {r8:.3f}, short {short}" + (f" ({asked} queries: time budget)"
-                                                               if asked < len(queries) else ""))
-    return out
-
-
-def context_partitions(data: Dataset, tenants: list[Tenant], parts: int, args) -> list[str]:
-    """Schema variant: the same rows in a table hash-partitioned by (tenant_id, context_key)
-    into `parts` partitions, so a big tenant's minor contexts no longer share one HNSW graph
-    with its main context. Compares per context, interleaved query by query, binary results,
-    force_custom_plan, strict vs relaxed iterative scan."""
-    out = []
-    with session() as c:
-        c.execute("DROP TABLE IF EXISTS cache_ctx")
-        c.execute("CREATE TABLE cache_ctx (LIKE cache_entry INCLUDING DEFAULTS) PARTITION BY HASH (tenant_id, context_key)")
-        for i in range(parts):
-            c.execute(f"CREATE TABLE cache_ctx_p{i} PARTITION OF cache_ctx FOR VALUES WITH (MODULUS {parts}, REMAINDER {i})")
-        t0 = time.perf_counter()
-        c.execute("INSERT INTO cache_ctx SELECT * FROM cache_entry")
-        c.execute("CREATE INDEX ON cache_ctx (tenant_id, scope, context_key)")
-        c.execute("CREATE UNIQUE INDEX ON cache_ctx (tenant_id, context_key, exact_key)")
-        copy_s = time.perf_counter() - t0
-        c.execute(f"SET maintenance_work_mem = '{args.build_mem}'")
-        c.execute(f"SET max_parallel_maintenance_workers = {args.build_workers}")
-        t0 = time.perf_counter()
-        c.execute(HNSW_SQL.replace("cache_entry_embedding ON cache_entry", "ON cache_ctx"))
-        build_s = time.perf_counter() - t0
-        c.execute("VACUUM (ANALYZE) cache_ctx")
-    out.append(f"HASH (tenant_id, context_key) x {parts}: copy+btrees {copy_s:.0f} s, HNSW build {build_s:.0f} s")
-    log("  " + out[-1])
-    sql_ctx = store.SEMANTIC.replace("FROM cache_entry", "FROM cache_ctx")
-    configs = {}
-    for name in ("tenant16 strict", "tenant16 relaxed", f"ctx{parts} strict", f"ctx{parts} relaxed"):
-        conn = session()
-        conn.execute(CUSTOM)
-        if "relaxed" in name:
-            conn.execute("SET hnsw.iterative_scan = relaxed_order")
-        configs[name] = (conn, sql_ctx if name.startswith("ctx") else store.SEMANTIC)
-    try:
-        for tn in tenants:
-            entries = tenant_entries(configs["tenant16 strict"][0], tn.id)
-            for ctx in sorted(entries, key=lambda k: -len(entries[k][0]))[:5]:
-                ids, vecs, _ = entries[ctx]
-                if len(ids) < 20:
-                    break
-                times = {n: [] for n in configs}
-                hits = dict.fromkeys(configs, 0)
-                n_q = args.variant_queries // 2
-                for _ in range(n_q):
-                    q = data.paraphrase(vecs[data.rng.integers(len(ids))])
-                    best = float((vecs @ q).max())
-                    for n, (conn, sql) in configs.items():
-                        with conn.cursor(binary=True) as cur:
-                            t0 = time.perf_counter()
-                            rows = cur.execute(sql, semantic_params(tn.id, ctx, q)).fetchall()
-                            times[n].append((time.perf_counter() - t0) * 1000)
-                        hits[n] += bool(rows) and abs(float(rows[0][1]) - best) < 1e-5
-                out.append(f"{tn.role:5} #{tn.id} ctx {len(ids):6,} rows: " + "  ".join(
-                    f"{n} {pct(t, 50):.1f}/{pct(t, 99):.1f} r@1 {hits[n] / n_q:.2f}" for n, t in times.items()))
-                log("  " + out[-1])
-    finally:
-        for conn, _ in configs.values():
-            conn.close()
-    return out
 
 
 # --- embedder ----------------------------------------------------------------------------
@@ -708,21 +561,19 @@ def nn_similarity(data: Dataset, loaded: int) -> np.ndarray:
 
 def report(steps: list[Step], embeds: list[dict], args) -> None:
     print("\n" + "=" * 120)
-    print(f"cache_scale: {TENANTS} tenants, 16 hash partitions, HNSW (m, ef_construction) from the migration; "
-          f"store.SEMANTIC with ef_search={EF_SEARCH}, LIMIT {K}, iterative_scan=strict_order; {args.queries} "
-          "sequential queries per tenant and mode (80% paraphrases of own entries, 20% fresh); sizes cumulative.")
-    print("'as-is' = the gateway's connection today (psycopg prepares after 5 runs, server plan cache decides); "
-          "'custom' = the same + plan_cache_mode=force_custom_plan. ctx = entries in the tenant's main context.")
-    print(f"{'size':>9} {'tenant':>12} {'entries':>8} {'ctx':>7} | {'as-is p50/p99 ms':>17} {'r@1':>5} | "
-          f"{'custom p50/p99 ms':>17} {'r@1':>5} {'r@K':>5} | {'exact p50/p99':>13} | plan as-is [plan cache] / custom")
+    print(f"cache_scale: {TENANTS} tenants, {MIGRATION.PARTITIONS} partitions by HASH (tenant_id, context_key), HNSW "
+          f"from the migration; store.SEMANTIC (LIMIT {K}) and store.EXACT with the gateway pool's session settings "
+          f"(ef_search={EF_SEARCH}, relaxed-order iterative scan, custom plans); {args.queries} sequential queries "
+          "per row (80% paraphrases of entries, 20% fresh prompts); sizes cumulative; embedding excluded.")
+    print(f"{'size':>9} {'tenant':>12} {'entries':>8} {'contexts':>10} {'rows':>7} | {'semantic p50/p99 ms':>19} "
+          f"{'r@1':>5} {'r@K':>5} {'short':>5} | {'exact p50/p99 ms':>16} | plan, partition (rows)")
     for st in steps:
         for r in st.results:
             tn = r["tenant"]
-            print(f"{st.size:>9,} {tn.role + ' #' + str(tn.id):>12} {tn.entries:>8,} {r['main_ctx']:>7,} | "
-                  f"{pct(r['sem'], 50):>8.2f}/{pct(r['sem'], 99):<8.2f} {r['r1']:>5.3f} | "
-                  f"{pct(r['csem'], 50):>8.2f}/{pct(r['csem'], 99):<8.2f} {r['cr1']:>5.3f} {r['cr8']:>5.3f} | "
-                  f"{pct(r['exact'], 50):>6.2f}/{pct(r['exact'], 99):<6.2f} | "
-                  f"{r['plan']} [{r['cache_use']}] / {r['plan1']}")
+            print(f"{st.size:>9,} {tn.role + ' #' + str(tn.id):>12} {tn.entries:>8,} {r['group']:>10} "
+                  f"{r['ctx_rows']:>7,} | {pct(r['sem'], 50):>9.2f}/{pct(r['sem'], 99):<9.2f} {r['r1']:>5.3f} "
+                  f"{r['rk']:>5.3f} {r['short']:>5} | {pct(r['exact'], 50):>7.2f}/{pct(r['exact'], 99):<8.2f} | "
+                  f"{r['plan']}, {r['partition']} ({r['partition_rows']:,})")
     print("\nloading (rows added per step; COPY in committed chunks of "
           f"{args.copy_chunk:,}, then VACUUM ANALYZE):")
     for st in steps:
@@ -730,7 +581,7 @@ def report(steps: list[Step], embeds: list[dict], args) -> None:
         print(f"  {st.size:>9,}: +{st.added:,} by {st.mode}: COPY {st.copy_s:.1f} s "
               f"({st.added / st.copy_s:,.0f} rows/s){build}, vacuum/analyze {st.vacuum_s:.0f} s; "
               f"table+indexes {st.table_mb:,.0f} MB (HNSW {st.hnsw_mb:,.0f} MB)")
-    print("single-row store.INSERT (ON CONFLICT DO NOTHING, autocommit, synchronous_commit=off, HNSW present):")
+    print("single-row store.INSERT (autocommit, synchronous_commit=off, HNSW in place):")
     for st in steps:
         i = st.insert
         print(f"  {st.size:>9,}: {i['rate']:,.0f} rows/s, p50 {i['p50']:.2f} ms, p99 {i['p99']:.2f} ms, "
@@ -740,18 +591,10 @@ def report(steps: list[Step], embeds: list[dict], args) -> None:
         for e in embeds:
             print(f"  {e['name']:5}: p50 {e['p50']:.2f} ms, p99 {e['p99']:.2f} ms, mean {e['mean']:.2f} ms "
                   f"({e['n']} queries, load average {e['load']:.1f})")
-    variants_ = [v for st in steps for v in st.variants]
-    if variants_:
-        print(f"variants at {steps[-1].size:,} ({args.variant_queries} queries each, same vectors, fresh "
-              f"connection each, at most {args.variant_budget:.0f} s each):")
-        for v in variants_:
-            print(f"  {v['role']:5} {v['name']:27}: p50 {v['p50']:7.2f} p99 {v['p99']:7.2f} ms, recall@1 "
-                  f"{v['r1']:.3f} @K {v['r8']:.3f}, short {v['short']}, {v['n']} queries")
     last = steps[-1]
-    for key, label in (("sem", "as-is"), ("csem", "force_custom_plan")):
-        worst = max(pct(r[key], 99) for r in last.results)
-        print(f"target semantic p99 < 10 ms at {last.size:,}, {label}: {'met' if worst < 10 else 'MISSED'} "
-              f"(worst tenant p99 {worst:.2f} ms)")
+    worst = max(last.results, key=lambda r: pct(r["sem"], 99))
+    print(f"target semantic p99 < 10 ms at {last.size:,}: {'met' if pct(worst['sem'], 99) < 10 else 'MISSED'} "
+          f"(worst: {worst['tenant'].role} tenant {worst['group']}, p99 {pct(worst['sem'], 99):.2f} ms)")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores; anything else running skews the tails)")
 
 
@@ -765,18 +608,11 @@ def main() -> None:
                         help="steps adding more rows than this drop and rebuild the HNSW index")
     parser.add_argument("--build-mem", default="4GB")
     parser.add_argument("--build-workers", type=int, default=1)
-    parser.add_argument("--no-variants", dest="variants", action="store_false")
-    parser.add_argument("--variant-queries", type=int, default=300)
-    parser.add_argument("--variant-budget", type=float, default=10.0, help="seconds per variant and tenant")
-    parser.add_argument("--ctx-partitions", type=int, default=0,
-                        help="at the largest size, also try HASH (tenant_id, context_key) with this many partitions")
     parser.add_argument("--embed-queries", type=int, default=200)
     parser.add_argument("--torch-queries", type=int, default=50)
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
-    parser.add_argument("--k", type=int, default=K, help="candidates per lookup (LIMIT), default AKA_CACHE_CANDIDATES")
     args = parser.parse_args()
-    globals()["K"] = args.k
     args.sizes = sorted(int(s) for s in args.sizes.split(","))
 
     t_start = time.perf_counter()
@@ -789,7 +625,6 @@ def main() -> None:
     log(f"database {BENCH_DB} created (cache table from the migration, {HNSW_SQL!r})")
     steps = []
     loaded = 0
-    schema_variant: list[str] = []
     try:
         for size in args.sizes:
             log(f"size {size:,}: loading {size - loaded:,} rows")
@@ -797,22 +632,12 @@ def main() -> None:
             load(data, loaded, size, step, args)
             loaded = size
             log(f"  COPY {step.copy_s:.1f} s, vacuum/analyze {step.vacuum_s:.1f} s")
-            measure(step, data, loaded, args)
+            measure(step, data, args)
             steps.append(step)
-            if args.ctx_partitions and size == args.sizes[-1]:
-                schema_variant = context_partitions(data, [r["tenant"] for r in step.results], args.ctx_partitions,
-                                                    args)
-            for role, plans in step.plans.items():
-                if role == "mid":
-                    continue
-                for kind, plan in plans.items():
-                    print(f"--- EXPLAIN {size:,} {role} tenant, {kind}:\n{plan}", flush=True)
+            for label, plan in step.plans.items():
+                print(f"--- EXPLAIN {size:,} large tenant, {label}:\n{plan}", flush=True)
         embeds = embed_latency(args.embed_queries, args.torch_queries) if args.embed_queries else []
         report(steps, embeds, args)
-        if schema_variant:
-            print("schema variant (p50/p99 ms, binary results, force_custom_plan; tenant16 = the migration's table):")
-            for line in schema_variant:
-                print("  " + line)
         log(f"total {time.perf_counter() - t_start:.0f} s")
     finally:
         if not args.keep:

@@ -7,11 +7,12 @@ from .embedder import DIMENSIONS
 
 
 class CacheEntry(TenantOwned):
-    """One cached answer. The table is hash-partitioned by tenant (migration 0001 creates
-    it in SQL; Django only keeps its state): every partition has its own HNSW index, and
-    every query names its tenant, so a search can only ever see one tenant's entries."""
+    """One cached answer. The table is hash-partitioned by tenant and context key (the
+    migrations create it in SQL; Django only keeps its state): every partition has its own
+    HNSW index, and every lookup names its tenant and context, so a search can only ever
+    see one tenant's entries and is pruned to the one partition that holds its context."""
 
-    pk = models.CompositePrimaryKey("tenant_id", "id")
+    pk = models.CompositePrimaryKey("tenant_id", "context_key", "id")
     id = models.BigIntegerField()
     # "" for tenant-wide entries, "user:<id>" for entries scoped to one end user.
     scope = models.TextField(default="")

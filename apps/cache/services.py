@@ -106,7 +106,7 @@ def _result(row: store.Row) -> ChatResult:
 
 async def lookup(plan: Plan) -> Hit | Miss:
     if plan.read:
-        row = await store.exact(tenant_id=plan.tenant_id, exact_key=plan.exact)
+        row = await store.exact(tenant_id=plan.tenant_id, context_key=plan.context, exact_key=plan.exact)
         if row is not None:
             metrics.CACHE.labels("exact").inc()
             return Hit("exact", row.id, 1.0, _result(row))
@@ -158,11 +158,11 @@ class HitCounter:
     FLUSH_EVERY = 1.0
 
     def __init__(self) -> None:
-        self.counts: dict[tuple[int, int], int] = {}
+        self.counts: dict[tuple[int, str, int], int] = {}
         self.flusher: asyncio.Task | None = None
 
-    def add(self, tenant_id: int, entry_id: int) -> None:
-        key = (tenant_id, entry_id)
+    def add(self, plan: Plan, entry_id: int) -> None:
+        key = (plan.tenant_id, plan.context, entry_id)
         self.counts[key] = self.counts.get(key, 0) + 1
         if self.flusher is None or self.flusher.done():
             self.flusher = asyncio.get_running_loop().create_task(self._flush_soon())

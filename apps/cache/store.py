@@ -1,6 +1,7 @@
 """The cache table's SQL, run on the gateway's async pool. Every statement takes the
-tenant as a required argument and filters on it: there is no query here that could
-read or touch another tenant's entries."""
+tenant and the context key as required arguments and filters on both: there is no query
+here that could read or touch another tenant's entries, and each one is pruned to the
+single partition that holds its (tenant, context)."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,14 +22,14 @@ ORDER BY embedding <=> %(vec)s LIMIT %(k)s
 """
 EXACT = """
 SELECT id, response, model, prompt_text FROM cache_entry
-WHERE tenant_id = %(tenant)s AND exact_key = %(exact)s AND expires_at > now()
+WHERE tenant_id = %(tenant)s AND context_key = %(context)s AND exact_key = %(exact)s AND expires_at > now()
 """
 INSERT = """
 INSERT INTO cache_entry (tenant_id, scope, context_key, exact_key, api_key_id, prompt_text, embedding,
                          neighbour_stat, response, model, expires_at)
 VALUES (%(tenant)s, %(scope)s, %(context)s, %(exact)s, %(api_key)s, %(prompt)s, %(vec)s, %(stat)s, %(response)s,
         %(model)s, %(expires)s)
-ON CONFLICT (tenant_id, exact_key) DO UPDATE
+ON CONFLICT (tenant_id, context_key, exact_key) DO UPDATE
     SET response = EXCLUDED.response, model = EXCLUDED.model, expires_at = EXCLUDED.expires_at, created_at = now()
 RETURNING id
 """
@@ -36,10 +37,11 @@ RETURNING id
 # concurrent writers near the same entry never lose each other's update.
 NEIGHBOUR_STAT = """
 UPDATE cache_entry SET neighbour_stat = neighbour_stat + (%(sim)s - neighbour_stat) * %(rate)s
-WHERE tenant_id = %(tenant)s AND id = %(id)s AND neighbour_stat < %(sim)s
+WHERE tenant_id = %(tenant)s AND context_key = %(context)s AND id = %(id)s AND neighbour_stat < %(sim)s
 """
 HITS = """
-UPDATE cache_entry SET hit_count = hit_count + %(n)s, last_hit_at = now() WHERE tenant_id = %(tenant)s AND id = %(id)s
+UPDATE cache_entry SET hit_count = hit_count + %(n)s, last_hit_at = now()
+WHERE tenant_id = %(tenant)s AND context_key = %(context)s AND id = %(id)s
 """
 
 
@@ -64,9 +66,9 @@ async def _with_vectors(conn) -> None:
         conn._aka_vector = True
 
 
-async def exact(*, tenant_id: int, exact_key: str) -> Row | None:
+async def exact(*, tenant_id: int, context_key: str, exact_key: str) -> Row | None:
     async with await _connection() as conn:
-        cur = await conn.execute(EXACT, {"tenant": tenant_id, "exact": exact_key})
+        cur = await conn.execute(EXACT, {"tenant": tenant_id, "context": context_key, "exact": exact_key})
         found = await cur.fetchone()
     if found is None:
         return None
@@ -90,7 +92,7 @@ async def insert(*, tenant_id: int, scope: str, context_key: str, exact_key: str
                  ttl: timedelta, now: datetime, neighbours: dict[int, float] | None = None,
                  update_rate: float = 0.0) -> int | None:
     """Writes an entry and, in the same transaction, moves the statistic of each of its
-    neighbours ({entry id: similarity to the new entry}, all of the same tenant)."""
+    neighbours ({entry id: similarity to the new entry}, all of the same tenant and context)."""
     async with await _connection() as conn:
         await _with_vectors(conn)
         cur = await conn.execute(INSERT, {
@@ -102,15 +104,17 @@ async def insert(*, tenant_id: int, scope: str, context_key: str, exact_key: str
         if neighbours and update_rate:
             async with conn.cursor() as batch:
                 await batch.executemany(NEIGHBOUR_STAT, [
-                    {"tenant": tenant_id, "id": entry_id, "sim": similarity, "rate": update_rate}
+                    {"tenant": tenant_id, "context": context_key, "id": entry_id, "sim": similarity,
+                     "rate": update_rate}
                     for entry_id, similarity in sorted(neighbours.items())])
     return found[0] if found else None
 
 
-async def add_hits(counts: dict[tuple[int, int], int]) -> None:
-    """Adds hit counts, {(tenant id, entry id): hits}, in one pipelined batch."""
+async def add_hits(counts: dict[tuple[int, str, int], int]) -> None:
+    """Adds hit counts, {(tenant id, context key, entry id): hits}, in one pipelined batch."""
     async with await _connection() as conn, conn.cursor() as cur:
-        await cur.executemany(HITS, [{"tenant": t, "id": e, "n": n} for (t, e), n in sorted(counts.items())])
+        await cur.executemany(HITS, [{"tenant": t, "context": c, "id": e, "n": n}
+                                     for (t, c, e), n in sorted(counts.items())])
 
 
 def _dumps(value) -> str:

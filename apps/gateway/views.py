@@ -92,7 +92,7 @@ async def _chat(request, call: Call, wire: Wire) -> HttpResponse:
 async def _serve_hit(call: Call, wire: Wire, req, plan, hit, response_id: str, created: int) -> HttpResponse:
     """A cached answer, in the same wire format (and streamed, if asked) as a fresh one."""
     call.cache, call.cache_similarity, call.cache_entry_id = hit.kind, hit.similarity, hit.entry_id
-    cache.hit_counter().add(plan.tenant_id, hit.entry_id)
+    cache.hit_counter().add(plan, hit.entry_id)
     served = (await amodels()).get(hit.result.model)
     headers = aka_headers(call, hit.result.model, 0)
     if req.stream:

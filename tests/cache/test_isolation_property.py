@@ -61,8 +61,9 @@ def test_lookup_stays_inside_tenant_scope_and_context(world, entries, query, nea
         expected = sum(1 for v in written.values() if v == (tenants[t], scope, context))
         assert len(rows) == min(expected, 20)  # filtered search stays exact: nothing missing either
         # The exact path too: another tenant's exact key finds nothing.
-        found = await store.exact(tenant_id=tenants[t], exact_key=key_of(entries[0][3], 0, entries[0][4]))
-        assert (found is not None) == (entries[0][0] == t)
+        found = await store.exact(tenant_id=tenants[t], context_key=context,
+                                  exact_key=key_of(entries[0][3], 0, entries[0][4]))
+        assert (found is not None) == (entries[0][0] == t and entries[0][2] == context)
         assert found is None or written[found.id][0] == tenants[t]
         async with (await pg.pool()).connection() as conn:
             await conn.execute("DELETE FROM cache_entry WHERE id = ANY(%s)", [list(written)])
