@@ -4,6 +4,7 @@ import re
 import shutil
 
 import pytest
+from django.db import connections
 from playwright.sync_api import sync_playwright
 
 from apps.tenants.models import ApiKey, Tenant
@@ -24,6 +25,9 @@ def page(transactional_db, monkeypatch):
             "--disable-sync"])
         yield browser.new_page()
         browser.close()
+        # ORM calls made while Playwright's loop ran have connections of their own; left
+        # open, they would keep the test database from being dropped at the end.
+        connections.close_all()
 
 
 def test_signup_shows_the_key_once_and_the_owner_can_log_in_again(page, gateway):
