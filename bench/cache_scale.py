@@ -54,7 +54,7 @@ from django.conf import settings  # noqa: E402
 from pgvector.psycopg import register_vector  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
-from apps.cache import store  # noqa: E402
+from apps.cache import selectors, store  # noqa: E402
 from apps.core import pg  # noqa: E402
 
 MIGRATION = importlib.import_module("apps.cache.migrations.0002_partition_by_context")
@@ -270,6 +270,7 @@ class Step:
     results: list = field(default_factory=list)
     insert: dict = field(default_factory=dict)
     plans: dict = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)
 
 
 def load(data: Dataset, start: int, end: int, step: Step, args) -> None:
@@ -479,6 +480,16 @@ def insert_bench(conn, data: Dataset, n: int) -> dict:
             "wal_kb": float(wal) / n / 1024}
 
 
+def stats_time(conn, tenant: int, runs: int = 5) -> float:
+    """Median time of the dashboard's entry count/size/hits query (apps.cache.selectors)."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        conn.execute(selectors.STATS.replace("%s", "%(t)s"), {"t": tenant}).fetchone()
+        times.append((time.perf_counter() - t0) * 1000)
+    return pct(times, 50)
+
+
 def measure(step: Step, data: Dataset, args) -> None:
     """Per tenant and context group (the large tenant's main context and its minor ones
     separately: they differ most), on one long-lived connection with the gateway's settings."""
@@ -490,6 +501,7 @@ def measure(step: Step, data: Dataset, args) -> None:
             groups = [("main ctx", contexts[:1]), ("minor ctx", contexts[1:])] if tn.role == "large" else \
                 [("all ctx", contexts)]
             exact = run_exact(conn, data, tn.id, entries, args.queries)
+            step.stats[tn.role] = stats_time(conn, tn.id)
             for label, ctxs in groups:
                 if not ctxs:
                     continue
@@ -586,6 +598,9 @@ def report(steps: list[Step], embeds: list[dict], args) -> None:
         i = st.insert
         print(f"  {st.size:>9,}: {i['rate']:,.0f} rows/s, p50 {i['p50']:.2f} ms, p99 {i['p99']:.2f} ms, "
               f"{i['wal_kb']:.0f} kB WAL/row")
+    print("the dashboard's cache stats query (count, hits, size of every entry), median ms:")
+    for st in steps:
+        print(f"  {st.size:>9,}: " + ", ".join(f"{role} {ms:.1f}" for role, ms in st.stats.items()))
     if embeds:
         print("embedding, embed([text]) per Banking77 test sentence (not included in the lookups above):")
         for e in embeds:

@@ -1,14 +1,15 @@
 from django.db import connection
-from django.db.models import Count, Sum
 
-from .models import CacheEntry
+# One pass over the tenant's entries (in every partition: its contexts hash across them).
+STATS = """
+SELECT count(*), COALESCE(sum(hit_count), 0), COALESCE(sum(pg_column_size(c.*)), 0)
+FROM cache_entry c WHERE tenant_id = %s
+"""
 
 
 def cache_stats(*, tenant) -> dict:
     """Entry count, stored size and hits of one tenant's cache."""
-    totals = CacheEntry.objects.for_tenant(tenant).aggregate(entries=Count("id"), hits=Sum("hit_count"))
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT COALESCE(SUM(pg_column_size(c.*)), 0) FROM cache_entry c WHERE tenant_id = %s", [tenant.pk])
-        size = cursor.fetchone()[0]
-    return {"entries": totals["entries"], "hits": totals["hits"] or 0, "size_bytes": int(size)}
+        cursor.execute(STATS, [tenant.pk])
+        entries, hits, size = cursor.fetchone()
+    return {"entries": entries, "hits": int(hits), "size_bytes": int(size)}
