@@ -33,12 +33,13 @@ def session_settings() -> list[str]:
         # Filtered vector search (one tenant, scope and context) keeps scanning the HNSW
         # index until enough rows pass the filter. Relaxed order: the hit rule re-sorts the
         # candidates itself, and at 1M entries strict order cost a large tenant p99 63 ms
-        # against 8 ms (bench/cache_scale).
+        # against 8 ms (bench/cache_scale, when partitions were by tenant alone).
         "SET hnsw.iterative_scan = relaxed_order",
         f"SET hnsw.ef_search = {int(settings.AKA_CACHE_EF_SEARCH)}",
         # psycopg prepares a statement after a few runs, and Postgres then reuses a generic
         # plan: one plan for every tenant, which for a large tenant is a full sort instead
-        # of the HNSW index (117 ms instead of 4 ms at 120k entries, bench/cache_scale).
+        # of the HNSW index (117 ms instead of 4 ms for a 120k-entry tenant, bench/cache_scale
+        # when partitions were by tenant alone).
         "SET plan_cache_mode = force_custom_plan",
     ]
 
