@@ -485,7 +485,7 @@ def stats_time(conn, tenant: int, runs: int = 5) -> float:
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        conn.execute(selectors.STATS.replace("%s", "%(t)s"), {"t": tenant}).fetchone()
+        conn.execute(selectors.STATS, (tenant,)).fetchone()
         times.append((time.perf_counter() - t0) * 1000)
     return pct(times, 50)
 
