@@ -4,6 +4,7 @@ The tests run against the real PostgreSQL (pgvector) and Redis that `make test` 
 Redis uses its own logical database so a running demo is never disturbed.
 """
 
+import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -13,7 +14,9 @@ from django.conf import settings
 from apps.core.redis import sync_client
 from tests import factories
 
-TEST_REDIS_DB = 9
+# Overridable so two test runs on one machine (say, a second checkout) keep apart; their
+# databases are kept apart by DATABASE_URL's name, which pytest-django prefixes with test_.
+TEST_REDIS_DB = int(os.environ.get("AKA_TEST_REDIS_DB", "9"))
 
 
 def _with_db(url: str, db: int) -> str:

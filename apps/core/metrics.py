@@ -15,6 +15,12 @@ LATENCY = Histogram(
 AUTH_FAILURES = Counter("aka_auth_failures_total", "Rejected API keys by reason", ["reason"])
 CACHE = Counter("aka_cache_lookups_total", "Cache lookups by outcome", ["outcome"])
 RATE_LIMITED = Counter("aka_rate_limited_total", "Requests refused by a rate limit", ["scope"])
+# Something the gateway depends on failed and it carried on without it (Redis for rate limits).
+DEGRADED = Counter("aka_degraded_total", "Requests served without a failing dependency", ["component"])
+UNHANDLED = Counter("aka_unhandled_errors_total", "Requests that hit an unexpected exception", ["endpoint"])
+# Ledger rows the database refused or could not take, kept in the local spool for replay.
+LEDGER_SPOOLED = Counter("aka_ledger_spooled_total", "Ledger rows written to the local spool", ["reason"])
+LEDGER_REPLAYED = Counter("aka_ledger_replayed_total", "Spooled ledger rows replayed into the database")
 
 
 def render() -> bytes:
