@@ -140,13 +140,27 @@ def _pidfile(name: str) -> Path:
     return RUN / f"{name}.pid"
 
 
+def _running(pid: int) -> bool:
+    """True for a live process; a killed one that nobody has reaped yet (a zombie, as
+    under a container's init that does not reap) still answers kill(pid, 0), so read
+    its state too."""
+    try:
+        os.kill(pid, 0)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (ProcessLookupError, FileNotFoundError):
+        return False
+    except PermissionError:
+        return True
+    # The state follows the parenthesised command name, which may itself hold spaces.
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
 def alive(name: str) -> bool:
     try:
         pid = int(_pidfile(name).read_text())
-        os.kill(pid, 0)
-    except (FileNotFoundError, ValueError, ProcessLookupError):
+    except (FileNotFoundError, ValueError):
         return False
-    return True
+    return _running(pid)
 
 
 def _spawn(name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
@@ -173,9 +187,7 @@ def _stop(name: str) -> None:
     pid = int(_pidfile(name).read_text())
     os.killpg(pid, signal.SIGTERM)
     for _ in range(100):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _running(pid):
             break
         time.sleep(0.05)
     else:
