@@ -25,6 +25,8 @@ def cache_collection(request):
     if text is not None:
         if len(text.strip()) < 3:
             raise ValidationError({"prompt": "Give at least 3 characters of the prompt to erase."})
+        if "\x00" in text:  # stored prompts never hold NUL (PostgreSQL text cannot)
+            raise ValidationError({"prompt": "The text must not contain NUL characters."})
         return Response({"deleted": purge.purge_prompt(tenant=request.tenant, text=text)})
     return Response({"deleted": purge.purge_tenant(tenant=request.tenant)})
 

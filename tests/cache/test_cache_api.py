@@ -63,6 +63,28 @@ def test_purge_by_prompt_text_for_erasure(party):
     assert as_user(party.alice).delete("/api/cache/?prompt=a").status_code == 400
 
 
+def test_purge_by_text_with_nul_is_a_json_400_that_deletes_nothing(party):
+    put_entry(party.tenant, "card arrival")
+    response = as_user(party.alice).delete("/api/cache/?prompt=a%00b")
+    assert response.status_code == 400
+    assert response.json() == {"prompt": "The text must not contain NUL characters."}
+    assert remaining(party.tenant) == ["card arrival"]
+
+
+def test_an_unexpected_failure_in_the_management_api_answers_json(party, monkeypatch):
+    from apps.cache import api
+
+    def broken(**kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(api, "cache_stats", broken)
+    client = as_user(party.alice)
+    client.raise_request_exception = False
+    response = client.get("/api/cache/")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "The server failed to process the request."}
+
+
 def test_purge_by_api_key(party):
     key, _ = factories.make_key(party.tenant, "k1")
     put_entry(party.tenant, "from k1", key=key)
