@@ -163,6 +163,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["apps.tenants.api_auth.IsTenantMember"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "apps.core.drf.json_exception_handler",
 }
 
 # --- AkaRouter ---------------------------------------------------------------------------
@@ -198,6 +199,12 @@ AKA_CATALOG_TTL = float(os.environ.get("AKA_CATALOG_TTL", "5"))
 AKA_AUTO_MODEL = os.environ.get("AKA_AUTO_MODEL", "gpt-4o-mini")
 # The gateway's own async Postgres pool (ledger, cache) per worker process.
 AKA_PG_POOL_SIZE = envint("AKA_PG_POOL_SIZE", 8)
+
+# Ledger rows the database cannot take are spooled here and replayed every few seconds;
+# per database, so a test run never replays into the demo's ledger. A volume in production.
+AKA_LEDGER_SPOOL_DIR = Path(os.environ.get(
+    "AKA_LEDGER_SPOOL_DIR", str(BASE_DIR / ".local" / "spool" / f"ledger-{DATABASES['default']['NAME']}")))
+AKA_LEDGER_REPLAY_SECONDS = float(os.environ.get("AKA_LEDGER_REPLAY_SECONDS", "5"))
 
 # Semantic cache.
 AKA_EMBEDDER = os.environ.get("AKA_EMBEDDER", "onnx")   # onnx | torch

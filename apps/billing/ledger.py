@@ -1,32 +1,190 @@
-"""Writing ledger rows from the gateway without leaving the event loop.
+"""Writing ledger rows from the gateway without leaving the event loop, and never losing one.
 
-Calls hand their row to the process's LedgerWriter once the client has its response,
-and await it. The writer inserts whatever has queued up in one pipelined batch on the
-gateway's psycopg pool (group commit): one round trip for many concurrent calls, no
-thread hop per call. A row is
-keyed by its request id with ON CONFLICT DO NOTHING, so a retried write never
-duplicates it.
+Calls hand their row to the process's LedgerWriter once the client has its response.
+The writer inserts whatever has queued up in one pipelined batch on the gateway's
+psycopg pool (group commit): one round trip for many concurrent calls, no thread hop
+per call. A row is keyed by its request id with ON CONFLICT DO NOTHING, so a retried
+or replayed write never duplicates it.
+
+One bad row must not cost anyone else theirs: every value is normalised to what its
+column holds first (lengths, NUL bytes, integer ranges); if PostgreSQL still refuses
+a batch, its rows are written one by one; a row it refuses on its own, or rows it
+cannot take because it is down, go to the durable local spool (apps.billing.spool),
+which is replayed. A row is only ever dropped if the local disk fails too.
 """
 
 import asyncio
 import logging
 
-from apps.core import pg
-from apps.core.lifecycle import on_shutdown
+import psycopg
+from django.conf import settings
+from django.db import models
+
+from apps.core import metrics, pg
+from apps.core.lifecycle import on_shutdown, on_startup
 from apps.core.loops import PerLoop
 
+from . import spool
 from .models import CallRecord
 
 log = logging.getLogger(__name__)
 
-COLUMNS = [f.column for f in CallRecord._meta.concrete_fields if f.column not in ("id", "created_at")]
-FIELDS = {f.column: f.attname for f in CallRecord._meta.concrete_fields}
-DEFAULTS = {f.column: f.get_default() for f in CallRecord._meta.concrete_fields}
+_FIELDS = [f for f in CallRecord._meta.concrete_fields if f.column not in ("id", "created_at")]
+COLUMNS = [f.column for f in _FIELDS]
+DECIMAL_COLUMNS = {f.column for f in _FIELDS if isinstance(f, models.DecimalField)}
 INSERT_SQL = (
     f"INSERT INTO {CallRecord._meta.db_table} ({', '.join(COLUMNS)}) "
     f"VALUES ({', '.join(['%s'] * len(COLUMNS))}) ON CONFLICT (request_id) DO NOTHING"
 )
-WRITE_ATTEMPTS = 5
+# Attempts against a database that is failing (not refusing) before rows are spooled.
+WRITE_ATTEMPTS = 4
+# Seconds to wait for a pool connection: a database that is down should spool rows soon.
+CONNECT_TIMEOUT = 5.0
+# Errors that say "this data", not "this database": retrying the same rows cannot help.
+REFUSED = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError, ValueError, TypeError)
+_INT_RANGES = {
+    models.PositiveSmallIntegerField: (0, 32767),
+    models.PositiveIntegerField: (0, 2**31 - 1),
+    models.BigIntegerField: (-(2**63), 2**63 - 1),
+}
+
+
+def _text(value: str, limit: int | None) -> str:
+    # PostgreSQL text cannot hold NUL; lone surrogates cannot be encoded to UTF-8.
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        value = value.encode(errors="replace").decode()
+    return value[:limit] if limit else value
+
+
+def normalise(row: dict) -> dict:
+    """The row as its columns can hold it: text without NUL and cut to length, integers
+    clamped to their column's range, missing values at their defaults."""
+    out = {}
+    for f in _FIELDS:
+        value = row.get(f.attname, row.get(f.column, f.get_default()))
+        if isinstance(value, str):
+            value = _text(value, f.max_length)
+        elif isinstance(value, int) and not isinstance(value, bool) and type(f) in _INT_RANGES:
+            low, high = _INT_RANGES[type(f)]
+            value = min(max(value, low), high)
+        out[f.column] = value
+    return out
+
+
+async def _insert(rows: list[dict]) -> None:
+    async with (await pg.pool()).connection(timeout=CONNECT_TIMEOUT) as conn, conn.cursor() as cur:
+        # The pool commits asynchronously for cache writes; billing rows wait for the WAL
+        # flush. Batched, so one flush covers every call in the batch.
+        await cur.execute("SET LOCAL synchronous_commit = on")
+        await cur.executemany(INSERT_SQL, [tuple(row[c] for c in COLUMNS) for row in rows])
+
+
+async def _insert_each(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Inserts rows one at a time; returns (refused rows, rows the database was unable to take)."""
+    refused, unavailable = [], []
+    for row in rows:
+        try:
+            await _insert([row])
+        except REFUSED as exc:
+            log.error("ledger row %s refused by the database: %s", row.get("request_id"), exc)
+            refused.append(row)
+        except Exception:
+            unavailable.append(row)
+    return refused, unavailable
+
+
+async def store(rows: list[dict]) -> None:
+    """Writes normalised rows to the database, or durably to the spool. Raises only if
+    the spool itself cannot be written."""
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            await _insert(rows)
+            return
+        except REFUSED as exc:
+            log.warning("ledger batch of %d refused (%s); writing its rows one by one", len(rows), exc)
+            refused, unavailable = await _insert_each(rows)
+            _spool(spool.REJECTED, refused)
+            _spool(spool.PENDING, unavailable)
+            return
+        except Exception as exc:  # the database is down or overloaded: wait a little, then spool
+            log.warning("ledger write failed (attempt %d): %s", attempt + 1, exc)
+            if attempt + 1 < WRITE_ATTEMPTS:
+                await asyncio.sleep(0.05 * 2**attempt)
+    _spool(spool.PENDING, rows)
+
+
+def _spool(kind: str, rows: list[dict]) -> None:
+    if not rows:
+        return
+    path = spool.write(kind, rows)
+    metrics.LEDGER_SPOOLED.labels(kind).inc(len(rows))
+    if kind == spool.REJECTED:
+        log.error("ALERT ledger: %d row(s) refused by the database, kept in %s for a person to fix and replay",
+                  len(rows), path)
+    else:
+        log.error("ALERT ledger: database unavailable, %d row(s) spooled to %s; replaying", len(rows), path)
+        replayer().wake()
+
+
+async def replay(kind: str = spool.PENDING) -> int:
+    """Moves spooled rows of `kind` into the database; returns how many files are left.
+    Rows the database refuses move to `rejected/`; a database still down leaves the file."""
+    left = 0
+    for path in spool.files(kind):
+        claim = spool.Claim.take(path)
+        if claim is None:
+            left += 1
+            continue
+        try:
+            if not path.exists():  # replayed by another process while we waited
+                continue
+            rows = spool.read(path, DECIMAL_COLUMNS)
+            refused, unavailable = await _insert_each(rows)
+            if unavailable:
+                left += 1
+                continue
+            if refused and kind != spool.REJECTED:
+                _spool(spool.REJECTED, refused)
+            elif refused:
+                left += 1
+                continue
+            metrics.LEDGER_REPLAYED.inc(len(rows) - len(refused))
+            path.unlink()
+        finally:
+            claim.release()
+    return left
+
+
+class Replayer:
+    """Replays the pending spool in the background until it is empty."""
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task | None = None
+
+    def wake(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(settings.AKA_LEDGER_REPLAY_SECONDS)
+            try:
+                if await replay() == 0:
+                    return
+            except Exception:
+                log.exception("ledger spool replay failed; will try again")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+replayer = PerLoop(Replayer)
 
 
 class LedgerWriter:
@@ -35,9 +193,9 @@ class LedgerWriter:
         self._task: asyncio.Task | None = None
 
     async def record(self, row: dict) -> None:
-        """Queues a ledger row and returns once it is committed."""
+        """Queues a ledger row and returns once it is committed or spooled."""
         future = asyncio.get_running_loop().create_future()
-        self._queue.append((row, future))
+        self._queue.append((normalise(row), future))
         # The writer task drains the queue and exits; rows queued while it is inserting
         # form the next batch.
         if self._task is None or self._task.done():
@@ -47,7 +205,12 @@ class LedgerWriter:
     async def _run(self) -> None:
         while self._queue:
             batch, self._queue = self._queue, []
-            error = await self._insert([row for row, _ in batch])
+            try:
+                await store([row for row, _ in batch])
+                error = None
+            except Exception as exc:  # the spool's disk failed too: the caller must hear of it
+                log.critical("ledger rows NOT written, database and spool both failed: %r", batch)
+                error = exc
             for _, future in batch:
                 if future.done():
                     continue
@@ -55,21 +218,6 @@ class LedgerWriter:
                     future.set_result(None)
                 else:
                     future.set_exception(error)
-
-    async def _insert(self, rows: list[dict]) -> Exception | None:
-        values = [tuple(row.get(FIELDS[c], DEFAULTS[c]) for c in COLUMNS) for row in rows]
-        for attempt in range(WRITE_ATTEMPTS):
-            try:
-                async with (await pg.pool()).connection() as conn, conn.cursor() as cur:
-                    await cur.executemany(INSERT_SQL, values)
-                return None
-            except Exception as exc:  # the database is the one thing we must not give up on quickly
-                log.warning("ledger write failed (attempt %d): %s", attempt + 1, exc)
-                if attempt + 1 == WRITE_ATTEMPTS:
-                    log.error("ledger rows NOT written, kept here for replay: %r", rows)
-                    return exc
-                await asyncio.sleep(0.05 * 2**attempt)
-        return None
 
     async def close(self) -> None:
         if self._task is not None:
@@ -79,7 +227,16 @@ class LedgerWriter:
 writer = PerLoop(LedgerWriter)
 
 
+@on_startup
+async def replay_leftovers() -> None:
+    """Rows spooled by a process that has since stopped are replayed by the next one."""
+    if spool.files(spool.PENDING):
+        replayer().wake()
+
+
 @on_shutdown
 async def close_writers() -> None:
     for found in writer.drain():
+        await found.close()
+    for found in replayer.drain():
         await found.close()

@@ -1,0 +1,84 @@
+"""The ledger's durable local spool: rows the database could not take right now, or
+refused outright, kept on disk instead of being dropped.
+
+Each spooling writes one file (written to a temporary name, fsynced, then renamed, so
+a crash leaves either the whole file or none). `pending/` holds rows that met an
+unavailable database: the gateway replays them as soon as it can. `rejected/` holds
+rows PostgreSQL refused even after normalisation (say, a deleted tenant): they need a
+person, so spooling one logs an error and counts in `aka_ledger_spooled_total`;
+`manage.py replay_ledger_spool --rejected` retries them once the cause is fixed.
+Replaying is idempotent: rows are keyed by request id (ON CONFLICT DO NOTHING).
+"""
+
+import fcntl
+import os
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+from django.conf import settings
+
+PENDING, REJECTED = "pending", "rejected"
+
+
+def folder(kind: str) -> Path:
+    path = Path(settings.AKA_LEDGER_SPOOL_DIR) / kind
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write(kind: str, rows: list[dict]) -> Path:
+    """Durably stores `rows` (column -> value) in one new file of `kind`."""
+    target = folder(kind) / f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+    temporary = target.with_suffix(".tmp")
+    data = b"".join(orjson.dumps(row, default=str) + b"\n" for row in rows)
+    with open(temporary, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    temporary.rename(target)
+    directory = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the rename itself must survive a crash
+    finally:
+        os.close(directory)
+    return target
+
+
+def files(kind: str) -> list[Path]:
+    return sorted(folder(kind).glob("*.jsonl"))
+
+
+def read(path: Path, decimal_columns: set[str]) -> list[dict]:
+    rows = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    for row in rows:
+        for column in decimal_columns & row.keys():
+            if row[column] is not None:
+                row[column] = Decimal(row[column])
+    return rows
+
+
+class Claim:
+    """An exclusive hold on one spool file while it is replayed, so two processes never
+    replay the same file at once; None from `take` when another holds it."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    @classmethod
+    def take(cls, path: Path) -> "Claim | None":
+        try:
+            handle = open(path, "rb")
+        except FileNotFoundError:
+            return None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return None
+        return cls(handle)
+
+    def release(self) -> None:
+        self.handle.close()

@@ -1,0 +1,115 @@
+"""The ledger writer never loses a row: bad values are normalised, a row the database
+refuses costs no other row its place, and rows the database cannot take are spooled
+durably and replayed exactly once."""
+
+import asyncio
+import uuid
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from apps.billing import ledger, spool
+from apps.billing.models import CallRecord
+from apps.core import metrics, pg
+from tests import factories
+
+
+@pytest.fixture
+def loop(transactional_db, tmp_path, settings):
+    settings.AKA_LEDGER_SPOOL_DIR = tmp_path / "spool"
+    settings.AKA_LEDGER_REPLAY_SECONDS = 0.05
+    loop = asyncio.new_event_loop()
+    yield loop
+    for found in ledger.replayer.drain():
+        loop.run_until_complete(found.close())
+    ledger.writer.drain()
+    loop.run_until_complete(pg.close_pools())
+    loop.close()
+
+
+def row(tenant_id: int, **values) -> dict:
+    return {"tenant_id": tenant_id, "request_id": "req_" + uuid.uuid4().hex, "endpoint": "chat.completions",
+            "model_requested": "gpt-4o-mini", "model_served": "gpt-4o-mini", "status_code": 200, "billable": True,
+            "price_cents": 10, "latency_ms": 1.5, **values}
+
+
+def record_all(loop, rows: list[dict]) -> None:
+    """Records the rows concurrently, as concurrent calls do, so they share one batch."""
+    async def go():
+        await asyncio.gather(*(ledger.writer().record(r) for r in rows))
+
+    loop.run_until_complete(go())
+
+
+def stored(tenant) -> dict[str, CallRecord]:
+    return {r.request_id: r for r in CallRecord.objects.for_tenant(tenant)}
+
+
+def spooled(kind: str) -> list[dict]:
+    return [r for path in spool.files(kind) for r in spool.read(path, ledger.DECIMAL_COLUMNS)]
+
+
+def test_values_a_column_cannot_hold_are_normalised_not_refused(loop):
+    tenant, _ = factories.make_tenant()
+    rows = [row(tenant.pk, model_requested="m" * 101), row(tenant.pk, model_requested="gpt\x00-4o"),
+            row(tenant.pk, prompt="a\x00b"), row(tenant.pk, prompt_tokens=2**40)]
+    record_all(loop, rows)
+    found = stored(tenant)
+    assert len(found) == 4
+    assert found[rows[0]["request_id"]].model_requested == "m" * 100
+    assert found[rows[1]["request_id"]].model_requested == "gpt\ufffd-4o"
+    assert found[rows[2]["request_id"]].prompt == "a\ufffdb"
+    assert found[rows[3]["request_id"]].prompt_tokens == 2**31 - 1
+    assert spooled(spool.PENDING) == spooled(spool.REJECTED) == []
+
+
+def test_a_refused_row_costs_no_other_row_its_place_and_is_kept(loop):
+    good, _ = factories.make_tenant()
+    before = metrics.LEDGER_SPOOLED.labels("rejected")._value.get()
+    # A row for a tenant that does not exist (say, deleted mid-call) fails its foreign key.
+    orphan = row(10**9)
+    rows = [row(good.pk) for _ in range(5)]
+    record_all(loop, rows[:2] + [orphan] + rows[2:])
+    assert sorted(stored(good)) == sorted(r["request_id"] for r in rows)
+    [kept] = spooled(spool.REJECTED)
+    assert (kept["request_id"], kept["tenant_id"]) == (orphan["request_id"], 10**9)
+    assert metrics.LEDGER_SPOOLED.labels("rejected")._value.get() == before + 1
+
+
+def test_rows_the_database_cannot_take_are_spooled_then_replayed_once(loop, monkeypatch):
+    tenant, _ = factories.make_tenant()
+    real_insert = ledger._insert
+
+    async def database_down(rows):
+        raise psycopg.OperationalError("connection refused")
+
+    monkeypatch.setattr(ledger, "_insert", database_down)
+    rows = [row(tenant.pk, provider_cost_micros=Decimal("123.4567")) for _ in range(3)]
+    record_all(loop, rows)  # returns: the rows are safe on disk
+    assert stored(tenant) == {}
+    assert sorted(r["request_id"] for r in spooled(spool.PENDING)) == sorted(r["request_id"] for r in rows)
+
+    monkeypatch.setattr(ledger, "_insert", real_insert)
+    # The background replayer, woken by the spooling, writes them once the database is back.
+    async def wait_for_replay():
+        for _ in range(100):
+            if not spool.files(spool.PENDING):
+                return
+            await asyncio.sleep(0.05)
+
+    loop.run_until_complete(wait_for_replay())
+    assert sorted(stored(tenant)) == sorted(r["request_id"] for r in rows)
+    assert {r.provider_cost_micros for r in stored(tenant).values()} == {Decimal("123.4567")}
+    assert loop.run_until_complete(ledger.replay()) == 0
+    assert CallRecord.objects.for_tenant(tenant).count() == 3
+
+
+def test_replaying_a_file_twice_writes_its_rows_once(loop):
+    tenant, _ = factories.make_tenant()
+    rows = [ledger.normalise(row(tenant.pk)) for _ in range(2)]
+    path = spool.write(spool.PENDING, rows)
+    copy = spool.write(spool.PENDING, rows)  # as if a crash came between the insert and the unlink
+    assert loop.run_until_complete(ledger.replay()) == 0
+    assert not path.exists() and not copy.exists()
+    assert CallRecord.objects.for_tenant(tenant).count() == 2
