@@ -16,6 +16,7 @@ OPENAI_TYPES = {
     405: "invalid_request_error",
     413: "invalid_request_error",
     429: "rate_limit_error",
+    500: "server_error",
     502: "api_error",
     503: "api_error",
     504: "api_error",

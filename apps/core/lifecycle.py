@@ -1,14 +1,23 @@
-"""Process start-up and shut-down hooks for the ASGI server.
+"""Process start-up and shut-down hooks for the ASGI server, and work that runs after
+a response.
 
 Apps register coroutines (warm the embedder, open the shared HTTP client, flush
-buffers); the ASGI lifespan protocol runs them once per worker process.
+buffers); the ASGI lifespan protocol runs them once per worker process. Work spawned
+with `after_response` runs in its own task, so it can neither delay nor break the
+client's connection (the next request on a keep-alive connection waits for nothing);
+shut-down waits for it before any hook closes what it uses.
 """
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+
+log = logging.getLogger(__name__)
 
 Hook = Callable[[], Awaitable[None]]
 _startup: list[Hook] = []
 _shutdown: list[Hook] = []
+_after: set[asyncio.Task] = set()
 
 
 def on_startup(hook: Hook) -> Hook:
@@ -26,7 +35,27 @@ async def run_startup() -> None:
         await hook()
 
 
+def after_response(work: Coroutine, what: str) -> None:
+    """Runs `work` in the background; a failure is logged, never raised to the caller."""
+    task = asyncio.get_running_loop().create_task(_logged(work, what))
+    _after.add(task)
+    task.add_done_callback(_after.discard)
+
+
+async def _logged(work: Coroutine, what: str) -> None:
+    try:
+        await work
+    except Exception:
+        log.exception("after-response work failed: %s", what)
+
+
+async def drain_after_response() -> None:
+    while _after:
+        await asyncio.gather(*list(_after), return_exceptions=True)
+
+
 async def run_shutdown() -> None:
+    await drain_after_response()
     for hook in reversed(_shutdown):
         await hook()
 

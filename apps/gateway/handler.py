@@ -12,13 +12,16 @@ reading it, and drives event streams itself so a client disconnect cancels the s
 import asyncio
 import io
 import logging
+import uuid
 
 import orjson
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.urls import Resolver404, get_resolver
 
+from apps.core import metrics
 from apps.core.errors import ApiError
+from apps.core.lifecycle import after_response
 
 from . import startup  # noqa: F401  (registers the warm-up hook)
 from .sse import EventStream
@@ -42,9 +45,14 @@ def _error_bytes(scope, err: ApiError) -> bytes:
 
 
 async def _send_error(scope, send, err: ApiError) -> None:
+    request_id = "req_" + uuid.uuid4().hex
     await send({"type": "http.response.start", "status": err.status,
-                "headers": [(b"content-type", b"application/json")]})
+                "headers": [(b"content-type", b"application/json"), (b"x-request-id", request_id.encode())]})
     await send({"type": "http.response.body", "body": _error_bytes(scope, err)})
+
+
+def _endpoint(scope) -> str:
+    return scope["path"].removeprefix("/v1/").strip("/").replace("/", ".") or "v1"
 
 
 async def _read_body(scope, receive, limit: int) -> bytes:
@@ -93,6 +101,7 @@ async def _stream(response: EventStream, receive, send) -> None:
         results = await asyncio.gather(producer, watcher, return_exceptions=True)
         if isinstance(results[0], Exception) and not isinstance(results[0], OSError):
             log.error("gateway stream failed", exc_info=results[0])
+            metrics.UNHANDLED.labels("stream").inc()
 
 
 class GatewayHandler:
@@ -119,7 +128,10 @@ class GatewayHandler:
         try:
             response = await match.func(request, *match.args, **match.kwargs)
         except Exception:
+            # Views answer their own errors; this is the last line for a bug in one.
             log.exception("gateway view failed")
+            metrics.UNHANDLED.labels(_endpoint(scope)).inc()
+            metrics.REQUESTS.labels(_endpoint(scope), "500").inc()
             await _send_error(scope, send, ApiError(500, "The gateway failed to process the request.",
                                                     code="internal_error"))
             return
@@ -130,5 +142,6 @@ class GatewayHandler:
         await send({"type": "http.response.body", "body": response.content})
         after = getattr(response, "after", None)
         if after is not None:
-            # The ledger row: off the client's clock, but before this call is done.
-            await after()
+            # The ledger row and cache write: in their own task, so neither their time nor a
+            # failure of theirs reaches this connection or the next request on it.
+            after_response(after(), response.get("x-request-id", ""))

@@ -3,11 +3,15 @@ an upstream failure, and the ledger row in a `finally` whichever way the stream 
 (finished, upstream cut, client gone)."""
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator, Callable
 
 from django.http import StreamingHttpResponse
 
+from apps.core import metrics
+from apps.core.errors import ApiError
+from apps.core.lifecycle import after_response
 from apps.providers.canonical import ChatResult, Delta, Final, Finish, Usage
 from apps.providers.catalog import ModelInfo
 from apps.providers.errors import UpstreamError
@@ -15,6 +19,7 @@ from apps.providers.errors import UpstreamError
 from .pipeline import Call, as_api_error
 from .wires import Wire
 
+log = logging.getLogger(__name__)
 KEEPALIVE_SECONDS = 15.0
 KEEPALIVE = b": keepalive\n\n"
 
@@ -96,23 +101,29 @@ async def body(call: Call, wire: Wire, served: ModelInfo | None, model_id: str, 
                 yield writer.finish(event.finish_reason)
             elif isinstance(event, Final):
                 usage = event.usage
+                yield writer.final(usage)
+                # Billable once the last event has been handed to the server, not before.
                 status, error_type = 200, ""
                 if completed is not None and not had_tool_calls:
                     completed(ChatResult(id=event.id, model=model_id, content="".join(parts),
                                          finish_reason=finish_reason, usage=usage))
-                yield writer.final(usage)
     except UpstreamError as error:
         # Never a clean end after a truncated answer: the client gets an error event.
         status, error_type = 502, "upstream_stream_cut"
         yield wire.stream_error(as_api_error(error))
+    except Exception:
+        log.exception("stream %s failed", call.request_id)
+        metrics.UNHANDLED.labels(call.endpoint).inc()
+        status, error_type = 500, "internal_error"
+        yield wire.stream_error(ApiError(500, "The gateway failed while streaming the answer.", code="internal_error"))
     finally:
         try:
             # Inner first: the keepalive wrapper may be mid-read of the upstream stream.
             await ticks.aclose()
             await events.aclose()
         finally:
-            # Shielded: a client hanging up right after the last byte must not cancel the
-            # ledger row or the cache write.
-            await asyncio.shield(call.finish(status=status, usage=usage or Usage(), served=served,
-                                             error_type=error_type, ttft_ms=ttft_ms))
+            # Its own task: a client hanging up right after the last byte must not cancel
+            # the ledger row or the cache write, and the stream's end must not wait on them.
+            after_response(call.finish(status=status, usage=usage or Usage(), served=served, error_type=error_type,
+                                       ttft_ms=ttft_ms), call.request_id)
 
