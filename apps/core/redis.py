@@ -5,8 +5,15 @@ from functools import cache
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from .loops import PerLoop
+
+# The async client serves the request path (rate limits), which fails open when Redis is
+# unavailable: a hung or unreachable Redis must cost a call at most this long, once, rather
+# than stall it. Local Redis answers in well under a millisecond.
+ASYNC_TIMEOUT_SECONDS = 0.25
 
 
 @cache
@@ -14,4 +21,11 @@ def sync_client() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL)
 
 
-async_client = PerLoop(lambda: aioredis.Redis.from_url(settings.REDIS_URL))
+# No retries: a retry would multiply the timeout; a broken connection is dropped and the
+# next command opens a new one, so the client recovers by itself once Redis is back.
+async_client = PerLoop(lambda: aioredis.Redis.from_url(
+    settings.REDIS_URL,
+    socket_connect_timeout=ASYNC_TIMEOUT_SECONDS,
+    socket_timeout=ASYNC_TIMEOUT_SECONDS,
+    retry=Retry(NoBackoff(), 0),
+))

@@ -10,14 +10,15 @@ def test_healthz_reports_database_and_redis(client):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_healthz_fails_when_redis_is_unreachable(client):
+def test_healthz_reports_degraded_but_serving_when_redis_is_unreachable(client):
     from apps.core import redis as core_redis
 
     with override_settings(REDIS_URL="unix:///nonexistent/redis.sock"):
         core_redis.async_client.drain()
         response = client.get("/healthz")
     core_redis.async_client.drain()
-    assert response.status_code == 503
+    assert response.status_code == 200  # the gateway serves without Redis; keep it in rotation
+    assert response.json()["status"] == "degraded"
     assert response.json()["redis"].startswith("failing")
 
 
