@@ -38,6 +38,9 @@ class Call:
     stream: bool = False
     prompt: str | None = None
     outcome: dispatch.Outcome = field(default_factory=dispatch.Outcome)
+    # Tokens and model the upstream charged us for (set by `charge`).
+    usage: Usage | None = None
+    served: ModelInfo | None = None
     recorded: bool = False
     latency_ms: float | None = None
     admission: asyncio.Future | None = None
@@ -49,12 +52,24 @@ class Call:
     deferred: list = field(default_factory=list)
 
     async def admit(self, headers) -> Principal:
-        """Who is calling (401/403 otherwise, from the in-process key cache), and the start
-        of the rate-limit check, which runs while the request is parsed and the upstream
-        called: `alongside_admission` waits for it before anything is answered."""
+        """Who is calling: 401/403 otherwise, from the in-process key cache."""
         self.principal = await aresolve_key(extract_key(headers))
-        self.admission = asyncio.ensure_future(ratelimit.enforce(self.principal))
         return self.principal
+
+    async def count(self) -> None:
+        """Counts the call against its rate limits once it is known to be well formed (a
+        400 uses no quota). The check runs alongside the cache lookup and the upstream
+        call (`alongside_admission` waits for it before answering), except when the
+        tenant is close to its limit: then it is awaited first, so a call about to be
+        refused never reaches (and costs) an upstream."""
+        self.admission = asyncio.ensure_future(ratelimit.enforce(self.principal))
+        if ratelimit.near_limit(self.principal):
+            await self.admission
+
+    def charge(self, usage: Usage, served: ModelInfo) -> None:
+        """What the upstream charged for this call, known as soon as it answered: recorded
+        even if the call is then refused by the rate limit."""
+        self.usage, self.served = usage, served
 
     async def alongside_admission(self, work):
         """`work`'s result once the rate limit has admitted the call; over the limit, the
@@ -111,8 +126,9 @@ class Call:
         if self.principal is None or self.recorded:
             return
         self.recorded = True
+        served = served or self.served
         hit = self.cache in ("exact", "semantic")
-        usage = Usage() if hit or usage is None else usage
+        usage = Usage() if hit else usage or self.usage or Usage()
         billable = status == 200
         await writer().record({
             "tenant_id": self.principal.tenant_id,

@@ -1,5 +1,6 @@
 """Gateway endpoints. Thin: authenticate, parse, hand to the pipeline, render."""
 
+import logging
 import time
 
 import orjson
@@ -7,6 +8,7 @@ from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from apps.cache import services as cache
+from apps.core import metrics
 from apps.core.errors import ApiError
 from apps.providers import dispatch
 from apps.providers.adapters import adapter_for
@@ -19,6 +21,7 @@ from .parsing import field, json_object
 from .pipeline import Call, as_api_error, prepare, resolve_model
 from .wires import ANTHROPIC, OPENAI, Wire
 
+log = logging.getLogger(__name__)
 JSON = "application/json"
 
 
@@ -57,12 +60,19 @@ async def guarded(call: Call, wire: Wire, work) -> HttpResponse:
         if isinstance(error, UpstreamError):
             return error_response(as_api_error(error), wire, call, error.kind)
         return error_response(error, wire, call)
+    except Exception:
+        # A bug of ours: the client still gets its own error shape and a request id.
+        log.exception("call %s failed", call.request_id)
+        metrics.UNHANDLED.labels(call.endpoint).inc()
+        return error_response(ApiError(500, "The gateway failed to process the request.", code="internal_error"),
+                              wire, call)
 
 
 async def _chat(request, call: Call, wire: Wire) -> HttpResponse:
     await call.admit(request.headers)
     req = wire.parse(request.body)
     chain = await prepare(call, req)
+    await call.count()
     response_id = wire.id_prefix + call.request_id.removeprefix("req_")
     created = int(time.time())
     plan = cache.plan_for(req, call.principal, request.headers, route="auto" if req.model == "auto" else call.model.family)
@@ -81,8 +91,13 @@ async def _chat(request, call: Call, wire: Wire) -> HttpResponse:
         model, first, events = await call.alongside_admission(dispatch.open_stream(req, chain, call.outcome))
         body = sse.body(call, wire, model, model.id, first, events, response_id, created, req.include_usage, remember)
         return sse.EventStream(body, aka_headers(call, model.id))
-    result = await call.alongside_admission(dispatch.complete(req, chain, call.outcome))
-    served = next(m for m in chain if m.id == result.model)
+    async def complete() -> ChatResult:
+        result = await dispatch.complete(req, chain, call.outcome)
+        call.charge(result.usage, next(m for m in chain if m.id == result.model))
+        return result
+
+    result = await call.alongside_admission(complete())
+    served = call.served
     remember(result)
     return GatewayResponse(wire.render(result, response_id, created), call,
                            headers=aka_headers(call, served.id, served.cost_micros(result.usage)),
@@ -126,6 +141,7 @@ async def messages(request):
 
 async def _models(request, call: Call, anthropic_client: bool) -> HttpResponse:
     await call.admit(request.headers)
+    await call.count()
     ids = ["auto", *sorted((await amodels()).keys())]
     if anthropic_client:
         data = [{"type": "model", "id": i, "display_name": i, "created_at": "2025-01-01T00:00:00Z"} for i in ids]
@@ -153,7 +169,14 @@ async def _embed(request, call: Call) -> HttpResponse:
     if field(data, "input", (str, list), required=True) in ("", []):
         raise ApiError(400, "'input' must not be empty.", code="invalid_value", param="input")
     model = await resolve_model(call.model_requested, capability="embeddings")
-    body, usage = await call.alongside_admission(adapter_for(model.provider).embed(data, model))
+    await call.count()
+
+    async def embed():
+        body, usage = await adapter_for(model.provider).embed(data, model)
+        call.charge(usage, model)
+        return body, usage
+
+    body, usage = await call.alongside_admission(embed())
     return GatewayResponse(orjson.dumps(body), call, headers=aka_headers(call, model.id, model.cost_micros(usage)),
                            usage=usage, served=model)
 
