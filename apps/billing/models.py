@@ -25,6 +25,10 @@ class CallRecord(TenantOwned):
     completion_tokens = models.PositiveIntegerField(default=0)
     # Micro-dollars (USD per 1M tokens x tokens), exact to 1/10,000 of a micro-dollar.
     provider_cost_micros = models.DecimalField(max_digits=18, decimal_places=4, default=0)
+    # What the tenant's baseline model would have cost for the same tokens (for a cache hit,
+    # the tokens of the answer replayed); savings = counterfactual - provider cost.
+    counterfactual_cost_micros = models.DecimalField(max_digits=18, decimal_places=4, default=0)
+    baseline_model = models.CharField(max_length=100, blank=True)
     price_cents = models.PositiveIntegerField(default=0)  # the plan's per-call price
     billable = models.BooleanField(default=False)           # successful calls only
     status_code = models.PositiveSmallIntegerField()
@@ -43,3 +47,20 @@ class CallRecord(TenantOwned):
 
     def __str__(self) -> str:
         return self.request_id
+
+
+DEFAULT_BASELINE_MODEL = "gpt-4o"
+
+
+class BillingSettings(TenantOwned):
+    """A tenant's billing settings; a tenant without a row has the defaults."""
+
+    tenant = models.OneToOneField("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    # The model the tenant would call without us: what each call's savings are measured against.
+    baseline_model = models.CharField(max_length=100, default=DEFAULT_BASELINE_MODEL)
+
+    class Meta:
+        verbose_name_plural = "billing settings"
+
+    def __str__(self) -> str:
+        return f"billing settings of tenant {self.tenant_id}"

@@ -1,0 +1,117 @@
+"""Billing's front door: the facts of a call in, its ledger row out.
+
+The gateway says what happened (who called, which model answered with how many tokens,
+whether the cache served it, how it ended); this module decides what that means in
+money: whether the call is billable, the plan's price, what the provider charged us,
+and what the tenant's baseline model would have charged for the same work (the
+counterfactual, from which every saving is computed).
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from django.conf import settings
+
+from apps.core.snapshots import Snapshots
+from apps.providers.canonical import Usage
+
+from .ledger import writer
+from .models import DEFAULT_BASELINE_MODEL, BillingSettings
+
+
+class Priced(Protocol):
+    """A model with per-token prices (the providers' catalog entries are)."""
+
+    id: str
+    provider: str
+
+    def cost_micros(self, usage: Usage) -> Decimal: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallFacts:
+    tenant_id: int
+    api_key_id: str | None
+    request_id: str
+    endpoint: str
+    status: int                      # the status the client saw (499: it hung up first)
+    price_per_call_cents: int        # the tenant's plan
+    model_requested: str = ""
+    served: Priced | None = None     # the model that answered, or that we paid for
+    usage: Usage = Usage()           # tokens the provider charged us for
+    cache: str = "off"               # miss | exact | semantic | off
+    replayed: Usage | None = None    # a cache hit: the tokens of the answer it replayed
+    cache_similarity: float | None = None
+    cache_entry_id: int | None = None
+    baseline: Priced | None = None   # the tenant's baseline model, None if not in the catalog
+    stream: bool = False
+    error_type: str = ""
+    attempts: int = 1
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    prompt: str | None = None        # only when the tenant logs prompts
+
+
+def billable(facts: CallFacts) -> bool:
+    """Only a call the client received in full is billed."""
+    return facts.status == 200
+
+
+def ledger_row(*, facts: CallFacts) -> dict:
+    charged = billable(facts)
+    hit = facts.cache in ("exact", "semantic")
+    provider_usage = Usage() if hit else facts.usage
+    # What the tenant would have paid its baseline provider for the answer it got.
+    work = (facts.replayed or Usage()) if hit else facts.usage
+    counterfactual = facts.baseline.cost_micros(work) if charged and facts.baseline else Decimal(0)
+    return {
+        "tenant_id": facts.tenant_id,
+        "api_key_id": facts.api_key_id,
+        "request_id": facts.request_id,
+        "endpoint": facts.endpoint,
+        "model_requested": facts.model_requested,
+        "model_served": facts.served.id if facts.served else "",
+        "provider": facts.served.provider if facts.served else "",
+        "stream": facts.stream,
+        "prompt_tokens": provider_usage.prompt_tokens,
+        "completion_tokens": provider_usage.completion_tokens,
+        "provider_cost_micros": facts.served.cost_micros(provider_usage) if facts.served else Decimal(0),
+        "counterfactual_cost_micros": counterfactual,
+        "baseline_model": facts.baseline.id if facts.baseline else "",
+        "price_cents": facts.price_per_call_cents if charged else 0,
+        "billable": charged,
+        "status_code": facts.status,
+        "error_type": facts.error_type,
+        "cache": facts.cache,
+        "cache_similarity": facts.cache_similarity,
+        "cache_entry_id": facts.cache_entry_id,
+        "attempts": max(facts.attempts, 1),
+        "latency_ms": facts.latency_ms,
+        "ttft_ms": facts.ttft_ms,
+        "prompt": facts.prompt,
+    }
+
+
+async def call_record(*, facts: CallFacts) -> None:
+    """Writes the call's one ledger row (committed, or durably spooled)."""
+    await writer().record(ledger_row(facts=facts))
+
+
+def _baseline_model(tenant_id: int) -> str:
+    found = BillingSettings.objects.for_tenant(tenant_id).values_list("baseline_model", flat=True).first()
+    return found or DEFAULT_BASELINE_MODEL
+
+
+_baselines = Snapshots(_baseline_model, lambda: settings.AKA_KEY_CACHE_TTL)
+
+
+async def baseline_model(*, tenant_id: int) -> str:
+    """The tenant's baseline model id, as fresh as its API key's snapshot."""
+    return await _baselines.aget(tenant_id)
+
+
+def billing_settings_update(*, tenant, baseline_model: str) -> BillingSettings:
+    found, _ = BillingSettings.objects.for_tenant(tenant).update_or_create(
+        tenant=tenant, defaults={"baseline_model": baseline_model})
+    return found
