@@ -223,7 +223,7 @@ def process_env() -> dict[str, str]:
 
 APP_PROCESSES = {
     "simulator": lambda: [
-        VENV_BIN / "python", "-m", "apps.providers.simulator", "--host", "127.0.0.1", "--port", str(SIMULATOR_PORT),
+        VENV_BIN / "python", "-m", "simulator", "--host", "127.0.0.1", "--port", str(SIMULATOR_PORT),
     ],
     "web": lambda: [
         VENV_BIN / "uvicorn", "akaplatform.asgi:application", "--host", "127.0.0.1", "--port", str(WEB_PORT),

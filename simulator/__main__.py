@@ -1,4 +1,4 @@
-"""python -m apps.providers.simulator --host 127.0.0.1 --port 8401 [--fast]"""
+"""python -m simulator --host 127.0.0.1 --port 8401 [--fast]"""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m apps.providers.simulator", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m simulator", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("AKA_SIMULATOR_PORT", "8401")))
     parser.add_argument(

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import orjson
 
-DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "data" / "catalog.json"
+# Read as a file, not imported: the simulator serves the platform's models without depending on its code.
+DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "apps" / "providers" / "data" / "catalog.json"
 DEFAULT_DIMENSIONS = 1536
 CREATED = 1_735_689_600  # 2025-01-01, reported as the models' creation time
 

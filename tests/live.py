@@ -96,7 +96,7 @@ def start_server(argv: list[str], health_path: str, *, env: dict[str, str] | Non
 
 def start_simulator(fast: bool = True) -> tuple[str, Callable[[], None]]:
     """The upstream simulator; with `fast`, no artificial latency."""
-    argv = [_python(), "-m", "apps.providers.simulator", "--host", "127.0.0.1", "--port", "{port}"]
+    argv = [_python(), "-m", "simulator", "--host", "127.0.0.1", "--port", "{port}"]
     return start_server(argv + (["--fast"] if fast else []), "/_sim/health", name="simulator",
                         env={"AKA_SIMULATOR_FAST": "1" if fast else ""})
 
