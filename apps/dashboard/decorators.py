@@ -4,8 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from apps.tenants.api_auth import SESSION_TENANT
-from apps.tenants.selectors import membership_for
+from apps.tenants.sessions import session_membership
 
 
 def tenant_member(view=None, *, manage: bool = False):
@@ -16,7 +15,7 @@ def tenant_member(view=None, *, manage: bool = False):
         @login_required
         @wraps(fn)
         def wrapper(request, *args, **kwargs):
-            membership = membership_for(user=request.user, tenant_id=request.session.get(SESSION_TENANT))
+            membership = session_membership(request)
             if membership is None:
                 raise Http404("You are not a member of any tenant.")
             if manage and not membership.can_manage:

@@ -14,9 +14,7 @@ from apps.core.errors import ApiError
 
 from .keyauth import Principal, extract_key, resolve_key
 from .models import Tenant
-from .selectors import membership_for
-
-SESSION_TENANT = "tenant_id"
+from .sessions import session_membership
 
 
 class KeyUser:
@@ -61,7 +59,7 @@ class IsTenantMember(BasePermission):
             request.tenant = Tenant.objects.select_related("plan").get(pk=request.auth.tenant_id)
             request.can_manage = True
         else:
-            membership = membership_for(user=user, tenant_id=request.session.get(SESSION_TENANT))
+            membership = session_membership(request)
             if membership is None:
                 raise Http404("No tenant")
             request.tenant = membership.tenant

@@ -3,8 +3,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from . import services
-from .api_auth import SESSION_TENANT
 from .forms import SignupForm
+from .sessions import SESSION_TENANT
 
 
 @require_http_methods(["GET", "POST"])
