@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from apps.cache.urls import api_urlpatterns as cache_api
 from apps.core import views as core_views
+from apps.dashboard import api as dashboard_api
 from apps.tenants.urls import api_urlpatterns as tenant_api
 
 urlpatterns = [
@@ -12,6 +13,8 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("accounts/", include("apps.tenants.urls")),
     path("api/", include(tenant_api)),
+    # Composed from the apps that own the settings (apps/dashboard/api.py).
+    path("api/settings/", dashboard_api.tenant_settings, name="api-settings"),
     path("api/", include(cache_api)),
     path("", include("apps.dashboard.urls")),
 ]

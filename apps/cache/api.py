@@ -1,12 +1,13 @@
-"""Cache control for a tenant: stats and purges under /api/cache/."""
+"""Cache control for a tenant under /api/cache/: stats, purges and settings."""
 
 from django.http import Http404
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
-from . import purge
-from .selectors import cache_stats
+from . import purge, services
+from .selectors import cache_settings_for, cache_stats
+from .serializers import CacheSettingsSerializer
 
 
 def _require_manager(request) -> None:
@@ -44,3 +45,15 @@ def cache_entry(request, entry_id: int):
     if not deleted:
         raise Http404("No such cache entry")
     return Response({"deleted": deleted})
+
+
+@api_view(["GET", "PATCH"])
+def cache_settings(request):
+    """The tenant's cache settings; PATCH changes them (every gateway within seconds)."""
+    current = cache_settings_for(tenant=request.tenant)
+    if request.method == "GET":
+        return Response(CacheSettingsSerializer(current).data)
+    form = CacheSettingsSerializer(current, data=request.data, partial=True)
+    form.is_valid(raise_exception=True)
+    changed = services.cache_settings_update(tenant=request.tenant, changes=form.validated_data)
+    return Response(CacheSettingsSerializer(changed).data)

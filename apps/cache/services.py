@@ -1,5 +1,6 @@
-"""The semantic cache as the gateway uses it: whether a request may use the cache, the
-lookup (exact, then semantic), and remembering a fresh answer after the response.
+"""The semantic cache as the gateway uses it: the tenant's settings (a per-process
+snapshot), whether a request may use the cache, the lookup (exact, then semantic), and
+remembering a fresh answer after the response. Also the one write of those settings.
 
 Every function takes the tenant (through the plan) and passes it to the store; entries
 never cross tenants, scopes or context keys.
@@ -7,11 +8,14 @@ never cross tenants, scopes or context keys.
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import transaction
 
 from apps.core import metrics
 from apps.core.lifecycle import on_shutdown
@@ -23,10 +27,61 @@ from . import store
 from .decision import UPDATE_RATE, Candidate, decide, entry_statistic
 from .embedder import batcher
 from .keys import context_key, exact_key, last_user_turn
+from .models import CacheSettings
+from .selectors import cache_settings_for
 
 log = logging.getLogger(__name__)
 
 HIGH_TEMPERATURE = 1.0
+# Bounded like the key cache (apps.tenants.keyauth.MAX_CACHED_KEYS).
+MAX_CACHED_CONFIGS = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A tenant's cache settings as the hot path sees them (fields of models.CacheSettings)."""
+
+    enabled: bool
+    threshold: float
+    ttl_seconds: int
+    user_scope: bool
+    tool_calls: bool
+    high_temperature: bool
+
+
+_configs: dict[int, tuple[float, Config]] = {}
+
+
+def _load_config(tenant_id: int) -> Config:
+    row = cache_settings_for(tenant=tenant_id)
+    return Config(**{f.name: getattr(row, f.name) for f in fields(Config)})
+
+
+async def snapshot(tenant_id: int) -> Config:
+    """The tenant's settings as this process last read them, at most AKA_KEY_CACHE_TTL
+    seconds ago (as with its key, a change reaches every process within that time). A dict
+    lookup; only a miss leaves the event loop for the database."""
+    cached = _configs.get(tenant_id)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    config = await sync_to_async(_load_config)(tenant_id)
+    if len(_configs) >= MAX_CACHED_CONFIGS:
+        _configs.clear()
+    _configs[tenant_id] = (time.monotonic() + settings.AKA_KEY_CACHE_TTL, config)
+    return config
+
+
+@transaction.atomic
+def cache_settings_update(*, tenant, changes: dict) -> CacheSettings:
+    """Applies (and validates) changed settings; the tenant's first change creates its row.
+    This process sees them at once, the others with their next snapshot."""
+    row, _ = CacheSettings.objects.for_tenant(tenant).get_or_create(tenant=tenant)
+    for name, value in changes.items():
+        setattr(row, name, value)
+    row.full_clean()
+    row.save(update_fields=list(changes))
+    transaction.on_commit(lambda: _configs.pop(row.tenant_id, None))
+    return row
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +128,9 @@ def refreshing(headers) -> bool:
     return "no-cache" in headers.get("cache-control", "").lower() or headers.get("x-aka-cache", "").lower() == "refresh"
 
 
-def plan_for(req: ChatRequest, principal: Principal, headers, route: str) -> Plan | None:
-    """The cache plan for this request, or None when it must not touch the cache."""
-    config = principal.cache
+def plan_for(req: ChatRequest, principal: Principal, config: Config, headers, route: str) -> Plan | None:
+    """The cache plan for this request under the tenant's settings (`snapshot`), or None when
+    it must not touch the cache."""
     if not config.enabled or bypassed(headers):
         return None
     if req.temperature is not None and req.temperature > HIGH_TEMPERATURE and not config.high_temperature:

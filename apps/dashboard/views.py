@@ -1,7 +1,7 @@
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from apps.cache.selectors import cache_stats
+from apps.cache.selectors import cache_settings_for, cache_stats
 from apps.tenants import selectors as tenant_selectors
 from apps.tenants import services as tenant_services
 from apps.tenants.forms import ApiKeyForm
@@ -11,8 +11,11 @@ from .decorators import tenant_member
 
 @tenant_member
 def overview(request):
-    return render(request, "dashboard/overview.html",
-                  {"tenant": request.tenant, "cache": cache_stats(tenant=request.tenant)})
+    return render(request, "dashboard/overview.html", {
+        "tenant": request.tenant,
+        "cache": cache_stats(tenant=request.tenant),
+        "cache_settings": cache_settings_for(tenant=request.tenant),
+    })
 
 
 def _keys_context(request, **extra):

@@ -75,7 +75,8 @@ async def _chat(request, call: Call, wire: Wire) -> HttpResponse:
     await call.count()
     response_id = wire.id_prefix + call.request_id.removeprefix("req_")
     created = int(time.time())
-    plan = cache.plan_for(req, call.principal, request.headers, route="auto" if req.model == "auto" else call.model.family)
+    plan = cache.plan_for(req, call.principal, await cache.snapshot(call.principal.tenant_id), request.headers,
+                          route="auto" if req.model == "auto" else call.model.family)
     miss = None
     if plan is not None:
         found = await call.alongside_admission(cache.lookup(plan))

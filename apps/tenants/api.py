@@ -1,11 +1,12 @@
-"""Management API for API keys: /api/keys/ (list, create) and /api/keys/<id>/ (show, revoke)."""
+"""Management API for API keys: /api/keys/ (list, create) and /api/keys/<id>/ (show, revoke).
+The tenant's settings (/api/settings/) are composed with other apps' in apps.dashboard.api."""
 
 from rest_framework import status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
 from . import selectors, services
-from .serializers import ApiKeyCreateSerializer, ApiKeySerializer, TenantSettingsSerializer
+from .serializers import ApiKeyCreateSerializer, ApiKeySerializer
 
 
 def _creator(request):
@@ -31,14 +32,3 @@ def key_detail(request, key_id):
         return Response(ApiKeySerializer(selectors.access_api_key(tenant=request.tenant, key_id=key_id)).data)
     key = services.api_key_revoke(tenant=request.tenant, key_id=key_id)
     return Response(ApiKeySerializer(key).data)
-
-
-@api_view(["GET", "PATCH"])
-def tenant_settings(request):
-    """The calling tenant's settings; PATCH changes them (every process within seconds)."""
-    if request.method == "GET":
-        return Response(TenantSettingsSerializer(request.tenant).data)
-    form = TenantSettingsSerializer(request.tenant, data=request.data, partial=True)
-    form.is_valid(raise_exception=True)
-    tenant = services.tenant_update_settings(tenant=request.tenant, changes=form.validated_data)
-    return Response(TenantSettingsSerializer(tenant).data)

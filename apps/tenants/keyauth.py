@@ -26,19 +26,10 @@ LAST_USED_EVERY_SECONDS = 60
 
 
 @dataclass(frozen=True, slots=True)
-class CacheSettings:
-    """The tenant's cache settings as the hot path sees them (refreshed with the key)."""
-
-    enabled: bool = True
-    threshold: float = 0.90
-    ttl_seconds: int = 7 * 24 * 3600
-    user_scope: bool = False
-    tool_calls: bool = False
-    high_temperature: bool = False
-
-
-@dataclass(frozen=True, slots=True)
 class Principal:
+    """Who is calling: key, tenant, plan and limits. Each app keeps its own per-tenant
+    settings (the cache's: apps.cache.services.snapshot)."""
+
     api_key_id: str
     tenant_id: int
     tenant_slug: str
@@ -47,7 +38,6 @@ class Principal:
     tenant_rpm: int
     key_rpm: int
     log_prompts: bool = False
-    cache: CacheSettings = CacheSettings()
 
 
 _cache: dict[str, tuple[float, Principal | None]] = {}
@@ -89,14 +79,6 @@ def _load(digest: str) -> Principal | None:
         tenant_rpm=tenant.effective_rpm,
         key_rpm=tenant.effective_key_rpm,
         log_prompts=tenant.log_prompts,
-        cache=CacheSettings(
-            enabled=tenant.cache_enabled,
-            threshold=tenant.cache_threshold,
-            ttl_seconds=tenant.cache_ttl_seconds,
-            user_scope=tenant.cache_user_scope,
-            tool_calls=tenant.cache_tool_calls,
-            high_temperature=tenant.cache_high_temperature,
-        ),
     )
 
 

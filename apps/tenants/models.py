@@ -1,7 +1,6 @@
 import uuid
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from .scoping import TenantOwned
@@ -32,20 +31,6 @@ class Tenant(models.Model):
     key_rate_limit_rpm = models.PositiveIntegerField(null=True, blank=True)
     # Off by default: the ledger keeps prompts only when the tenant asks for it.
     log_prompts = models.BooleanField(default=False)
-
-    # Semantic cache settings (apps.cache); staff tune the threshold per tenant.
-    cache_enabled = models.BooleanField(default=True)
-    # 0.90 with the neighbourhood-agreement hit rule: on Banking77 about 45% hits with
-    # under 2% of them wrong (bench/cache_quality).
-    cache_threshold = models.FloatField(
-        default=0.90, validators=[MinValueValidator(0.80), MaxValueValidator(0.999)],
-        help_text="similarity a cached answer needs to be served for a new prompt (0.80-0.999; higher is stricter)")
-    cache_ttl_seconds = models.PositiveIntegerField(default=7 * 24 * 3600, validators=[MinValueValidator(60)])
-    cache_user_scope = models.BooleanField(
-        default=False, help_text="share cached answers only between requests with the same `user`")
-    cache_tool_calls = models.BooleanField(default=False, help_text="also cache answers that are tool calls")
-    cache_high_temperature = models.BooleanField(
-        default=False, help_text="also cache requests with a temperature above 1.0")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -16,13 +16,12 @@ class ApiKeyCreateSerializer(serializers.Serializer):
 
 class TenantSettingsSerializer(serializers.ModelSerializer):
     """What a tenant's owners and admins may tune themselves. Plan and rate limits are
-    shown but changed by staff."""
+    shown but changed by staff; each app serves its own settings (apps.cache.serializers)."""
 
     plan = serializers.CharField(source="plan.name", read_only=True)
     requests_per_minute = serializers.IntegerField(source="effective_rpm", read_only=True)
 
     class Meta:
         model = Tenant
-        fields = ["name", "slug", "plan", "requests_per_minute", "log_prompts", "cache_enabled", "cache_threshold",
-                  "cache_ttl_seconds", "cache_user_scope", "cache_tool_calls", "cache_high_temperature"]
+        fields = ["name", "slug", "plan", "requests_per_minute", "log_prompts"]
         read_only_fields = ["slug", "plan", "requests_per_minute"]

@@ -9,5 +9,4 @@ urlpatterns = [
 api_urlpatterns = [
     path("keys/", api.keys_collection, name="api-keys"),
     path("keys/<str:key_id>/", api.key_detail, name="api-key-detail"),
-    path("settings/", api.tenant_settings, name="api-settings"),
 ]

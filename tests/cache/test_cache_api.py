@@ -1,14 +1,12 @@
-"""Cache settings, stats and purges through the management API, with the three-party fixture."""
+"""Cache stats and purges through the management API, with the three-party fixture."""
 
 from datetime import timedelta
 
 import numpy as np
-import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.cache.models import CacheEntry
-from apps.tenants.models import Tenant
 from tests import factories
 
 
@@ -116,28 +114,6 @@ def test_member_cannot_purge(party):
     put_entry(party.tenant, "kept")
     assert as_user(party.bob).delete("/api/cache/").status_code == 403
     assert remaining(party.tenant) == ["kept"]
-
-
-def test_settings_read_and_update_by_owner(party):
-    api = as_user(party.alice)
-    assert api.get("/api/settings/").json()["cache_threshold"] == 0.90
-    changed = api.patch("/api/settings/", {"cache_threshold": 0.97, "cache_user_scope": True}, format="json")
-    assert changed.status_code == 200
-    tenant = Tenant.objects.get(pk=party.tenant.pk)
-    assert (tenant.cache_threshold, tenant.cache_user_scope) == (0.97, True)
-
-
-@pytest.mark.parametrize("value", [0.5, 1.0])
-def test_threshold_outside_the_allowed_range_is_refused(party, value):
-    response = as_user(party.alice).patch("/api/settings/", {"cache_threshold": value}, format="json")
-    assert response.status_code == 400 and "cache_threshold" in response.json()
-    assert Tenant.objects.get(pk=party.tenant.pk).cache_threshold == 0.90
-
-
-def test_member_cannot_change_settings_and_outsider_sees_only_their_own(party):
-    assert as_user(party.bob).patch("/api/settings/", {"cache_enabled": False}, format="json").status_code == 403
-    assert as_user(party.charlie).get("/api/settings/").json()["slug"] == party.other_tenant.slug
-    assert Tenant.objects.get(pk=party.tenant.pk).cache_enabled is True
 
 
 def test_expired_entries_are_purged(party):

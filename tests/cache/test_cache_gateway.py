@@ -8,7 +8,7 @@ import pytest
 
 from apps.billing.models import CallRecord
 from apps.cache.models import CacheEntry
-from apps.tenants import services
+from apps.cache.services import cache_settings_update
 
 PIN = "How do I reset my card PIN?"
 PIN_PARAPHRASE = "How can I reset my card PIN?"
@@ -76,12 +76,27 @@ def test_unrelated_prompt_misses(live):
 
 
 def test_threshold_is_the_tenants(live):
-    services.tenant_update_settings(tenant=live.tenant, changes={"cache_threshold": 0.999})
+    cache_settings_update(tenant=live.tenant, changes={"threshold": 0.999})
     client = sdk(live)
     ask(client, PIN)
     entries(live)
     assert ask(client, PIN_PARAPHRASE).headers["x-aka-cache"] == "miss"
     assert ask(client, PIN).headers["x-aka-cache"] == "exact"
+
+
+def test_a_settings_change_reaches_the_gateway_within_the_key_cache_ttl(live):
+    client = sdk(live)
+    ask(client, PIN)
+    entries(live)
+    assert ask(client, PIN).headers["x-aka-cache"] == "exact"  # the gateway holds the tenant's settings now
+    cache_settings_update(tenant=live.tenant, changes={"enabled": False})
+    changed, outcomes = time.monotonic(), []
+    while not outcomes or outcomes[-1] != "off":
+        assert time.monotonic() - changed < 1.0  # AKA_KEY_CACHE_TTL is 0.5 s in the live gateway
+        outcomes.append(ask(client, PIN).headers["x-aka-cache"])
+        time.sleep(0.05)
+    assert set(outcomes[:-1]) <= {"exact"}
+    assert [r.cache for r in live.records(expected=2 + len(outcomes))] == ["miss", "exact", *outcomes]
 
 
 def test_streaming_hit_streams_the_cached_answer(live):
@@ -177,7 +192,7 @@ def test_tool_calls_are_not_cached_unless_the_tenant_opts_in(live):
 
 
 def test_tool_calls_cached_when_opted_in(live):
-    services.tenant_update_settings(tenant=live.tenant, changes={"cache_tool_calls": True})
+    cache_settings_update(tenant=live.tenant, changes={"tool_calls": True})
     client = sdk(live)
     first = ask(client, "weather in Paris?", tools=[WEATHER]).parse()
     entries(live)

@@ -15,7 +15,6 @@ class Command(BaseCommand):
         parser.add_argument("--slug")
         parser.add_argument("--key", action="store_true", help="also issue an API key and print it")
         parser.add_argument("--rate-limit", type=int, help="requests per minute for the tenant and each key (0: none)")
-        parser.add_argument("--cache-threshold", type=float, help="semantic cache similarity threshold (0.80-0.999)")
 
     def handle(self, *args, **opts):
         if not Plan.objects.filter(name=opts["plan"]).exists():
@@ -26,8 +25,6 @@ class Command(BaseCommand):
         )
         if opts["rate_limit"] is not None:
             services.tenant_set_rate_limits(tenant=tenant, rpm=opts["rate_limit"], key_rpm=opts["rate_limit"])
-        if opts["cache_threshold"] is not None:
-            services.tenant_update_settings(tenant=tenant, changes={"cache_threshold": opts["cache_threshold"]})
         self.stdout.write(f"tenant {tenant.slug} (id {tenant.pk}) owner {user.email} plan {tenant.plan.name}")
         if opts["key"]:
             _, raw = services.api_key_issue(tenant=tenant, name="Default key", created_by=user)
