@@ -8,18 +8,17 @@ never cross tenants, scopes or context keys.
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
 
 from apps.core import metrics
 from apps.core.lifecycle import on_shutdown
 from apps.core.loops import PerLoop
+from apps.core.snapshots import Snapshots
 from apps.providers.canonical import ChatRequest, ChatResult, Usage
 from apps.tenants.keyauth import Principal
 
@@ -33,8 +32,6 @@ from .selectors import cache_settings_for
 log = logging.getLogger(__name__)
 
 HIGH_TEMPERATURE = 1.0
-# Bounded like the key cache (apps.tenants.keyauth.MAX_CACHED_KEYS).
-MAX_CACHED_CONFIGS = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,26 +46,18 @@ class Config:
     high_temperature: bool
 
 
-_configs: dict[int, tuple[float, Config]] = {}
-
-
 def _load_config(tenant_id: int) -> Config:
     row = cache_settings_for(tenant=tenant_id)
     return Config(**{f.name: getattr(row, f.name) for f in fields(Config)})
 
 
+_configs = Snapshots(_load_config, lambda: settings.AKA_KEY_CACHE_TTL)
+
+
 async def snapshot(tenant_id: int) -> Config:
     """The tenant's settings as this process last read them, at most AKA_KEY_CACHE_TTL
-    seconds ago (as with its key, a change reaches every process within that time). A dict
-    lookup; only a miss leaves the event loop for the database."""
-    cached = _configs.get(tenant_id)
-    if cached is not None and cached[0] > time.monotonic():
-        return cached[1]
-    config = await sync_to_async(_load_config)(tenant_id)
-    if len(_configs) >= MAX_CACHED_CONFIGS:
-        _configs.clear()
-    _configs[tenant_id] = (time.monotonic() + settings.AKA_KEY_CACHE_TTL, config)
-    return config
+    seconds ago (as with its key, a change reaches every process within that time)."""
+    return await _configs.aget(tenant_id)
 
 
 @transaction.atomic
@@ -80,7 +69,7 @@ def cache_settings_update(*, tenant, changes: dict) -> CacheSettings:
         setattr(row, name, value)
     row.full_clean()
     row.save(update_fields=list(changes))
-    transaction.on_commit(lambda: _configs.pop(row.tenant_id, None))
+    transaction.on_commit(lambda: _configs.forget(row.tenant_id))
     return row
 
 

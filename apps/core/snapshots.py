@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 
 K = TypeVar("K")
 V = TypeVar("V")
-# Bounds memory under a flood of distinct keys (made-up API keys, say).
+# Bounds memory under a flood of distinct keys (made-up API keys, say): all are dropped.
 MAX_ENTRIES = 50_000
 
 
@@ -39,6 +39,9 @@ class Snapshots(Generic[K, V]):
         """As get; only a stale entry leaves the event loop for the database."""
         fresh, value = self._fresh(key)
         return value if fresh else self._keep(key, await sync_to_async(self._load)(key))
+
+    def forget(self, key: K) -> None:
+        self._entries.pop(key, None)
 
     def clear(self) -> None:
         self._entries.clear()

@@ -9,18 +9,16 @@ TTL and a revocation or suspension takes effect everywhere within that time.
 import time
 from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
 from apps.core import metrics
 from apps.core.errors import ApiError
+from apps.core.snapshots import Snapshots
 
 from . import keys
 from .models import ApiKey, Tenant
 
-# Stop the cache growing without bound under a flood of made-up keys.
-MAX_CACHED_KEYS = 50_000
 # last_used_at is written at most this often per key and process.
 LAST_USED_EVERY_SECONDS = 60
 
@@ -40,7 +38,6 @@ class Principal:
     log_prompts: bool = False
 
 
-_cache: dict[str, tuple[float, Principal | None]] = {}
 _last_used_written: dict[str, float] = {}
 
 
@@ -82,17 +79,8 @@ def _load(digest: str) -> Principal | None:
     )
 
 
-def _cached(digest: str) -> tuple[bool, Principal | None]:
-    hit = _cache.get(digest)
-    if hit is not None and hit[0] > time.monotonic():
-        return True, hit[1]
-    return False, None
-
-
-def _remember(digest: str, principal: Principal | None) -> None:
-    if len(_cache) >= MAX_CACHED_KEYS:
-        _cache.clear()
-    _cache[digest] = (time.monotonic() + settings.AKA_KEY_CACHE_TTL, principal)
+# Unknown keys are kept too (as None), so a flood of made-up keys costs one query each per TTL.
+_principals = Snapshots(_load, lambda: settings.AKA_KEY_CACHE_TTL)
 
 
 def _check(raw: str | None, principal: Principal | None) -> Principal:
@@ -114,26 +102,16 @@ def resolve_key(raw: str | None) -> Principal:
     """The principal for a raw key, or ApiError 401/403."""
     if raw is None:
         return _check(None, None)
-    digest = keys.secret_hash(raw)
-    found, principal = _cached(digest)
-    if not found:
-        principal = _load(digest)
-        _remember(digest, principal)
-    return _check(raw, principal)
+    return _check(raw, _principals.get(keys.secret_hash(raw)))
 
 
 async def aresolve_key(raw: str | None) -> Principal:
-    """As resolve_key; only a cache miss leaves the event loop for the database."""
+    """As resolve_key; only a stale snapshot leaves the event loop for the database."""
     if raw is None:
         return _check(None, None)
-    digest = keys.secret_hash(raw)
-    found, principal = _cached(digest)
-    if not found:
-        principal = await sync_to_async(_load)(digest)
-        _remember(digest, principal)
-    return _check(raw, principal)
+    return _check(raw, await _principals.aget(keys.secret_hash(raw)))
 
 
 def forget_cached_keys() -> None:
     """Empties this process's key cache (tests, and after bulk changes by ops)."""
-    _cache.clear()
+    _principals.clear()
