@@ -6,22 +6,70 @@ import orjson
 from apps.core.errors import ApiError
 from apps.providers.canonical import ChatRequest, ChatResult, Delta, Usage
 
-from .parsing import field, json_object, number_in, positive_int, stop_list
+from .parsing import field, json_object, model_name, number_in, positive_int, stop_list
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
 
 
-def _text_of(content) -> str:
+def _invalid(param: str, problem: str) -> ApiError:
+    return ApiError(400, f"{param}: {problem}", param=param)
+
+
+TYPE_NAMES = {str: "string", dict: "dictionary"}
+
+
+def _typed(obj: dict, name: str, kind: type, where: str, *, required: bool = True):
+    value = obj.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, kind):
+        problem = "Field required" if value is None else f"Input should be a valid {TYPE_NAMES[kind]}"
+        raise _invalid(f"{where}.{name}", problem)
+    return value
+
+
+def _block_type(block, where: str):
+    if not isinstance(block, dict):
+        raise _invalid(where, "Input should be a valid dictionary")
+    return block.get("type")
+
+
+def _image_url(block: dict, where: str) -> str:
+    source = _typed(block, "source", dict, where)
+    where = f"{where}.source"
+    kind = source.get("type")
+    if kind == "base64":
+        return f"data:{_typed(source, 'media_type', str, where)};base64,{_typed(source, 'data', str, where)}"
+    if kind == "url":
+        return _typed(source, "url", str, where)
+    raise _invalid(f"{where}.type", "Input should be 'base64' or 'url'")
+
+
+def _text_of(content, where: str, *, images: bool = False) -> str:
+    """The text of a string or a list of text blocks (and, with `images`, image blocks,
+    which are checked but dropped)."""
     if isinstance(content, str):
         return content
-    return "".join(b.get("text", "") for b in content or () if isinstance(b, dict) and b.get("type") == "text")
+    if not isinstance(content, list):
+        raise _invalid(where, "Input should be a valid string or a list of content blocks")
+    texts = []
+    for j, block in enumerate(content):
+        at = f"{where}.{j}"
+        kind = _block_type(block, at)
+        if kind == "text":
+            texts.append(_typed(block, "text", str, at))
+        elif kind == "image" and images:
+            _image_url(block, at)
+        else:
+            raise _invalid(at, f"unsupported block type {kind!r}.")
+    return "".join(texts)
 
 
 def _to_canonical(messages: list) -> list[dict]:
     out = []
     for i, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
-        if role not in ("user", "assistant"):
+        if not isinstance(role, str) or role not in ("user", "assistant"):
             raise ApiError(400, f"messages.{i}.role: must be 'user' or 'assistant'.", param=f"messages.{i}.role")
         content = message.get("content")
         if isinstance(content, str):
@@ -30,26 +78,26 @@ def _to_canonical(messages: list) -> list[dict]:
         if not isinstance(content, list):
             raise ApiError(400, f"messages.{i}.content: expected a string or a list of content blocks.",
                            param=f"messages.{i}.content")
+        if not content:
+            raise _invalid(f"messages.{i}.content", "at least one content block is required.")
         parts, calls = [], []
-        for block in content:
-            kind = block.get("type") if isinstance(block, dict) else None
+        for j, block in enumerate(content):
+            at = f"messages.{i}.content.{j}"
+            kind = _block_type(block, at)
             if kind == "text":
-                parts.append({"type": "text", "text": block.get("text", "")})
+                parts.append({"type": "text", "text": _typed(block, "text", str, at)})
             elif kind == "image":
-                source = block.get("source") or {}
-                url = (f"data:{source.get('media_type')};base64,{source.get('data')}"
-                       if source.get("type") == "base64" else source.get("url", ""))
-                parts.append({"type": "image_url", "image_url": {"url": url}})
+                parts.append({"type": "image_url", "image_url": {"url": _image_url(block, at)}})
             elif kind == "tool_use":
-                calls.append({"id": block.get("id", ""), "type": "function",
-                              "function": {"name": block.get("name", ""),
-                                           "arguments": orjson.dumps(block.get("input", {})).decode()}})
+                calls.append({"id": _typed(block, "id", str, at), "type": "function",
+                              "function": {"name": _typed(block, "name", str, at),
+                                           "arguments": orjson.dumps(_typed(block, "input", dict, at)).decode()}})
             elif kind == "tool_result":
-                out.append({"role": "tool", "tool_call_id": block.get("tool_use_id", ""),
-                            "content": _text_of(block.get("content"))})
+                result = block.get("content")
+                out.append({"role": "tool", "tool_call_id": _typed(block, "tool_use_id", str, at),
+                            "content": "" if result is None else _text_of(result, f"{at}.content", images=True)})
             else:
-                raise ApiError(400, f"messages.{i}.content: unsupported block type {kind!r}.",
-                               param=f"messages.{i}.content")
+                raise _invalid(at, f"unsupported block type {kind!r}.")
         if parts or calls:
             message_out = {"role": role, "content": parts or None}
             if calls:
@@ -58,16 +106,38 @@ def _to_canonical(messages: list) -> list[dict]:
     return out
 
 
-def _tool_choice(choice):
-    if not isinstance(choice, dict):
+def _tools(data: dict) -> list[dict] | None:
+    tools = field(data, "tools", list)
+    converted = []
+    for i, tool in enumerate(tools or ()):
+        at = f"tools.{i}"
+        if not isinstance(tool, dict):
+            raise _invalid(at, "Input should be a valid dictionary")
+        converted.append({"type": "function", "function": {
+            "name": _typed(tool, "name", str, at),
+            "description": _typed(tool, "description", str, at, required=False) or "",
+            "parameters": _typed(tool, "input_schema", dict, at, required=False) or {}}})
+    return converted or None
+
+
+TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
+
+
+def _tool_choice(data: dict):
+    choice = field(data, "tool_choice", dict)
+    if choice is None:
         return None
-    return {"auto": "auto", "any": "required", "none": "none"}.get(choice.get("type")) or (
-        {"type": "function", "function": {"name": choice.get("name", "")}} if choice.get("type") == "tool" else None)
+    kind = choice.get("type")
+    if kind == "tool":
+        return {"type": "function", "function": {"name": _typed(choice, "name", str, "tool_choice")}}
+    if not isinstance(kind, str) or kind not in TOOL_CHOICES:
+        raise _invalid("tool_choice.type", "Input should be 'auto', 'any', 'tool' or 'none'")
+    return TOOL_CHOICES[kind]
 
 
 def parse_messages(body: bytes) -> ChatRequest:
     data = json_object(body)
-    model = field(data, "model", str, required=True)
+    model = model_name(data)
     max_tokens = positive_int(data, "max_tokens")
     if max_tokens is None:
         raise ApiError(400, "max_tokens: Field required", param="max_tokens")
@@ -76,9 +146,10 @@ def parse_messages(body: bytes) -> ChatRequest:
         raise ApiError(400, "messages: at least one message is required", param="messages")
     system = data.get("system")
     canonical = _to_canonical(messages)
+    if system is not None:
+        system = _text_of(system, "system")
     if system:
-        canonical.insert(0, {"role": "system", "content": _text_of(system)})
-    tools = field(data, "tools", list)
+        canonical.insert(0, {"role": "system", "content": system})
     metadata = field(data, "metadata", dict, default={})
     return ChatRequest(
         model=model,
@@ -88,11 +159,9 @@ def parse_messages(body: bytes) -> ChatRequest:
         temperature=number_in(data, "temperature", 0, 1),
         top_p=number_in(data, "top_p", 0, 1),
         stop=stop_list(data.get("stop_sequences"), "stop_sequences"),
-        tools=[{"type": "function", "function": {"name": t.get("name", ""), "description": t.get("description", ""),
-                                                 "parameters": t.get("input_schema") or {}}}
-               for t in tools] if tools else None,
-        tool_choice=_tool_choice(data.get("tool_choice")),
-        user=metadata.get("user_id"),
+        tools=_tools(data),
+        tool_choice=_tool_choice(data),
+        user=_typed(metadata, "user_id", str, "metadata", required=False),
     )
 
 

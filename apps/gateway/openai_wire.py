@@ -6,7 +6,7 @@ import orjson
 from apps.core.errors import ApiError
 from apps.providers.canonical import ChatRequest, ChatResult, Delta, Usage
 
-from .parsing import field, json_object, number_in, positive_int, stop_list
+from .parsing import check_depth, field, json_object, model_name, number_in, positive_int, stop_list
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 # Accepted and forwarded to OpenAI-compatible upstreams as they are.
@@ -14,21 +14,74 @@ PASSTHROUGH = ("seed", "presence_penalty", "frequency_penalty", "logit_bias", "p
                "reasoning_effort", "service_tier", "metadata", "store", "modalities", "prediction")
 
 
+def _string(obj: dict, name: str, where: str) -> str:
+    return field(obj, name, str, required=True, param=f"{where}.{name}")
+
+
+def _object(obj: dict, name: str, where: str) -> dict:
+    return field(obj, name, dict, required=True, param=f"{where}.{name}")
+
+
+# The field each part type must carry, read by the adapters without further checks. A bare
+# image URL string is tolerated: the Claude adapter reads either form.
+PARTS = {"text": str, "refusal": str, "image_url": (dict, str), "input_audio": dict, "file": dict}
+
+
+def _content(content, where: str) -> None:
+    if content is None or isinstance(content, str):
+        return
+    if not isinstance(content, list):
+        raise ApiError(400, f"Invalid '{where}': expected a string or a list of parts.", code="invalid_type", param=where)
+    if not content:
+        raise ApiError(400, f"Invalid '{where}': expected at least one part.", code="invalid_value", param=where)
+    for j, part in enumerate(content):
+        at = f"{where}[{j}]"
+        if not isinstance(part, dict):
+            raise ApiError(400, f"Invalid '{at}': expected an object.", code="invalid_type", param=at)
+        kind = part.get("type")
+        if not isinstance(kind, str) or kind not in PARTS:
+            raise ApiError(400, f"Invalid '{at}.type': expected one of {sorted(PARTS)}.", code="invalid_value",
+                           param=f"{at}.type")
+        value = field(part, kind, PARTS[kind], required=True, param=f"{at}.{kind}")
+        if kind == "image_url" and isinstance(value, dict):
+            _string(value, "url", f"{at}.image_url")
+
+
+def _tool_calls(calls, where: str) -> None:
+    if not isinstance(calls, list):
+        raise ApiError(400, f"Invalid '{where}': expected a list.", code="invalid_type", param=where)
+    for j, call in enumerate(calls):
+        at = f"{where}[{j}]"
+        if not isinstance(call, dict):
+            raise ApiError(400, f"Invalid '{at}': expected an object.", code="invalid_type", param=at)
+        _string(call, "id", at)
+        function = _object(call, "function", at)
+        _string(function, "name", f"{at}.function")
+        arguments = _string(function, "arguments", f"{at}.function")
+        try:
+            parsed = orjson.loads(arguments)
+        except orjson.JSONDecodeError:
+            continue  # forwarded as is; the adapters that decode it fall back to {}
+        # Decoded and re-encoded for Claude and Gemini: bound it like the body.
+        check_depth(parsed, f"{at}.function.arguments")
+
+
 def _messages(data: dict) -> list[dict]:
     messages = field(data, "messages", list, required=True)
     if not messages:
         raise ApiError(400, "'messages' must contain at least one message.", code="invalid_value", param="messages")
     for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ROLES:
+        role = message.get("role") if isinstance(message, dict) else None
+        if not isinstance(role, str) or role not in ROLES:
             raise ApiError(400, f"Invalid 'messages[{i}]': each message needs a role among {sorted(ROLES)}.",
                            code="invalid_value", param=f"messages[{i}].role")
-        content = message.get("content")
-        if content is not None and not isinstance(content, str | list):
-            raise ApiError(400, f"Invalid 'messages[{i}].content': expected a string or a list of parts.",
-                           code="invalid_type", param=f"messages[{i}].content")
-        if message["role"] == "tool" and not message.get("tool_call_id"):
+        _content(message.get("content"), f"messages[{i}].content")
+        if message.get("tool_calls") is not None:
+            _tool_calls(message["tool_calls"], f"messages[{i}].tool_calls")
+        if role == "tool" and not message.get("tool_call_id"):
             raise ApiError(400, f"'messages[{i}]' with role 'tool' needs 'tool_call_id'.",
                            code="missing_required_parameter", param=f"messages[{i}].tool_call_id")
+        field(message, "tool_call_id", str, param=f"messages[{i}].tool_call_id")
     return messages
 
 
@@ -41,21 +94,45 @@ def _tools(data: dict) -> list[dict] | None:
                 and isinstance(tool["function"].get("name"), str)):
             raise ApiError(400, f"Invalid 'tools[{i}]': expected {{'type': 'function', 'function': {{'name': ...}}}}.",
                            code="invalid_value", param=f"tools[{i}]")
+        field(tool["function"], "description", str, param=f"tools[{i}].function.description")
+        field(tool["function"], "parameters", dict, param=f"tools[{i}].function.parameters")
     return tools or None
+
+
+def _tool_choice(data: dict):
+    choice = data.get("tool_choice")
+    if choice is None or choice in ("none", "auto", "required"):
+        return choice
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        function = _object(choice, "function", "tool_choice")
+        _string(function, "name", "tool_choice.function")
+        return choice
+    raise ApiError(400, "'tool_choice' must be 'none', 'auto', 'required' or "
+                        "{'type': 'function', 'function': {'name': ...}}.", code="invalid_value", param="tool_choice")
+
+
+def _response_format(data: dict) -> dict | None:
+    response_format = field(data, "response_format", dict)
+    if response_format is None:
+        return None
+    kind = response_format.get("type")
+    if not isinstance(kind, str) or kind not in ("text", "json_object", "json_schema"):
+        raise ApiError(400, "'response_format.type' must be text, json_object or json_schema.",
+                       code="invalid_value", param="response_format.type")
+    if kind == "json_schema":
+        spec = _object(response_format, "json_schema", "response_format")
+        field(spec, "schema", dict, param="response_format.json_schema.schema")
+    return response_format
 
 
 def parse_chat(body: bytes) -> ChatRequest:
     data = json_object(body)
-    model = field(data, "model", str, required=True)
+    model = model_name(data)
     n = positive_int(data, "n") or 1
     stream = field(data, "stream", bool, default=False)
     if n != 1:
         raise ApiError(400, "Only n=1 is supported.", code="unsupported_value", param="n")
     stream_options = field(data, "stream_options", dict, default={})
-    response_format = field(data, "response_format", dict)
-    if response_format is not None and response_format.get("type") not in ("text", "json_object", "json_schema"):
-        raise ApiError(400, "'response_format.type' must be text, json_object or json_schema.",
-                       code="invalid_value", param="response_format.type")
     return ChatRequest(
         model=model,
         messages=_messages(data),
@@ -66,8 +143,8 @@ def parse_chat(body: bytes) -> ChatRequest:
         stop=stop_list(data.get("stop")),
         n=n,
         tools=_tools(data),
-        tool_choice=data.get("tool_choice"),
-        response_format=response_format,
+        tool_choice=_tool_choice(data),
+        response_format=_response_format(data),
         logprobs=field(data, "logprobs", bool, default=False),
         top_logprobs=field(data, "top_logprobs", int),
         user=field(data, "user", str),

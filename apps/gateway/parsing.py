@@ -4,6 +4,32 @@ import orjson
 
 from apps.core.errors import ApiError
 
+# Far deeper than any real request (tool schemas included), and well under orjson's
+# 255-level limit for the bodies the adapters build around these values.
+MAX_DEPTH = 64
+# The ledger's model_requested column; no catalog model id comes close.
+MAX_MODEL_CHARS = 100
+
+
+def check_depth(data, param: str | None = None) -> None:
+    """A 400 when decoded JSON nests more than MAX_DEPTH containers deep."""
+    # Level by level over containers only: cheap next to the parse itself.
+    level, depth = [data] if type(data) is dict or type(data) is list else [], 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            where = f"'{param}'" if param else "The request body"
+            raise ApiError(400, f"{where} is nested more than {MAX_DEPTH} levels deep.", code="invalid_json",
+                           param=param)
+        deeper = []
+        for node in level:
+            if type(node) is dict:
+                node = node.values()
+            for value in node:
+                if type(value) is dict or type(value) is list:
+                    deeper.append(value)
+        level = deeper
+
 
 def json_object(body: bytes) -> dict:
     try:
@@ -12,21 +38,33 @@ def json_object(body: bytes) -> dict:
         raise ApiError(400, f"We could not parse the JSON body of your request ({exc}).", code="invalid_json") from None
     if not isinstance(data, dict):
         raise ApiError(400, "The request body must be a JSON object.", code="invalid_json")
+    check_depth(data)
     return data
 
 
-def field(data: dict, name: str, kind, *, required: bool = False, default=None):
+def field(data: dict, name: str, kind, *, required: bool = False, default=None, param: str | None = None):
     value = data.get(name)
+    param = param or name
     if value is None:
         if required:
-            raise ApiError(400, f"Missing required parameter: '{name}'.", code="missing_required_parameter", param=name)
+            raise ApiError(400, f"Missing required parameter: '{param}'.", code="missing_required_parameter", param=param)
         return default
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-        raise ApiError(400, f"Invalid type for '{name}': expected {names}.", code="invalid_type", param=name)
+        raise ApiError(400, f"Invalid type for '{param}': expected {names}.", code="invalid_type", param=param)
     return value
+
+
+def model_name(data: dict) -> str:
+    model = field(data, "model", str, required=True)
+    if len(model) > MAX_MODEL_CHARS:
+        raise ApiError(400, f"'model' must be at most {MAX_MODEL_CHARS} characters long.", code="invalid_value",
+                       param="model")
+    if "\x00" in model:
+        raise ApiError(400, "'model' must not contain NUL characters.", code="invalid_value", param="model")
+    return model
 
 
 def number_in(data: dict, name: str, low: float, high: float) -> float | None:
