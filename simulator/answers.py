@@ -225,7 +225,8 @@ def build_from_schema(schema: Any, fill: str, *, all_props: bool, root: Any = No
         kind = "object" if "properties" in schema else "array" if "items" in schema else "string"
     if kind == "object":
         props = schema.get("properties") or {}
-        names = list(props) if all_props else list(schema.get("required") or [])
+        # A schema is the client's, so it may be malformed: only string names make arguments.
+        names = list(props) if all_props else [n for n in schema.get("required") or () if isinstance(n, str)]
         return {
             name: build_from_schema(props.get(name, {}), fill, all_props=all_props, root=root, depth=depth + 1) for name in names
         }
