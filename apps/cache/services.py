@@ -7,6 +7,7 @@ never cross tenants, scopes or context keys.
 """
 
 import asyncio
+import hashlib
 import logging
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -131,11 +132,14 @@ def plan_for(req: ChatRequest, principal: Principal, config: Config, headers, ro
     if config.user_scope or headers.get("x-aka-cache-scope", "").lower() == "user":
         if not req.user:
             return None  # a per-user cache needs to know the user
-        scope = f"user:{req.user}"
+        # Hashed: a user id is the client's text (any length, even NUL), and a column's value.
+        scope = "user:" + hashlib.sha256(req.user.encode()).hexdigest()[:32]
     context = context_key(req, route)
     prompt = turn[1]
+    # Stored as text for purges by prompt; PostgreSQL text cannot hold NUL.
     return Plan(tenant_id=principal.tenant_id, api_key_id=principal.api_key_id, scope=scope, context=context,
-                exact=exact_key(context, scope, prompt), prompt=prompt, threshold=config.threshold,
+                exact=exact_key(context, scope, prompt), prompt=prompt.replace("\x00", "\ufffd"),
+                threshold=config.threshold,
                 ttl_seconds=config.ttl_seconds, tool_calls=config.tool_calls,
                 read=not refreshing(headers), write=headers.get("x-aka-cache", "").lower() != "readonly")
 

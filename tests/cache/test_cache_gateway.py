@@ -1,5 +1,6 @@
 """The semantic cache through the real gateway and the official OpenAI SDK."""
 
+import hashlib
 import time
 
 import httpx
@@ -140,11 +141,19 @@ def test_user_scope_keeps_answers_per_user(live):
     client = sdk(live, **{"x-aka-cache-scope": "user"})
     ask(client, PIN, user="alice")
     [entry] = entries(live)
-    assert entry.scope == "user:alice"
+    assert entry.scope == "user:" + hashlib.sha256(b"alice").hexdigest()[:32]
     assert ask(client, PIN, user="bob").headers["x-aka-cache"] == "miss"
     assert ask(client, PIN, user="alice").headers["x-aka-cache"] == "exact"
     # Tenant-wide requests do not see user-scoped entries either.
     assert ask(sdk(live), PIN).headers["x-aka-cache"] == "miss"
+
+
+def test_a_user_id_with_nul_has_its_own_cache_scope(live):
+    client = sdk(live, **{"x-aka-cache-scope": "user"})
+    assert ask(client, PIN, user="a\x00b").headers["x-aka-cache"] == "miss"
+    entries(live)
+    assert ask(client, PIN, user="a\x00b").headers["x-aka-cache"] == "exact"
+    assert ask(client, PIN, user="a\ufffdb").headers["x-aka-cache"] == "miss"
 
 
 def test_different_system_prompt_never_shares_answers(live):
