@@ -13,8 +13,8 @@ from typing import Protocol
 
 from django.conf import settings
 
+from apps.core.llm import Usage
 from apps.core.snapshots import Snapshots
-from apps.providers.canonical import Usage
 
 from .ledger import writer
 from .models import DEFAULT_BASELINE_MODEL, BillingSettings

@@ -11,7 +11,7 @@ import hashlib
 
 import orjson
 
-from apps.providers.canonical import ChatRequest
+from apps.core.llm import ChatRequest
 
 SAMPLING = ("temperature", "top_p", "max_tokens", "stop", "logprobs", "top_logprobs", "n")
 

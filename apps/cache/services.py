@@ -18,9 +18,9 @@ from django.db import transaction
 
 from apps.core import metrics
 from apps.core.lifecycle import on_shutdown
+from apps.core.llm import ChatRequest, ChatResult, Usage
 from apps.core.loops import PerLoop
 from apps.core.snapshots import Snapshots
-from apps.providers.canonical import ChatRequest, ChatResult, Usage
 from apps.tenants.keyauth import Principal
 
 from . import store

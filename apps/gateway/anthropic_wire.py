@@ -4,7 +4,7 @@ the SSE event sequence (message_start, content_block_*, message_delta, message_s
 import orjson
 
 from apps.core.errors import ApiError
-from apps.providers.canonical import ChatRequest, ChatResult, Delta, Usage
+from apps.core.llm import ChatRequest, ChatResult, Delta, Usage
 
 from .parsing import field, json_object, model_name, number_in, positive_int, stop_list
 
@@ -249,5 +249,24 @@ class EventWriter:
         }) + _event("message_stop", {"type": "message_stop"})
 
 
+# Anthropic's error `type` by status.
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+               404: "not_found_error", 405: "invalid_request_error", 413: "request_too_large",
+               429: "rate_limit_error", 503: "overloaded_error"}
+
+
+def _error(error: ApiError) -> dict:
+    return {"type": "error", "error": {"type": ERROR_TYPES.get(error.status, "api_error"), "message": error.message}}
+
+
+def error_body(error: ApiError) -> bytes:
+    return orjson.dumps(_error(error))
+
+
 def stream_error(error: ApiError) -> bytes:
-    return _event("error", error.anthropic_body())
+    return _event("error", _error(error))
+
+
+def model_list(ids: list[str]) -> bytes:
+    data = [{"type": "model", "id": i, "display_name": i, "created_at": "2025-01-01T00:00:00Z"} for i in ids]
+    return orjson.dumps({"data": data, "has_more": False, "first_id": ids[0], "last_id": ids[-1]})

@@ -4,17 +4,16 @@ Django's stock ASGIHandler runs the site's middleware and hops to a thread sever
 per request (signals, response.close), which caps a process at a few hundred calls per
 second. Gateway views need none of that: they authenticate by API key, touch no
 session, and do their database work on their own pools. This handler resolves the
-gateway's URLs and awaits the async view directly, bounds the request body before
-reading it, and drives event streams itself so a client disconnect cancels the stream
-(and, through it, the upstream call) at once.
+gateway's URLs, awaits the async view directly (every view answers through
+apps.gateway.pipeline), bounds the request body before reading it, sends the answer
+(driving event streams itself, so a client disconnect cancels the stream and the
+upstream call at once), and then ends the call off the client's connection.
 """
 
 import asyncio
 import io
 import logging
-import uuid
 
-import orjson
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.urls import Resolver404, get_resolver
@@ -23,11 +22,14 @@ from apps.core import metrics
 from apps.core.errors import ApiError
 from apps.core.lifecycle import after_response
 
-from . import startup  # noqa: F401  (registers the warm-up hook)
-from .sse import EventStream
+from . import pipeline, startup  # noqa: F401  (startup registers the warm-up hook)
+from .call import Call
+from .pipeline import Answer
+from .wires import for_path
 
 log = logging.getLogger(__name__)
 URLCONF = "apps.gateway.urls"
+OTHER_ENDPOINTS = {"/v1/embeddings": "embeddings", "/v1/models": "models"}
 
 
 class BodyTooLarge(Exception):
@@ -36,23 +38,6 @@ class BodyTooLarge(Exception):
 
 class ClientGone(Exception):
     pass
-
-
-def _error_bytes(scope, err: ApiError) -> bytes:
-    if scope["path"].startswith("/v1/messages"):
-        return orjson.dumps(err.anthropic_body())
-    return orjson.dumps(err.openai_body())
-
-
-async def _send_error(scope, send, err: ApiError) -> None:
-    request_id = "req_" + uuid.uuid4().hex
-    await send({"type": "http.response.start", "status": err.status,
-                "headers": [(b"content-type", b"application/json"), (b"x-request-id", request_id.encode())]})
-    await send({"type": "http.response.body", "body": _error_bytes(scope, err)})
-
-
-def _endpoint(scope) -> str:
-    return scope["path"].removeprefix("/v1/").strip("/").replace("/", ".") or "v1"
 
 
 async def _read_body(scope, receive, limit: int) -> bytes:
@@ -73,16 +58,16 @@ async def _read_body(scope, receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-def _headers(response) -> list[tuple[bytes, bytes]]:
-    return [(name.encode("latin-1"), str(value).encode("latin-1")) for name, value in response.items()]
+def _headers(answer: Answer) -> list[tuple[bytes, bytes]]:
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers.items()]
 
 
-async def _stream(response: EventStream, receive, send) -> None:
+async def _stream(answer: Answer, receive, send) -> None:
     """Sends the stream's chunks until it ends or the client disconnects; on a
-    disconnect the producing generator is cancelled so its `finally` runs now."""
+    disconnect the producing generator is cancelled and closed at once."""
 
     async def pump():
-        async for chunk in response.events:
+        async for chunk in answer.events:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -90,7 +75,7 @@ async def _stream(response: EventStream, receive, send) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
 
-    await send({"type": "http.response.start", "status": response.status_code, "headers": _headers(response)})
+    await send({"type": "http.response.start", "status": answer.status, "headers": _headers(answer)})
     producer, watcher = asyncio.create_task(pump()), asyncio.create_task(watch())
     try:
         await asyncio.wait({producer, watcher}, return_when=asyncio.FIRST_COMPLETED)
@@ -99,49 +84,53 @@ async def _stream(response: EventStream, receive, send) -> None:
             if not task.done():
                 task.cancel()
         results = await asyncio.gather(producer, watcher, return_exceptions=True)
+        # A generator cancelled while suspended at a yield is closed here, not by the GC.
+        await answer.events.aclose()
         if isinstance(results[0], Exception) and not isinstance(results[0], OSError):
             log.error("gateway stream failed", exc_info=results[0])
             metrics.UNHANDLED.labels("stream").inc()
+
+
+async def _send(answer: Answer, receive, send) -> None:
+    if answer.events is not None:
+        await _stream(answer, receive, send)
+        return
+    await send({"type": "http.response.start", "status": answer.status, "headers": _headers(answer)})
+    await send({"type": "http.response.body", "body": answer.body})
 
 
 class GatewayHandler:
     def __init__(self) -> None:
         self.resolver = get_resolver(URLCONF)
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def _answer(self, scope, receive) -> Answer | None:
+        wire = for_path(scope["path"])
+        endpoint = OTHER_ENDPOINTS.get(scope["path"], wire.endpoint)  # a bounded set of metric labels
         try:
             body = await _read_body(scope, receive, settings.AKA_MAX_BODY_BYTES)
+            match = self.resolver.resolve(scope["path"])
+        except ClientGone:
+            return None
         except BodyTooLarge:
-            await _send_error(scope, send, ApiError(
+            return await pipeline.refuse(Call(endpoint=endpoint), wire, ApiError(
                 413, f"Request body is larger than the limit of {settings.AKA_MAX_BODY_BYTES} bytes.",
                 code="request_too_large"))
-            return
-        except ClientGone:
-            return
-        try:
-            match = self.resolver.resolve(scope["path"])
         except Resolver404:
-            await _send_error(scope, send, ApiError(404, f"Unknown endpoint: {scope['method']} {scope['path']}",
-                                                    code="unknown_url"))
-            return
+            return await pipeline.refuse(Call(endpoint=endpoint), wire, ApiError(
+                404, f"Unknown endpoint: {scope['method']} {scope['path']}", code="unknown_url"))
         request = ASGIRequest(scope, io.BytesIO(body))
         try:
-            response = await match.func(request, *match.args, **match.kwargs)
-        except Exception:
-            # Views answer their own errors; this is the last line for a bug in one.
-            log.exception("gateway view failed")
-            metrics.UNHANDLED.labels(_endpoint(scope)).inc()
-            metrics.REQUESTS.labels(_endpoint(scope), "500").inc()
-            await _send_error(scope, send, ApiError(500, "The gateway failed to process the request.",
-                                                    code="internal_error"))
+            return await match.func(request, *match.args, **match.kwargs)
+        except Exception as exc:  # views answer their own failures; this is the last line for a bug
+            return await pipeline.refuse(Call(endpoint=endpoint), wire, exc)
+
+    async def __call__(self, scope, receive, send) -> None:
+        answer = await self._answer(scope, receive)
+        if answer is None:
             return
-        if isinstance(response, EventStream):
-            await _stream(response, receive, send)
-            return
-        await send({"type": "http.response.start", "status": response.status_code, "headers": _headers(response)})
-        await send({"type": "http.response.body", "body": response.content})
-        after = getattr(response, "after", None)
-        if after is not None:
-            # The ledger row and cache write: in their own task, so neither their time nor a
-            # failure of theirs reaches this connection or the next request on it.
-            after_response(after(), response.get("x-request-id", ""))
+        try:
+            await _send(answer, receive, send)
+        finally:
+            # In its own task: neither its time nor a failure of its own reaches this
+            # connection or the next request on it.
+            after_response(pipeline.end(answer.call), answer.call.request_id)

@@ -4,7 +4,7 @@ and SSE chunks."""
 import orjson
 
 from apps.core.errors import ApiError
-from apps.providers.canonical import ChatRequest, ChatResult, Delta, Usage
+from apps.core.llm import ChatRequest, ChatResult, Delta, Usage
 
 from .parsing import check_depth, field, json_object, model_name, number_in, positive_int, stop_list
 
@@ -207,6 +207,40 @@ class ChunkWriter:
         return tail + b"data: [DONE]\n\n"
 
 
+# OpenAI's error `type` by status.
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+               404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
+               429: "rate_limit_error", 500: "server_error"}
+
+
+def _error(error: ApiError) -> dict:
+    return {"error": {"message": error.message, "type": ERROR_TYPES.get(error.status, "api_error"),
+                      "param": error.param, "code": error.code}}
+
+
+def error_body(error: ApiError) -> bytes:
+    return orjson.dumps(_error(error))
+
+
 def stream_error(error: ApiError) -> bytes:
     # The OpenAI SDKs raise on a chunk carrying "error"; there is no [DONE] after it.
-    return b"data: " + orjson.dumps(error.openai_body()) + b"\n\n"
+    return b"data: " + orjson.dumps(_error(error)) + b"\n\n"
+
+
+def model_list(ids: list[str]) -> bytes:
+    return orjson.dumps({"object": "list", "data": [
+        {"id": i, "object": "model", "created": 1735689600, "owned_by": "akarouter"} for i in ids]})
+
+
+def parse_embeddings(body: bytes) -> tuple[str, dict]:
+    """(model, the body to forward) of an /embeddings call."""
+    data = json_object(body)
+    model = model_name(data)
+    if field(data, "input", (str, list), required=True) in ("", []):
+        raise ApiError(400, "'input' must not be empty.", code="invalid_value", param="input")
+    return model, data
+
+
+def embeddings(body: dict) -> bytes:
+    """The upstream's embeddings answer (the adapter has put our model id in it)."""
+    return orjson.dumps(body)

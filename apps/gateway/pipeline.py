@@ -1,183 +1,329 @@
-"""The request pipeline for one call: model resolution, dispatch, and the ledger row.
+"""One call through the gateway, top to bottom:
 
-auth -> parse -> (cache, route, speculate: later stages) -> dispatch -> record.
+    admit -> parse -> cache lookup -> route -> speculate -> dispatch -> respond -> record
+
+`serve_chat` runs a chat call's stages in that order, and each stage is a function below
+it, in the same order; embeddings and the model list reuse the stages they need. Stages
+fill in the `Call` (state only). A failing stage raises; `refuse` turns any failure into
+an error answer in the client's wire format. The handler sends the answer and then runs
+`end`, the record stage: the one place every call ends, whether it was answered,
+streamed, served from the cache, refused, or abandoned by the client.
 """
 
 import asyncio
 import logging
 import time
-import uuid
-from dataclasses import dataclass, field
-from decimal import Decimal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from django.conf import settings
 
-from apps.billing.ledger import writer
+from apps.billing import services as billing
+from apps.cache import services as cache
 from apps.core import metrics
 from apps.core.errors import ApiError
+from apps.core.llm import ChatRequest, ChatResult, Usage
 from apps.providers import dispatch
-from apps.providers.canonical import ChatRequest, Usage
 from apps.providers.catalog import ModelInfo, amodels
 from apps.providers.errors import UpstreamError
 from apps.tenants import ratelimit
-from apps.tenants.keyauth import Principal, aresolve_key, extract_key
+from apps.tenants.keyauth import aresolve_key, extract_key
+
+from . import openai_wire, sse
+from .call import Call
+from .wires import OPENAI, Wire, for_request
 
 log = logging.getLogger(__name__)
+JSON = "application/json"
 
 
 @dataclass
-class Call:
-    """Everything the gateway knows about one call while serving it."""
+class Answer:
+    """What the handler sends: a whole body, or a stream of events."""
 
-    endpoint: str
-    request_id: str = field(default_factory=lambda: "req_" + uuid.uuid4().hex)
-    started: float = field(default_factory=time.perf_counter)
-    principal: Principal | None = None
-    model_requested: str = ""
-    model: ModelInfo | None = None
-    stream: bool = False
-    prompt: str | None = None
-    outcome: dispatch.Outcome = field(default_factory=dispatch.Outcome)
-    # Tokens and model the upstream charged us for (set by `charge`).
-    usage: Usage | None = None
-    served: ModelInfo | None = None
-    recorded: bool = False
-    latency_ms: float | None = None
-    admission: asyncio.Future | None = None
-    # Cache outcome for the ledger: miss | exact | semantic | off.
-    cache: str = "off"
-    cache_similarity: float | None = None
-    cache_entry_id: int | None = None
-    # Work to run once the response is out and the ledger row written (cache writes).
-    deferred: list = field(default_factory=list)
+    call: Call
+    status: int
+    headers: dict[str, str]
+    body: bytes = b""
+    events: AsyncIterator[bytes] | None = None
 
-    async def admit(self, headers) -> Principal:
-        """Who is calling: 401/403 otherwise, from the in-process key cache."""
-        self.principal = await aresolve_key(extract_key(headers))
-        return self.principal
 
-    async def count(self) -> None:
-        """Counts the call against its rate limits once it is known to be well formed (a
-        400 uses no quota). The check runs alongside the cache lookup and the upstream
-        call (`alongside_admission` waits for it before answering), except when the
-        tenant is close to its limit: then it is awaited first, so a call about to be
-        refused never reaches (and costs) an upstream."""
-        self.admission = asyncio.ensure_future(ratelimit.enforce(self.principal))
-        if ratelimit.near_limit(self.principal):
-            await self.admission
+# --- A chat call -----------------------------------------------------------------------
 
-    def charge(self, usage: Usage, served: ModelInfo) -> None:
-        """What the upstream charged for this call, known as soon as it answered: recorded
-        even if the call is then refused by the rate limit."""
-        self.usage, self.served = usage, served
 
-    async def alongside_admission(self, work):
-        """`work`'s result once the rate limit has admitted the call; over the limit, the
-        work is cancelled (closing any upstream connection) and the 429 raised. Exact:
-        the Redis counter is atomic, only the wait overlaps."""
-        task = asyncio.ensure_future(work)
-        try:
-            await self.admission
-        except BaseException:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            raise
-        return await task
+async def serve_chat(request, wire: Wire) -> Answer:
+    call = Call(endpoint=wire.endpoint)
+    try:
+        require_post(request)
+        await admit(call, request.headers)
+        req = parse(call, wire, request.body)
+        chain = await resolve(call, req)
+        await count(call)
+        hit = await look_up(call, req, request.headers)
+        if hit is not None:
+            return respond_from_cache(call, wire, req, hit)
+        chain = route(call, req, chain)
+        chain = speculate(call, req, chain)
+        if req.stream:
+            return respond_stream(call, wire, req, await dispatch_stream(call, req, chain))
+        return respond(call, wire, await dispatch_complete(call, req, chain))
+    except Exception as failure:
+        return await refuse(call, wire, failure)
 
-    async def admission_refusal(self) -> ApiError | None:
-        """The rate limit's 429, if any, once its check has finished (it counts either
-        way). On an early failure a 429 wins, and no check is left unobserved."""
-        if self.admission is None:
-            return None
-        try:
-            await self.admission
-        except ApiError as refusal:
-            return refusal
-        return None
 
-    def elapsed_ms(self) -> float:
-        return (time.perf_counter() - self.started) * 1000
+def require_post(request) -> None:
+    if request.method != "POST":
+        raise ApiError(405, f"Use POST for {request.path}.")
 
-    def stop_clock(self) -> None:
-        if self.latency_ms is None:
-            self.latency_ms = self.elapsed_ms()
 
-    def later(self, job) -> None:
-        """Runs `job()` (a coroutine function) after the response, off the client's clock."""
-        self.deferred.append(job)
+# Admit
 
-    async def finish(self, **record) -> None:
-        """The end of a call: its ledger row, then the deferred work."""
-        await self.record(**record)
-        for job in self.deferred:
-            try:
-                await job()
-            except Exception:
-                log.exception("deferred work failed for %s", self.request_id)
 
-    async def record(self, *, status: int, usage: Usage | None = None, served: ModelInfo | None = None,
-                     error_type: str = "", ttft_ms: float | None = None) -> None:
-        """Writes this call's one ledger row. Calls never authenticated have no tenant
-        and are counted in metrics only. A cache hit used no provider tokens."""
-        self.stop_clock()
-        latency = self.latency_ms
-        metrics.REQUESTS.labels(self.endpoint, str(status)).inc()
-        metrics.LATENCY.labels(self.endpoint).observe(latency / 1000)
-        if self.principal is None or self.recorded:
-            return
-        self.recorded = True
-        served = served or self.served
-        hit = self.cache in ("exact", "semantic")
-        usage = Usage() if hit else usage or self.usage or Usage()
-        billable = status == 200
-        await writer().record({
-            "tenant_id": self.principal.tenant_id,
-            "api_key_id": self.principal.api_key_id,
-            "request_id": self.request_id,
-            "endpoint": self.endpoint,
-            "model_requested": self.model_requested,
-            "model_served": served.id if served else "",
-            "provider": served.provider if served else "",
-            "stream": self.stream,
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "provider_cost_micros": served.cost_micros(usage) if served else Decimal(0),
-            "price_cents": self.principal.price_per_call_cents,
-            "billable": billable,
-            "status_code": status,
-            "error_type": error_type,
-            "cache": self.cache,
-            "cache_similarity": self.cache_similarity,
-            "cache_entry_id": self.cache_entry_id,
-            "attempts": max(self.outcome.attempts, 1),
-            "latency_ms": latency,
-            "ttft_ms": ttft_ms,
-            "prompt": self.prompt if self.principal.log_prompts else None,
-        })
+async def admit(call: Call, headers) -> None:
+    """Who is calling: 401/403 otherwise, from the per-process key snapshot."""
+    call.principal = await aresolve_key(extract_key(headers))
+
+
+# Parse
+
+
+def parse(call: Call, wire: Wire, body: bytes) -> ChatRequest:
+    """The body in the canonical shape; a 400 in the client's shape when it is malformed."""
+    req = wire.parse(body)
+    call.model_requested, call.stream = req.model, req.stream
+    if call.principal.log_prompts:
+        call.prompt = req.last_user_text()
+    return req
 
 
 async def resolve_model(name: str, capability: str = "chat") -> ModelInfo:
-    catalog = await amodels()
-    model = catalog.get(settings.AKA_AUTO_MODEL if name == "auto" else name)
+    model = (await amodels()).get(settings.AKA_AUTO_MODEL if name == "auto" else name)
     if model is None or not model.supports(capability):
         raise ApiError(404, f"The model '{name}' does not exist or you do not have access to it.",
                        code="model_not_found", param="model")
     return model
 
 
-async def prepare(call: Call, req: ChatRequest) -> list[ModelInfo]:
-    call.model_requested = req.model
-    call.stream = req.stream
-    call.prompt = req.last_user_text()
+async def resolve(call: Call, req: ChatRequest) -> list[ModelInfo]:
+    """The model asked for (`auto`: the default), then its fallbacks able to serve the request."""
     call.model = await resolve_model(req.model)
     if req.tools and not call.model.supports("tools"):
         raise ApiError(400, f"The model '{call.model.id}' does not support tools.", code="unsupported_parameter",
                        param="tools")
-    return dispatch.chain_for(call.model, await amodels(), req)
+    return dispatch.chain_for(call.model, await amodels(), needs={"tools"} if req.tools else set())
 
 
-def as_api_error(error: UpstreamError) -> ApiError:
-    prefix = {"upstream_timeout": "The upstream provider timed out",
-              "upstream_rejected": "The upstream provider rejected the request"}.get(error.kind,
-                                                                                   "The upstream provider failed")
-    return ApiError(error.status, f"{prefix}: {error.message}", code=error.kind)
+async def count(call: Call) -> None:
+    """Counts the well-formed call against its rate limits (a 400 uses no quota). The check
+    runs alongside the cache lookup and the upstream call (`alongside_admission` waits for
+    it before answering), except when the tenant is close to its limit: then it is awaited
+    first, so a call about to be refused never reaches (and costs) an upstream."""
+    call.admission = asyncio.ensure_future(ratelimit.enforce(call.principal))
+    if ratelimit.near_limit(call.principal):
+        await call.admission
+
+
+async def alongside_admission(call: Call, work):
+    """`work`'s result once the rate limit has admitted the call; over the limit, the work
+    is cancelled (closing any upstream connection) and the 429 raised."""
+    task = asyncio.ensure_future(work)
+    try:
+        await call.admission
+    except BaseException:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise
+    return await task
+
+
+# Cache lookup
+
+
+async def look_up(call: Call, req: ChatRequest, headers) -> cache.Hit | None:
+    """A stored answer to serve instead of calling a model: exact, then semantic."""
+    config = await cache.snapshot(call.principal.tenant_id)
+    plan = cache.plan_for(req, call.principal, config, headers,
+                          route="auto" if req.model == "auto" else call.model.family)
+    if plan is None:
+        return None
+    found = await alongside_admission(call, cache.lookup(plan))
+    call.cache_plan = plan
+    if isinstance(found, cache.Miss):
+        call.cache, call.cache_miss = "miss", found
+        return None
+    call.cache, call.cache_similarity, call.cache_entry_id = found.kind, found.similarity, found.entry_id
+    call.served, call.replayed = (await amodels()).get(found.result.model), found.result.usage
+    cache.hit_counter().add(plan, found.entry_id)
+    return found
+
+
+# Route
+
+
+def route(call: Call, req: ChatRequest, chain: list[ModelInfo]) -> list[ModelInfo]:
+    """Which models may answer, in order. Until the router (apps.routing) picks the
+    cheapest good-enough model per prompt: the model asked for, then its fallbacks."""
+    return chain
+
+
+# Speculate
+
+
+def speculate(call: Call, req: ChatRequest, chain: list[ModelInfo]) -> list[ModelInfo]:
+    """How the chain is tried. Until speculation (cascade, race) lands: one model at a time."""
+    return chain
+
+
+# Dispatch
+
+
+async def dispatch_complete(call: Call, req: ChatRequest, chain: list[ModelInfo]) -> ChatResult:
+    async def complete() -> ChatResult:
+        result = await dispatch.complete(req, chain, call.outcome)
+        # Known the moment the upstream answers: recorded even if the rate limit then refuses.
+        call.served, call.usage = next(m for m in chain if m.id == result.model), result.usage
+        return result
+
+    call.answer = await alongside_admission(call, complete())
+    return call.answer
+
+
+async def dispatch_stream(call: Call, req: ChatRequest, chain: list[ModelInfo]) -> AsyncIterator:
+    """The upstream's stream events, once a model of the chain has started answering."""
+    call.served, first, events = await alongside_admission(call, dispatch.open_stream(req, chain, call.outcome))
+    return sse.prepend(first, events)
+
+
+# Respond
+
+
+def _aka_headers(call: Call, model_id: str, cost_micros) -> dict[str, str]:
+    headers = {"x-request-id": call.request_id, "x-aka-model": model_id, "x-aka-cache": call.cache,
+               "x-aka-cost-usd": f"{cost_micros / 1_000_000:.8f}"}
+    if call.cache_similarity is not None:
+        headers["x-aka-cache-similarity"] = f"{call.cache_similarity:.4f}"
+    return headers
+
+
+def _response_id(call: Call, wire: Wire) -> str:
+    return wire.id_prefix + call.request_id.removeprefix("req_")
+
+
+def respond(call: Call, wire: Wire, result: ChatResult) -> Answer:
+    call.status, call.error_type = 200, ""
+    hit = call.cache in ("exact", "semantic")
+    cost = call.served.cost_micros(result.usage) if call.served and not hit else 0
+    return Answer(call, 200, {"content-type": JSON, **_aka_headers(call, result.model, cost)},
+                  wire.render(result, _response_id(call, wire), int(time.time())))
+
+
+def respond_stream(call: Call, wire: Wire, req: ChatRequest, events: AsyncIterator) -> Answer:
+    """Server-sent events; the stream itself fills in the call's status, usage and answer."""
+    model_id = call.served.id if call.served else req.model
+    headers = {**sse.HEADERS, **_aka_headers(call, model_id, 0)}
+    body = sse.body(call, wire.writer(_response_id(call, wire), int(time.time()), model_id, req.include_usage),
+                    wire.stream_error, events)
+    return Answer(call, 200, headers, events=body)
+
+
+def respond_from_cache(call: Call, wire: Wire, req: ChatRequest, hit: cache.Hit) -> Answer:
+    """A stored answer, in the same wire format (and streamed, if asked) as a fresh one."""
+    if req.stream:
+        return respond_stream(call, wire, req, sse.replay(hit.result))
+    return respond(call, wire, hit.result)
+
+
+async def refuse(call: Call, wire: Wire, failure: Exception) -> Answer:
+    """Any failure as an error answer in the client's wire format, with a request id."""
+    refusal = None
+    if call.admission is not None:
+        try:  # on an early failure a 429 wins, and no check is left unobserved
+            await call.admission
+        except ApiError as exc:
+            refusal = exc
+    error = refusal or failure
+    if isinstance(error, UpstreamError):
+        error = error.as_api_error()
+    elif not isinstance(error, ApiError):
+        log.error("call %s failed", call.request_id, exc_info=error)
+        metrics.UNHANDLED.labels(call.endpoint).inc()
+        error = ApiError(500, "The gateway failed to process the request.", code="internal_error")
+    call.status, call.error_type = error.status, error.code or "invalid_request"
+    return Answer(call, error.status, {"content-type": JSON, "x-request-id": call.request_id, **error.headers},
+                  wire.error_body(error))
+
+
+# Record
+
+
+async def end(call: Call) -> None:
+    """The record stage, the one end of every call: metrics, its ledger row (billing decides
+    what it costs and bills), then the work that follows: storing a fresh answer in the cache."""
+    if call.ended:
+        return
+    call.ended = True
+    call.stop_clock()
+    metrics.REQUESTS.labels(call.endpoint, str(call.status)).inc()
+    metrics.LATENCY.labels(call.endpoint).observe(call.latency_ms / 1000)
+    if call.principal is None or not call.ledger:
+        return  # never authenticated (metrics only), or not a call (the model list)
+    await billing.call_record(facts=billing.CallFacts(
+        tenant_id=call.principal.tenant_id, api_key_id=call.principal.api_key_id, request_id=call.request_id,
+        endpoint=call.endpoint, status=call.status, price_per_call_cents=call.principal.price_per_call_cents,
+        model_requested=call.model_requested, served=call.served, usage=call.usage or Usage(), cache=call.cache,
+        replayed=call.replayed, cache_similarity=call.cache_similarity, cache_entry_id=call.cache_entry_id,
+        baseline=await _baseline(call), stream=call.stream, error_type=call.error_type,
+        attempts=call.outcome.attempts, latency_ms=call.latency_ms, ttft_ms=call.ttft_ms, prompt=call.prompt))
+    if call.cache == "miss" and call.answer is not None and call.status == 200:
+        await cache.remember(call.cache_plan, call.cache_miss, call.answer)
+
+
+async def _baseline(call: Call) -> ModelInfo | None:
+    try:
+        return (await amodels()).get(await billing.baseline_model(tenant_id=call.principal.tenant_id))
+    except Exception:  # the ledger row matters more than its counterfactual
+        log.exception("no baseline model for call %s", call.request_id)
+        return None
+
+
+# --- Embeddings and the model list ---------------------------------------------------
+
+
+async def serve_embeddings(request) -> Answer:
+    """Embeddings from an embedding-capable OpenAI-compatible upstream, with the same
+    retries and fallbacks as chat."""
+    call = Call(endpoint="embeddings")
+    try:
+        require_post(request)
+        await admit(call, request.headers)
+        call.model_requested, data = openai_wire.parse_embeddings(request.body)
+        call.model = await resolve_model(call.model_requested, capability="embeddings")
+        chain = dispatch.chain_for(call.model, await amodels(), needs={"embeddings"})
+        await count(call)
+
+        async def embed():
+            call.served, body, call.usage = await dispatch.embed(data, chain, call.outcome)
+            return body
+
+        body = await alongside_admission(call, embed())
+        call.status, call.error_type = 200, ""
+        return Answer(call, 200, {"content-type": JSON, **_aka_headers(call, call.served.id,
+                                                                       call.served.cost_micros(call.usage))},
+                      openai_wire.embeddings(body))
+    except Exception as failure:
+        return await refuse(call, OPENAI, failure)
+
+
+async def serve_models(request) -> Answer:
+    """The models a tenant may call, plus `auto`, in its client's list shape."""
+    wire = for_request(request)
+    call = Call(endpoint="models", ledger=False)
+    try:
+        await admit(call, request.headers)
+        await count(call)
+        ids = ["auto", *sorted((await amodels()).keys())]
+        await call.admission
+        call.status, call.error_type = 200, ""
+        return Answer(call, 200, {"content-type": JSON, "x-request-id": call.request_id}, wire.model_list(ids))
+    except Exception as failure:
+        return await refuse(call, wire, failure)

@@ -1,37 +1,44 @@
-"""The one place a gateway stream is produced: headers, keepalives, the error event on
-an upstream failure, and the ledger row in a `finally` whichever way the stream ends
-(finished, upstream cut, client gone)."""
+"""Server-sent events for the gateway's streamed answers: the headers, keepalives, the
+error event on an upstream failure, and what the stream tells the call (first-token
+time, usage, status, the whole answer) whichever way it ends. The call itself is ended
+by the pipeline's record stage once the handler has sent the last byte."""
 
 import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
 
-from django.http import StreamingHttpResponse
-
 from apps.core import metrics
 from apps.core.errors import ApiError
-from apps.core.lifecycle import after_response
-from apps.providers.canonical import ChatResult, Delta, Final, Finish, Usage
-from apps.providers.catalog import ModelInfo
+from apps.core.llm import ChatResult, Delta, Final, Finish
 from apps.providers.errors import UpstreamError
 
-from .pipeline import Call, as_api_error
-from .wires import Wire
+from .call import Call
 
 log = logging.getLogger(__name__)
+HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "x-accel-buffering": "no"}
 KEEPALIVE_SECONDS = 15.0
 KEEPALIVE = b": keepalive\n\n"
 
 
-class EventStream(StreamingHttpResponse):
-    """A streaming response whose async generator the gateway handler drives itself, so
-    that a client disconnect cancels it at once."""
+async def prepend(first, events: AsyncIterator) -> AsyncIterator:
+    """`first`, then the rest of `events` (closed with this iterator)."""
+    try:
+        yield first
+        async for event in events:
+            yield event
+    finally:
+        await events.aclose()
 
-    def __init__(self, events: AsyncIterator[bytes], headers: dict[str, str]):
-        super().__init__(events, content_type="text/event-stream; charset=utf-8", headers={
-            "Cache-Control": "no-cache", "X-Accel-Buffering": "no", **headers})
-        self.events = events
+
+async def replay(result: ChatResult) -> AsyncIterator:
+    """A finished answer (a cache hit) as the stream events of a fresh one."""
+    for piece in re.findall(r"\S+\s*", result.content or ""):
+        yield Delta(content=piece)
+    for index, call in enumerate(result.tool_calls or ()):
+        yield Delta(tool_calls=[{"index": index, **call}])
+    yield Finish(result.finish_reason)
+    yield Final(usage=result.usage, id=result.id, model=result.model)
 
 
 async def _with_keepalives(events: AsyncIterator, interval: float):
@@ -56,43 +63,20 @@ async def _with_keepalives(events: AsyncIterator, interval: float):
             await asyncio.gather(pending, return_exceptions=True)
 
 
-def replay(result: ChatResult) -> AsyncIterator:
-    """A finished answer (a cache hit) as the stream events of a fresh one."""
-
-    async def events():
-        for piece in re.findall(r"\S+\s*", result.content or ""):
-            yield Delta(content=piece)
-        for index, call in enumerate(result.tool_calls or ()):
-            yield Delta(tool_calls=[{"index": index, **call}])
-        yield Finish(result.finish_reason)
-        yield Final(usage=result.usage, id=result.id, model=result.model)
-
-    return events()
-
-
-async def body(call: Call, wire: Wire, served: ModelInfo | None, model_id: str, first, events: AsyncIterator,
-               response_id: str, created: int, include_usage: bool,
-               completed: Callable[[ChatResult], None] | None = None) -> AsyncIterator[bytes]:
-    """The SSE bytes of one answer. `completed` gets the whole answer when it finished
-    cleanly (for the cache); streamed tool calls are not assembled, so not passed on."""
-    writer = wire.writer(response_id, created, model_id, include_usage)
-    status, error_type, usage, ttft_ms = 499, "client_closed", None, None
+async def body(call: Call, writer, stream_error: Callable[[ApiError], bytes],
+               events: AsyncIterator) -> AsyncIterator[bytes]:
+    """The SSE bytes of one answer. Streamed tool calls are not assembled, so an answer
+    with them is not kept for the cache."""
     parts, finish_reason, had_tool_calls = [], "stop", False
-
-    async def all_events():
-        yield first
-        async for event in events:
-            yield event
-
-    ticks = _with_keepalives(all_events(), KEEPALIVE_SECONDS)
+    ticks = _with_keepalives(events, KEEPALIVE_SECONDS)
     try:
         yield writer.start()
         async for event in ticks:
             if event is None:
                 yield KEEPALIVE
             elif isinstance(event, Delta):
-                if ttft_ms is None:
-                    ttft_ms = call.elapsed_ms()
+                if call.ttft_ms is None:
+                    call.ttft_ms = call.elapsed_ms()
                 parts.append(event.content or "")
                 had_tool_calls = had_tool_calls or bool(event.tool_calls)
                 yield writer.delta(event)
@@ -100,30 +84,24 @@ async def body(call: Call, wire: Wire, served: ModelInfo | None, model_id: str, 
                 finish_reason = event.finish_reason
                 yield writer.finish(event.finish_reason)
             elif isinstance(event, Final):
-                usage = event.usage
-                yield writer.final(usage)
+                call.usage = event.usage  # charged whether or not the client reads the end
+                yield writer.final(event.usage)
                 # Billable once the last event has been handed to the server, not before.
-                status, error_type = 200, ""
-                if completed is not None and not had_tool_calls:
-                    completed(ChatResult(id=event.id, model=model_id, content="".join(parts),
-                                         finish_reason=finish_reason, usage=usage))
+                call.status, call.error_type = 200, ""
+                if not had_tool_calls:
+                    call.answer = ChatResult(id=event.id, model=call.served.id if call.served else event.model,
+                                             content="".join(parts),
+                                             finish_reason=finish_reason, usage=event.usage)
     except UpstreamError as error:
         # Never a clean end after a truncated answer: the client gets an error event.
-        status, error_type = 502, "upstream_stream_cut"
-        yield wire.stream_error(as_api_error(error))
+        call.status, call.error_type = 502, "upstream_stream_cut"
+        yield stream_error(error.as_api_error())
     except Exception:
         log.exception("stream %s failed", call.request_id)
         metrics.UNHANDLED.labels(call.endpoint).inc()
-        status, error_type = 500, "internal_error"
-        yield wire.stream_error(ApiError(500, "The gateway failed while streaming the answer.", code="internal_error"))
+        call.status, call.error_type = 500, "internal_error"
+        yield stream_error(ApiError(500, "The gateway failed while streaming the answer.", code="internal_error"))
     finally:
-        try:
-            # Inner first: the keepalive wrapper may be mid-read of the upstream stream.
-            await ticks.aclose()
-            await events.aclose()
-        finally:
-            # Its own task: a client hanging up right after the last byte must not cancel
-            # the ledger row or the cache write, and the stream's end must not wait on them.
-            after_response(call.finish(status=status, usage=usage or Usage(), served=served, error_type=error_type,
-                                       ttft_ms=ttft_ms), call.request_id)
-
+        # Inner first: the keepalive wrapper may be mid-read of the upstream stream.
+        await ticks.aclose()
+        await events.aclose()

@@ -10,7 +10,8 @@ from pathlib import Path
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from .canonical import Usage
+from apps.core.llm import Usage
+
 from .models import CatalogModel
 
 SEED_FILE = Path(__file__).parent / "data" / "catalog.json"
@@ -71,17 +72,8 @@ def _store(snapshot: dict[str, ModelInfo]) -> dict[str, ModelInfo]:
     return snapshot
 
 
-def models() -> dict[str, ModelInfo]:
-    return _snapshot if _fresh() else _store(_load())
-
-
 async def amodels() -> dict[str, ModelInfo]:
     return _snapshot if _fresh() else _store(await sync_to_async(_load)())
-
-
-def forget() -> None:
-    global _loaded_at
-    _loaded_at = float("-inf")
 
 
 def seed_rows() -> list[dict]:

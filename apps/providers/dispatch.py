@@ -10,32 +10,31 @@ Streams commit to a model once its first event has arrived: after that nothing f
 import asyncio
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.conf import settings
 
+from apps.core.llm import ChatRequest, ChatResult, Usage
+
 from .adapters import adapter_for
-from .canonical import ChatRequest, ChatResult
 from .catalog import ModelInfo
 from .errors import UpstreamError
 
 
 @dataclass
 class Outcome:
-    """What dispatch tried, for the ledger and the response headers."""
+    """What dispatch tried, for the ledger."""
 
     attempts: int = 0
-    models_tried: list[str] = field(default_factory=list)
     last_error: UpstreamError | None = None
 
 
-def chain_for(model: ModelInfo, catalog: dict[str, ModelInfo], req: ChatRequest) -> list[ModelInfo]:
-    """The model, then its fallbacks that exist and can serve this request."""
-    needed = {"tools"} if req.tools else set()
+def chain_for(model: ModelInfo, catalog: dict[str, ModelInfo], needs: set[str]) -> list[ModelInfo]:
+    """The model, then its fallbacks that exist and have every capability in `needs`."""
     chain, seen = [model], {model.id}
     for model_id in model.fallbacks:
         candidate = catalog.get(model_id)
-        if candidate and candidate.id not in seen and needed <= candidate.capabilities:
+        if candidate and candidate.id not in seen and needs <= candidate.capabilities:
             chain.append(candidate)
             seen.add(candidate.id)
     return chain
@@ -51,7 +50,6 @@ async def _each_attempt(chain: list[ModelInfo], outcome: Outcome):
     """Yields (model, attempt number) to try, sleeping between retries; the caller
     reports each failure through `outcome.last_error` before asking for the next."""
     for model in chain:
-        outcome.models_tried.append(model.id)
         for attempt in range(settings.AKA_UPSTREAM_RETRIES + 1):
             outcome.attempts += 1
             yield model
@@ -87,4 +85,18 @@ async def open_stream(req: ChatRequest, chain: list[ModelInfo], outcome: Outcome
             continue
         outcome.last_error = None
         return model, first, events
+    raise outcome.last_error
+
+
+async def embed(data: dict, chain: list[ModelInfo], outcome: Outcome) -> tuple[ModelInfo, dict, Usage]:
+    """(model, OpenAI-shaped body, usage) of an embeddings call, with the same retries and
+    fallbacks as chat."""
+    async for model in _each_attempt(chain, outcome):
+        try:
+            body, usage = await adapter_for(model.provider).embed(data, model)
+        except UpstreamError as error:
+            outcome.last_error = error
+            continue
+        outcome.last_error = None
+        return model, body, usage
     raise outcome.last_error

@@ -1,5 +1,7 @@
 from dataclasses import dataclass
 
+from apps.core.errors import ApiError
+
 
 @dataclass
 class UpstreamError(Exception):
@@ -14,3 +16,10 @@ class UpstreamError(Exception):
 
     def __str__(self) -> str:
         return f"{self.kind} ({self.upstream_status}): {self.message}"
+
+    def as_api_error(self) -> ApiError:
+        """What the client is told."""
+        prefix = {"upstream_timeout": "The upstream provider timed out",
+                  "upstream_rejected": "The upstream provider rejected the request"}.get(self.kind,
+                                                                                      "The upstream provider failed")
+        return ApiError(self.status, f"{prefix}: {self.message}", code=self.kind)

@@ -7,7 +7,7 @@ import pytest
 
 from apps.billing import services
 from apps.billing.services import CallFacts
-from apps.providers.canonical import Usage
+from apps.core.llm import Usage
 from apps.providers.catalog import ModelInfo
 
 

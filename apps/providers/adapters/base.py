@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 import httpx
 import orjson
 
-from ..canonical import ChatRequest, ChatResult, Delta, Final, Finish
+from apps.core.llm import ChatRequest, ChatResult, Delta, Final, Finish
+
 from ..catalog import ModelInfo
 from ..errors import UpstreamError
 from ..http import client

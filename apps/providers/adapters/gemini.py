@@ -4,7 +4,8 @@ import hashlib
 
 import orjson
 
-from ..canonical import ChatRequest, ChatResult, Delta, Final, Finish, Usage, content_text
+from apps.core.llm import ChatRequest, ChatResult, Delta, Final, Finish, Usage, content_text
+
 from ..catalog import ModelInfo
 from ..errors import UpstreamError
 from ..upstreams import Upstream

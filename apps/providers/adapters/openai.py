@@ -3,7 +3,8 @@
 import httpx
 import orjson
 
-from ..canonical import ChatRequest, ChatResult, Delta, Final, Finish, Usage
+from apps.core.llm import ChatRequest, ChatResult, Delta, Final, Finish, Usage
+
 from ..catalog import ModelInfo
 from ..errors import UpstreamError
 from ..http import client

@@ -1,0 +1,54 @@
+"""What the gateway knows about one call while serving it: state only, filled in by the
+stages of apps.gateway.pipeline and read by the record stage at the end."""
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from apps.core.llm import ChatResult, Usage
+from apps.providers.catalog import ModelInfo
+from apps.providers.dispatch import Outcome
+from apps.tenants.keyauth import Principal
+
+
+@dataclass
+class Call:
+    endpoint: str                    # chat.completions | messages | embeddings | models
+    request_id: str = field(default_factory=lambda: "req_" + uuid.uuid4().hex)
+    started: float = field(default_factory=time.perf_counter)
+    # Admit
+    principal: Principal | None = None
+    admission: asyncio.Future | None = None   # the rate-limit check, while it runs
+    # Parse
+    model_requested: str = ""
+    stream: bool = False
+    prompt: str | None = None
+    model: ModelInfo | None = None
+    # Cache: miss | exact | semantic | off
+    cache: str = "off"
+    cache_plan: object = None                 # apps.cache.services.Plan, when the cache may be used
+    cache_miss: object = None                 # apps.cache.services.Miss: what a write needs
+    cache_similarity: float | None = None
+    cache_entry_id: int | None = None
+    replayed: Usage | None = None             # a hit: the tokens of the answer it replayed
+    # Dispatch
+    outcome: Outcome = field(default_factory=Outcome)
+    served: ModelInfo | None = None           # the model that answered (or that we paid for)
+    usage: Usage | None = None                # the tokens it charged us for
+    answer: ChatResult | None = None          # the whole answer, when it finished cleanly
+    # Respond: 499 until the client has had the whole answer or an error
+    status: int = 499
+    error_type: str = "client_closed"
+    ttft_ms: float | None = None
+    latency_ms: float | None = None
+    # Record
+    ledger: bool = True                       # listing models is not a call
+    ended: bool = False
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    def stop_clock(self) -> None:
+        if self.latency_ms is None:
+            self.latency_ms = self.elapsed_ms()
