@@ -197,9 +197,11 @@ async def dispatch_stream(call: Call, req: ChatRequest, chain: list[ModelInfo]) 
 # Respond
 
 
-def _aka_headers(call: Call, model_id: str, cost_micros) -> dict[str, str]:
-    headers = {"x-request-id": call.request_id, "x-aka-model": model_id, "x-aka-cache": call.cache,
-               "x-aka-cost-usd": f"{cost_micros / 1_000_000:.8f}"}
+def _aka_headers(call: Call, model_id: str, cost_micros=None) -> dict[str, str]:
+    """The cost is left out where it is not yet known (a fresh stream's headers)."""
+    headers = {"x-request-id": call.request_id, "x-aka-model": model_id, "x-aka-cache": call.cache}
+    if cost_micros is not None:
+        headers["x-aka-cost-usd"] = f"{cost_micros / 1_000_000:.8f}"
     if call.cache_similarity is not None:
         headers["x-aka-cache-similarity"] = f"{call.cache_similarity:.4f}"
     return headers
@@ -220,7 +222,8 @@ def respond(call: Call, wire: Wire, result: ChatResult) -> Answer:
 def respond_stream(call: Call, wire: Wire, req: ChatRequest, events: AsyncIterator) -> Answer:
     """Server-sent events; the stream itself fills in the call's status, usage and answer."""
     model_id = call.served.id if call.served else req.model
-    headers = {**sse.HEADERS, **_aka_headers(call, model_id, 0)}
+    hit = call.cache in ("exact", "semantic")
+    headers = {**sse.HEADERS, **_aka_headers(call, model_id, 0 if hit else None)}
     body = sse.body(call, wire.writer(_response_id(call, wire), int(time.time()), model_id, req.include_usage),
                     wire.stream_error, events)
     return Answer(call, 200, headers, events=body)

@@ -2,23 +2,12 @@
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from tests import factories
+from tests.migrations import migrate_to, migrate_to_latest
 
 BEFORE = ("cache", "0001_partitioned_cache")
 VECTOR = "[" + ",".join(["0.05"] * 384) + "]"
-
-
-def migrate_to(*targets) -> None:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(list(targets))
-
-
-def migrate_to_latest() -> None:
-    # Back to BEFORE also undid every later migration (0002 and what depends on it, in any app).
-    migrate_to(*MigrationExecutor(connection).loader.graph.leaf_nodes())
 
 
 def partition_key() -> str:

@@ -3,27 +3,17 @@ values, and going back restores them in the columns."""
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from apps.cache.selectors import cache_settings_for
 from apps.cache.services import cache_settings_update
 from tests import factories
+from tests.migrations import migrate_to, migrate_to_latest
 
 BEFORE = [("cache", "0002_partition_by_context"), ("tenants", "0005_cache_threshold_default")]
 COLUMNS = ["cache_enabled", "cache_threshold", "cache_ttl_seconds", "cache_user_scope", "cache_tool_calls",
            "cache_high_temperature"]
 CUSTOM = (False, 0.97, 3600, True, True, True)
 DEFAULT = (True, 0.90, 7 * 24 * 3600, False, False, False)
-
-
-def migrate_to(*targets) -> None:
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(list(targets))
-
-
-def migrate_to_latest() -> None:
-    migrate_to(*MigrationExecutor(connection).loader.graph.leaf_nodes())
 
 
 def columns_of(tenant) -> tuple:
