@@ -45,6 +45,7 @@ def test_a_miss(live):
     assert (row.request_id, row.cache, row.stream) == (response.headers["x-request-id"], "off", False)
     assert_billed_miss(row)
     assert Decimal(response.headers["x-aka-cost-usd"]) * 1_000_000 == row.provider_cost_micros
+    assert int(response.headers["content-length"]) == len(response.http_response.content)
 
 
 def test_an_exact_hit_costs_nothing_and_saves_the_whole_baseline_cost(live):
