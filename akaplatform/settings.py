@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "apps.providers",
     "apps.billing",
     "apps.cache",
+    "apps.routing",
     "apps.gateway",
     "apps.dashboard",
 ]

@@ -43,7 +43,7 @@ def live(transactional_db, gateway):
     key, raw = factories.make_key(tenant, "live")
     probe, _ = factories.make_tenant("Catalog probe")  # keeps the live tenant's key and counters untouched
     _wait_for_catalog(gateway, factories.make_key(probe)[1])
-    yield Live(url=gateway, tenant=tenant, key=key, raw_key=raw)
+    yield Live(url=gateway, tenant=tenant, key=key, raw_key=raw, owner=owner)
     _wait_until_the_gateway_is_quiet()
 
 
@@ -80,8 +80,8 @@ def _wait_for_catalog(url: str, key: str) -> None:
 
 
 class Live:
-    def __init__(self, url, tenant, key, raw_key):
-        self.url, self.tenant, self.key, self.raw_key = url, tenant, key, raw_key
+    def __init__(self, url, tenant, key, raw_key, owner):
+        self.url, self.tenant, self.key, self.raw_key, self.owner = url, tenant, key, raw_key, owner
 
     def records(self, expected: int = 1, timeout: float = 3.0) -> list[CallRecord]:
         """The tenant's ledger rows, waiting for `expected` of them (streams are recorded

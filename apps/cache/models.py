@@ -33,6 +33,9 @@ class CacheEntry(TenantOwned):
     expires_at = models.DateTimeField()
     hit_count = models.IntegerField(default=0)
     last_hit_at = models.DateTimeField(null=True)
+    # Set by negative feedback on a semantic hit: no longer served to paraphrases (exact
+    # repeats of its own prompt still are).
+    demoted_at = models.DateTimeField(null=True)
 
     class Meta:
         db_table = "cache_entry"

@@ -136,10 +136,8 @@ def plan_for(req: ChatRequest, principal: Principal, config: Config, headers, ro
         scope = "user:" + hashlib.sha256(req.user.encode()).hexdigest()[:32]
     context = context_key(req, route)
     prompt = turn[1]
-    # Stored as text for purges by prompt; PostgreSQL text cannot hold NUL.
     return Plan(tenant_id=principal.tenant_id, api_key_id=principal.api_key_id, scope=scope, context=context,
-                exact=exact_key(context, scope, prompt), prompt=prompt.replace("\x00", "\ufffd"),
-                threshold=config.threshold,
+                exact=exact_key(context, scope, prompt), prompt=prompt, threshold=config.threshold,
                 ttl_seconds=config.ttl_seconds, tool_calls=config.tool_calls,
                 read=not refreshing(headers), write=headers.get("x-aka-cache", "").lower() != "readonly")
 
@@ -237,3 +235,9 @@ async def flush_hit_counts() -> None:
         await counter.flush()
 
 
+
+
+async def entry_demote(*, tenant_id: int, entry_id: int) -> bool:
+    """Stops serving an entry to paraphrases (a tenant said its answer was wrong for one);
+    exact repeats of its own prompt may still hit. False if it was gone or already demoted."""
+    return await store.demote(tenant_id=tenant_id, entry_id=entry_id)

@@ -18,6 +18,7 @@ COLUMNS = "id, 1 - (embedding <=> %(vec)s) AS similarity, embedding, neighbour_s
 SEMANTIC = f"""
 SELECT {COLUMNS} FROM cache_entry
 WHERE tenant_id = %(tenant)s AND scope = %(scope)s AND context_key = %(context)s AND expires_at > now()
+  AND demoted_at IS NULL
 ORDER BY embedding <=> %(vec)s LIMIT %(k)s
 """
 EXACT = """
@@ -38,6 +39,11 @@ RETURNING id
 NEIGHBOUR_STAT = """
 UPDATE cache_entry SET neighbour_stat = neighbour_stat + (%(sim)s - neighbour_stat) * %(rate)s
 WHERE tenant_id = %(tenant)s AND context_key = %(context)s AND id = %(id)s AND neighbour_stat < %(sim)s
+"""
+# The ledger knows a hit's entry id, not its context, so this one reads every partition's
+# primary key for the tenant (64 index probes): rare, and off the hot path.
+DEMOTE = """
+UPDATE cache_entry SET demoted_at = now() WHERE tenant_id = %(tenant)s AND id = %(id)s AND demoted_at IS NULL
 """
 HITS = """
 UPDATE cache_entry SET hit_count = hit_count + %(n)s, last_hit_at = now()
@@ -119,3 +125,9 @@ async def add_hits(counts: dict[tuple[int, str, int], int]) -> None:
 
 def _dumps(value) -> str:
     return orjson.dumps(value).decode()
+
+
+async def demote(*, tenant_id: int, entry_id: int) -> bool:
+    async with await _connection() as conn:
+        cur = await conn.execute(DEMOTE, {"tenant": tenant_id, "id": entry_id})
+        return cur.rowcount > 0

@@ -29,7 +29,7 @@ from .wires import for_path
 
 log = logging.getLogger(__name__)
 URLCONF = "apps.gateway.urls"
-OTHER_ENDPOINTS = {"/v1/embeddings": "embeddings", "/v1/models": "models"}
+OTHER_ENDPOINTS = {"/v1/embeddings": "embeddings", "/v1/models": "models", "/v1/feedback": "feedback"}
 
 
 class BodyTooLarge(Exception):

@@ -232,6 +232,34 @@ def model_list(ids: list[str]) -> bytes:
         {"id": i, "object": "model", "created": 1735689600, "owned_by": "akarouter"} for i in ids]})
 
 
+THUMBS = {"up": 1.0, "down": -1.0}
+COMMENT_LIMIT = 2000
+
+
+def parse_feedback(body: bytes) -> tuple[str, float, str]:
+    """(request id, score from -1 to 1, comment) of a `POST /v1/feedback`: a `score`, or
+    `thumbs` "up"/"down"."""
+    data = json_object(body)
+    request_id = field(data, "request_id", str, required=True)
+    if not request_id.startswith("req_") or len(request_id) > 40:
+        raise ApiError(400, "'request_id' must be the x-request-id of one of your calls.", code="invalid_value",
+                       param="request_id")
+    score, thumbs = number_in(data, "score", -1, 1), field(data, "thumbs", str)
+    if (score is None) == (thumbs is None) or (thumbs is not None and thumbs not in THUMBS):
+        raise ApiError(400, "Give either 'score' (from -1 to 1) or 'thumbs' ('up' or 'down').", code="invalid_value",
+                       param="score")
+    comment = field(data, "comment", str, default="")
+    if len(comment) > COMMENT_LIMIT:
+        raise ApiError(400, f"'comment' must be at most {COMMENT_LIMIT} characters long.", code="invalid_value",
+                       param="comment")
+    return request_id, THUMBS[thumbs] if thumbs else score, comment.replace("\x00", "\ufffd")
+
+
+def feedback(request_id: str, score: float, demoted: bool) -> bytes:
+    return orjson.dumps({"object": "feedback", "request_id": request_id, "score": score,
+                         "cache_entry_demoted": demoted})
+
+
 def parse_embeddings(body: bytes) -> tuple[str, dict]:
     """(model, the body to forward) of an /embeddings call."""
     data = json_object(body)

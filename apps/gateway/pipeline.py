@@ -16,8 +16,10 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from apps.billing import selectors as ledger
 from apps.billing import services as billing
 from apps.cache import services as cache
 from apps.core import metrics
@@ -26,6 +28,7 @@ from apps.core.llm import ChatRequest, ChatResult, Usage
 from apps.providers import dispatch
 from apps.providers.catalog import ModelInfo, amodels
 from apps.providers.errors import UpstreamError
+from apps.routing import services as routing
 from apps.tenants import ratelimit
 from apps.tenants.keyauth import aresolve_key, extract_key
 
@@ -289,7 +292,7 @@ async def _baseline(call: Call) -> ModelInfo | None:
         return None
 
 
-# --- Embeddings and the model list ---------------------------------------------------
+# --- Embeddings, the model list and feedback ------------------------------------------
 
 
 async def serve_embeddings(request) -> Answer:
@@ -330,3 +333,28 @@ async def serve_models(request) -> Answer:
         return Answer(call, 200, {"content-type": JSON, "x-request-id": call.request_id}, wire.model_list(ids))
     except Exception as failure:
         return await refuse(call, wire, failure)
+
+
+async def serve_feedback(request) -> Answer:
+    """A tenant's verdict on one of its calls: a label for the router and, when it says a
+    semantic cache hit was wrong, the end of that entry's semantic serving."""
+    call = Call(endpoint="feedback", ledger=False)
+    try:
+        require_post(request)
+        await admit(call, request.headers)
+        request_id, score, comment = openai_wire.parse_feedback(request.body)
+        tenant_id = call.principal.tenant_id
+        judged = await sync_to_async(ledger.call_of)(tenant_id=tenant_id, request_id=request_id)
+        if judged is None:
+            raise ApiError(404, f"No call '{request_id}' was recorded for this account.", code="call_not_found",
+                           param="request_id")
+        await sync_to_async(routing.feedback_record)(tenant_id=tenant_id, request_id=request_id, score=score,
+                                                     comment=comment)
+        demoted = False
+        if score < routing.NEGATIVE and judged.cache == "semantic" and judged.cache_entry_id is not None:
+            demoted = await cache.entry_demote(tenant_id=tenant_id, entry_id=judged.cache_entry_id)
+        call.status, call.error_type = 200, ""
+        return Answer(call, 200, {"content-type": JSON, "x-request-id": call.request_id},
+                      openai_wire.feedback(request_id, score, demoted))
+    except Exception as failure:
+        return await refuse(call, OPENAI, failure)

@@ -7,4 +7,5 @@ urlpatterns = [
     path("v1/messages", views.messages, name="messages"),
     path("v1/models", views.models, name="models"),
     path("v1/embeddings", views.embeddings, name="embeddings"),
+    path("v1/feedback", views.feedback, name="feedback"),
 ]

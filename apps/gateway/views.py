@@ -19,3 +19,7 @@ async def embeddings(request):
 
 async def models(request):
     return await pipeline.serve_models(request)
+
+
+async def feedback(request):
+    return await pipeline.serve_feedback(request)

@@ -30,8 +30,28 @@ def page(transactional_db, monkeypatch):
         connections.close_all()
 
 
+def watch_loads(page) -> list[str]:
+    """Every request of the page that failed or answered >= 400: a missing stylesheet or
+    script leaves the page unstyled or htmx dead while its text still reads right."""
+    broken: list[str] = []
+
+    def on_response(response) -> None:
+        if response.status >= 400:
+            broken.append(f"{response.status} {response.url}")
+
+    page.on("response", on_response)
+    page.on("requestfailed", lambda request: broken.append(f"{request.failure} {request.url}"))
+    return broken
+
+
+def assert_fully_loaded(page, broken: list[str]) -> None:
+    assert broken == []
+    assert page.evaluate("typeof window.htmx") == "object"
+
+
 def test_signup_shows_the_key_once_and_the_owner_can_log_in_again(page, gateway):
     factories.ensure_plans()
+    broken = watch_loads(page)
     page.goto(f"{gateway}/accounts/signup/")
     page.fill("input[name=organisation]", "Browser Bank")
     page.fill("input[name=email]", "eve@example.com")
@@ -43,6 +63,7 @@ def test_signup_shows_the_key_once_and_the_owner_can_log_in_again(page, gateway)
     assert ApiKey.objects.for_tenant(tenant).get().prefix == raw[:12]
 
     page.goto(f"{gateway}/keys/")
+    assert_fully_loaded(page, broken)
     assert raw[:12] in page.content() and raw not in page.content()
     page.fill("input[name=name]", "second key")
     page.click("text=Create key")  # htmx swaps in the panel with the new key
@@ -56,3 +77,4 @@ def test_signup_shows_the_key_once_and_the_owner_can_log_in_again(page, gateway)
     page.click("button[type=submit]")
     page.wait_for_url(f"{gateway}/")
     assert "Browser Bank" in page.content()
+    assert_fully_loaded(page, broken)

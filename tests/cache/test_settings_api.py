@@ -74,7 +74,8 @@ def test_settings_keep_their_wire_shape(party):
     assert body == {"name": "Alpha Corp", "slug": party.tenant.slug, "plan": "Starter", "requests_per_minute": 600,
                     "log_prompts": False, "cache_enabled": True, "cache_threshold": 0.90,
                     "cache_ttl_seconds": 7 * 24 * 3600, "cache_user_scope": False, "cache_tool_calls": False,
-                    "cache_high_temperature": False}
+                    "cache_high_temperature": False,
+                    "semantic_hits_30d": 0, "semantic_hits_judged_wrong_30d": 0, "observed_wrong_hit_rate": None}
 
 
 def test_settings_patch_changes_each_apps_part(party):
