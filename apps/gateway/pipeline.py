@@ -87,7 +87,7 @@ async def admit(call: Call, headers) -> None:
     call.principal = await aresolve_key(extract_key(headers))
 
 
-# Parse
+# Parse (and resolve the model asked for)
 
 
 def parse(call: Call, wire: Wire, body: bytes) -> ChatRequest:
@@ -114,6 +114,9 @@ async def resolve(call: Call, req: ChatRequest) -> list[ModelInfo]:
         raise ApiError(400, f"The model '{call.model.id}' does not support tools.", code="unsupported_parameter",
                        param="tools")
     return dispatch.chain_for(call.model, await amodels(), needs={"tools"} if req.tools else set())
+
+
+# Admit, second half: the rate limit, counted once the call is known to be well formed
 
 
 async def count(call: Call) -> None:
