@@ -1,7 +1,8 @@
 # make demo: install, start every service, seed a demo tenant, run a sample workload.
 # make test: install, start the data services, run the whole test suite.
 # make stop: stop everything make demo or make test started.
-.PHONY: bootstrap migrate demo test stop bench-overhead bench-cache-quality bench-cache-scale
+# make manage ARGS="list_tenants": a manage.py command with the services and their env.
+.PHONY: bootstrap migrate demo test stop manage bench-overhead bench-cache-quality bench-cache-scale
 
 PY := .venv/bin/python
 
@@ -17,6 +18,10 @@ demo: bootstrap
 
 test: bootstrap
 	@$(PY) scripts/services.py run -- $(PY) -m pytest $(PYTEST_ARGS)
+
+# manage.py alone lacks the environment (database, Redis, secret) the services provide.
+manage: bootstrap
+	@$(PY) scripts/services.py run -- $(PY) manage.py $(ARGS)
 
 stop:
 	@if [ -x $(PY) ]; then $(PY) scripts/services.py stop; fi

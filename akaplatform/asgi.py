@@ -6,20 +6,44 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "akaplatform.settings")
 
 django_application = get_asgi_application()
 
-# Both need Django set up first.
+# All need Django set up first.
+from django.conf import settings  # noqa: E402
+from django.contrib.staticfiles import finders  # noqa: E402
+from servestatic import ServeStaticASGI  # noqa: E402
+
 from apps.core.lifecycle import lifespan  # noqa: E402
 from apps.gateway.handler import GatewayHandler  # noqa: E402
 
 gateway_application = GatewayHandler()
 
 
+def static_files() -> ServeStaticASGI:
+    """STATIC_URL's files, from STATIC_ROOT (filled by collectstatic) in production. In
+    development straight from the folders Django's finders search, looked up per request
+    and never cached, so no collectstatic is needed and an edited stylesheet shows on reload."""
+    if not settings.DEBUG:
+        return ServeStaticASGI(None, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL)
+    static = ServeStaticASGI(None, autorefresh=True, max_age=0)
+    # servestatic tries the folder added last first; Django's finders take the first match.
+    for finder in reversed(list(finders.get_finders())):
+        for storage in reversed(finder.storages.values()):
+            static.add_files(storage.location, prefix=settings.STATIC_URL + (getattr(storage, "prefix", None) or ""))
+    return static
+
+
+static_application = static_files()
+
+
 async def application(scope, receive, send):
     # /v1/ is the gateway's hot path, served by its own lean handler; everything else
-    # (dashboard, management API, admin, health) by Django's full stack. Lifespan
-    # events run the apps' start-up and shut-down hooks.
+    # (dashboard, management API, admin, health) by Django's full stack, apart from
+    # static files, which servestatic answers before Django sees them. Lifespan events
+    # run the apps' start-up and shut-down hooks.
     if scope["type"] == "http" and scope["path"].startswith("/v1/"):
         await gateway_application(scope, receive, send)
     elif scope["type"] == "lifespan":
         await lifespan(receive, send)
+    elif scope["type"] == "http" and scope["path"].startswith(settings.STATIC_URL):
+        await static_application(scope, receive, send)
     else:
         await django_application(scope, receive, send)

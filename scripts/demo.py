@@ -50,6 +50,9 @@ def main() -> None:
     started = time.monotonic()
     env = services.process_env()
     print(manage(env, "migrate", "--noinput").splitlines()[-1])
+    # The step deploy/Dockerfile runs, so a static file that breaks it fails here first;
+    # under DJANGO_DEBUG the server itself reads the apps' folders (akaplatform/asgi.py).
+    manage(env, "collectstatic", "--noinput")
     previous = read_env(DEMO_ENV)
     password = previous.get("AKA_DEMO_PASSWORD") or "demo-" + os.urandom(6).hex()
     email, password, key = manage(

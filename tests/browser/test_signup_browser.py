@@ -58,6 +58,9 @@ def test_signup_shows_the_key_once_and_the_owner_can_log_in_again(page, gateway)
     page.fill("input[name=password]", "a-long-browser-passphrase-3")
     page.click("button[type=submit]")
     raw = page.get_by_test_id("raw-key").inner_text()
+    # Each page finishes loading before the next is opened, which would cancel its
+    # stylesheet and scripts (and count them as failed).
+    page.wait_for_load_state()
     assert re.fullmatch(r"aka_[\w-]{43}", raw)
     tenant = Tenant.objects.get(name="Browser Bank")
     assert ApiKey.objects.for_tenant(tenant).get().prefix == raw[:12]
@@ -71,7 +74,7 @@ def test_signup_shows_the_key_once_and_the_owner_can_log_in_again(page, gateway)
     assert ApiKey.objects.for_tenant(tenant).count() == 2
 
     page.click("text=Log out")
-    page.goto(f"{gateway}/accounts/login/")
+    page.wait_for_url(f"{gateway}/accounts/login/")
     page.fill("input[name=username]", "eve@example.com")
     page.fill("input[name=password]", "a-long-browser-passphrase-3")
     page.click("button[type=submit]")
