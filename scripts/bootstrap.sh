@@ -34,8 +34,8 @@ python3 -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 # The CPU build of torch first, so nothing later pulls in a multi-GB CUDA build.
-.venv/bin/pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/pip install -q -r requirements.txt 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/pip install -q torch==2.13.0 2>&1 | { grep -v "^WARNING: Location" || true; }
+.venv/bin/pip install -q -r requirements.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
 .venv/bin/python -c 'import django, torch, sentence_transformers' 
 echo "$want" > "$stamp"
 echo "[bootstrap] virtualenv ready"
