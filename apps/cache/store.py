@@ -13,13 +13,15 @@ from psycopg.types.json import Jsonb
 
 from apps.core import pg
 
-COLUMNS = "id, 1 - (embedding <=> %(vec)s) AS similarity, embedding, neighbour_stat, response, model, prompt_text"
-
-SEMANTIC = f"""
-SELECT {COLUMNS} FROM cache_entry
+# Ordered by the selected distance, so a sequential scan computes it once per row, not
+# twice (1.1 against 2.6 ms at 2,401 entries); the HNSW index serves the ORDER BY either
+# way. Answers come with the candidates: fetching only the chosen one took an extra query
+# and saved nothing (1.02 against 1.04 ms at 2,401 entries; 20 answers serialize in 0.25 ms).
+SEMANTIC = """
+SELECT id, embedding <=> %(vec)s AS distance, embedding, neighbour_stat, response, model, prompt_text FROM cache_entry
 WHERE tenant_id = %(tenant)s AND scope = %(scope)s AND context_key = %(context)s AND expires_at > now()
   AND demoted_at IS NULL
-ORDER BY embedding <=> %(vec)s LIMIT %(k)s
+ORDER BY distance LIMIT %(k)s
 """
 EXACT = """
 SELECT id, response, model, prompt_text FROM cache_entry
@@ -89,7 +91,7 @@ async def nearest(*, tenant_id: int, scope: str, context_key: str, vector: np.nd
         cur = await conn.execute(SEMANTIC, {"tenant": tenant_id, "scope": scope, "context": context_key,
                                             "vec": vector, "k": k}, binary=True)
         rows = await cur.fetchall()
-    return [Row(id=r[0], similarity=float(r[1]), embedding=r[2].to_numpy().astype(np.float32), neighbour_stat=r[3],
+    return [Row(id=r[0], similarity=1.0 - r[1], embedding=r[2].to_numpy().astype(np.float32), neighbour_stat=r[3],
                 response=r[4], model=r[5], prompt_text=r[6]) for r in rows]
 
 
