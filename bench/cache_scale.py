@@ -58,6 +58,9 @@ from apps.cache import selectors, store  # noqa: E402
 from apps.core import pg  # noqa: E402
 
 MIGRATION = importlib.import_module("apps.cache.migrations.0002_partition_by_context")
+# The table as the later migrations leave it (a demotion column; vectors stored inline).
+LATER = [importlib.import_module("apps.cache.migrations.0005_entry_demotion").ADD,
+         importlib.import_module("apps.cache.migrations.0006_embedding_inline").INLINE]
 
 BENCH_DB = "aka_bench_cache"
 DIM = 384
@@ -242,6 +245,8 @@ def recreate_database() -> None:
         conn.execute("CREATE TABLE tenants_tenant (id bigint PRIMARY KEY)")
         conn.execute(f"INSERT INTO tenants_tenant SELECT generate_series(1, {TENANTS})")
         conn.execute(MIGRATION.CREATE)
+        for statement in LATER:
+            conn.execute(statement)
 
 
 def drop_database() -> None:

@@ -3,15 +3,14 @@ the partitioned parent, so every partition gets it (nullable: no rewrite)."""
 
 from django.db import migrations, models
 
+ADD = "ALTER TABLE cache_entry ADD COLUMN demoted_at timestamptz NULL"
 
 class Migration(migrations.Migration):
     dependencies = [("cache", "0004_copy_tenant_cache_settings")]
 
     operations = [
         migrations.SeparateDatabaseAndState(
-            database_operations=[migrations.RunSQL(
-                "ALTER TABLE cache_entry ADD COLUMN demoted_at timestamptz NULL",
-                "ALTER TABLE cache_entry DROP COLUMN demoted_at")],
+            database_operations=[migrations.RunSQL(ADD, "ALTER TABLE cache_entry DROP COLUMN demoted_at")],
             state_operations=[migrations.AddField("cacheentry", "demoted_at", models.DateTimeField(null=True))],
         ),
     ]

@@ -22,6 +22,7 @@ Reversing restores the type's default; rows stay as they are (both forms read th
 from django.db import migrations
 
 PARTITIONS = 64
+INLINE = "ALTER TABLE cache_entry ALTER COLUMN embedding SET STORAGE PLAIN"
 
 REWRITE = """
 UPDATE cache_entry_p{i} SET embedding = embedding::real[]::vector
@@ -36,7 +37,6 @@ class Migration(migrations.Migration):
     dependencies = [("cache", "0005_entry_demotion")]
 
     operations = [
-        migrations.RunSQL("ALTER TABLE cache_entry ALTER COLUMN embedding SET STORAGE PLAIN",
-                          "ALTER TABLE cache_entry ALTER COLUMN embedding SET STORAGE EXTERNAL"),
+        migrations.RunSQL(INLINE, "ALTER TABLE cache_entry ALTER COLUMN embedding SET STORAGE EXTERNAL"),
         *(migrations.RunSQL(REWRITE.format(i=i), migrations.RunSQL.noop) for i in range(PARTITIONS)),
     ]
