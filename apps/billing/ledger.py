@@ -97,23 +97,30 @@ async def _insert_each(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     return refused, unavailable
 
 
+async def _write(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Inserts rows as one batch, or one by one if the database refuses the batch; returns
+    (rows it refused, rows it was unable to take)."""
+    try:
+        await _insert(rows)
+        return [], []
+    except REFUSED as exc:
+        log.warning("ledger batch of %d refused (%s); writing its rows one by one", len(rows), exc)
+        return await _insert_each(rows)
+    except Exception as exc:  # the database is down or overloaded
+        log.warning("ledger write of %d rows failed: %s", len(rows), exc)
+        return [], rows
+
+
 async def store(rows: list[dict]) -> None:
     """Writes normalised rows to the database, or durably to the spool. Raises only if
     the spool itself cannot be written."""
     for attempt in range(WRITE_ATTEMPTS):
-        try:
-            await _insert(rows)
+        refused, rows = await _write(rows)
+        _spool(spool.REJECTED, refused)
+        if not rows:
             return
-        except REFUSED as exc:
-            log.warning("ledger batch of %d refused (%s); writing its rows one by one", len(rows), exc)
-            refused, unavailable = await _insert_each(rows)
-            _spool(spool.REJECTED, refused)
-            _spool(spool.PENDING, unavailable)
-            return
-        except Exception as exc:  # the database is down or overloaded: wait a little, then spool
-            log.warning("ledger write failed (attempt %d): %s", attempt + 1, exc)
-            if attempt + 1 < WRITE_ATTEMPTS:
-                await asyncio.sleep(0.05 * 2**attempt)
+        if attempt + 1 < WRITE_ATTEMPTS:
+            await asyncio.sleep(0.05 * 2**attempt)
     _spool(spool.PENDING, rows)
 
 
@@ -143,7 +150,7 @@ async def replay(kind: str = spool.PENDING) -> int:
             if not path.exists():  # replayed by another process while we waited
                 continue
             rows = spool.read(path, DECIMAL_COLUMNS)
-            refused, unavailable = await _insert_each(rows)
+            refused, unavailable = await _write(rows)
             if unavailable:
                 left += 1
                 continue

@@ -6,6 +6,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from apps.cache.services import Miss, Plan
 from apps.core.llm import ChatResult, Usage
 from apps.providers.catalog import ModelInfo
 from apps.providers.dispatch import Outcome
@@ -14,7 +15,7 @@ from apps.tenants.keyauth import Principal
 
 @dataclass
 class Call:
-    endpoint: str                    # chat.completions | messages | embeddings | models
+    endpoint: str                    # chat.completions | messages | embeddings | models | feedback
     request_id: str = field(default_factory=lambda: "req_" + uuid.uuid4().hex)
     started: float = field(default_factory=time.perf_counter)
     # Admit
@@ -27,8 +28,8 @@ class Call:
     model: ModelInfo | None = None
     # Cache: miss | exact | semantic | off
     cache: str = "off"
-    cache_plan: object = None                 # apps.cache.services.Plan, when the cache may be used
-    cache_miss: object = None                 # apps.cache.services.Miss: what a write needs
+    cache_plan: Plan | None = None            # when the cache may be used
+    cache_miss: Miss | None = None            # what writing the fresh answer needs
     cache_similarity: float | None = None
     cache_entry_id: int | None = None
     replayed: Usage | None = None             # a hit: the tokens of the answer it replayed
@@ -44,7 +45,10 @@ class Call:
     latency_ms: float | None = None
     # Record
     ledger: bool = True                       # listing models is not a call
-    ended: bool = False
+
+    @property
+    def hit(self) -> bool:
+        return self.cache in ("exact", "semantic")
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000

@@ -59,7 +59,9 @@ async def _read_body(scope, receive, limit: int) -> bytes:
 
 
 def _headers(answer: Answer) -> list[tuple[bytes, bytes]]:
-    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers.items()]
+    # Every answer, whatever became of the call, names it.
+    return [(b"x-request-id", answer.call.request_id.encode()),
+            *((name.encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers.items())]
 
 
 async def _stream(answer: Answer, receive, send) -> None:

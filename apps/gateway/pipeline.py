@@ -42,7 +42,7 @@ JSON = "application/json"
 
 @dataclass
 class Answer:
-    """What the handler sends: a whole body, or a stream of events."""
+    """What the handler sends (with the call's `x-request-id`): a whole body, or a stream of events."""
 
     call: Call
     status: int
@@ -205,7 +205,7 @@ async def dispatch_stream(call: Call, req: ChatRequest, chain: list[ModelInfo]) 
 
 def _aka_headers(call: Call, model_id: str, cost_micros=None) -> dict[str, str]:
     """The cost is left out where it is not yet known (a fresh stream's headers)."""
-    headers = {"x-request-id": call.request_id, "x-aka-model": model_id, "x-aka-cache": call.cache}
+    headers = {"x-aka-model": model_id, "x-aka-cache": call.cache}
     if cost_micros is not None:
         headers["x-aka-cost-usd"] = f"{cost_micros / 1_000_000:.8f}"
     if call.cache_similarity is not None:
@@ -217,19 +217,22 @@ def _response_id(call: Call, wire: Wire) -> str:
     return wire.id_prefix + call.request_id.removeprefix("req_")
 
 
-def respond(call: Call, wire: Wire, result: ChatResult) -> Answer:
+def ok(call: Call, body: bytes, headers: dict[str, str]) -> Answer:
+    """A whole JSON answer: the call succeeded."""
     call.status, call.error_type = 200, ""
-    hit = call.cache in ("exact", "semantic")
-    cost = call.served.cost_micros(result.usage) if call.served and not hit else 0
-    return Answer(call, 200, {"content-type": JSON, **_aka_headers(call, result.model, cost)},
-                  wire.render(result, _response_id(call, wire), int(time.time())))
+    return Answer(call, 200, {"content-type": JSON, **headers}, body)
+
+
+def respond(call: Call, wire: Wire, result: ChatResult) -> Answer:
+    cost = 0 if call.hit or call.served is None else call.served.cost_micros(result.usage)
+    return ok(call, wire.render(result, _response_id(call, wire), int(time.time())),
+              _aka_headers(call, result.model, cost))
 
 
 def respond_stream(call: Call, wire: Wire, req: ChatRequest, events: AsyncIterator) -> Answer:
     """Server-sent events; the stream itself fills in the call's status, usage and answer."""
     model_id = call.served.id if call.served else req.model
-    hit = call.cache in ("exact", "semantic")
-    headers = {**sse.HEADERS, **_aka_headers(call, model_id, 0 if hit else None)}
+    headers = {**sse.HEADERS, **_aka_headers(call, model_id, 0 if call.hit else None)}
     body = sse.body(call, wire.writer(_response_id(call, wire), int(time.time()), model_id, req.include_usage),
                     wire.stream_error, events)
     return Answer(call, 200, headers, events=body)
@@ -258,7 +261,7 @@ async def refuse(call: Call, wire: Wire, failure: Exception) -> Answer:
         metrics.UNHANDLED.labels(call.endpoint).inc()
         error = ApiError(500, "The gateway failed to process the request.", code="internal_error")
     call.status, call.error_type = error.status, error.code or "invalid_request"
-    return Answer(call, error.status, {"content-type": JSON, "x-request-id": call.request_id, **error.headers},
+    return Answer(call, error.status, {"content-type": JSON, **error.headers},
                   wire.error_body(error))
 
 
@@ -268,9 +271,6 @@ async def refuse(call: Call, wire: Wire, failure: Exception) -> Answer:
 async def end(call: Call) -> None:
     """The record stage, the one end of every call: metrics, its ledger row (billing decides
     what it costs and bills), then the work that follows: storing a fresh answer in the cache."""
-    if call.ended:
-        return
-    call.ended = True
     call.stop_clock()
     metrics.REQUESTS.labels(call.endpoint, str(call.status)).inc()
     metrics.LATENCY.labels(call.endpoint).observe(call.latency_ms / 1000)
@@ -315,10 +315,8 @@ async def serve_embeddings(request) -> Answer:
             return body
 
         body = await alongside_admission(call, embed())
-        call.status, call.error_type = 200, ""
-        return Answer(call, 200, {"content-type": JSON, **_aka_headers(call, call.served.id,
-                                                                       call.served.cost_micros(call.usage))},
-                      openai_wire.embeddings(body))
+        return ok(call, openai_wire.embeddings(body),
+                  _aka_headers(call, call.served.id, call.served.cost_micros(call.usage)))
     except Exception as failure:
         return await refuse(call, OPENAI, failure)
 
@@ -332,8 +330,7 @@ async def serve_models(request) -> Answer:
         await count(call)
         ids = ["auto", *sorted((await amodels()).keys())]
         await call.admission
-        call.status, call.error_type = 200, ""
-        return Answer(call, 200, {"content-type": JSON, "x-request-id": call.request_id}, wire.model_list(ids))
+        return ok(call, wire.model_list(ids), {})
     except Exception as failure:
         return await refuse(call, wire, failure)
 
@@ -356,8 +353,6 @@ async def serve_feedback(request) -> Answer:
         demoted = False
         if score < routing.NEGATIVE and judged.cache == "semantic" and judged.cache_entry_id is not None:
             demoted = await cache.entry_demote(tenant_id=tenant_id, entry_id=judged.cache_entry_id)
-        call.status, call.error_type = 200, ""
-        return Answer(call, 200, {"content-type": JSON, "x-request-id": call.request_id},
-                      openai_wire.feedback(request_id, score, demoted))
+        return ok(call, openai_wire.feedback(request_id, score, demoted), {})
     except Exception as failure:
         return await refuse(call, OPENAI, failure)

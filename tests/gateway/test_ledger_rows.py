@@ -2,6 +2,7 @@
 writes it: billable or not, the plan's price (Starter: 10 cents), what the provider
 charged, and the counterfactual cost on the tenant's baseline model (gpt-4o unless set)."""
 
+import time
 from decimal import Decimal
 
 import httpx
@@ -10,6 +11,7 @@ import pytest
 
 from apps.billing.services import billing_settings_update
 from apps.tenants.models import Tenant
+from tests.cache.test_cache_gateway import entries
 
 PIN, PIN_PARAPHRASE = "How do I reset my card PIN?", "How can I reset my card PIN?"
 MINI = (Decimal("0.15"), Decimal("0.60"))     # gpt-4o-mini, USD per 1M tokens (the seeded catalog)
@@ -64,8 +66,6 @@ def test_a_semantic_hit(live):
     cached = {"x-aka-cache": "on"}
     ask(live, PIN, headers=cached)
     live.records()
-    from tests.cache.test_cache_gateway import entries
-
     entries(live)
     assert ask(live, PIN_PARAPHRASE, headers=cached).headers["x-aka-cache"] == "semantic"
     miss, hit = live.records(expected=2)
@@ -126,10 +126,7 @@ def test_a_429_is_not_billed(live):
 
 def test_the_baseline_model_is_a_tenant_setting(live):
     billing_settings_update(tenant=live.tenant, baseline_model="claude-haiku-4-5")
-    # The gateway's snapshot of the setting lives AKA_KEY_CACHE_TTL (0.5 s in tests).
-    import time
-
-    time.sleep(0.6)
+    time.sleep(0.6)  # the gateway's snapshot of the setting lives AKA_KEY_CACHE_TTL (0.5 s in tests)
     ask(live, "What are the card fees?")
     [row] = live.records()
     assert row.baseline_model == "claude-haiku-4-5"
