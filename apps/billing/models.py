@@ -36,6 +36,18 @@ class CallRecord(TenantOwned):
     cache = models.CharField(max_length=10, choices=Cache.choices, default=Cache.MISS)
     cache_similarity = models.FloatField(null=True)
     cache_entry_id = models.BigIntegerField(null=True)  # the cache entry a hit was served from
+    # Routing and speculation (empty when the client named a model and nothing speculated).
+    route = models.CharField(max_length=20, blank=True, default="", db_default="")        # the pool route taken
+    route_reason = models.CharField(max_length=100, blank=True, default="", db_default="")
+    predicted_quality = models.FloatField(null=True)  # P(the cheap answer is good enough)
+    speculation = models.CharField(max_length=20, blank=True, default="", db_default="")  # cascade | race | selective
+    speculation_outcome = models.CharField(max_length=20, blank=True, default="", db_default="")
+    judge = models.CharField(max_length=20, blank=True, default="", db_default="")
+    judge_score = models.FloatField(null=True)
+    # The parts of provider_cost_micros: the draft, the strong call (cancelled or not), the judge.
+    draft_cost_micros = models.DecimalField(max_digits=18, decimal_places=4, default=0, db_default=0)
+    strong_cost_micros = models.DecimalField(max_digits=18, decimal_places=4, default=0, db_default=0)
+    judge_cost_micros = models.DecimalField(max_digits=18, decimal_places=4, default=0, db_default=0)
     attempts = models.PositiveSmallIntegerField(default=1)
     latency_ms = models.FloatField()
     ttft_ms = models.FloatField(null=True)

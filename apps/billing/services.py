@@ -51,6 +51,24 @@ class CallFacts:
     latency_ms: float = 0.0
     ttft_ms: float | None = None
     prompt: str | None = None        # only when the tenant logs prompts
+    routing: "RoutingFacts | None" = None  # when the router or speculation took part
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingFacts:
+    """How the router and speculation served a call. Their costs are parts of the call's
+    provider cost: the draft, the strong call (even cancelled), and the judge."""
+
+    route: str = ""
+    reason: str = ""
+    predicted_quality: float | None = None
+    speculation: str = ""
+    outcome: str = ""
+    judge: str = ""
+    judge_score: float | None = None
+    draft_cost_micros: Decimal = Decimal(0)
+    strong_cost_micros: Decimal = Decimal(0)
+    judge_cost_micros: Decimal = Decimal(0)
 
 
 def billable(facts: CallFacts) -> bool:
@@ -90,6 +108,16 @@ def ledger_row(*, facts: CallFacts) -> dict:
         "latency_ms": facts.latency_ms,
         "ttft_ms": facts.ttft_ms,
         "prompt": facts.prompt,
+        **_routing_columns(facts.routing or RoutingFacts()),
+    }
+
+
+def _routing_columns(r: RoutingFacts) -> dict:
+    return {
+        "route": r.route, "route_reason": r.reason, "predicted_quality": r.predicted_quality,
+        "speculation": r.speculation, "speculation_outcome": r.outcome,
+        "judge": r.judge, "judge_score": r.judge_score, "draft_cost_micros": r.draft_cost_micros,
+        "strong_cost_micros": r.strong_cost_micros, "judge_cost_micros": r.judge_cost_micros,
     }
 
 
