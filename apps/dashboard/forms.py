@@ -13,8 +13,16 @@ from apps.tenants.models import Membership, Plan, Tenant
 CACHE_FIELDS = ["enabled", "threshold", "ttl_seconds", "user_scope", "tool_calls", "high_temperature"]
 
 
+def model_fields(model, names: list[str]) -> dict[str, forms.Field]:
+    """The model's form fields with the model fields' own validators (bounds) attached."""
+    found = fields_for_model(model, fields=names)
+    for name, field in found.items():
+        field.validators = [*field.validators, *model._meta.get_field(name).validators]
+    return found
+
+
 class CacheSettingsForm(forms.Form):
-    locals().update(fields_for_model(CacheSettings, fields=CACHE_FIELDS))
+    locals().update(model_fields(CacheSettings, CACHE_FIELDS))
 
 
 class BaselineForm(forms.Form):
@@ -28,7 +36,7 @@ class BaselineForm(forms.Form):
 
 
 class PrivacyForm(forms.Form):
-    log_prompts = fields_for_model(Tenant, fields=["log_prompts"])["log_prompts"]
+    log_prompts = model_fields(Tenant, ["log_prompts"])["log_prompts"]
     log_prompts.label = "Log prompts"
     log_prompts.help_text = "keep each call's prompt in the call log (off: only tokens and costs are kept)"
 
@@ -38,7 +46,7 @@ class PlanForm(forms.Form):
 
 
 class ThresholdForm(forms.Form):
-    threshold = fields_for_model(CacheSettings, fields=["threshold"])["threshold"]
+    threshold = model_fields(CacheSettings, ["threshold"])["threshold"]
 
 
 class InviteForm(forms.Form):
@@ -72,8 +80,8 @@ class CallFilter(django_filters.FilterSet):
         model = CallRecord
         fields: list[str] = []
 
-    def __init__(self, data=None, *, tenant, keys, models, **kwargs):
-        super().__init__(data, **kwargs)
+    def __init__(self, data, *, queryset, keys, models):
+        super().__init__(data, queryset=queryset)
         self.filters["key"].queryset = keys
         self.filters["model"].extra["choices"] = [(m, m) for m in models]
 

@@ -69,8 +69,8 @@ def _cursor(value: str):
 @require_GET
 def calls(request):
     tenant = request.tenant
-    filters = CallFilter(request.GET or None, tenant=tenant, keys=tenant_selectors.api_key_list(tenant=tenant),
-                         models=selectors.models_seen(tenant=tenant))
+    filters = CallFilter(request.GET, queryset=selectors.calls_of(tenant=tenant),
+                         keys=tenant_selectors.api_key_list(tenant=tenant), models=selectors.models_seen(tenant=tenant))
     queryset = filters.qs if filters.is_valid() else selectors.calls_of(tenant=tenant).none()
     rows, more = selectors.calls_page(calls=queryset, before=_cursor(request.GET.get("before", "")))
     query = request.GET.copy()
