@@ -1,9 +1,10 @@
 """Server-rendered SVG charts: geometry computed here, drawn by templates/dashboard/_chart.html.
 No script runs in the browser; the figures beside each chart carry its numbers."""
 
+import math
 from dataclasses import dataclass
 
-WIDTH, HEIGHT, PAD_LEFT, PAD_BOTTOM, PAD_TOP = 640, 200, 48, 24, 8
+WIDTH, HEIGHT, PAD_LEFT, PAD_RIGHT, PAD_BOTTOM, PAD_TOP = 640, 200, 56, 24, 24, 8
 
 
 @dataclass(frozen=True)
@@ -23,22 +24,20 @@ class Chart:
     height: int = HEIGHT
 
 
-def _nice(value: float) -> float:
-    """A round axis maximum at or above `value`."""
+def nice_max(value: float) -> float:
+    """A round axis maximum at or above `value` (1, 2, 2.5 or 5 times a power of ten)."""
+    value = float(value)
     if value <= 0:
         return 1.0
-    magnitude = 10 ** (len(str(int(value))) - 1) if value >= 1 else 10 ** -len(str(value).split(".")[1].lstrip("0"))
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
-            return step * magnitude
-    return 10 * magnitude
+    magnitude = 10.0 ** math.floor(math.log10(value))
+    return next(step * magnitude for step in (1, 2, 2.5, 5, 10) if value <= step * magnitude * (1 + 1e-9))
 
 
 def line_chart(title: str, times: list, series: list[tuple[str, str, list[float]]], fmt=str, time_fmt="%b %d") -> Chart:
     """Lines over time sharing one y axis starting at 0."""
-    top = _nice(max((max(values, default=0) for _, _, values in series), default=0))
+    top = nice_max(max((max(values, default=0) for _, _, values in series), default=0))
     n = max(len(times) - 1, 1)
-    plot_w, plot_h = WIDTH - PAD_LEFT - 8, HEIGHT - PAD_BOTTOM - PAD_TOP
+    plot_w, plot_h = WIDTH - PAD_LEFT - PAD_RIGHT, HEIGHT - PAD_BOTTOM - PAD_TOP
 
     def x(i: int) -> float:
         return round(PAD_LEFT + plot_w * i / n, 1)

@@ -24,6 +24,11 @@ def model_fields(model, names: list[str]) -> dict[str, forms.Field]:
 class CacheSettingsForm(forms.Form):
     locals().update(model_fields(CacheSettings, CACHE_FIELDS))
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["enabled"].label = "Cache on"
+        self.fields["ttl_seconds"].label = "Keep answers for (seconds)"
+
 
 class BaselineForm(forms.Form):
     baseline_model = forms.ChoiceField(

@@ -49,7 +49,7 @@ def overview(request):
         "cost_chart": line_chart("Cost against the baseline", times, [
             (f"On {numbers.baseline_model}", "s3", [p.counterfactual_usd for p in numbers.series]),
             ("Provider cost", "s1", [p.provider_usd for p in numbers.series])],
-            fmt=lambda v: f"${v:g}", time_fmt=time_fmt),
+            fmt=lambda v: f"${v:.6g}", time_fmt=time_fmt),
         "model_bars": share_bars(numbers.models),
     }
     template = "dashboard/overview.html#numbers" if request.htmx and request.htmx.target == "numbers" else \
