@@ -6,7 +6,7 @@ from django.contrib import admin
 from apps.billing.models import BillingSettings, CallRecord
 from apps.tenants.admin import AcrossTenantsAdmin
 
-from .models import CallRollup, RollupState
+from .models import CallRollup, LatencyRollup, RollupState
 
 
 class ReadOnly:
@@ -46,6 +46,14 @@ class CallRollupAdmin(ReadOnly, AcrossTenantsAdmin):
                     "provider_cost_micros", "counterfactual_cost_micros", "price_cents"]
     list_filter = ["cache", "route", "outcome", "billable", "hour"]
     search_fields = ["tenant__slug", "model"]
+    list_select_related = ["tenant"]
+
+
+@admin.register(LatencyRollup)
+class LatencyRollupAdmin(ReadOnly, AcrossTenantsAdmin):
+    list_display = ["hour", "tenant", "calls"]
+    list_filter = ["hour"]
+    search_fields = ["tenant__slug"]
     list_select_related = ["tenant"]
 
 

@@ -16,7 +16,7 @@ from apps.cache.models import CacheEntry
 
 from .latency import BOUNDS, percentile
 from .models import CallRollup
-from .rollups import hour_floor, ledger_rolled_sql
+from .rollups import hour_floor, ledger_latency_sql, ledger_rolled_sql
 
 HIT = ("exact", "semantic")
 LOOKED_UP = ("miss", "exact", "semantic")
@@ -54,27 +54,30 @@ def period_of(*, key: str = "7d", start: date | None = None, end: date | None = 
 
 
 # The period's rows: rollups for the hours they hold, the ledger (grouped alike) after that.
-_ROWS = f"""
+_STATE = """
 WITH state AS (
   SELECT COALESCE((SELECT through FROM dashboard_rollupstate WHERE id = 1), '-infinity'::timestamptz) AS through
-), rows AS (
+)"""
+_ROLLUP_HOURS = "tenant_id = %(tenant)s AND hour >= %(start)s AND hour < LEAST(%(end)s, (SELECT through FROM state))"
+_TAIL = {"since": "GREATEST(%(start)s, (SELECT through FROM state))", "until": "%(end)s"}
+_SERIES = _STATE + f""", rows AS (
   SELECT hour, model, cache, outcome, billable, calls, errors, provider_cost_micros, counterfactual_cost_micros,
-         price_cents, latency_hist
-  FROM dashboard_callrollup
-  WHERE tenant_id = %(tenant)s AND hour >= %(start)s AND hour < LEAST(%(end)s, (SELECT through FROM state))
+         price_cents
+  FROM dashboard_callrollup WHERE {_ROLLUP_HOURS}
   UNION ALL
   SELECT hour, model, cache, outcome, billable, calls, errors, provider_cost_micros, counterfactual_cost_micros,
-         price_cents, latency_hist
-  FROM ({ledger_rolled_sql(one_tenant=True, since="GREATEST(%(start)s, (SELECT through FROM state))",
-                           until="%(end)s")}) AS tail
+         price_cents
+  FROM ({ledger_rolled_sql(one_tenant=True, **_TAIL)}) AS tail
 )
-"""
-_SERIES = _ROWS + """
 SELECT date_bin(%(step)s, hour, %(start)s) AS t, model, cache, outcome, billable, sum(calls), sum(errors),
        sum(provider_cost_micros), sum(counterfactual_cost_micros), sum(price_cents)
 FROM rows GROUP BY 1, 2, 3, 4, 5
 """
-_HISTOGRAM = _ROWS + """
+_HISTOGRAM = _STATE + f""", rows AS (
+  SELECT latency_hist FROM dashboard_latencyrollup WHERE {_ROLLUP_HOURS}
+  UNION ALL
+  SELECT latency_hist FROM ({ledger_latency_sql(one_tenant=True, **_TAIL)}) AS tail
+)
 SELECT h.key::int, sum(h.value::bigint) FROM rows, jsonb_each_text(rows.latency_hist) AS h GROUP BY 1
 """
 

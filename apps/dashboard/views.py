@@ -27,9 +27,17 @@ from .forms import CallFilter, InviteForm, KeyNameForm, RoleForm
 
 # --- overview -----------------------------------------------------------------------------
 
+def _parsed(parse, value: str):
+    """A date or datetime from the query string; None when absent or not a real one."""
+    try:
+        return parse(value) if value else None
+    except ValueError:  # well-formed but impossible, such as 2026-02-30
+        return None
+
+
 def _period(request) -> selectors.Period:
-    return selectors.period_of(key=request.GET.get("period", "7d"), start=parse_date(request.GET.get("start") or ""),
-                               end=parse_date(request.GET.get("end") or ""))
+    return selectors.period_of(key=request.GET.get("period", "7d"), start=_parsed(parse_date, request.GET.get("start")),
+                               end=_parsed(parse_date, request.GET.get("end")))
 
 
 @tenant_member
@@ -61,7 +69,7 @@ def overview(request):
 
 def _cursor(value: str):
     at, _, pk = value.rpartition("_")
-    moment = parse_datetime(at) if at else None
+    moment = _parsed(parse_datetime, at)
     return (moment, int(pk)) if moment and pk.isdigit() else None
 
 

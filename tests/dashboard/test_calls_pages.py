@@ -73,3 +73,5 @@ def test_a_bad_filter_is_an_answer_not_an_error(client, party):
     client.force_login(party.alice)
     response = client.get("/calls/?since=yesterday&cache=nope&before=garbage")
     assert response.status_code == 200 and "No calls match" in response.content.decode()
+    assert client.get("/calls/?before=2026-02-30T10:00:00_12").status_code == 200
+    assert client.get("/?period=custom&start=2026-02-30&end=2026-13-01").status_code == 200

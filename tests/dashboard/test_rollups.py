@@ -9,7 +9,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from apps.billing.models import CallRecord
-from apps.dashboard.models import CallRollup, RollupState
+from apps.dashboard.models import CallRollup, LatencyRollup, RollupState
 from apps.dashboard.rollups import hour_floor, rollups_refresh
 from apps.dashboard.tasks import refresh_rollups
 from tests.cache.test_expiry_worker import worker  # noqa: F401  (a real worker on its own queue)
@@ -21,7 +21,8 @@ pytestmark = pytest.mark.django_db
 def snapshot():
     return sorted(CallRollup.objects.unscoped_across_all_tenants().values_list(
         "tenant_id", "hour", "model", "cache", "route", "outcome", "billable", "calls", "provider_cost_micros",
-        "latency_hist"), key=repr)
+        "latency_sum_ms"), key=repr) + sorted(LatencyRollup.objects.unscoped_across_all_tenants().values_list(
+            "tenant_id", "hour", "calls", "latency_hist"), key=repr)
 
 
 def test_refreshing_twice_changes_nothing(party):
@@ -34,6 +35,7 @@ def test_refreshing_twice_changes_nothing(party):
     assert snapshot() == first
     rolled = CallRollup.objects.for_tenant(party.tenant).aggregate(n=Sum("calls"))["n"]
     assert rolled == CallRecord.objects.for_tenant(party.tenant).filter(created_at__lt=through).count()
+    assert LatencyRollup.objects.for_tenant(party.tenant).aggregate(n=Sum("calls"))["n"] == rolled
 
 
 def test_a_refresh_recomputes_only_the_hours_since_the_last_one(party):
