@@ -4,8 +4,8 @@ without serving anything (the staff console's preview).
 Two kinds of recent lookups are replayed:
 
 - Served semantic hits (the ledger keeps each one's similarity). A stricter threshold
-  keeps only those at or above it; a hit the tenant's feedback called wrong counts as a
-  wrong hit.
+  keeps only those at or above it (the share among the latest SAMPLE_HITS, applied to
+  all of them); a hit the tenant's feedback called wrong counts as a wrong hit.
 - Misses, through the cache entries they left: every stored entry is the prompt of a
   lookup that missed, with the answer the provider then gave. For the tenant's latest
   entries the real hit rule (apps.cache.decision.decide) is run again against the
@@ -26,7 +26,6 @@ from datetime import timedelta
 
 import numpy as np
 from django.db import connection
-from django.db.models import Count, Q
 from django.utils import timezone
 
 from apps.billing.models import CallRecord
@@ -35,7 +34,8 @@ from apps.routing.selectors import negative_request_ids
 
 from .selectors import overview, period_of
 
-SAMPLE = 200
+SAMPLE = 200         # cache entries replayed
+SAMPLE_HITS = 5000   # latest served semantic hits whose similarity is read
 DAYS = 7
 
 _REPLAY = """
@@ -135,13 +135,16 @@ def threshold_preview(*, tenant, threshold: float, current: float) -> Preview:
     period = period_of(key="custom", start=(timezone.now() - timedelta(days=DAYS)).date(), end=timezone.now().date())
     numbers = overview(tenant=tenant, period=period)
     hits = CallRecord.objects.for_tenant(tenant).filter(created_at__gte=period.start, cache="semantic")
+    kept, wrong = numbers.semantic, negative_request_ids(tenant=tenant, since=period.start)
+    judged = hits.filter(request_id__in=wrong)  # few: only the hits a tenant called wrong
     if threshold > current:
-        hits = hits.filter(cache_similarity__gte=threshold)
-    wrong_ids = negative_request_ids(tenant=tenant, since=period.start)
-    kept = hits.aggregate(n=Count("id"), wrong=Count("id", filter=Q(request_id__in=wrong_ids)))
-    replayed, hits_now, replay_hits, wrong = _replay(tenant, threshold, current)
+        # The share of the latest served hits at or above the new threshold, applied to all.
+        latest = list(hits.order_by("-created_at").values_list("cache_similarity", flat=True)[:SAMPLE_HITS])
+        kept = round(numbers.semantic * sum((s or 0) >= threshold for s in latest) / len(latest)) if latest else 0
+        judged = judged.filter(cache_similarity__gte=threshold)
+    replayed, hits_now, replay_hits, replay_wrong = _replay(tenant, threshold, current)
     return Preview(
         threshold=threshold, current=current, lookups=numbers.lookups, exact=numbers.exact,
-        semantic=numbers.semantic, semantic_kept=kept["n"] if threshold > current else numbers.semantic,
-        wrong_kept=kept["wrong"], replayed=replayed, replay_hits_now=hits_now, replay_hits=replay_hits,
-        replay_wrong=wrong, misses=numbers.lookups - numbers.hits)
+        semantic=numbers.semantic, semantic_kept=kept, wrong_kept=judged.count() if wrong else 0, replayed=replayed,
+        replay_hits_now=hits_now, replay_hits=replay_hits, replay_wrong=replay_wrong,
+        misses=numbers.lookups - numbers.hits)

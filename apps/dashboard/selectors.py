@@ -300,6 +300,8 @@ def tenants_figures(*, days: int = 30, sort: str = "-calls") -> list[TenantFigur
                 for i, slug, name, plan, status, calls, hits, lookups, cf, provider, price in cursor.fetchall()]
     key = sort.lstrip("-")
     if key in STAFF_SORTS:
-        rows.sort(key=lambda f: (getattr(f, key) is None, getattr(f, key) or 0 if key != "slug" else f.slug),
-                  reverse=sort.startswith("-"))
+        # Tenants without a value (no lookups: no hit rate) go last either way.
+        known = [f for f in rows if getattr(f, key) is not None]
+        known.sort(key=lambda f: getattr(f, key), reverse=sort.startswith("-"))
+        rows = known + [f for f in rows if getattr(f, key) is None]
     return rows
