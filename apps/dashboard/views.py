@@ -17,6 +17,7 @@ from django.utils.http import urlsafe_base64_encode
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.audit.selectors import audit_trail
+from apps.cache.selectors import cache_settings_for
 from apps.tenants import selectors as tenant_selectors
 from apps.tenants.services import LastOwner
 
@@ -50,6 +51,7 @@ def overview(request):
     time_fmt = "%H:%M" if period.step.total_seconds() < 86400 and period.key == "today" else "%b %d"
     context = {
         "tenant": request.tenant, "o": numbers, "period": period, "periods": selectors.PERIODS,
+        "cache_settings": cache_settings_for(tenant=request.tenant),
         "refresh_seconds": settings.AKA_OVERVIEW_REFRESH_SECONDS, "query": request.GET.urlencode(),
         "calls_chart": line_chart("Calls and cache hits", times, [
             ("Calls", "s1", [p.calls for p in numbers.series]),
