@@ -67,6 +67,10 @@ def test_a_tenant_signs_up_calls_and_manages_its_dashboard(page, gateway):  # no
     page.click("main button[type=submit]")
     raw = page.get_by_test_id("raw-key").inner_text()
     assert re.fullmatch(r"aka_[\w-]{43}", raw)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_test_id("copy-key").click()
+    expect(page.get_by_test_id("copy-key")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == raw
     check(page, "02-key-shown-once")
     tenant = Tenant.objects.get(name="Browser Bank")
     _wait_for_catalog(gateway, raw)
@@ -142,6 +146,8 @@ def test_a_tenant_signs_up_calls_and_manages_its_dashboard(page, gateway):  # no
 
 
 def test_staff_tune_a_tenants_threshold_with_a_preview(page, gateway):  # noqa: F811
+    page.goto(f"{gateway}/accounts/login/")
+    check(page, "09-login")
     tenant, _ = factories.make_tenant("Tuned Co")
     now = timezone.now()
     ledger.calls(tenant, n=300, start=now - timedelta(days=5), span=timedelta(days=4))
