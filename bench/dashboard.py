@@ -155,8 +155,9 @@ def main() -> None:
              {"HTTP_HX_REQUEST": "true"}),
             ("staff audit trail", staff_client, "/staff/audit/", {}),
         ]
+        # Shared machines: the load says how much of a page's time was waiting for a core.
         print(f"\nserver time per page, {args.repeat} requests each (ms), tenant bench-big with "
-              f"{args.calls:,} calls in 30 days:\n")
+              f"{args.calls:,} calls in 30 days; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores:\n")
         print(f"{'page':<36} {'p50':>8} {'p95':>8}  under {BUDGET_MS:.0f} ms")
         worst = 0.0
         for name, client, path, headers in pages:
@@ -173,7 +174,8 @@ def main() -> None:
             p95 = samples[min(len(samples) - 1, int(round(0.95 * (len(samples) - 1))))]
             worst = max(worst, p95)
             print(f"{name:<36} {p50:>8.1f} {p95:>8.1f}  {'yes' if p95 < BUDGET_MS else 'NO'}")
-        print(f"\nslowest p95: {worst:.1f} ms ({'all pages under' if worst < BUDGET_MS else 'OVER'} "
+        verdict = "all pages under" if worst < BUDGET_MS else "OVER"
+        print(f"\nload average now {os.getloadavg()[0]:.1f}; slowest p95: {worst:.1f} ms ({verdict} "
               f"the {BUDGET_MS:.0f} ms budget)")
     finally:
         from django.db import connections

@@ -48,7 +48,7 @@ def overview(request):
     numbers = selectors.overview(tenant=request.tenant, period=period,
                                  baseline_model=selectors.baseline_model_of(tenant=request.tenant))
     times = [p.t for p in numbers.series]
-    time_fmt = "%H:%M" if period.step.total_seconds() < 86400 and period.key == "today" else "%b %d"
+    time_fmt = "%H:%M" if period.key == "today" else "%b %d"
     context = {
         "tenant": request.tenant, "o": numbers, "period": period, "periods": selectors.PERIODS,
         "cache_settings": cache_settings_for(tenant=request.tenant),
