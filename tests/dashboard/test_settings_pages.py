@@ -9,6 +9,7 @@ from apps.cache.selectors import cache_settings_for
 from apps.dashboard.selectors import baseline_model_of
 from apps.providers.catalog import sync_from_seed
 from apps.tenants.models import Membership, Plan
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -92,3 +93,13 @@ def test_the_settings_api_is_audited_too(client, party):
     assert response.status_code == 200
     assert sorted((a, f, n) for _, a, f, _, n, _ in events(party.tenant)) == [
         ("cache", "threshold", 0.92), ("tenant", "log_prompts", True)]
+
+
+def test_a_change_made_with_an_api_key_is_audited_under_the_key(client, party):
+    _, raw = factories.make_key(party.tenant, "ops automation")
+    response = client.patch("/api/settings/", {"cache_ttl_seconds": 600}, content_type="application/json",
+                            HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert response.status_code == 200
+    event = AuditEvent.objects.for_tenant(party.tenant).get()
+    assert event.actor is None and event.actor_email.startswith("api-key:")
+    assert (event.field, event.old_value, event.new_value) == ("ttl_seconds", 604800, 600)
