@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "apps.billing",
     "apps.cache",
     "apps.routing",
+    "apps.audit",
     "apps.gateway",
     "apps.dashboard",
 ]
@@ -220,3 +221,13 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
 }
+
+# --- Dashboard ---------------------------------------------------------------------------
+# Seconds between rollup refreshes (apps.dashboard.rollups: recomputes the last hours only);
+# pages add the ledger's rows since the last complete hour themselves, so this bounds cost,
+# not freshness.
+AKA_ROLLUP_REFRESH_EVERY = envint("AKA_ROLLUP_REFRESH_EVERY", 60)
+CELERY_BEAT_SCHEDULE["dashboard-refresh-rollups"] = {
+    "task": "dashboard.refresh_rollups", "schedule": AKA_ROLLUP_REFRESH_EVERY}
+# Seconds between the overview's htmx refreshes of its numbers.
+AKA_OVERVIEW_REFRESH_SECONDS = envint("AKA_OVERVIEW_REFRESH_SECONDS", 5)

@@ -72,10 +72,18 @@ def main() -> None:
     if workload.returncode:
         sys.exit(f"sample workload failed:\n{workload.stdout}{workload.stderr}")
     print(workload.stdout.splitlines()[-1])
+    # A month of history for three tenants (with its own progress bar), then fresh rollups,
+    # so the dashboard has something to show the moment it opens.
+    history = subprocess.run([PY, "manage.py", "demo_history", "--password", password], cwd=services.ROOT, env=env,
+                             stdout=subprocess.PIPE, text=True)
+    if history.returncode:
+        sys.exit("manage.py demo_history failed (see above)")
+    print(history.stdout.rstrip().splitlines()[-1])
     print(f"""
 AkaRouter is running ({time.monotonic() - started:.1f}s).
   Dashboard:  {base}/
   Login:      {email} / {password}
+  Staff:      {base}/staff/ (staff@demo.akarouter.local / {password})
   API key:    {key}
   OpenAI SDK: OpenAI(base_url="{base}/v1", api_key="{key}")
   Saved to:   .local/demo.env      Stop with: make stop

@@ -13,6 +13,7 @@ from rest_framework.decorators import api_view
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from apps.audit.services import audit_changes
 from apps.billing import selectors as ledger
 from apps.cache import services as cache_services
 from apps.cache.selectors import cache_settings_for
@@ -51,10 +52,17 @@ def tenant_settings(request):
         if errors:
             raise ValidationError(errors)
         with transaction.atomic():
+            # Audited as the dashboard's settings page is: one event per changed value.
             if tenant_form.validated_data:
+                before = {name: getattr(tenant, name) for name in tenant_form.validated_data}
                 tenant = tenant_services.tenant_update_settings(tenant=tenant, changes=tenant_form.validated_data)
+                audit_changes(tenant=tenant, actor=request.user, area="tenant", before=before,
+                              after=tenant_form.validated_data)
             if cache_form.validated_data:
+                before = {name: getattr(cache, name) for name in cache_form.validated_data}
                 cache = cache_services.cache_settings_update(tenant=tenant, changes=cache_form.validated_data)
+                audit_changes(tenant=tenant, actor=request.user, area="cache", before=before,
+                              after=cache_form.validated_data)
     return Response({**TenantSettingsSerializer(tenant).data, **_prefixed(CacheSettingsSerializer(cache).data, CACHE),
                      **_observed_wrong_hits(tenant)})
 

@@ -27,3 +27,14 @@ def membership_for(*, user, tenant_id=None) -> Membership | None:
     if tenant_id is not None:
         qs = qs.filter(tenant_id=tenant_id)
     return qs.first()
+
+
+def members_of(*, tenant: Tenant):
+    return Membership.objects.for_tenant(tenant).select_related("user").order_by("created_at")
+
+
+def access_membership(*, tenant: Tenant, membership_id) -> Membership:
+    found = Membership.objects.for_tenant(tenant).select_related("user").filter(pk=membership_id).first()
+    if found is None:
+        raise Http404("No such member")
+    return found

@@ -7,7 +7,7 @@ from django.utils.text import slugify
 
 from . import keys
 from .models import ApiKey, Membership, Plan, Tenant
-from .selectors import access_api_key
+from .selectors import access_api_key, access_membership
 
 DEFAULT_PLAN = "Starter"
 
@@ -94,3 +94,56 @@ def user_ensure_password(*, email: str, password: str) -> None:
     if not user.check_password(password):
         user.set_password(password)
         user.save(update_fields=["password"])
+
+
+# --- Keys and members as the dashboard changes them ---------------------------------------
+
+class LastOwner(ValueError):
+    """A tenant keeps at least one owner."""
+
+
+def api_key_rename(*, tenant: Tenant, key_id, name: str) -> ApiKey:
+    key = access_api_key(tenant=tenant, key_id=key_id)
+    key.name = name.strip() or key.name
+    key.save(update_fields=["name"])
+    return key
+
+
+@transaction.atomic
+def member_invite(*, tenant: Tenant, email: str, role: str = Membership.Role.MEMBER) -> tuple[Membership, bool]:
+    """Adds the person with this email (a new user, without a password until they set one
+    through the reset link they are sent) to the tenant. Returns (membership, user_is_new)."""
+    User = get_user_model()
+    email = User.objects.normalize_email(email).lower()
+    user = User.objects.filter(username=email).first()
+    new = user is None
+    if new:
+        user = User.objects.create_user(username=email, email=email, password=None)
+    membership, _ = Membership.objects.for_tenant(tenant).get_or_create(tenant=tenant, user=user,
+                                                                        defaults={"role": role})
+    return membership, new
+
+
+def _owners_left(tenant: Tenant, without: Membership) -> int:
+    return Membership.objects.for_tenant(tenant).filter(role=Membership.Role.OWNER).exclude(pk=without.pk).count()
+
+
+@transaction.atomic
+def member_set_role(*, tenant: Tenant, membership_id, role: str) -> Membership:
+    membership = access_membership(tenant=tenant, membership_id=membership_id)
+    if membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER and not _owners_left(tenant, membership):
+        raise LastOwner("A tenant needs an owner: make someone else owner first.")
+    if role not in Membership.Role.values:
+        raise ValueError(f"unknown role {role!r}")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def member_remove(*, tenant: Tenant, membership_id) -> Membership:
+    membership = access_membership(tenant=tenant, membership_id=membership_id)
+    if membership.role == Membership.Role.OWNER and not _owners_left(tenant, membership):
+        raise LastOwner("A tenant needs an owner: make someone else owner first.")
+    membership.delete()
+    return membership

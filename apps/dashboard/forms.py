@@ -1,0 +1,94 @@
+"""The dashboard's forms. Settings forms take their fields (and so their validation
+bounds) from the owning apps' models, so the limits live in one place."""
+
+import django_filters
+from django import forms
+from django.forms.models import fields_for_model
+
+from apps.billing.models import CallRecord
+from apps.cache.models import CacheSettings
+from apps.providers.models import CatalogModel
+from apps.tenants.models import Membership, Plan, Tenant
+
+CACHE_FIELDS = ["enabled", "threshold", "ttl_seconds", "user_scope", "tool_calls", "high_temperature"]
+
+
+def model_fields(model, names: list[str]) -> dict[str, forms.Field]:
+    """The model's form fields with the model fields' own validators (bounds) attached."""
+    found = fields_for_model(model, fields=names)
+    for name, field in found.items():
+        field.validators = [*field.validators, *model._meta.get_field(name).validators]
+    return found
+
+
+class CacheSettingsForm(forms.Form):
+    locals().update(model_fields(CacheSettings, CACHE_FIELDS))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["enabled"].label = "Cache on"
+        self.fields["ttl_seconds"].label = "Keep answers for (seconds)"
+
+
+class BaselineForm(forms.Form):
+    baseline_model = forms.ChoiceField(
+        label="Baseline model", help_text="the model you would call without us: every saving is measured against it")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        ids = CatalogModel.objects.filter(enabled=True).order_by("model_id").values_list("model_id", flat=True)
+        self.fields["baseline_model"].choices = [(i, i) for i in ids]
+
+
+class PrivacyForm(forms.Form):
+    log_prompts = model_fields(Tenant, ["log_prompts"])["log_prompts"]
+    log_prompts.label = "Log prompts"
+    log_prompts.help_text = "keep each call's prompt in the call log (off: only tokens and costs are kept)"
+
+
+class PlanForm(forms.Form):
+    plan = forms.ModelChoiceField(queryset=Plan.objects.order_by("-price_per_call_cents"), empty_label=None)
+
+
+class ThresholdForm(forms.Form):
+    threshold = model_fields(CacheSettings, ["threshold"])["threshold"]
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField()
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Membership.Role.choices)
+
+
+class KeyNameForm(forms.Form):
+    name = forms.CharField(max_length=100)
+
+
+class CallFilter(django_filters.FilterSet):
+    """The call log's filters; every queryset it sees is already the tenant's."""
+
+    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte", label="From",
+                                             widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt", label="Until",
+                                             widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    key = django_filters.ModelChoiceFilter(field_name="api_key", queryset=None, label="Key")
+    model = django_filters.ChoiceFilter(field_name="model_served", label="Model")
+    cache = django_filters.ChoiceFilter(choices=CallRecord.Cache.choices, label="Cache")
+    route = django_filters.CharFilter(label="Route")
+    status = django_filters.ChoiceFilter(method="by_status", label="Status",
+                                         choices=[("ok", "succeeded"), ("error", "failed")])
+
+    class Meta:
+        model = CallRecord
+        fields: list[str] = []
+
+    def __init__(self, data, *, queryset, keys, models):
+        super().__init__(data, queryset=queryset)
+        self.filters["key"].queryset = keys
+        self.filters["model"].extra["choices"] = [(m, m) for m in models]
+
+    def by_status(self, queryset, name, value):
+        return queryset.filter(status_code=200) if value == "ok" else queryset.exclude(status_code=200)

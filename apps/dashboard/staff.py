@@ -1,0 +1,60 @@
+"""The staff console: every tenant's figures, tuning one tenant's cache threshold with
+a preview of its effect, and the audit trail. Django staff only."""
+
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from apps.audit.selectors import audit_trail, audit_trail_all
+from apps.cache.selectors import cache_settings_for
+from apps.tenants.models import Tenant
+
+from . import selectors, services
+from .forms import ThresholdForm
+from .preview import DAYS, SAMPLE, threshold_preview
+
+COLUMNS = [("slug", "Tenant"), ("calls", "Calls (30 d)"), ("hit_rate", "Hit rate"), ("saving_usd", "Saving"),
+           ("charged_usd", "Charged"), ("margin_usd", "Margin")]
+
+
+@staff_member_required
+@require_GET
+def console(request):
+    sort = request.GET.get("sort", "-calls")
+    return render(request, "dashboard/staff/console.html", {
+        "rows": selectors.tenants_figures(sort=sort), "sort": sort, "columns": COLUMNS})
+
+
+@staff_member_required
+@require_http_methods(["GET", "POST"])
+def tune(request, tenant_id):
+    tenant = get_object_or_404(Tenant, pk=tenant_id)
+    current = cache_settings_for(tenant=tenant).threshold
+    form = ThresholdForm(request.POST or None, initial={"threshold": current})
+    if request.method == "POST" and form.is_valid():
+        services.settings_change(tenant=tenant, actor=request.user, section=services.SECTION_BY_KEY["cache"],
+                                 values={"threshold": form.cleaned_data["threshold"]}, staff=True)
+        messages.success(request, f"{tenant.slug}: threshold set to {form.cleaned_data['threshold']}.")
+        return redirect("dashboard:staff-tune", tenant_id=tenant.pk)
+    return render(request, "dashboard/staff/tune.html", {
+        "tenant": tenant, "form": form, "current": current, "days": DAYS, "sample": SAMPLE,
+        "trail": audit_trail(tenant=tenant, limit=10)}, status=400 if form.errors else 200)
+
+
+@staff_member_required
+@require_GET
+def tune_preview(request, tenant_id):
+    tenant = get_object_or_404(Tenant, pk=tenant_id)
+    current = cache_settings_for(tenant=tenant).threshold
+    form = ThresholdForm(request.GET)
+    preview = threshold_preview(tenant=tenant, threshold=form.cleaned_data["threshold"], current=current) \
+        if form.is_valid() else None
+    return render(request, "dashboard/staff/tune.html#preview", {"tenant": tenant, "form": form, "preview": preview,
+                                                                 "current": current})
+
+
+@staff_member_required
+@require_GET
+def audit(request):
+    return render(request, "dashboard/staff/audit.html", {"events": audit_trail_all()})

@@ -1,0 +1,77 @@
+"""The call log: filters, cursor pagination through htmx, and the call's own page."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from apps.billing.models import CallRecord
+from apps.dashboard.rollups import rollups_refresh
+from tests import factories
+from tests.dashboard import ledger
+
+pytestmark = pytest.mark.django_db
+
+
+def request_ids(body: str) -> list[str]:
+    return re.findall(r'href="/calls/(req_\w+)/"', body)
+
+
+def test_filters_narrow_the_log(client, party):
+    key, _ = factories.make_key(party.tenant, "batch")
+    now = timezone.now()
+    ledger.calls(party.tenant, n=60, start=now - timedelta(hours=5), span=timedelta(hours=4), api_key=key)
+    ledger.calls(party.tenant, n=20, start=now - timedelta(hours=5), span=timedelta(hours=4), seed=9)
+    rollups_refresh()
+    client.force_login(party.bob)
+    rows = CallRecord.objects.for_tenant(party.tenant)
+    cases = {
+        "cache=semantic": rows.filter(cache="semantic"),
+        "status=error": rows.exclude(status_code=200),
+        f"key={key.pk}": rows.filter(api_key=key),
+        "model=gpt-4o": rows.filter(model_served="gpt-4o"),
+        "route=cheap&cache=miss": rows.filter(route="cheap", cache="miss"),
+    }
+    for query, expected in cases.items():
+        body = client.get(f"/calls/?{query}").content.decode()
+        wanted = list(expected.order_by("-created_at", "-id").values_list("request_id", flat=True)[:50])
+        assert request_ids(body) == wanted and wanted, query
+    since = (now - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")
+    body = client.get(f"/calls/?since={since}").content.decode()
+    assert set(request_ids(body)) == set(rows.filter(created_at__gte=now.replace(second=0, microsecond=0)
+                                                     - timedelta(hours=2)).values_list("request_id", flat=True))
+
+
+def test_htmx_pages_through_the_log_without_repeats(client, party):
+    ledger.calls(party.tenant, n=400, start=timezone.now() - timedelta(hours=1), span=timedelta(minutes=50))
+    client.force_login(party.alice)
+    seen, url = [], "/calls/?cache=miss"
+    body = client.get(url).content.decode()
+    seen += request_ids(body)
+    while (more := re.search(r'hx-get="(/calls/\?[^"]*before=[^"]+)"', body)):
+        body = client.get(more.group(1).replace("&amp;", "&"), HTTP_HX_REQUEST="true",
+                          HTTP_HX_TARGET="calls-more").content.decode()
+        assert "<html" not in body
+        seen += request_ids(body)
+    expected = CallRecord.objects.for_tenant(party.tenant).filter(cache="miss").order_by("-created_at", "-id")
+    assert seen == list(expected.values_list("request_id", flat=True)) and len(seen) > 50
+
+
+def test_a_call_shows_its_prompt_only_when_prompt_logging_is_on(client, party):
+    call = ledger.calls(party.tenant, n=1, start=timezone.now(), span=timedelta(0), prompt="What is my PIN?")[0]
+    client.force_login(party.bob)
+    body = client.get(f"/calls/{call.request_id}/").content.decode()
+    assert "What is my PIN?" not in body and "Prompt logging is off" in body
+    assert call.model_served in body and call.request_id in body
+    party.tenant.log_prompts = True
+    party.tenant.save()
+    assert "What is my PIN?" in client.get(f"/calls/{call.request_id}/").content.decode()
+
+
+def test_a_bad_filter_is_an_answer_not_an_error(client, party):
+    client.force_login(party.alice)
+    response = client.get("/calls/?since=yesterday&cache=nope&before=garbage")
+    assert response.status_code == 200 and "No calls match" in response.content.decode()
+    assert client.get("/calls/?before=2026-02-30T10:00:00_12").status_code == 200
+    assert client.get("/?period=custom&start=2026-02-30&end=2026-13-01").status_code == 200

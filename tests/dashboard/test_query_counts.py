@@ -1,0 +1,55 @@
+"""Every page's number of queries, pinned: it must not grow with the tenant's calls, keys
+or members (each page reads rollups or one page of rows, never one query per row)."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from apps.dashboard.rollups import rollups_refresh
+from apps.tenants.models import Membership
+from tests import factories
+from tests.dashboard import ledger
+
+pytestmark = pytest.mark.django_db
+
+# Session, user and membership are 3 of each page's queries (staff pages: session and user).
+PAGES = {
+    "/?period=30d": 7,
+    "/?period=today": 7,
+    "/calls/": 6,
+    "/calls/?cache=miss&status=ok": 6,
+    "/keys/": 4,
+    "/settings/": 10,
+}
+STAFF_PAGES = {"/staff/": 3, "/staff/audit/": 3, "/staff/tenants/{tenant}/": 5}
+
+
+def populate(party, scale: int):
+    now = timezone.now()
+    for i in range(scale):
+        key, _ = factories.make_key(party.tenant, f"key {i}")
+        ledger.calls(party.tenant, n=100, start=now - timedelta(days=20), span=timedelta(days=20), seed=i, api_key=key)
+        factories.add_member(party.tenant, f"member{scale}-{i}@example.com", role=Membership.Role.ADMIN)
+    rollups_refresh(now=now - timedelta(hours=2))
+    client_calls = ledger.calls(party.tenant, n=5, start=now - timedelta(minutes=30), span=timedelta(minutes=5))
+    return client_calls[0]
+
+
+@pytest.mark.parametrize("scale", [1, 4])
+def test_tenant_pages_query_counts(client, party, django_assert_num_queries, scale):
+    call = populate(party, scale)
+    client.force_login(party.alice)
+    for url, queries in {**PAGES, f"/calls/{call.request_id}/": 4}.items():
+        with django_assert_num_queries(queries):
+            assert client.get(url).status_code == 200, url
+
+
+@pytest.mark.parametrize("scale", [1, 4])
+def test_staff_pages_query_counts(client, party, django_assert_num_queries, scale):
+    populate(party, scale)
+    client.force_login(get_user_model().objects.create_user("ops", "ops@x.test", "x", is_staff=True))
+    for url, queries in STAFF_PAGES.items():
+        with django_assert_num_queries(queries):
+            assert client.get(url.format(tenant=party.tenant.pk)).status_code == 200, url

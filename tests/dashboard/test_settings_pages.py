@@ -1,0 +1,105 @@
+"""Settings through the page: each change written by its owning app and audited (who,
+when, old, new); members invited, re-roled and removed; a tenant keeps an owner."""
+
+import pytest
+from django.core import mail
+
+from apps.audit.models import AuditEvent
+from apps.cache.selectors import cache_settings_for
+from apps.dashboard.selectors import baseline_model_of
+from apps.providers.catalog import sync_from_seed
+from apps.tenants.models import Membership, Plan
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+CACHE = {"cache-enabled": "on", "cache-threshold": "0.95", "cache-ttl_seconds": "3600", "cache-user_scope": "on"}
+
+
+def events(tenant):
+    return list(AuditEvent.objects.for_tenant(tenant).order_by("id").values_list(
+        "actor_email", "area", "field", "old_value", "new_value", "staff"))
+
+
+def test_owner_changes_the_cache_and_every_changed_value_is_audited(client, party):
+    client.force_login(party.alice)
+    assert client.get("/settings/").status_code == 200
+    response = client.post("/settings/cache/", CACHE)
+    assert response.status_code == 302
+    row = cache_settings_for(tenant=party.tenant)
+    assert (row.threshold, row.ttl_seconds, row.user_scope, row.enabled) == (0.95, 3600, True, True)
+    assert sorted(events(party.tenant)) == [
+        ("alice@example.com", "cache", "threshold", 0.9, 0.95, False),
+        ("alice@example.com", "cache", "ttl_seconds", 604800, 3600, False),
+        ("alice@example.com", "cache", "user_scope", False, True, False),
+    ]
+    client.post("/settings/cache/", CACHE)  # the same values again change nothing
+    assert len(events(party.tenant)) == 3
+    assert "0.95" in client.get("/settings/").content.decode()
+
+
+def test_out_of_range_threshold_is_refused_with_the_models_own_bounds(client, party):
+    client.force_login(party.alice)
+    response = client.post("/settings/cache/", {**CACHE, "cache-threshold": "0.5"})
+    assert response.status_code == 400 and "0.8" in response.content.decode()
+    assert cache_settings_for(tenant=party.tenant).threshold == 0.90
+    assert events(party.tenant) == []
+
+
+def test_baseline_prompt_logging_and_plan(client, party):
+    sync_from_seed()
+    client.force_login(party.alice)
+    assert client.post("/settings/baseline/", {"baseline-baseline_model": "gpt-4o-mini"}).status_code == 302
+    assert baseline_model_of(tenant=party.tenant) == "gpt-4o-mini"
+    assert client.post("/settings/privacy/", {"privacy-log_prompts": "on"}).status_code == 302
+    growth = Plan.objects.get(name="Growth")
+    assert client.post("/settings/plan/", {"plan-plan": growth.pk}).status_code == 302
+    party.tenant.refresh_from_db()
+    assert party.tenant.log_prompts and party.tenant.plan == growth
+    assert [(a, f, o, n) for _, a, f, o, n, _ in events(party.tenant)] == [
+        ("baseline", "baseline_model", "gpt-4o", "gpt-4o-mini"),
+        ("privacy", "log_prompts", False, True),
+        ("plan", "plan", "Starter (10c/call)", "Growth (7c/call)"),
+    ]
+
+
+def test_members_are_invited_re_roled_and_removed(client, party):
+    client.force_login(party.alice)
+    assert client.post("/settings/members/invite/", {"email": "New.Person@Example.com", "role": "admin"}).status_code == 302
+    new = Membership.objects.for_tenant(party.tenant).select_related("user").get(user__email="new.person@example.com")
+    assert new.role == "admin" and not new.user.has_usable_password()
+    assert len(mail.outbox) == 1 and "/accounts/reset/" in mail.outbox[0].body
+    assert client.post(f"/settings/members/{new.pk}/role/", {"role": "member"}).status_code == 302
+    assert client.post(f"/settings/members/{new.pk}/remove/").status_code == 302
+    assert not Membership.objects.for_tenant(party.tenant).filter(pk=new.pk).exists()
+    assert [(f, o, n) for _, _, f, o, n, _ in events(party.tenant)] == [
+        ("new.person@example.com", None, "admin"), ("new.person@example.com", "admin", "member"),
+        ("new.person@example.com", "member", None)]
+
+
+def test_the_last_owner_can_neither_leave_nor_step_down(client, party):
+    client.force_login(party.alice)
+    alice = Membership.objects.for_tenant(party.tenant).get(user=party.alice)
+    client.post(f"/settings/members/{alice.pk}/role/", {"role": "member"})
+    client.post(f"/settings/members/{alice.pk}/remove/")
+    assert Membership.objects.for_tenant(party.tenant).get(pk=alice.pk).role == "owner"
+    assert "needs an owner" in client.get("/settings/").content.decode()
+
+
+def test_the_settings_api_is_audited_too(client, party):
+    client.force_login(party.alice)
+    response = client.patch("/api/settings/", {"cache_threshold": 0.92, "log_prompts": True},
+                            content_type="application/json")
+    assert response.status_code == 200
+    assert sorted((a, f, n) for _, a, f, _, n, _ in events(party.tenant)) == [
+        ("cache", "threshold", 0.92), ("tenant", "log_prompts", True)]
+
+
+def test_a_change_made_with_an_api_key_is_audited_under_the_key(client, party):
+    _, raw = factories.make_key(party.tenant, "ops automation")
+    response = client.patch("/api/settings/", {"cache_ttl_seconds": 600}, content_type="application/json",
+                            HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert response.status_code == 200
+    event = AuditEvent.objects.for_tenant(party.tenant).get()
+    assert event.actor is None and event.actor_email.startswith("api-key:")
+    assert (event.field, event.old_value, event.new_value) == ("ttl_seconds", 604800, 600)

@@ -1,0 +1,99 @@
+"""The staff console: figures per tenant, tuning a threshold with a preview, the trail."""
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.db.models import Sum
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent
+from apps.billing.models import CallRecord
+from apps.cache.selectors import cache_settings_for
+from apps.dashboard.preview import threshold_preview
+from apps.dashboard.rollups import rollups_refresh
+from apps.dashboard.selectors import tenants_figures
+from tests.dashboard import ledger
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff(client):
+    user = get_user_model().objects.create_user("ops@akarouter.test", "ops@akarouter.test", "x", is_staff=True)
+    client.force_login(user)
+    return user
+
+
+def test_the_console_lists_every_tenant_with_volume_hit_rate_saving_and_margin(client, party, staff):
+    now = timezone.now()
+    ledger.calls(party.tenant, n=200, start=now - timedelta(days=3), span=timedelta(days=2))
+    ledger.calls(party.other_tenant, n=50, start=now - timedelta(days=3), span=timedelta(days=2), seed=5)
+    rollups_refresh(now=now)
+    figures = {f.slug: f for f in tenants_figures(sort="-calls")}
+    rows = CallRecord.objects.for_tenant(party.tenant)
+    sums = rows.aggregate(p=Sum("provider_cost_micros"), c=Sum("counterfactual_cost_micros"), price=Sum("price_cents"))
+    alpha = figures["alpha-corp"]
+    assert alpha.calls == 200 and figures["other-inc"].calls == 50
+    assert alpha.hit_rate == rows.filter(cache__in=["exact", "semantic"]).count() / rows.exclude(cache="off").count()
+    assert alpha.saving_usd == (sums["c"] - sums["p"]) / Decimal(1_000_000)
+    assert alpha.margin_usd == Decimal(sums["price"]) / 100 - sums["p"] / Decimal(1_000_000)
+    assert [f.slug for f in tenants_figures(sort="calls")] == ["other-inc", "alpha-corp"]
+    body = client.get("/staff/?sort=-margin_usd").content.decode()
+    assert "alpha-corp" in body and "other-inc" in body and 'aria-sort="descending"' in body
+
+
+def test_staff_tune_a_threshold_and_it_is_audited_as_staff(client, party, staff):
+    assert client.get(f"/staff/tenants/{party.tenant.pk}/").status_code == 200
+    assert client.post(f"/staff/tenants/{party.tenant.pk}/", {"threshold": "0.5"}).status_code == 400
+    assert client.post(f"/staff/tenants/{party.tenant.pk}/", {"threshold": "0.94"}).status_code == 302
+    assert cache_settings_for(tenant=party.tenant).threshold == 0.94
+    event = AuditEvent.objects.for_tenant(party.tenant).get()
+    assert (event.actor_email, event.staff, event.field, event.old_value, event.new_value) == (
+        "ops@akarouter.test", True, "threshold", 0.9, 0.94)
+    assert "alpha-corp" in client.get("/staff/audit/").content.decode()
+
+
+def _entry(tenant_id, entry_id, vector, answer, minutes_ago, context="ctx"):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO cache_entry (tenant_id, context_key, id, scope, exact_key, prompt_text, embedding, response,"
+            " model, created_at, expires_at) OVERRIDING SYSTEM VALUE"
+            " VALUES (%s, %s, %s, '', %s, %s, %s::vector, %s::jsonb, 'gpt-4o-mini',"
+            " now() - %s * interval '1 minute', now() + interval '1 day')",
+            [tenant_id, context, entry_id, f"k{entry_id}", f"prompt {entry_id}", "[" + ",".join(map(str, vector)) + "]",
+             json.dumps({"content": answer, "finish_reason": "stop"}), minutes_ago])
+
+
+def _unit(v):
+    v = np.asarray(v, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_the_preview_replays_recent_misses_with_the_real_hit_rule(party):
+    base = np.zeros(384, dtype=np.float32)
+    base[0] = 1
+    near = base.copy()
+    near[1] = 0.35   # cosine about 0.944 to base
+    far = base.copy()
+    far[2] = 1.0     # cosine about 0.707
+    _entry(party.tenant.pk, 1, _unit(base), "Your card arrives in five days.", 30)
+    _entry(party.tenant.pk, 2, _unit(near), "Your card arrives in five days.", 20)   # same answer: a right hit
+    _entry(party.tenant.pk, 3, _unit(far), "Fees are listed on the pricing page.", 10)
+    ledger.calls(party.tenant, n=40, start=timezone.now() - timedelta(hours=2), span=timedelta(hours=1))
+    strict = threshold_preview(tenant=party.tenant, threshold=0.99, current=0.95)
+    loose = threshold_preview(tenant=party.tenant, threshold=0.90, current=0.95)
+    assert strict.replayed == loose.replayed == 3
+    assert (strict.replay_hits, loose.replay_hits, loose.replay_hits_now) == (0, 1, 0)
+    assert loose.replay_wrong == 0 and loose.new_hits > 0 and loose.hit_rate > loose.current_hit_rate
+    assert strict.semantic_kept <= strict.semantic and strict.hit_rate <= strict.current_hit_rate
+
+
+def test_the_preview_fragment_renders(client, party, staff):
+    body = client.get(f"/staff/tenants/{party.tenant.pk}/preview/?threshold=0.92",
+                      HTTP_HX_REQUEST="true").content.decode()
+    assert 'id="preview"' in body and "<html" not in body and "Hit rate" in body
