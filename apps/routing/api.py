@@ -1,6 +1,5 @@
 """Routing control for a tenant under /api/routing/."""
 
-from django.core.exceptions import ValidationError as ModelValidationError
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -20,6 +19,6 @@ def routing_settings(request):
     form.is_valid(raise_exception=True)
     try:
         changed = services.routing_settings_update(tenant=request.tenant, **form.validated_data)
-    except ModelValidationError as exc:
-        raise ValidationError(exc.message_dict) from exc
+    except services.InvalidSettings as exc:
+        raise ValidationError(exc.errors) from exc
     return Response(RoutingSettingsSerializer(changed).data)

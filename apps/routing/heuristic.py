@@ -91,7 +91,8 @@ def heuristic_score(*, prompt: str, answer: str | None, finish_reason: str, task
     if REFUSAL.search(text[:200]):
         return 0.1, "refusal"
     said, asked = _normalized(text), _normalized(prompt)
-    if said and (said == asked or (asked and said in asked)):
+    # The prompt said back (whole, or a large part of it: quoting one option is an answer).
+    if said and (said == asked or (asked and said in asked and len(said) >= len(asked) / 2)):
         return 0.1, "echoes the prompt"
     wants_json, schema = _schema_of(response_format)
     if wants_json:

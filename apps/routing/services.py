@@ -60,55 +60,67 @@ async def snapshot(tenant_id: int) -> Config:
     return await _configs.aget(tenant_id)
 
 
+class InvalidSettings(ValueError):
+    """Settings a tenant may not have; `errors` maps each field to what is wrong with it."""
+
+    def __init__(self, errors: dict):
+        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
+        self.errors = errors
+
+
 ALIAS_PREFIX = "aka:"
 MAX_POOL = 6
 
 
 def _check_pool(name: str, pool, catalog: dict[str, CatalogModel]) -> list[str]:
+    pool = list(pool) if isinstance(pool, tuple) else pool
     if not isinstance(pool, list) or not 2 <= len(pool) <= MAX_POOL or not all(isinstance(m, str) for m in pool):
-        raise ValidationError({name: f"Give a list of 2 to {MAX_POOL} model ids, cheapest first."})
+        raise InvalidSettings({name: f"Give a list of 2 to {MAX_POOL} model ids, cheapest first."})
     unknown = [m for m in pool if m not in catalog or "chat" not in catalog[m].capabilities]
     if unknown:
-        raise ValidationError({name: f"Not chat models of the catalog: {', '.join(unknown)}."})
+        raise InvalidSettings({name: f"Not chat models of the catalog: {', '.join(unknown)}."})
     if len(set(pool)) != len(pool):
-        raise ValidationError({name: "A model may appear once."})
+        raise InvalidSettings({name: "A model may appear once."})
     prices = [catalog[m].input_per_mtok + catalog[m].output_per_mtok for m in pool]
     if prices != sorted(prices):
-        raise ValidationError({name: "Order the models from the cheapest to the strongest (by list price)."})
+        raise InvalidSettings({name: "Order the models from the cheapest to the strongest (by list price)."})
     return pool
 
 
 def _check_aliases(aliases, catalog) -> dict:
     if not isinstance(aliases, dict):
-        raise ValidationError({"aliases": 'Give an object such as {"aka:support": ["gpt-4o-mini", "gpt-4o"]}.'})
+        raise InvalidSettings({"aliases": 'Give an object such as {"aka:support": ["gpt-4o-mini", "gpt-4o"]}.'})
     for alias, pool in aliases.items():
         if not (alias.startswith(ALIAS_PREFIX) and 4 < len(alias) <= 60 and alias[4:].replace("-", "").replace(
                 "_", "").isalnum()):
-            raise ValidationError({"aliases": f"'{alias}': an alias is 'aka:' and a name of letters, digits, - or _."})
-        _check_pool("aliases", pool, catalog)
+            raise InvalidSettings({"aliases": f"'{alias}': an alias is 'aka:' and a name of letters, digits, - or _."})
+        aliases[alias] = _check_pool("aliases", pool, catalog)
     return aliases
 
 
 @transaction.atomic
 def routing_settings_update(*, tenant, **changes) -> RoutingSettings:
-    """Applies (and validates: a ValidationError names the field) changed settings; the
+    """Applies (and validates: InvalidSettings, a ValueError, names each bad field) changed settings; the
     tenant's first change creates its row. This process sees them at once, the others
     with their next snapshot."""
     known = {f.name for f in fields(Config)}
     strange = set(changes) - known
     if strange:
-        raise ValidationError({name: "Not a routing setting." for name in strange})
+        raise InvalidSettings({name: "Not a routing setting." for name in strange})
     catalog = {m.model_id: m for m in CatalogModel.objects.filter(enabled=True)}
     if "pool" in changes:
-        _check_pool("pool", changes["pool"], catalog)
+        changes["pool"] = _check_pool("pool", changes["pool"], catalog)
     if "aliases" in changes:
-        _check_aliases(changes["aliases"], catalog)
+        changes["aliases"] = _check_aliases(dict(changes["aliases"]), catalog)
     if "judge_model" in changes and changes["judge_model"] not in catalog:
-        raise ValidationError({"judge_model": f"'{changes['judge_model']}' is not a model of the catalog."})
+        raise InvalidSettings({"judge_model": f"'{changes['judge_model']}' is not a model of the catalog."})
     row, _ = RoutingSettings.objects.for_tenant(tenant).get_or_create(tenant=tenant)
     for name, value in changes.items():
         setattr(row, name, value)
-    row.full_clean()
+    try:
+        row.full_clean()
+    except ValidationError as exc:
+        raise InvalidSettings({name: " ".join(messages) for name, messages in exc.message_dict.items()}) from exc
     row.save(update_fields=list(changes))
     transaction.on_commit(lambda: _configs.forget(row.tenant_id))
     return row
