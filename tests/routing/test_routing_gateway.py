@@ -54,8 +54,9 @@ def test_auto_goes_to_the_cheapest_adequate_model_and_says_why(live, sim):
     settle(live, live.tenant, cache=True)   # the router reuses the cache's embedding
     support = ask(live, SUPPORT)
     math = ask(live, MATH)
-    with sdk(live).chat.completions.with_streaming_response.create(
-            model="auto", stream=True, messages=[{"role": "user", "content": "Tom has 30 marbles and loses 4. How many are left?"}]) as streamed:
+    marbles = [{"role": "user", "content": "Tom has 30 marbles and loses 4. How many are left?"}]
+    with sdk(live).chat.completions.with_streaming_response.create(model="auto", stream=True,
+                                                                   messages=marbles) as streamed:
         assert (streamed.headers["x-aka-route"], streamed.headers["x-aka-model"]) == ("strong", STRONG)
         assert "data: [DONE]" in streamed.text()
 
