@@ -164,3 +164,15 @@ def test_a_refused_routed_call_is_recorded_once_and_not_billed(live, sim, specul
     assert refused.status_code == 400 and refused.headers["x-aka-route"] == "cheap"
     [row] = live.records()
     assert (row.status_code, row.billable, row.price_cents, row.route) == (400, False, 0, "cheap")
+
+
+def test_an_llm_judges_cost_is_part_of_the_calls_cost(live, sim):
+    # The simulator's judge model answers without a 'Score: N' line: the draft is rejected.
+    settle(live, live.tenant, speculation="cascade", judge="llm", judge_model="gpt-4o-mini")
+    answer = ask(live, SUPPORT)
+    assert (answer.headers["x-aka-model"], answer.headers["x-aka-speculation"]) == (STRONG, "cascade:rejected")
+    assert stats(sim)["requests"] == {CHEAP: 1, "gpt-4o-mini": 1, STRONG: 1}
+    [row] = live.records()
+    assert (row.judge, row.judge_score) == ("llm", 0.0)
+    assert row.draft_cost_micros > 0 and row.judge_cost_micros > 0 and row.strong_cost_micros > 0
+    assert row.provider_cost_micros == row.draft_cost_micros + row.judge_cost_micros + row.strong_cost_micros
