@@ -231,3 +231,11 @@ CELERY_BEAT_SCHEDULE["dashboard-refresh-rollups"] = {
     "task": "dashboard.refresh_rollups", "schedule": AKA_ROLLUP_REFRESH_EVERY}
 # Seconds between the overview's htmx refreshes of its numbers.
 AKA_OVERVIEW_REFRESH_SECONDS = envint("AKA_OVERVIEW_REFRESH_SECONDS", 5)
+
+# --- Routing and speculation (apps.routing) ---------------------------------------------
+# Circuit breaker per model and worker: consecutive failed attempts that open it, and the
+# seconds it stays open before one call may try the model again.
+AKA_BREAKER_FAILURES = envint("AKA_BREAKER_FAILURES", 5)
+AKA_BREAKER_COOLDOWN = float(os.environ.get("AKA_BREAKER_COOLDOWN", "30"))
+# Labelled neighbours the predictor reads per routed call.
+AKA_ROUTING_NEIGHBOURS = envint("AKA_ROUTING_NEIGHBOURS", 16)
