@@ -1,11 +1,8 @@
 """Billing fixtures: the Stripe fake (state in the test Redis database, shared with any
-worker or gateway process the test starts), and Celery's broker on that database too."""
+worker or gateway process the test starts)."""
 
 import pytest
-from django.conf import settings
 
-from akaplatform.celery import app as celery_app
-from akaplatform.settings import celery_url
 from apps.billing import standing, stripe_api
 from apps.billing.stripe_fake import FakeStripe
 from apps.core.redis import sync_client
@@ -13,22 +10,13 @@ from apps.core.redis import sync_client
 WEBHOOK_SECRET = "whsec_test_billing"
 
 
-@pytest.fixture(autouse=True)
-def _broker_on_test_redis():
-    """Tasks a test schedules (sign-up's customer creation) go to the test Redis database,
-    never to the broker a running demo's worker reads."""
-    url = celery_url(settings.REDIS_URL)
-    if celery_app.conf.broker_url != url:
-        celery_app.conf.broker_url = url
-        celery_app.pool.force_close_all()
-        celery_app._pool = None
-    yield
-
-
 @pytest.fixture
-def fake(settings):
+def fake(settings, monkeypatch):
     """Stripe, faked: this process's StripeClient talks to it, and so does any process
-    started with AKA_STRIPE_FAKE=1 against the same Redis database."""
+    started with AKA_STRIPE_FAKE=1 against the same Redis database. Sign-up's customer
+    task is not sent (this process's broker is the default one, which a demo's worker may
+    read); tests create customers directly, workers through the outbox."""
+    monkeypatch.setattr("apps.tenants.services._billing_onboard", lambda tenant_id: None)
     settings.STRIPE_SECRET_KEY, settings.AKA_STRIPE_FAKE = "", True
     settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
     stripe_api.reset_client()
