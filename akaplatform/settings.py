@@ -242,6 +242,8 @@ AKA_METER_RETRY_MAX = float(os.environ.get("AKA_METER_RETRY_MAX", "300"))
 # A send left unacknowledged longer than this is not resent (Stripe deduplicates for at
 # least 24 hours); it is marked uncertain for reconciliation instead.
 AKA_METER_DEDUP_HORIZON = envint("AKA_METER_DEDUP_HORIZON", 20 * 3600)
+# Seconds a send may take before another run may retry its window (a worker died mid-send).
+AKA_METER_LEASE_SECONDS = float(os.environ.get("AKA_METER_LEASE_SECONDS", "60"))
 # Suspension: seconds after a failed payment before the gateway answers 402.
 AKA_BILLING_GRACE_SECONDS = envint("AKA_BILLING_GRACE_SECONDS", 3 * 86400)
 # Placeholder tax rate on our invoices, in basis points (2000 = 20%).

@@ -44,8 +44,6 @@ log = logging.getLogger(__name__)
 COLLECT_LOCK = 0x616B616D  # pg advisory lock key: one collector at a time
 # Stripe accepts timestamps up to 35 days old; keep a margin for a send that takes a while.
 MAX_EVENT_AGE = timedelta(days=35) - timedelta(hours=1)
-# How long an attempt may run before another run may take the window over.
-LEASE = timedelta(seconds=60)
 CLAIM_CHUNK = 64
 SEND_THREADS = 8
 
@@ -157,12 +155,17 @@ def claim(limit: int) -> list[Claimed]:
                 log.warning("meter window %s is older than Stripe accepts; sent with timestamp %s", w.identifier, oldest)
                 timestamp = oldest
             w.state, w.attempts, w.last_attempt_at = MeterWindow.State.SENDING, w.attempts + 1, now
-            w.next_attempt_at, w.stripe_customer_id, w.event_timestamp = now + LEASE, customers[w.tenant_id], timestamp
+            w.next_attempt_at, w.stripe_customer_id, w.event_timestamp = now + _lease(), customers[w.tenant_id], timestamp
             claimed.append(Claimed(w.id, w.identifier, w.stripe_customer_id, w.quantity, timestamp))
         MeterWindow.objects.unscoped_across_all_tenants().bulk_update(
             windows, ["state", "attempts", "last_attempt_at", "next_attempt_at", "maybe_received_at",
                       "stripe_customer_id", "event_timestamp"])
         return claimed
+
+
+def _lease() -> timedelta:
+    """How long an attempt may run before another run may take its window over."""
+    return timedelta(seconds=settings.AKA_METER_LEASE_SECONDS)
 
 
 def _db_now() -> datetime:
