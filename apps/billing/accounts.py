@@ -24,7 +24,7 @@ class BillingUnavailable(Exception):
 
 
 def account_of(*, tenant_id: int) -> BillingAccount:
-    account, _ = BillingAccount.objects.for_tenant(tenant_id).get_or_create(tenant_id=tenant_id)
+    account: BillingAccount = BillingAccount.objects.for_tenant(tenant_id).get_or_create(tenant_id=tenant_id)[0]
     return account
 
 

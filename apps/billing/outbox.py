@@ -95,7 +95,8 @@ def collect() -> int:
         cur.execute(_COLLECT_SQL, {
             "batch": settings.AKA_METER_BATCH, "start": datetime.fromtimestamp(slot, tz=now.tzinfo),
             "seconds": seconds, "prefix": f"{namespace()}:t", "slot": str(slot)})
-        return cur.rowcount
+        stamped: int = cur.rowcount
+        return stamped
 
 
 # --- Send --------------------------------------------------------------------------------
@@ -171,7 +172,8 @@ def _lease() -> timedelta:
 def _db_now() -> datetime:
     with connection.cursor() as cur:
         cur.execute("SELECT now()")
-        return cur.fetchone()[0]
+        now: datetime = cur.fetchone()[0]
+        return now
 
 
 class Pace:

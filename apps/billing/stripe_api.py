@@ -16,6 +16,7 @@ from functools import cache
 
 import stripe
 from django.conf import settings
+from stripe._base_address import BaseAddresses
 from stripe.params import PriceCreateParams, SubscriptionCreateParams
 from stripe.params.billing import MeterCreateParams, MeterEventCreateParams
 
@@ -29,7 +30,7 @@ class NotConfigured(RuntimeError):
 
 @cache
 def _client() -> stripe.StripeClient | None:
-    base = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
+    base: BaseAddresses | None = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
     if settings.STRIPE_SECRET_KEY:
         return stripe.StripeClient(settings.STRIPE_SECRET_KEY, max_network_retries=0, base_addresses=base,
                                    http_client=stripe.RequestsClient(timeout=settings.AKA_STRIPE_TIMEOUT))
@@ -233,4 +234,6 @@ def portal_url(*, customer: str, return_url: str) -> str:
 
 def event_from_webhook(payload: bytes, signature: str | None) -> stripe.Event:
     """The verified event; stripe.SignatureVerificationError or ValueError otherwise."""
-    return stripe.Webhook.construct_event(payload.decode(), signature or "", settings.STRIPE_WEBHOOK_SECRET)
+    event: stripe.Event = stripe.Webhook.construct_event(payload.decode(), signature or "",
+                                                         settings.STRIPE_WEBHOOK_SECRET)
+    return event

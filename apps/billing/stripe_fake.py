@@ -69,7 +69,7 @@ def _mirror(t: Any, ns: dict[str, Any]) -> Any:
                     hint = typing.get_args(hint)[0]
                 hint = _mirror(hint, own_ns)
                 fields[name] = hint if name in t.__required_keys__ else NotRequired[hint]
-            mirrored = TypedDict(t.__name__, fields)  # type: ignore[operator]
+            mirrored = TypedDict(t.__name__, fields)  # type: ignore[misc]  # a TypedDict made at run time
             mirrored.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
             _mirrors[t] = mirrored
         return _mirrors[t]
@@ -120,8 +120,9 @@ def conform(obj: dict[str, Any], resource: type) -> dict[str, Any]:
     declared: set[str] = {"object"}
     for klass in resource.__mro__:
         declared |= set(klass.__dict__.get("__annotations__", {}))
-    if obj.get("object") != getattr(resource, "OBJECT_NAME", obj.get("object")):
-        raise AssertionError(f"{resource.__name__} is a {resource.OBJECT_NAME!r}, not {obj.get('object')!r}")
+    expected = getattr(resource, "OBJECT_NAME", obj.get("object"))
+    if obj.get("object") != expected:
+        raise AssertionError(f"{resource.__name__} is a {expected!r}, not {obj.get('object')!r}")
     unknown = set(obj) - declared
     if unknown:
         raise AssertionError(f"{resource.__name__} has no attribute(s) {sorted(unknown)}")
@@ -169,7 +170,8 @@ class FakeStripe(stripe.HTTPClient):
         method, parts = method.upper(), urlsplit(url)
         fault = self._fault(parts.path)
         if fault == Fault.TIMEOUT:
-            raise stripe.APIConnectionError("Request to Stripe timed out (fake)", should_retry=True)
+            # The SDK leaves this constructor unannotated.
+            raise stripe.APIConnectionError("Request to Stripe timed out (fake)", should_retry=True)  # type: ignore[no-untyped-call]
         if fault == Fault.SERVER_ERROR:
             return self._error(500, "api_error", "An unknown error occurred (fake)")
         if fault == Fault.RATE_LIMITED:
