@@ -1,19 +1,22 @@
 """Invoices in our own data: one per tenant per calendar month (UTC), whose lines are the
 tenant's billable ledger rows stamped with it.
 
-Closing a period stamps, in one statement, every billable row of the tenant not yet on an
-invoice and made before the period's end (so rows from an earlier period that reached
-the ledger after it closed land here, counted as late calls), and totals what it
-stamped: subtotal = the sum of each row's own price (the price in force for that call),
-tax at the placeholder rate, total; integer cents throughout. An invoice exists once per
-tenant and period (a unique constraint) and is never recomputed.
+The meter outbox stamps each billable row, as it collects it, with its tenant's draft
+invoice of the current period (apps.billing.outbox), so a row is on exactly one invoice:
+the one of the period it was collected in, which is also where Stripe's meter counts it.
+A row made near a month's end and collected after it is on the next invoice, counted as
+a late call. Closing a period waits for a running collection, then totals the draft's
+lines: subtotal = the sum of each row's own price (the price in force for that call), tax
+at the placeholder rate, total; integer cents throughout. The invoice is then finalized
+and never changes again.
 """
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from apps.tenants.models import Tenant
 
@@ -46,41 +49,36 @@ def tax_cents(subtotal_cents: int, rate_bp: int) -> int:
     return (subtotal_cents * rate_bp + 5000) // 10000
 
 
-_STAMP_SQL = f"""
-WITH stamped AS (
-    UPDATE {CallRecord._meta.db_table} SET invoice_id = %(invoice)s
-    WHERE tenant_id = %(tenant)s AND billable AND invoice_id IS NULL AND created_at < %(end)s
-    RETURNING price_cents, created_at
-)
+_TOTALS_SQL = f"""
 SELECT count(*), coalesce(sum(price_cents), 0), count(*) FILTER (WHERE created_at < %(start)s),
        min(price_cents), max(price_cents)
-FROM stamped
+FROM {CallRecord._meta.db_table} WHERE tenant_id = %(tenant)s AND invoice_id = %(invoice)s
 """
 
 
 def period_close(*, tenant_id: int, period: Period) -> Invoice:
-    """The tenant's invoice for `period`: made (and finalized) now if it does not exist yet."""
-    found = Invoice.objects.for_tenant(tenant_id).filter(period_start=period.start).first()
-    if found is not None:
-        return found
-    try:
-        with transaction.atomic():
-            invoice = Invoice.objects.for_tenant(tenant_id).create(
-                tenant_id=tenant_id, number=number(tenant_id, period), period_start=period.start,
-                period_end=period.end, tax_rate_bp=settings.AKA_BILLING_TAX_RATE_BP,
-                currency=settings.AKA_BILLING_CURRENCY)
-            with connection.cursor() as cur:
-                cur.execute(_STAMP_SQL, {"invoice": invoice.pk, "tenant": tenant_id, "start": period.start,
-                                         "end": period.end})
-                calls, subtotal, late, low, high = cur.fetchone()
-            invoice.calls, invoice.subtotal_cents, invoice.late_calls = calls, subtotal, late
-            invoice.unit_price_cents = low if low == high else None  # None: the price changed mid-period
-            invoice.tax_cents = tax_cents(subtotal, invoice.tax_rate_bp)
-            invoice.total_cents = subtotal + invoice.tax_cents
-            invoice.save(update_fields=["calls", "subtotal_cents", "late_calls", "unit_price_cents", "tax_cents",
-                                        "total_cents"])
-    except IntegrityError:  # closed concurrently by another run: that one stands
-        return Invoice.objects.for_tenant(tenant_id).get(period_start=period.start)
+    """Finalizes the tenant's invoice for an ended `period` (made empty if the tenant had
+    no calls); an invoice already finalized is returned as it is."""
+    from .outbox import COLLECT_LOCK
+
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", [COLLECT_LOCK])  # no collection meanwhile
+        invoice, _ = Invoice.objects.for_tenant(tenant_id).select_for_update().get_or_create(
+            tenant_id=tenant_id, period_start=period.start, defaults={
+                "number": number(tenant_id, period), "period_end": period.end,
+                "tax_rate_bp": settings.AKA_BILLING_TAX_RATE_BP, "currency": settings.AKA_BILLING_CURRENCY})
+        if invoice.status != Invoice.Status.DRAFT:
+            return invoice
+        with connection.cursor() as cur:
+            cur.execute(_TOTALS_SQL, {"invoice": invoice.pk, "tenant": tenant_id, "start": period.start})
+            calls, subtotal, late, low, high = cur.fetchone()
+        invoice.calls, invoice.subtotal_cents, invoice.late_calls = calls, subtotal, late
+        invoice.unit_price_cents = low if low == high else None  # None: the price changed mid-period
+        invoice.tax_cents = tax_cents(subtotal, invoice.tax_rate_bp)
+        invoice.total_cents = subtotal + invoice.tax_cents
+        invoice.status, invoice.finalized_at = Invoice.Status.FINALIZED, timezone.now()
+        invoice.save()
     from .webhooks import stripe_invoice_link
 
     stripe_invoice_link(invoice=invoice)
@@ -89,11 +87,13 @@ def period_close(*, tenant_id: int, period: Period) -> Invoice:
 
 def close_ended(*, now: datetime | None = None) -> int:
     """Closes the last ended period for every tenant that existed in it; returns how many
-    invoices were made. Safe to run any number of times."""
+    invoices were finalized. Safe to run any number of times."""
     period = Period.containing(now or datetime.now(UTC)).previous()
     made = 0
     for tenant_id in Tenant.objects.filter(created_at__lt=period.end).values_list("pk", flat=True):
-        if not Invoice.objects.for_tenant(tenant_id).filter(period_start=period.start).exists():
+        closed = Invoice.objects.for_tenant(tenant_id).filter(period_start=period.start).exclude(
+            status=Invoice.Status.DRAFT)
+        if not closed.exists():
             period_close(tenant_id=tenant_id, period=period)
             made += 1
     return made

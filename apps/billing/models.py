@@ -53,8 +53,9 @@ class CallRecord(TenantOwned):
     ttft_ms = models.FloatField(null=True)
     prompt = models.TextField(null=True)   # only when the tenant turned prompt logging on
     created_at = models.DateTimeField(db_default=Now())
-    # Stamped later by billing, never by the gateway's insert (None there): the meter
-    # event that reported the row to Stripe, and the invoice it is a line of.
+    # Stamped later by the meter outbox, never by the gateway's insert (None there): the
+    # meter event that reported the row to Stripe, and the invoice it is a line of (the
+    # invoice of the period the row was collected in, so ours and Stripe's agree).
     meter_window = models.ForeignKey("billing.MeterWindow", null=True, default=None, on_delete=models.RESTRICT,
                                      related_name="+", db_index=False)
     invoice = models.ForeignKey("billing.Invoice", null=True, default=None, on_delete=models.RESTRICT,
@@ -63,11 +64,9 @@ class CallRecord(TenantOwned):
     class Meta:
         indexes = [
             models.Index(fields=["tenant", "-created_at"], name="callrecord_tenant_time"),
-            # What the outbox and the period close look for: billable rows not yet stamped.
+            # What the outbox looks for: billable rows not yet stamped.
             models.Index(fields=["tenant"], name="callrecord_unmetered",
                          condition=models.Q(billable=True, meter_window__isnull=True)),
-            models.Index(fields=["tenant", "created_at"], name="callrecord_uninvoiced",
-                         condition=models.Q(billable=True, invoice__isnull=True)),
             models.Index(fields=["invoice", "created_at", "id"], name="callrecord_invoice_lines",
                          condition=models.Q(invoice__isnull=False)),
         ]
@@ -179,10 +178,12 @@ class MeterWindow(TenantOwned):
 
 
 class Invoice(TenantOwned):
-    """A tenant's bill for one period; its lines are the ledger rows stamped with it.
-    Finalized invoices never change: rows that arrive later go on the next one."""
+    """A tenant's bill for one period; its lines are the ledger rows stamped with it. A
+    draft collects lines during its period; finalized at the period's close, it never
+    changes again: rows that arrive later go on the next one."""
 
     class Status(models.TextChoices):
+        DRAFT = "draft"
         FINALIZED = "finalized"
         PAID = "paid"
         UNCOLLECTIBLE = "uncollectible"
@@ -190,7 +191,7 @@ class Invoice(TenantOwned):
     number = models.CharField(max_length=40, unique=True)
     period_start = models.DateTimeField()
     period_end = models.DateTimeField()
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.FINALIZED)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
     calls = models.PositiveIntegerField(default=0)
     unit_price_cents = models.PositiveIntegerField(null=True)  # None when the price changed mid-period
     subtotal_cents = models.BigIntegerField(default=0)
@@ -202,6 +203,7 @@ class Invoice(TenantOwned):
     stripe_invoice_id = models.CharField(max_length=64, blank=True, default="")
     hosted_invoice_url = models.URLField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+    finalized_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

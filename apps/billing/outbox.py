@@ -4,8 +4,10 @@ Every run (a Celery beat task, every AKA_METER_OUTBOX_EVERY seconds) does two th
 
 Collect: billable rows not yet stamped are stamped with the window of the current
 AKA_METER_WINDOW_SECONDS slot of their tenant (one MeterWindow row per tenant per slot,
-its quantity raised in the same transaction). A row is stamped once, so it counts in one
-window only; a row committed after its slot ended simply goes into a later window.
+its quantity raised in the same transaction) and with the tenant's draft invoice of the
+current period. A row is stamped once, so it counts in one window and on one invoice
+only; a row committed after its slot ended simply goes into a later window (and, at a
+month's end, on the next invoice, exactly where Stripe's meter puts it too).
 
 Send: windows whose slot has ended are sent as one meter event each, identified by
 (namespace, tenant, slot). The window row, identifier included, is committed before the
@@ -27,7 +29,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -37,7 +39,7 @@ from django.db.models.functions import Coalesce, Now
 from apps.core import metrics
 
 from . import stripe_api
-from .models import BillingAccount, CallRecord, MeterWindow
+from .models import BillingAccount, CallRecord, Invoice, MeterWindow
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,9 @@ def identifier(tenant_id: int, start: datetime) -> str:
 
 # --- Collect -----------------------------------------------------------------------------
 
+# One statement: pick unstamped billable rows, add them to their tenant's window of the
+# current slot and to its draft invoice of the current period (both made if missing), and
+# stamp each row with both. The invoice's number is invoices.number()'s format.
 _COLLECT_SQL = f"""
 WITH picked AS (
     SELECT id, tenant_id FROM {CallRecord._meta.db_table}
@@ -67,6 +72,15 @@ WITH picked AS (
     FOR UPDATE SKIP LOCKED
 ), counts AS (
     SELECT tenant_id, count(*) AS n FROM picked GROUP BY tenant_id
+), drafts AS (
+    INSERT INTO {Invoice._meta.db_table} AS i
+        (tenant_id, number, period_start, period_end, status, calls, subtotal_cents, tax_rate_bp, tax_cents,
+         total_cents, currency, late_calls, stripe_invoice_id, hosted_invoice_url, created_at)
+    SELECT tenant_id, 'AKA-' || lpad(tenant_id::text, 6, '0') || '-' || %(month)s, %(period_start)s,
+           %(period_end)s, 'draft', 0, 0, %(tax_rate_bp)s, 0, 0, %(currency)s, 0, '', '', now()
+    FROM counts
+    ON CONFLICT (tenant_id, period_start) DO UPDATE SET status = i.status
+    RETURNING id, tenant_id
 ), windows AS (
     INSERT INTO {MeterWindow._meta.db_table} AS w
         (tenant_id, start, seconds, quantity, identifier, state, attempts, last_error, stripe_customer_id)
@@ -76,25 +90,36 @@ WITH picked AS (
         WHERE w.state = 'pending' AND w.attempts = 0
     RETURNING id, tenant_id
 )
-UPDATE {CallRecord._meta.db_table} c SET meter_window_id = windows.id
-FROM picked JOIN windows USING (tenant_id) WHERE c.id = picked.id
+UPDATE {CallRecord._meta.db_table} c SET meter_window_id = windows.id, invoice_id = drafts.id
+FROM picked JOIN windows USING (tenant_id) JOIN drafts USING (tenant_id) WHERE c.id = picked.id
 """
 
 
-def collect() -> int:
-    """Stamps unstamped billable rows into their tenant's window of the current slot;
-    returns how many. A window that has been sent already takes no more rows (the
-    ON CONFLICT guard): those rows wait for the next slot."""
+def collect_lock(cur) -> bool:
+    """Collecting and closing a period take turns (a close waits for a running collect)."""
+    cur.execute("SELECT pg_try_advisory_xact_lock(%s)", [COLLECT_LOCK])
+    return bool(cur.fetchone()[0])
+
+
+def collect(*, at: datetime | None = None) -> int:
+    """Stamps unstamped billable rows into their tenant's window of the current slot and
+    draft invoice of the current period; returns how many. A window that has been sent
+    takes no more rows (the ON CONFLICT guard): those rows wait for the next slot. `at`
+    stands for the database's clock (tests and benches replaying a past period)."""
+    from .invoices import Period
+
     seconds = settings.AKA_METER_WINDOW_SECONDS
     with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_xact_lock(%s), now()", [COLLECT_LOCK])
-        locked, now = cur.fetchone()
-        if not locked:
+        if not collect_lock(cur):
             return 0
+        now = at or _db_now()
         slot = int(now.timestamp()) // seconds * seconds
+        period = Period.containing(now)
         cur.execute(_COLLECT_SQL, {
-            "batch": settings.AKA_METER_BATCH, "start": datetime.fromtimestamp(slot, tz=now.tzinfo),
-            "seconds": seconds, "prefix": f"{namespace()}:t", "slot": str(slot)})
+            "batch": settings.AKA_METER_BATCH, "start": datetime.fromtimestamp(slot, tz=UTC),
+            "seconds": seconds, "prefix": f"{namespace()}:t", "slot": str(slot), "month": f"{period.start:%Y%m}",
+            "period_start": period.start, "period_end": period.end, "tax_rate_bp": settings.AKA_BILLING_TAX_RATE_BP,
+            "currency": settings.AKA_BILLING_CURRENCY})
         stamped: int = cur.rowcount
         return stamped
 

@@ -10,7 +10,9 @@ from apps.billing.models import CallRecord, MeterWindow
 
 
 def ledger_rows(tenant, n: int, *, price_cents: int = 10, billable: bool = True, at: datetime | None = None,
-                model: str = "gpt-4o-mini", cache: str = "miss") -> list[CallRecord]:
+                collected_at: datetime | None = None, model: str = "gpt-4o-mini", cache: str = "miss") -> list[CallRecord]:
+    """`n` ledger rows made at `at` (now if None). With `at`, the outbox collects them as
+    if it ran at `collected_at` (default: `at`), stamping their window and invoice."""
     rows = [CallRecord(tenant_id=tenant.pk, request_id="req_" + uuid.uuid4().hex, endpoint="chat.completions",
                        model_requested=model, model_served=model, provider="openai", price_cents=price_cents if billable else 0,
                        billable=billable, status_code=200 if billable else 502, latency_ms=1.0, cache=cache)
@@ -18,6 +20,7 @@ def ledger_rows(tenant, n: int, *, price_cents: int = 10, billable: bool = True,
     made = CallRecord.objects.for_tenant(tenant).bulk_create(rows)
     if at is not None:
         CallRecord.objects.for_tenant(tenant).filter(pk__in=[r.pk for r in made]).update(created_at=at)
+        outbox.collect(at=collected_at or at)
     return made
 
 

@@ -45,7 +45,7 @@ def test_invoice_matches_the_ledger_to_the_cent(db, settings, party):
     ledger_rows(party.tenant, 4, at=MAY.end + timedelta(hours=1))                  # next period
     ledger_rows(party.other_tenant, 50, at=IN_MAY)
     invoice = invoices.period_close(tenant_id=party.tenant.pk, period=MAY)
-    # Computed independently from the ledger rows themselves.
+    # Computed independently from the ledger rows themselves: the billable ones made in May.
     rows = [r for r in CallRecord.objects.for_tenant(party.tenant)
             if r.billable and MAY.start <= r.created_at < MAY.end]
     subtotal = sum(r.price_cents for r in rows)
@@ -73,17 +73,20 @@ def test_csv_has_one_line_per_billable_call(db, party):
 def test_a_finalized_invoice_never_changes_and_late_rows_go_on_the_next(db, party):
     ledger_rows(party.tenant, 10, at=IN_MAY)
     first = invoices.period_close(tenant_id=party.tenant.pk, period=MAY)
-    ledger_rows(party.tenant, 2, at=IN_MAY)  # reached the ledger after May was closed
+    # Made in May, collected only after May was closed.
+    ledger_rows(party.tenant, 2, at=MAY.end - timedelta(seconds=1), collected_at=MAY.end + timedelta(seconds=3))
     assert invoices.period_close(tenant_id=party.tenant.pk, period=MAY).total_cents == first.total_cents == 100
     first.refresh_from_db()
     assert first.calls == 10
     june = invoices.period_close(tenant_id=party.tenant.pk, period=Period.containing(MAY.end))
     assert (june.calls, june.late_calls, june.subtotal_cents, june.unit_price_cents) == (2, 2, 20, 10)
+    assert first.status == june.status == Invoice.Status.FINALIZED
 
 
 def test_close_ended_makes_one_invoice_per_tenant_and_is_idempotent(db, party):
     ledger_rows(party.tenant, 3, at=IN_MAY)
     Tenant.objects.update(created_at=IN_MAY - timedelta(days=30))
+    assert Invoice.objects.for_tenant(party.tenant).get().status == Invoice.Status.DRAFT
     assert invoices.close_ended(now=MAY.end + timedelta(days=2)) == 2
     assert invoices.close_ended(now=MAY.end + timedelta(days=2)) == 0
     assert Invoice.objects.for_tenant(party.tenant).get().calls == 3
