@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Now
 
@@ -95,7 +96,7 @@ FROM picked JOIN windows USING (tenant_id) JOIN drafts USING (tenant_id) WHERE c
 """
 
 
-def collect_lock(cur) -> bool:
+def collect_lock(cur: CursorWrapper) -> bool:
     """Collecting and closing a period take turns (a close waits for a running collect)."""
     cur.execute("SELECT pg_try_advisory_xact_lock(%s)", [COLLECT_LOCK])
     return bool(cur.fetchone()[0])

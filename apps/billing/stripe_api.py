@@ -233,7 +233,10 @@ def portal_url(*, customer: str, return_url: str) -> str:
 
 
 def event_from_webhook(payload: bytes, signature: str | None) -> stripe.Event:
-    """The verified event; stripe.SignatureVerificationError or ValueError otherwise."""
+    """The verified event; stripe.SignatureVerificationError or ValueError otherwise, and
+    NotConfigured without a signing secret (an empty one would make any signature valid)."""
+    if not settings.STRIPE_WEBHOOK_SECRET:
+        raise NotConfigured("STRIPE_WEBHOOK_SECRET is not set: webhooks cannot be verified")
     event: stripe.Event = stripe.Webhook.construct_event(payload.decode(), signature or "",
                                                          settings.STRIPE_WEBHOOK_SECRET)
     return event

@@ -2,7 +2,13 @@
 
 from celery import shared_task
 
-from . import accounts, invoices, outbox, reconcile
+from apps.core.redis import sync_client
+
+from . import accounts, invoices, outbox, reconcile, stripe_api
+
+# A tenant missing its Stripe customer gets one creation task per this many seconds (the
+# task retries by itself; this keeps a long Stripe outage from piling tasks up).
+CUSTOMER_TASK_EVERY = 300
 
 
 @shared_task(name="billing.customer_create", autoretry_for=(Exception,), retry_backoff=5, retry_backoff_max=600,
@@ -22,8 +28,10 @@ def subscription_sync(tenant_id: int) -> None:
 @shared_task(name="billing.meter_outbox")
 def meter_outbox() -> dict:
     """Collects billable calls into windows and sends what is due (beat, every few seconds)."""
-    for tenant_id in accounts.customers_missing():
-        customer_create.delay(tenant_id)
+    if stripe_api.enabled():
+        for tenant_id in accounts.customers_missing():
+            if sync_client().set(f"billing:customer-task:{tenant_id}", 1, nx=True, ex=CUSTOMER_TASK_EVERY):
+                customer_create.delay(tenant_id)
     return vars(outbox.run())
 
 

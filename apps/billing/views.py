@@ -8,7 +8,7 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from . import webhooks
+from . import stripe_api, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -23,4 +23,7 @@ def stripe_webhook(request):
         return JsonResponse({"error": "invalid signature"}, status=400)
     except ValueError:
         return JsonResponse({"error": "invalid payload"}, status=400)
+    except stripe_api.NotConfigured:
+        log.error("a Stripe webhook arrived but STRIPE_WEBHOOK_SECRET is not set")
+        return JsonResponse({"error": "webhooks are not configured"}, status=503)
     return HttpResponse(outcome, content_type="text/plain")

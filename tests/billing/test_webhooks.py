@@ -128,5 +128,12 @@ def test_unknown_event_types_are_recorded_and_ignored(customer, fake):
     assert deliver(fake, "customer.created", {"id": "cus_x", "object": "customer"}).content == b"ignored"
 
 
+def test_without_a_signing_secret_nothing_is_accepted(customer, fake, settings):
+    settings.STRIPE_WEBHOOK_SECRET = ""
+    body, _ = fake.webhook("invoice.paid", fake.invoice_for(customer[1]))
+    assert post(body, fake.sign(body, secret="")).status_code == 503
+    assert WebhookEvent.objects.count() == 0
+
+
 def test_get_is_not_allowed():
     assert Client().get(URL).status_code == 405
