@@ -228,6 +228,15 @@ def checkout_url(*, customer: str, success_url: str, cancel_url: str) -> str:
     return str(session.url)
 
 
+def default_payment_method_set(*, customer: str, setup_intent: str) -> None:
+    """Makes the card saved through Checkout the one the customer's invoices are charged to."""
+    method = client().v1.setup_intents.retrieve(setup_intent).payment_method
+    method_id = method if isinstance(method, str) else method.id if method else None
+    if method_id is None:
+        raise Refused(f"setup intent {setup_intent} has no payment method")
+    client().v1.customers.update(customer, {"invoice_settings": {"default_payment_method": method_id}})
+
+
 def portal_url(*, customer: str, return_url: str) -> str:
     return client().v1.billing_portal.sessions.create({"customer": customer, "return_url": return_url}).url
 

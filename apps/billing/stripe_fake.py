@@ -155,6 +155,8 @@ class FakeStripe(stripe.HTTPClient):
             ("POST", re.compile(r"/v1/prices"), P.PriceCreateParams, self._price_create),
             ("GET", re.compile(r"/v1/prices"), P.PriceListParams, self._price_list),
             ("POST", re.compile(r"/v1/customers"), P.CustomerCreateParams, self._customer_create),
+            ("POST", re.compile(r"/v1/customers/(?P<id>[^/]+)"), P.CustomerUpdateParams, self._customer_update),
+            ("GET", re.compile(r"/v1/setup_intents/(?P<id>[^/]+)"), P.SetupIntentRetrieveParams, self._setup_intent),
             ("POST", re.compile(r"/v1/subscriptions"), P.SubscriptionCreateParams, self._subscription_create),
             ("POST", re.compile(r"/v1/subscriptions/(?P<id>[^/]+)"), P.SubscriptionUpdateParams,
              self._subscription_update),
@@ -358,6 +360,27 @@ class FakeStripe(stripe.HTTPClient):
                     "delinquent": False, "balance": 0}
         return 200, self._put("customers", conform(customer, stripe.Customer))
 
+    def _customer_update(self, p: dict[str, Any], id: str) -> tuple[int, dict[str, Any]]:
+        customer = self.get("customers", id)
+        if customer is None:
+            return 404, {"message": f"No such customer: '{id}'", "code": "resource_missing"}
+        if "invoice_settings" in p:
+            customer["invoice_settings"] = {**customer.get("invoice_settings", {}), **p["invoice_settings"]}
+        customer["metadata"].update(p.get("metadata", {}))
+        return 200, self._put("customers", customer)
+
+    def _setup_intent(self, p: dict[str, Any], id: str) -> tuple[int, dict[str, Any]]:
+        found = self.get("setup_intents", id)
+        return (200, found) if found else (404, {"message": f"No such setupintent: '{id}'", "code": "resource_missing"})
+
+    def checkout_completed(self, session: dict[str, Any]) -> dict[str, Any]:
+        """The session as Stripe reports it once the customer saved a card on the page."""
+        intent = {"id": self._new_id("seti"), "object": "setup_intent", "customer": session["customer"],
+                  "created": int(time.time()), "livemode": False, "status": "succeeded", "usage": "off_session",
+                  "payment_method": self._new_id("pm"), "payment_method_types": ["card"]}
+        self._put("setup_intents", conform(intent, stripe.SetupIntent))
+        return {**session, "status": "complete", "setup_intent": intent["id"]}
+
     def _items(self, subscription_id: str, items: list[dict[str, Any]], old: list[dict[str, Any]]) -> list[dict[str, Any]]:
         by_id = {item["id"]: item for item in old}
         now = int(time.time())
@@ -414,9 +437,10 @@ class FakeStripe(stripe.HTTPClient):
     def _checkout(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         session_id = self._new_id("cs")
         session = {"id": session_id, "object": "checkout.session", "mode": p.get("mode"), "customer": p.get("customer"),
+                   "setup_intent": None,
                    "created": int(time.time()), "livemode": False, "status": "open", "success_url": p.get("success_url"),
                    "cancel_url": p.get("cancel_url"), "url": f"https://checkout.fake.invalid/{session_id}"}
-        return 200, conform(session, stripe.checkout.Session)
+        return 200, self._put("checkout_sessions", conform(session, stripe.checkout.Session))
 
     def _portal(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         session_id = self._new_id("bps")

@@ -1,6 +1,7 @@
 """Stripe's webhooks: each event verified, recorded once by id, and applied to our state
 in the same transaction (so a failure leaves it unrecorded and Stripe's retry applies it).
 
+- checkout.session.completed (setup mode): the saved card becomes the customer's default;
 - invoice.created / invoice.finalized: Stripe's invoice id, status and hosted URL on ours;
 - invoice.payment_failed: the tenant is unpaid from now (suspended after the grace period);
 - invoice.paid: paid, and the tenant restored;
@@ -130,6 +131,15 @@ def _subscription_updated(obj: dict[str, Any]) -> None:
         tenant_update_settings(tenant=tenant, changes={"plan": Plan.objects.get(name=plan_name)})
 
 
+def _checkout_completed(obj: dict[str, Any]) -> None:
+    account = _account(obj.get("customer"))
+    if account is None or obj.get("mode") != "setup" or not obj.get("setup_intent"):
+        return
+    stripe_api.default_payment_method_set(customer=account.stripe_customer_id, setup_intent=obj["setup_intent"])
+    account.has_payment_method = True
+    account.save(update_fields=["has_payment_method", "updated_at"])
+
+
 def _subscription_deleted(obj: dict[str, Any]) -> None:
     account = _account(obj.get("customer"))
     if account is None:
@@ -141,6 +151,7 @@ def _subscription_deleted(obj: dict[str, Any]) -> None:
 
 
 HANDLERS = {
+    "checkout.session.completed": _checkout_completed,
     "invoice.created": _invoice_announced,
     "invoice.finalized": _invoice_announced,
     "invoice.paid": _invoice_paid,

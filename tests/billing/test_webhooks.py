@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from apps.billing import accounts, invoices
+from apps.billing import accounts, invoices, stripe_api
 from apps.billing.invoices import Period
 from apps.billing.models import BillingAccount, Invoice, WebhookEvent
 from tests import factories
@@ -122,6 +122,17 @@ def test_sign_up_schedules_the_stripe_customer_after_commit(transactional_db, se
     monkeypatch.setattr("apps.tenants.services.current_app.send_task", lambda name, args: sent.append((name, args)))
     tenant, _ = factories.make_tenant("New")
     assert sent == [("billing.customer_create", [tenant.pk])]
+
+
+def test_a_card_saved_through_checkout_becomes_the_default(customer, fake):
+    tenant, cus = customer
+    url = stripe_api.checkout_url(customer=cus, success_url="https://app.test/ok", cancel_url="https://app.test/no")
+    session = fake.get("checkout_sessions", url.rsplit("/", 1)[1])
+    completed = fake.checkout_completed(session)
+    assert deliver(fake, "checkout.session.completed", completed).content == b"handled"
+    method = fake.get("setup_intents", completed["setup_intent"])["payment_method"]
+    assert fake.get("customers", cus)["invoice_settings"]["default_payment_method"] == method
+    assert account(tenant).has_payment_method is True
 
 
 def test_unknown_event_types_are_recorded_and_ignored(customer, fake):
