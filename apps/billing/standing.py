@@ -6,7 +6,8 @@ AKA_KEY_CACHE_TTL seconds), so the hot path adds no database query per call. The
 counted in Redis, atomically: one Lua script increments the month's counter and takes
 the increment back when it passes the cap, so concurrent calls on any number of
 processes never overshoot it. Redis unreachable: calls are let through (fail open, as
-the rate limits in apps.tenants.ratelimit do), counted in aka_degraded_total.
+the rate limits in apps.tenants.ratelimit do, whose check before this one counts the
+call in aka_degraded_total).
 """
 
 import logging
@@ -102,8 +103,9 @@ async def quota_count(*, tenant_id: int) -> None:
     try:
         count = await _script()(keys=[quota_key(tenant_id)], args=[cap, QUOTA_TTL_SECONDS])
     except (RedisError, OSError) as exc:
-        metrics.DEGRADED.labels("redis").inc()
-        log.warning("Redis unavailable (%s); monthly call cap of tenant %s not enforced", exc, tenant_id)
+        # Fail open. The rate limit's check just before this one has already counted the
+        # call in aka_degraded_total and warned (at most every few seconds).
+        log.debug("Redis unavailable (%s); monthly call cap of tenant %s not enforced", exc, tenant_id)
         return
     _near[tenant_id] = count < 0 or cap - count <= max(2, cap // 10)
     if count < 0:
