@@ -4,8 +4,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import Count, Sum
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
+from .invoices import tax_cents
 from .models import BillingAccount, CallRecord, Invoice, MeterDiscrepancy
 from .standing import load_standing, suspended
 
@@ -43,6 +46,13 @@ def access_invoice(*, tenant, invoice_id) -> Invoice:
         return Invoice.objects.for_tenant(tenant).get(pk=int(invoice_id))
     except (Invoice.DoesNotExist, ValueError, TypeError):
         raise Http404("No such invoice") from None
+
+
+def draft_totals(*, invoice: Invoice) -> dict:
+    """A draft's running calls and subtotal so far (its amounts are set when it is finalized)."""
+    totals = CallRecord.objects.for_tenant(invoice.tenant_id).filter(invoice=invoice).aggregate(
+        calls=Count("id"), subtotal_cents=Coalesce(Sum("price_cents"), 0))
+    return {**totals, "total_cents": totals["subtotal_cents"] + tax_cents(totals["subtotal_cents"], invoice.tax_rate_bp)}
 
 
 def invoice_lines(*, invoice: Invoice):

@@ -109,6 +109,14 @@ def test_invoice_api_list_detail_and_paginated_lines(db, party):
     assert sorted(seen) == sorted(r.request_id for r in made)
 
 
+def test_a_draft_shows_its_running_totals(db, settings, party):
+    settings.AKA_BILLING_TAX_RATE_BP = 1000
+    ledger_rows(party.tenant, 7, at=IN_MAY)
+    [draft] = api(party.bob).get("/api/invoices/").json()["data"]
+    assert (draft["status"], draft["calls"], draft["subtotal_cents"], draft["tax_cents"], draft["total_cents"]) == (
+        "draft", 7, 70, 7, 77)
+
+
 def test_outsiders_get_404(db, party):
     ledger_rows(party.tenant, 2, at=IN_MAY)
     invoice = invoices.period_close(tenant_id=party.tenant.pk, period=MAY)
