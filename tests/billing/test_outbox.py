@@ -127,3 +127,16 @@ def test_two_tenants_get_separate_windows(customer, fake):
     ledger_rows(other, 8)
     drain()
     assert (fake.usage(cus), fake.usage(other_cus)) == (3, 8)
+
+
+def test_a_window_older_than_stripe_accepts_is_sent_at_the_oldest_allowed_time(customer, fake):
+    """An outage longer than 35 days still loses nothing: the event lands at the oldest
+    timestamp Stripe takes (a later Stripe period), with a warning."""
+    tenant, cus = customer
+    ledger_rows(tenant, 5)
+    outbox.collect()
+    windows(tenant).update(start=timezone.now() - timedelta(days=40))
+    drain()
+    [event] = fake.meter_events()
+    assert timezone.now().timestamp() - event["timestamp"] < 35 * 86400
+    assert fake.usage(cus) == 5

@@ -20,7 +20,7 @@ from apps.billing.models import BillingAccount, CallRecord, MeterWindow
 from apps.billing.stripe_fake import Fault
 from apps.core.redis import sync_client
 from tests.billing.conftest import WEBHOOK_SECRET
-from tests.live import ROOT, _python
+from tests.live import ROOT, _die_with_parent, _python
 
 METER_EVENTS = "/v1/billing/meter_events"
 BODY = {"model": "gpt-4o-mini", "max_tokens": 8, "messages": [{"role": "user", "content": "how are fees computed?"}]}
@@ -46,7 +46,8 @@ class Worker:
             [_python(), "-m", "celery", "-A", "akaplatform", "worker", "-B", "--schedule",
              os.path.join(self.folder, f"beat-{uuid.uuid4().hex[:6]}"), "--pool", "solo", "--loglevel", "WARNING",
              "--without-mingle", "--without-gossip", "--without-heartbeat"],
-            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=_die_with_parent)  # a killed test run leaves no worker behind
 
     def kill(self) -> None:
         """SIGKILL to the worker and its beat: no chance to record anything."""
