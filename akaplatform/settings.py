@@ -233,7 +233,8 @@ AKA_BILLING_CURRENCY = os.environ.get("AKA_BILLING_CURRENCY", "usd")
 # Billable calls are reported as one meter event per tenant per window of this many seconds.
 AKA_METER_WINDOW_SECONDS = envint("AKA_METER_WINDOW_SECONDS", 10)
 AKA_METER_OUTBOX_EVERY = float(os.environ.get("AKA_METER_OUTBOX_EVERY", "2"))
-# Meter events sent per second at most (Stripe's live limit is 1,000); ledger rows collected per run.
+# Meter events sent per second at most, all workers together (Stripe's live limit is 1,000);
+# ledger rows collected per outbox run.
 AKA_METER_EVENTS_PER_SECOND = envint("AKA_METER_EVENTS_PER_SECOND", 500)
 AKA_METER_BATCH = envint("AKA_METER_BATCH", 50000)
 # Back-off after a failed send: base * 2^attempts seconds, capped.

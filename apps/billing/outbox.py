@@ -36,8 +36,10 @@ from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Now
+from redis.exceptions import RedisError
 
 from apps.core import metrics
+from apps.core.redis import sync_client
 
 from . import stripe_api
 from .models import BillingAccount, CallRecord, Invoice, MeterWindow
@@ -203,12 +205,28 @@ def _db_now() -> datetime:
 
 
 class Pace:
-    """At most `rate` sends per second from this process (Stripe's live limit is 1,000/s)."""
+    """At most `rate` sends in any one second across every process (Stripe's live limit is
+    1,000 meter events per second), counted in Redis; without Redis, per process."""
 
     def __init__(self, rate: int) -> None:
-        self.interval, self.next, self.lock = 1.0 / max(rate, 1), time.monotonic(), threading.Lock()
+        self.rate, self.interval, self.next, self.lock = rate, 1.0 / max(rate, 1), time.monotonic(), threading.Lock()
 
-    def wait(self) -> None:
+    def wait(self) -> int:
+        """Returns once a send may go; the second (epoch) it was counted in."""
+        while True:
+            second = int(time.time())
+            try:
+                sent = int(sync_client().incr(f"billing:meter-rate:{second}"))
+                if sent == 1:
+                    sync_client().expire(f"billing:meter-rate:{second}", 5)
+            except (RedisError, OSError):
+                self._wait_locally()
+                return int(time.time())
+            if sent <= self.rate:
+                return second
+            time.sleep(max(0.0, second + 1 - time.time()))
+
+    def _wait_locally(self) -> None:
         with self.lock:
             now = time.monotonic()
             delay, self.next = self.next - now, max(self.next, now) + self.interval

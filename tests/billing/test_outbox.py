@@ -140,3 +140,11 @@ def test_a_window_older_than_stripe_accepts_is_sent_at_the_oldest_allowed_time(c
     [event] = fake.meter_events()
     assert timezone.now().timestamp() - event["timestamp"] < 35 * 86400
     assert fake.usage(cus) == 5
+
+
+def test_sends_are_paced_per_second_across_processes():
+    """Two pacers (two workers) together stay within the rate in every second."""
+    first, second = outbox.Pace(3), outbox.Pace(3)
+    seconds = [pace.wait() for pace in [first, second] * 5]
+    assert max(seconds.count(s) for s in set(seconds)) == 3
+    assert len(set(seconds)) >= 4
