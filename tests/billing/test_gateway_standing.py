@@ -12,6 +12,7 @@ from django.conf import settings as django_settings
 from django.test import Client
 from django.utils import timezone
 
+from apps.billing import accounts
 from apps.billing.models import BillingAccount, CallRecord
 from apps.billing.standing import quota_key
 from apps.core.redis import sync_client
@@ -93,3 +94,12 @@ def test_a_monthly_cap_holds_under_50_concurrent_calls(live):
     live.records(expected=50)
     assert CallRecord.objects.for_tenant(live.tenant).filter(billable=True).count() == 10
     assert messages(live).json()["error"]["type"] == "rate_limit_error"  # Anthropic's shape, still over the cap
+
+
+def test_a_plan_change_prices_the_next_call(live, no_stripe):
+    assert chat(live).status_code == 200
+    accounts.plan_change(tenant=live.tenant, plan_name="Scale")
+    time.sleep(0.6)  # the gateway's key snapshot lives AKA_KEY_CACHE_TTL, 0.5 s under tests/conftest.py
+    assert chat(live).status_code == 200
+    first, second = live.records(expected=2)
+    assert (first.price_cents, second.price_cents) == (10, 5)
