@@ -2,7 +2,7 @@
 # make test: install, start the data services, run the whole test suite.
 # make stop: stop everything make demo or make test started.
 # make manage ARGS="list_tenants": a manage.py command with the services and their env.
-.PHONY: bootstrap migrate demo test stop manage bench-overhead bench-cache-quality bench-cache-scale bench-dashboard
+.PHONY: bootstrap migrate demo test stop manage bench-overhead bench-cache-quality bench-cache-scale bench-dashboard bench-billing
 
 PY := .venv/bin/python
 
@@ -38,3 +38,5 @@ bench-cache-scale: bootstrap
 # Builds its own database; prints every dashboard page's server time at 1M calls.
 bench-dashboard: bootstrap
 	@$(PY) scripts/services.py run -- $(PY) bench/dashboard.py
+bench-billing: migrate
+	@$(PY) scripts/services.py run -- $(PY) bench/billing.py

@@ -239,3 +239,40 @@ AKA_BREAKER_FAILURES = envint("AKA_BREAKER_FAILURES", 5)
 AKA_BREAKER_COOLDOWN = float(os.environ.get("AKA_BREAKER_COOLDOWN", "30"))
 # Labelled neighbours the predictor reads per routed call.
 AKA_ROUTING_NEIGHBOURS = envint("AKA_ROUTING_NEIGHBOURS", 16)
+
+# --- Billing: Stripe, the meter outbox, invoices, suspension, quotas ----------------------
+# Stripe is used when STRIPE_SECRET_KEY is set (a test-mode key for trials); otherwise the
+# in-process fake when AKA_STRIPE_FAKE=1 (make demo, tests); otherwise no push at all.
+AKA_STRIPE_FAKE = envbool("AKA_STRIPE_FAKE")
+if AKA_STRIPE_FAKE and not STRIPE_WEBHOOK_SECRET:
+    STRIPE_WEBHOOK_SECRET = "whsec_akarouter_fake"
+AKA_STRIPE_TIMEOUT = float(os.environ.get("AKA_STRIPE_TIMEOUT", "10"))
+AKA_STRIPE_METER_EVENT = os.environ.get("AKA_STRIPE_METER_EVENT", "akarouter_call")
+AKA_BILLING_CURRENCY = os.environ.get("AKA_BILLING_CURRENCY", "usd")
+# Billable calls are reported as one meter event per tenant per window of this many seconds.
+AKA_METER_WINDOW_SECONDS = envint("AKA_METER_WINDOW_SECONDS", 10)
+AKA_METER_OUTBOX_EVERY = float(os.environ.get("AKA_METER_OUTBOX_EVERY", "2"))
+# Meter events sent per second at most, all workers together (Stripe's live limit is 1,000);
+# ledger rows collected per outbox run.
+AKA_METER_EVENTS_PER_SECOND = envint("AKA_METER_EVENTS_PER_SECOND", 500)
+AKA_METER_BATCH = envint("AKA_METER_BATCH", 50000)
+# Back-off after a failed send: base * 2^attempts seconds, capped.
+AKA_METER_RETRY_BASE = float(os.environ.get("AKA_METER_RETRY_BASE", "2"))
+AKA_METER_RETRY_MAX = float(os.environ.get("AKA_METER_RETRY_MAX", "300"))
+# A send left unacknowledged longer than this is not resent (Stripe deduplicates for at
+# least 24 hours); it is marked uncertain for reconciliation instead.
+AKA_METER_DEDUP_HORIZON = envint("AKA_METER_DEDUP_HORIZON", 20 * 3600)
+# Seconds a send may take before another run may retry its window (a worker died mid-send).
+AKA_METER_LEASE_SECONDS = float(os.environ.get("AKA_METER_LEASE_SECONDS", "60"))
+# Suspension: seconds after a failed payment before the gateway answers 402.
+AKA_BILLING_GRACE_SECONDS = envint("AKA_BILLING_GRACE_SECONDS", 3 * 86400)
+# Placeholder tax rate on our invoices, in basis points (2000 = 20%).
+AKA_BILLING_TAX_RATE_BP = envint("AKA_BILLING_TAX_RATE_BP", 0)
+CELERY_BEAT_SCHEDULE |= {
+    "billing-meter-outbox": {"task": "billing.meter_outbox", "schedule": AKA_METER_OUTBOX_EVERY},
+    "billing-period-close": {"task": "billing.period_close", "schedule": envint("AKA_PERIOD_CLOSE_EVERY", 3600)},
+    "billing-reconcile": {"task": "billing.reconcile", "schedule": envint("AKA_RECONCILE_EVERY", 86400)},
+}
+# Prefix of meter event identifiers: unique per deployment sharing a Stripe account
+# (empty: "aka-<database name>").
+AKA_METER_NAMESPACE = os.environ.get("AKA_METER_NAMESPACE", "")

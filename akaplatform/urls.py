@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from apps.billing.urls import api_urlpatterns as billing_api
 from apps.cache.urls import api_urlpatterns as cache_api
 from apps.core import views as core_views
 from apps.dashboard import api as dashboard_api
@@ -18,5 +19,7 @@ urlpatterns = [
     path("api/settings/", dashboard_api.tenant_settings, name="api-settings"),
     path("api/", include(cache_api)),
     path("api/", include(routing_api)),
+    path("api/", include(billing_api)),
+    path("billing/", include("apps.billing.urls")),
     path("", include("apps.dashboard.urls")),
 ]

@@ -48,6 +48,9 @@ def wait_for(url: str, process: str, seconds: float = 60) -> None:
 
 def main() -> None:
     started = time.monotonic()
+    # Billing talks to Stripe itself given a (test-mode) STRIPE_SECRET_KEY, else to the fake.
+    if not os.environ.get("STRIPE_SECRET_KEY"):
+        os.environ.setdefault("AKA_STRIPE_FAKE", "1")
     env = services.process_env()
     print(manage(env, "migrate", "--noinput").splitlines()[-1])
     # The step deploy/Dockerfile runs, so a static file that breaks it fails here first;
@@ -58,6 +61,7 @@ def main() -> None:
     email, password, key = manage(
         env, "demo_setup", "--password", password, "--reuse-key", previous.get("AKA_API_KEY", "")
     ).split()
+    print(manage(env, "stripe_setup").splitlines()[0])  # meter, product, prices: found or made
 
     services.start(list(services.APP_PROCESSES))
     base = env["AKA_BASE_URL"]

@@ -1,9 +1,16 @@
 """Reads of the ledger for the gateway's feedback endpoint and the dashboard."""
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from .models import CallRecord
+from django.db.models import Count, Sum
+from django.db.models.functions import Coalesce
+from django.http import Http404
+
+from .invoices import tax_cents
+from .models import BillingAccount, CallRecord, Invoice, MeterDiscrepancy
+from .standing import load_standing, suspended
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,3 +34,49 @@ def semantic_hits(*, tenant, since: datetime, among: list[str] | None = None) ->
     if among is not None:
         calls = calls.filter(request_id__in=among)
     return calls.count()
+
+
+def invoice_list(*, tenant):
+    return Invoice.objects.for_tenant(tenant).order_by("-period_start")
+
+
+def access_invoice(*, tenant, invoice_id) -> Invoice:
+    """The tenant's invoice with this id; 404 for another tenant's or a malformed id."""
+    try:
+        return Invoice.objects.for_tenant(tenant).get(pk=int(invoice_id))
+    except (Invoice.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such invoice") from None
+
+
+def draft_totals(*, invoice: Invoice) -> dict:
+    """A draft's running calls and subtotal so far (its amounts are set when it is finalized)."""
+    totals = CallRecord.objects.for_tenant(invoice.tenant_id).filter(invoice=invoice).aggregate(
+        calls=Count("id"), subtotal_cents=Coalesce(Sum("price_cents"), 0))
+    return {**totals, "total_cents": totals["subtotal_cents"] + tax_cents(totals["subtotal_cents"], invoice.tax_rate_bp)}
+
+
+def invoice_lines(*, invoice: Invoice):
+    """The invoice's lines: its ledger rows, oldest first."""
+    return (CallRecord.objects.for_tenant(invoice.tenant_id).filter(invoice=invoice)
+            .only("request_id", "created_at", "model_served", "cache", "price_cents"))
+
+
+def meter_discrepancies(*, unresolved: bool = True):
+    """Days where Stripe's meter and our acknowledged windows disagree, for the staff console."""
+    found = MeterDiscrepancy.objects.unscoped_across_all_tenants()  # staff console: every tenant
+    if unresolved:
+        found = found.filter(resolved_at__isnull=True)
+    return found.select_related("tenant").order_by("-day", "tenant_id")
+
+
+def billing_overview(*, tenant) -> dict:
+    """The tenant's billing standing for its settings page and API."""
+    account = BillingAccount.objects.for_tenant(tenant).first()
+    standing = load_standing(getattr(tenant, "pk", tenant))
+    return {
+        "stripe_customer": bool(account and account.stripe_customer_id),
+        "subscription_status": account.subscription_status if account else "",
+        "unpaid_since": account.unpaid_since if account else None,
+        "suspended": suspended(standing, time.time()),
+        "monthly_call_cap": standing.monthly_call_cap or None,
+    }

@@ -21,6 +21,11 @@ UNHANDLED = Counter("aka_unhandled_errors_total", "Requests that hit an unexpect
 # Ledger rows the database refused or could not take, kept in the local spool for replay.
 LEDGER_SPOOLED = Counter("aka_ledger_spooled_total", "Ledger rows written to the local spool", ["reason"])
 LEDGER_REPLAYED = Counter("aka_ledger_replayed_total", "Spooled ledger rows replayed into the database")
+# Billing: meter events by outcome, days where Stripe's meter and our ledger disagree,
+# calls refused for billing reasons (suspended, monthly quota).
+METER_EVENTS = Counter("aka_meter_events_total", "Meter events sent to Stripe by outcome", ["outcome"])
+BILLING_DISCREPANCIES = Counter("aka_billing_discrepancies_total", "Days where Stripe's meter differs from the ledger")
+BILLING_REFUSED = Counter("aka_billing_refused_total", "Calls refused by billing", ["reason"])
 
 
 def render() -> bytes:

@@ -21,6 +21,7 @@ from django.conf import settings
 
 from apps.billing import selectors as ledger
 from apps.billing import services as billing
+from apps.billing import standing
 from apps.cache import services as cache
 from apps.cache.embedder import batcher
 from apps.core import metrics
@@ -89,8 +90,10 @@ def require_post(request) -> None:
 
 
 async def admit(call: Call, headers) -> None:
-    """Who is calling: 401/403 otherwise, from the per-process key snapshot."""
+    """Who is calling: 401/403 otherwise, from the per-process key snapshot; 402 when
+    billing has suspended the tenant for an unpaid invoice (a per-process snapshot too)."""
     call.principal = await aresolve_key(extract_key(headers))
+    await standing.admit(tenant_id=call.principal.tenant_id)
 
 
 # Parse (and resolve the model asked for)
@@ -131,13 +134,20 @@ async def resolve(call: Call, req: ChatRequest) -> list[ModelInfo]:
 
 
 async def count(call: Call) -> None:
-    """Counts the well-formed call against its rate limits (a 400 uses no quota). The check
-    runs alongside the cache lookup and the upstream call (`alongside_admission` waits for
-    it before answering), except when the tenant is close to its limit: then it is awaited
-    first, so a call about to be refused never reaches (and costs) an upstream."""
-    call.admission = asyncio.ensure_future(ratelimit.enforce(call.principal))
-    if ratelimit.near_limit(call.principal):
+    """Counts the well-formed call against its rate limits, then (a call, not a model list)
+    its tenant's monthly call cap (a 400 uses neither). The check runs alongside the cache
+    lookup and the upstream call (`alongside_admission` waits for it before answering),
+    except when the tenant is close to a limit: then it is awaited first, so a call about
+    to be refused never reaches (and costs) an upstream."""
+    call.admission = asyncio.ensure_future(_admission(call))
+    if ratelimit.near_limit(call.principal) or standing.near_cap(call.principal.tenant_id):
         await call.admission
+
+
+async def _admission(call: Call) -> None:
+    await ratelimit.enforce(call.principal)
+    if call.ledger:
+        await standing.quota_count(tenant_id=call.principal.tenant_id)
 
 
 async def alongside_admission(call: Call, work):

@@ -1,5 +1,9 @@
 """Writes to tenants, members and keys. Each is one named action."""
 
+import logging
+
+from celery import current_app
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
@@ -10,6 +14,7 @@ from .models import ApiKey, Membership, Plan, Tenant
 from .selectors import access_api_key, access_membership
 
 DEFAULT_PLAN = "Starter"
+log = logging.getLogger(__name__)
 
 
 def _unique_slug(name: str) -> str:
@@ -33,7 +38,20 @@ def tenant_create(*, name: str, owner_email: str, owner_password: str | None, pl
     if user is None:
         user = User.objects.create_user(username=email, email=email, password=owner_password)
     Membership.objects.for_tenant(tenant).create(tenant=tenant, user=user, role=Membership.Role.OWNER)
+    transaction.on_commit(lambda: _billing_onboard(tenant.pk))
     return tenant, user
+
+
+def _billing_onboard(tenant_id: int) -> None:
+    """Billing makes the new tenant's Stripe customer in the background. Scheduled by task
+    name (billing sits above this app); if the broker is down, billing's outbox creates
+    the customer later, so sign-up never fails for it."""
+    if not (settings.STRIPE_SECRET_KEY or settings.AKA_STRIPE_FAKE):
+        return
+    try:
+        current_app.send_task("billing.customer_create", args=[tenant_id])
+    except Exception:
+        log.exception("could not schedule the Stripe customer of tenant %s; the meter outbox will", tenant_id)
 
 
 @transaction.atomic

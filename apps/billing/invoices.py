@@ -1,0 +1,111 @@
+"""Invoices in our own data: one per tenant per calendar month (UTC), whose lines are the
+tenant's billable ledger rows stamped with it.
+
+The meter outbox stamps each billable row, as it collects it, with its tenant's draft
+invoice of the current period (apps.billing.outbox), so a row is on exactly one invoice:
+the one of the period it was collected in, which is also where Stripe's meter counts it.
+A row made near a month's end and collected after it is on the next invoice, counted as
+a late call. Closing a period waits for a running collection, then totals the draft's
+lines: subtotal = the sum of each row's own price (the price in force for that call), tax
+at the placeholder rate, total; integer cents throughout. The invoice is then finalized
+and never changes again.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.tenants.models import Tenant
+
+from .models import CallRecord, Invoice
+
+
+@dataclass(frozen=True)
+class Period:
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def containing(cls, when: datetime) -> "Period":
+        start = when.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+        return cls(start, end)
+
+    def previous(self) -> "Period":
+        start = self.start.replace(year=self.start.year - 1, month=12) if self.start.month == 1 \
+            else self.start.replace(month=self.start.month - 1)
+        return Period(start, self.start)
+
+
+def number(tenant_id: int, period: Period) -> str:
+    return f"AKA-{tenant_id:06d}-{period.start:%Y%m}"
+
+
+def tax_cents(subtotal_cents: int, rate_bp: int) -> int:
+    """Tax rounded half up to the cent, in integers only."""
+    return (subtotal_cents * rate_bp + 5000) // 10000
+
+
+_TOTALS_SQL = f"""
+SELECT count(*), coalesce(sum(price_cents), 0), count(*) FILTER (WHERE created_at < %(start)s),
+       min(price_cents), max(price_cents)
+FROM {CallRecord._meta.db_table} WHERE tenant_id = %(tenant)s AND invoice_id = %(invoice)s
+"""
+
+
+def period_close(*, tenant_id: int, period: Period) -> Invoice:
+    """Finalizes the tenant's invoice for an ended `period` (made empty if the tenant had
+    no calls); an invoice already finalized is returned as it is."""
+    from .outbox import COLLECT_LOCK
+
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", [COLLECT_LOCK])  # no collection meanwhile
+        invoice, _ = Invoice.objects.for_tenant(tenant_id).select_for_update().get_or_create(
+            tenant_id=tenant_id, period_start=period.start, defaults={
+                "number": number(tenant_id, period), "period_end": period.end,
+                "tax_rate_bp": settings.AKA_BILLING_TAX_RATE_BP, "currency": settings.AKA_BILLING_CURRENCY})
+        if invoice.status != Invoice.Status.DRAFT:
+            return invoice
+        with connection.cursor() as cur:
+            cur.execute(_TOTALS_SQL, {"invoice": invoice.pk, "tenant": tenant_id, "start": period.start})
+            calls, subtotal, late, low, high = cur.fetchone()
+        invoice.calls, invoice.subtotal_cents, invoice.late_calls = calls, subtotal, late
+        invoice.unit_price_cents = low if low == high else None  # None: the price changed mid-period
+        invoice.tax_cents = tax_cents(subtotal, invoice.tax_rate_bp)
+        invoice.total_cents = subtotal + invoice.tax_cents
+        invoice.status, invoice.finalized_at = Invoice.Status.FINALIZED, timezone.now()
+        invoice.save()
+    from .webhooks import stripe_invoice_link
+
+    stripe_invoice_link(invoice=invoice)
+    return invoice
+
+
+def close_ended(*, now: datetime | None = None) -> int:
+    """Closes the last ended period for every tenant that existed in it; returns how many
+    invoices were finalized. Safe to run any number of times."""
+    period = Period.containing(now or datetime.now(UTC)).previous()
+    made = 0
+    for tenant_id in Tenant.objects.filter(created_at__lt=period.end).values_list("pk", flat=True):
+        closed = Invoice.objects.for_tenant(tenant_id).filter(period_start=period.start).exclude(
+            status=Invoice.Status.DRAFT)
+        if not closed.exists():
+            period_close(tenant_id=tenant_id, period=period)
+            made += 1
+    return made
+
+
+CSV_HEADER = ["request_id", "time", "model_served", "cache", "price_cents"]
+
+
+def csv_rows(invoice: Invoice):
+    """The invoice's lines as CSV rows (header first), streamed from the database."""
+    yield CSV_HEADER
+    lines = (CallRecord.objects.for_tenant(invoice.tenant_id).filter(invoice=invoice).order_by("created_at", "id")
+             .values_list("request_id", "created_at", "model_served", "cache", "price_cents"))
+    for request_id, at, model, cache, cents in lines.iterator(chunk_size=5000):
+        yield [request_id, at.isoformat(), model, cache, cents]

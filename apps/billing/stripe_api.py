@@ -1,0 +1,251 @@
+"""Every call we make to Stripe, through the official SDK's `StripeClient`.
+
+One client per process: Stripe itself when STRIPE_SECRET_KEY is set, the in-process fake
+(apps.billing.stripe_fake) when AKA_STRIPE_FAKE is on, and none otherwise: then nothing
+is pushed to Stripe and everything else (ledger, windows, invoices) carries on.
+
+The SDK retries nothing here (max_network_retries=0): the callers own retries (the
+meter outbox backs off per window; Celery retries customer creation), so a slow Stripe
+never stalls a worker inside the SDK.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import stripe
+from django.conf import settings
+from stripe._base_address import BaseAddresses
+from stripe.params import PriceCreateParams, SubscriptionCreateParams
+from stripe.params.billing import MeterCreateParams, MeterEventCreateParams
+
+METER_DISPLAY_NAME = "AkaRouter calls"
+PRODUCT_ID = "prod_akarouter_calls"
+
+
+class NotConfigured(RuntimeError):
+    """No Stripe key and no fake: the push to Stripe is off."""
+
+
+@cache
+def _client() -> stripe.StripeClient | None:
+    base: BaseAddresses | None = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
+    if settings.STRIPE_SECRET_KEY:
+        return stripe.StripeClient(settings.STRIPE_SECRET_KEY, max_network_retries=0, base_addresses=base,
+                                   http_client=stripe.RequestsClient(timeout=settings.AKA_STRIPE_TIMEOUT))
+    if settings.AKA_STRIPE_FAKE:
+        from apps.core.redis import sync_client
+
+        from .stripe_fake import FakeStripe
+
+        fake = FakeStripe(sync_client(), webhook_secret=settings.STRIPE_WEBHOOK_SECRET)
+        return stripe.StripeClient("sk_test_akarouter_fake", max_network_retries=0, http_client=fake)
+    return None
+
+
+def enabled() -> bool:
+    return _client() is not None
+
+
+def client() -> stripe.StripeClient:
+    found = _client()
+    if found is None:
+        raise NotConfigured("Stripe is not configured: set STRIPE_SECRET_KEY (or AKA_STRIPE_FAKE=1 for the fake)")
+    return found
+
+
+def reset_client() -> None:
+    """Forgets the process's client (after settings change: tests, the demo)."""
+    _client.cache_clear()
+
+
+def api_version() -> str:
+    return str(stripe.api_version)
+
+
+# --- The catalog: one meter, one product, a metered price per plan ----------------------
+
+
+@dataclass(frozen=True)
+class Catalog:
+    meter_id: str
+    product_id: str
+    prices: dict[str, str]   # plan name -> price id
+
+
+def lookup_key(plan_name: str, cents: int) -> str:
+    # The price is part of the key: a plan whose price changes gets a new Stripe price.
+    return f"akarouter_{plan_name.lower()}_{cents}c_per_call"
+
+
+def meter_ensure() -> str:
+    """The id of the active meter for our event name, created if missing."""
+    c = client()
+    for meter in c.v1.billing.meters.list({"status": "active", "limit": 100}).auto_paging_iter():
+        if meter.event_name == settings.AKA_STRIPE_METER_EVENT:
+            return meter.id
+    params: MeterCreateParams = {
+        "display_name": METER_DISPLAY_NAME,
+        "event_name": settings.AKA_STRIPE_METER_EVENT,
+        "default_aggregation": {"formula": "sum"},
+        "customer_mapping": {"type": "by_id", "event_payload_key": "stripe_customer_id"},
+        "value_settings": {"event_payload_key": "value"},
+    }
+    return c.v1.billing.meters.create(params).id
+
+
+def product_ensure() -> str:
+    c = client()
+    try:
+        return c.v1.products.retrieve(PRODUCT_ID).id
+    except stripe.InvalidRequestError as exc:
+        if exc.code != "resource_missing":
+            raise
+    return c.v1.products.create({"id": PRODUCT_ID, "name": "AkaRouter gateway calls",
+                                 "metadata": {"akarouter": "calls"}}).id
+
+
+def price_ensure(*, plan_name: str, cents: int, meter_id: str, product_id: str) -> str:
+    """The metered price (per call, monthly) for a plan at `cents`, created if missing."""
+    c = client()
+    key = lookup_key(plan_name, cents)
+    for price in c.v1.prices.list({"lookup_keys": [key], "limit": 1}).data:
+        return price.id
+    params: PriceCreateParams = {
+        "currency": settings.AKA_BILLING_CURRENCY,
+        "unit_amount": cents,
+        "product": product_id,
+        "lookup_key": key,
+        "transfer_lookup_key": True,
+        "nickname": f"{plan_name}: {cents}c per call",
+        "recurring": {"interval": "month", "usage_type": "metered", "meter": meter_id},
+        "metadata": {"plan": plan_name},
+    }
+    return c.v1.prices.create(params).id
+
+
+# --- Customers and subscriptions ---------------------------------------------------------
+
+
+def customer_create(*, tenant_id: int, name: str, email: str) -> str:
+    # The idempotency key makes a retried creation (a task run twice) return the same customer.
+    customer = client().v1.customers.create(
+        {"name": name, "email": email, "metadata": {"tenant_id": str(tenant_id)}},
+        {"idempotency_key": f"akarouter-customer-{tenant_id}"})
+    return customer.id
+
+
+@dataclass(frozen=True)
+class SubscriptionState:
+    subscription_id: str
+    item_id: str
+    price_id: str
+    status: str
+
+
+def _state(subscription: stripe.Subscription) -> SubscriptionState:
+    item = subscription["items"].data[0]
+    return SubscriptionState(subscription.id, item.id, item.price.id, subscription.status)
+
+
+def subscription_create(*, tenant_id: int, customer: str, price: str) -> SubscriptionState:
+    # Anchored to the 1st at midnight UTC, so Stripe's billing periods are our calendar months.
+    params: SubscriptionCreateParams = {
+        "customer": customer, "items": [{"price": price}], "metadata": {"tenant_id": str(tenant_id)},
+        "billing_cycle_anchor_config": {"day_of_month": 1, "hour": 0, "minute": 0, "second": 0},
+        "proration_behavior": "none"}
+    return _state(client().v1.subscriptions.create(
+        params, {"idempotency_key": f"akarouter-subscription-{tenant_id}-{price}"}))
+
+
+def subscription_price_set(*, subscription_id: str, item_id: str, price: str) -> SubscriptionState:
+    """Moves the subscription's metered item to another plan's price; usage already
+    reported stays on the meter, so no proration of calls is needed."""
+    return _state(client().v1.subscriptions.update(
+        subscription_id, {"items": [{"id": item_id, "price": price}], "proration_behavior": "none"}))
+
+
+# --- Meter events ------------------------------------------------------------------------
+
+
+class AlreadyRecorded(Exception):
+    """Stripe already has an event with this identifier: the earlier send got through."""
+
+
+class Retryable(Exception):
+    """Stripe is unreachable, failing or rate limiting: try the same event again later."""
+
+
+class Throttled(Retryable):
+    """Stripe's rate limit: the event was not recorded."""
+
+
+class Refused(Exception):
+    """Stripe refused the event itself (bad customer, timestamp out of range...)."""
+
+
+def meter_event_send(*, identifier: str, customer: str, value: int, timestamp: int) -> None:
+    params: MeterEventCreateParams = {
+        "event_name": settings.AKA_STRIPE_METER_EVENT,
+        "identifier": identifier,
+        "timestamp": timestamp,
+        "payload": {"stripe_customer_id": customer, "value": str(value)},
+    }
+    try:
+        client().v1.billing.meter_events.create(params)
+    except stripe.RateLimitError as exc:
+        raise Throttled(str(exc)) from exc
+    except (stripe.APIConnectionError, stripe.APIError) as exc:
+        raise Retryable(str(exc)) from exc
+    except stripe.InvalidRequestError as exc:
+        if exc.code == "resource_already_exists" or "already exists" in str(exc.user_message or ""):
+            raise AlreadyRecorded(identifier) from exc
+        if (exc.http_status or 0) >= 500 or exc.http_status == 429:
+            raise Retryable(str(exc)) from exc
+        raise Refused(str(exc.user_message or exc)) from exc
+    except stripe.StripeError as exc:
+        if (exc.http_status or 0) >= 500:
+            raise Retryable(str(exc)) from exc
+        raise Refused(str(exc.user_message or exc)) from exc
+
+
+def meter_usage(*, meter_id: str, customer: str, start: int, end: int) -> float:
+    """The meter's total for a customer over [start, end) (aligned to whole days)."""
+    summaries = client().v1.billing.meters.event_summaries.list(
+        meter_id, {"customer": customer, "start_time": start, "end_time": end})
+    return float(sum(s.aggregated_value for s in summaries.auto_paging_iter()))
+
+
+# --- Checkout, the portal, webhooks ------------------------------------------------------
+
+
+def checkout_url(*, customer: str, success_url: str, cancel_url: str) -> str:
+    """A Checkout page (setup mode) where the tenant saves its first payment method."""
+    session = client().v1.checkout.sessions.create({
+        "mode": "setup", "customer": customer, "currency": settings.AKA_BILLING_CURRENCY,
+        "success_url": success_url, "cancel_url": cancel_url})
+    return str(session.url)
+
+
+def default_payment_method_set(*, customer: str, setup_intent: str) -> None:
+    """Makes the card saved through Checkout the one the customer's invoices are charged to."""
+    method = client().v1.setup_intents.retrieve(setup_intent).payment_method
+    method_id = method if isinstance(method, str) else method.id if method else None
+    if method_id is None:
+        raise Refused(f"setup intent {setup_intent} has no payment method")
+    client().v1.customers.update(customer, {"invoice_settings": {"default_payment_method": method_id}})
+
+
+def portal_url(*, customer: str, return_url: str) -> str:
+    return client().v1.billing_portal.sessions.create({"customer": customer, "return_url": return_url}).url
+
+
+def event_from_webhook(payload: bytes, signature: str | None) -> stripe.Event:
+    """The verified event; stripe.SignatureVerificationError or ValueError otherwise, and
+    NotConfigured without a signing secret (an empty one would make any signature valid)."""
+    if not settings.STRIPE_WEBHOOK_SECRET:
+        raise NotConfigured("STRIPE_WEBHOOK_SECRET is not set: webhooks cannot be verified")
+    event: stripe.Event = stripe.Webhook.construct_event(payload.decode(), signature or "",
+                                                         settings.STRIPE_WEBHOOK_SECRET)
+    return event

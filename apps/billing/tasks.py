@@ -1,0 +1,47 @@
+"""Billing's Celery tasks: thin, take ids, safe to run twice."""
+
+from celery import shared_task
+
+from apps.core.redis import sync_client
+
+from . import accounts, invoices, outbox, reconcile, stripe_api
+
+# A tenant missing its Stripe customer gets one creation task per this many seconds (the
+# task retries by itself; this keeps a long Stripe outage from piling tasks up).
+CUSTOMER_TASK_EVERY = 300
+
+
+@shared_task(name="billing.customer_create", autoretry_for=(Exception,), retry_backoff=5, retry_backoff_max=600,
+             retry_jitter=True, max_retries=None)
+def customer_create(tenant_id: int) -> str | None:
+    """The tenant's Stripe customer and subscription (scheduled after sign-up; retried until done)."""
+    return accounts.customer_ensure(tenant_id=tenant_id)
+
+
+@shared_task(name="billing.subscription_sync", autoretry_for=(Exception,), retry_backoff=5, retry_backoff_max=600,
+             retry_jitter=True, max_retries=None)
+def subscription_sync(tenant_id: int) -> None:
+    """Moves the tenant's Stripe subscription to its plan's price (after a plan change)."""
+    accounts.subscription_sync(tenant_id=tenant_id)
+
+
+@shared_task(name="billing.meter_outbox")
+def meter_outbox() -> dict:
+    """Collects billable calls into windows and sends what is due (beat, every few seconds)."""
+    if stripe_api.enabled():
+        for tenant_id in accounts.customers_missing():
+            if sync_client().set(f"billing:customer-task:{tenant_id}", 1, nx=True, ex=CUSTOMER_TASK_EVERY):
+                customer_create.delay(tenant_id)
+    return vars(outbox.run())
+
+
+@shared_task(name="billing.period_close")
+def period_close() -> int:
+    """Makes the invoices of the period that ended (beat, hourly: idempotent)."""
+    return invoices.close_ended()
+
+
+@shared_task(name="billing.reconcile")
+def reconcile_meter() -> int:
+    """Yesterday's meter totals in Stripe against ours (beat, daily)."""
+    return reconcile.reconcile_yesterday()

@@ -1,0 +1,39 @@
+"""Ledger rows made directly (as the gateway's writer would insert them) and the outbox
+driven until it has nothing left to do."""
+
+import time
+import uuid
+from datetime import datetime
+
+from apps.billing import outbox
+from apps.billing.models import CallRecord, MeterWindow
+
+
+def ledger_rows(tenant, n: int, *, price_cents: int = 10, billable: bool = True, at: datetime | None = None,
+                collected_at: datetime | None = None, model: str = "gpt-4o-mini", cache: str = "miss") -> list[CallRecord]:
+    """`n` ledger rows made at `at` (now if None). With `at`, the outbox collects them as
+    if it ran at `collected_at` (default: `at`), stamping their window and invoice."""
+    rows = [CallRecord(tenant_id=tenant.pk, request_id="req_" + uuid.uuid4().hex, endpoint="chat.completions",
+                       model_requested=model, model_served=model, provider="openai", price_cents=price_cents if billable else 0,
+                       billable=billable, status_code=200 if billable else 502, latency_ms=1.0, cache=cache)
+            for _ in range(n)]
+    made = CallRecord.objects.for_tenant(tenant).bulk_create(rows)
+    if at is not None:
+        CallRecord.objects.for_tenant(tenant).filter(pk__in=[r.pk for r in made]).update(created_at=at)
+        outbox.collect(at=collected_at or at)
+    return made
+
+
+def unfinished() -> int:
+    windows = MeterWindow.objects.unscoped_across_all_tenants().filter(
+        state__in=[MeterWindow.State.PENDING, MeterWindow.State.SENDING]).count()
+    return windows + outbox.backlog()["unstamped_rows"]
+
+
+def drain(timeout: float = 30.0) -> None:
+    """Runs the outbox until every billable row is in an acknowledged (or refused) window."""
+    deadline = time.monotonic() + timeout
+    while unfinished():
+        assert time.monotonic() < deadline, f"outbox never drained: {outbox.backlog()}"
+        outbox.run(max_seconds=5)
+        time.sleep(0.1)

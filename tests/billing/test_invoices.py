@@ -1,0 +1,133 @@
+"""Invoices from the ledger: totals to the cent, one line per billable call, never changed
+once made, visible to the tenant only."""
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.test import Client
+
+from apps.billing import invoices
+from apps.billing.invoices import Period
+from apps.billing.models import CallRecord, Invoice
+from apps.tenants.models import Tenant
+from tests.billing.helpers import ledger_rows
+
+MAY = Period(datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC))
+IN_MAY = datetime(2026, 5, 14, 12, tzinfo=UTC)
+
+
+def api(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_periods_are_calendar_months():
+    assert Period.containing(datetime(2026, 12, 31, 23, 59, tzinfo=UTC)) == Period(
+        datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+    assert Period.containing(datetime(2027, 1, 5, tzinfo=UTC)).previous() == Period(
+        datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(("subtotal", "rate", "tax"), [(0, 2000, 0), (10, 2000, 2), (7, 2000, 1), (5, 1000, 1),
+                                                       (4, 1000, 0), (123457, 825, 10185)])
+def test_tax_rounds_half_up_in_integer_cents(subtotal, rate, tax):
+    assert invoices.tax_cents(subtotal, rate) == tax
+
+
+def test_invoice_matches_the_ledger_to_the_cent(db, settings, party):
+    settings.AKA_BILLING_TAX_RATE_BP = 2000
+    ledger_rows(party.tenant, 123, price_cents=10, at=IN_MAY)
+    ledger_rows(party.tenant, 45, price_cents=7, at=IN_MAY + timedelta(days=3))   # after a plan change
+    ledger_rows(party.tenant, 9, billable=False, at=IN_MAY)
+    ledger_rows(party.tenant, 4, at=MAY.end + timedelta(hours=1))                  # next period
+    ledger_rows(party.other_tenant, 50, at=IN_MAY)
+    invoice = invoices.period_close(tenant_id=party.tenant.pk, period=MAY)
+    # Computed independently from the ledger rows themselves: the billable ones made in May.
+    rows = [r for r in CallRecord.objects.for_tenant(party.tenant)
+            if r.billable and MAY.start <= r.created_at < MAY.end]
+    subtotal = sum(r.price_cents for r in rows)
+    assert subtotal == 123 * 10 + 45 * 7 == 1545
+    assert (invoice.calls, invoice.subtotal_cents, invoice.tax_cents, invoice.total_cents) == (168, 1545, 309, 1854)
+    assert (invoice.unit_price_cents, invoice.late_calls, invoice.status) == (None, 0, "finalized")
+    assert invoice.number == f"AKA-{party.tenant.pk:06d}-202605"
+    assert sorted(CallRecord.objects.for_tenant(party.tenant).filter(invoice=invoice)
+                  .values_list("request_id", flat=True)) == sorted(r.request_id for r in rows)
+
+
+def test_csv_has_one_line_per_billable_call(db, party):
+    made = ledger_rows(party.tenant, 31, at=IN_MAY, cache="exact")
+    ledger_rows(party.tenant, 3, billable=False, at=IN_MAY)
+    invoice = invoices.period_close(tenant_id=party.tenant.pk, period=MAY)
+    response = api(party.bob).get(f"/api/invoices/{invoice.pk}/csv")
+    assert response.status_code == 200 and response["content-type"] == "text/csv"
+    lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert lines[0] == ["request_id", "time", "model_served", "cache", "price_cents"]
+    assert sorted(line[0] for line in lines[1:]) == sorted(r.request_id for r in made)
+    assert {(line[2], line[3], line[4]) for line in lines[1:]} == {("gpt-4o-mini", "exact", "10")}
+    assert sum(int(line[4]) for line in lines[1:]) == invoice.subtotal_cents == 310
+
+
+def test_a_finalized_invoice_never_changes_and_late_rows_go_on_the_next(db, party):
+    ledger_rows(party.tenant, 10, at=IN_MAY)
+    first = invoices.period_close(tenant_id=party.tenant.pk, period=MAY)
+    # Made in May, collected only after May was closed.
+    ledger_rows(party.tenant, 2, at=MAY.end - timedelta(seconds=1), collected_at=MAY.end + timedelta(seconds=3))
+    assert invoices.period_close(tenant_id=party.tenant.pk, period=MAY).total_cents == first.total_cents == 100
+    first.refresh_from_db()
+    assert first.calls == 10
+    june = invoices.period_close(tenant_id=party.tenant.pk, period=Period.containing(MAY.end))
+    assert (june.calls, june.late_calls, june.subtotal_cents, june.unit_price_cents) == (2, 2, 20, 10)
+    assert first.status == june.status == Invoice.Status.FINALIZED
+
+
+def test_close_ended_makes_one_invoice_per_tenant_and_is_idempotent(db, party):
+    ledger_rows(party.tenant, 3, at=IN_MAY)
+    Tenant.objects.update(created_at=IN_MAY - timedelta(days=30))
+    assert Invoice.objects.for_tenant(party.tenant).get().status == Invoice.Status.DRAFT
+    assert invoices.close_ended(now=MAY.end + timedelta(days=2)) == 2
+    assert invoices.close_ended(now=MAY.end + timedelta(days=2)) == 0
+    assert Invoice.objects.for_tenant(party.tenant).get().calls == 3
+    assert Invoice.objects.for_tenant(party.other_tenant).get().calls == 0
+
+
+def test_invoice_api_list_detail_and_paginated_lines(db, party):
+    made = ledger_rows(party.tenant, 25, at=IN_MAY)
+    invoice = invoices.period_close(tenant_id=party.tenant.pk, period=MAY)
+    client = api(party.bob)
+    listed = client.get("/api/invoices/").json()["data"]
+    assert [(i["number"], i["calls"], i["total_cents"]) for i in listed] == [(invoice.number, 25, 250)]
+    assert client.get(f"/api/invoices/{invoice.pk}/").json()["subtotal_cents"] == 250
+    seen, url = [], f"/api/invoices/{invoice.pk}/lines/?page_size=10"
+    while url:
+        page = client.get(url).json()
+        assert len(page["results"]) <= 10
+        seen += [line["request_id"] for line in page["results"]]
+        url = page["next"]
+    assert sorted(seen) == sorted(r.request_id for r in made)
+
+
+def test_a_draft_shows_its_running_totals(db, settings, party):
+    settings.AKA_BILLING_TAX_RATE_BP = 1000
+    ledger_rows(party.tenant, 7, at=IN_MAY)
+    [draft] = api(party.bob).get("/api/invoices/").json()["data"]
+    assert (draft["status"], draft["calls"], draft["subtotal_cents"], draft["tax_cents"], draft["total_cents"]) == (
+        "draft", 7, 70, 7, 77)
+
+
+def test_outsiders_get_404(db, party):
+    ledger_rows(party.tenant, 2, at=IN_MAY)
+    invoice = invoices.period_close(tenant_id=party.tenant.pk, period=MAY)
+    charlie = api(party.charlie)
+    assert charlie.get("/api/invoices/").json()["data"] == []
+    for path in (f"/api/invoices/{invoice.pk}/", f"/api/invoices/{invoice.pk}/lines/",
+                 f"/api/invoices/{invoice.pk}/csv", "/api/invoices/nonsense/"):
+        assert charlie.get(path).status_code == 404, path
+
+
+def test_invoices_are_made_without_stripe(db, no_stripe, party):
+    ledger_rows(party.tenant, 4, at=IN_MAY)
+    invoice = invoices.period_close(tenant_id=party.tenant.pk, period=MAY)
+    assert (invoice.total_cents, invoice.stripe_invoice_id) == (40, "")

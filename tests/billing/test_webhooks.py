@@ -1,0 +1,150 @@
+"""POST /billing/stripe/webhook: signatures checked, each event applied once, our state
+following Stripe's invoices and subscriptions."""
+
+import time
+from datetime import timedelta
+
+import orjson
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from apps.billing import accounts, invoices, stripe_api
+from apps.billing.invoices import Period
+from apps.billing.models import BillingAccount, Invoice, WebhookEvent
+from tests import factories
+from tests.billing.helpers import ledger_rows
+
+URL = "/billing/stripe/webhook"
+
+
+@pytest.fixture
+def customer(db, fake):
+    tenant, _ = factories.make_tenant("Paying")
+    return tenant, accounts.customer_ensure(tenant_id=tenant.pk)
+
+
+def post(body: bytes, signature: str):
+    return Client().post(URL, body, content_type="application/json", HTTP_STRIPE_SIGNATURE=signature)
+
+
+def deliver(fake, kind: str, obj: dict, **kw):
+    body, signature = fake.webhook(kind, obj, **kw)
+    return post(body, signature)
+
+
+def account(tenant) -> BillingAccount:
+    return BillingAccount.objects.for_tenant(tenant).get()
+
+
+def test_a_bad_signature_is_rejected(customer, fake):
+    tenant, cus = customer
+    body, _ = fake.webhook("invoice.payment_failed", fake.invoice_for(cus))
+    wrong = fake.sign(body, secret="whsec_someone_else")
+    assert post(body, wrong).status_code == 400
+    assert post(body, "").status_code == 400
+    tampered = body.replace(b'"livemode":false', b'"livemode":true')
+    assert post(tampered, fake.sign(body)).status_code == 400
+    stale = fake.sign(body, at=int(time.time()) - 3600)
+    assert post(body, stale).status_code == 400
+    assert WebhookEvent.objects.count() == 0
+    assert account(tenant).unpaid_since is None
+
+
+def test_a_replayed_event_is_handled_once(customer, fake):
+    tenant, cus = customer
+    body, signature = fake.webhook("invoice.payment_failed", fake.invoice_for(cus))
+    first = post(body, signature)
+    failed_at = account(tenant).unpaid_since
+    BillingAccount.objects.for_tenant(tenant).update(unpaid_since=None)  # had it run twice, it would be set again
+    again = post(body, signature)
+    assert (first.status_code, first.content, again.status_code, again.content) == (200, b"handled", 200, b"duplicate")
+    assert failed_at is not None and account(tenant).unpaid_since is None
+    assert WebhookEvent.objects.filter(event_id=orjson.loads(body)["id"]).count() == 1
+
+
+def test_payment_failed_then_paid(customer, fake):
+    tenant, cus = customer
+    deliver(fake, "invoice.payment_failed", fake.invoice_for(cus, status="open"))
+    assert account(tenant).unpaid_since is not None
+    deliver(fake, "invoice.payment_failed", fake.invoice_for(cus, status="open"))  # a retry keeps the first time
+    first = account(tenant).unpaid_since
+    assert first <= timezone.now()
+    deliver(fake, "invoice.paid", fake.invoice_for(cus, status="paid"))
+    assert account(tenant).unpaid_since is None
+
+
+def test_stripe_invoices_are_linked_to_ours(customer, fake):
+    tenant, cus = customer
+    period = Period.containing(timezone.now()).previous()
+    ledger_rows(tenant, 3, at=period.start + timedelta(days=2))
+    stripe_invoice = {**fake.invoice_for(cus, status="open"), "period_start": int(period.start.timestamp()),
+                      "period_end": int(period.end.timestamp())}
+    deliver(fake, "invoice.finalized", stripe_invoice)   # before our close: remembered
+    ours = invoices.period_close(tenant_id=tenant.pk, period=period)
+    assert (ours.stripe_invoice_id, ours.hosted_invoice_url) == (stripe_invoice["id"], stripe_invoice["hosted_invoice_url"])
+    deliver(fake, "invoice.paid", {**stripe_invoice, "status": "paid"})
+    ours.refresh_from_db()
+    assert ours.status == Invoice.Status.PAID and ours.paid_at is not None
+    assert ours.total_cents == 30  # linking and paying never change the amounts
+
+
+def test_a_plan_changed_in_the_portal_becomes_the_tenants_plan(customer, fake):
+    tenant, cus = customer
+    growth = accounts.catalog_ensure().prices["Growth"]
+    subscription = fake.all("subscriptions")[0]
+    subscription["items"]["data"][0]["price"] = fake.get("prices", growth)
+    deliver(fake, "customer.subscription.updated", subscription)
+    tenant.refresh_from_db()
+    assert (tenant.plan.name, account(tenant).stripe_price_id) == ("Growth", growth)
+    deliver(fake, "customer.subscription.deleted", {**subscription, "status": "canceled"})
+    assert (account(tenant).subscription_status, account(tenant).stripe_subscription_id) == ("canceled", "")
+
+
+def test_a_plan_change_is_made_in_stripe_too(customer, fake, monkeypatch):
+    from apps.billing import tasks
+
+    monkeypatch.setattr(tasks.subscription_sync, "delay", lambda tenant_id: tasks.subscription_sync(tenant_id))
+    tenant, cus = customer
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("django.db.transaction.on_commit", lambda fn, *a, **k: fn())
+        accounts.plan_change(tenant=tenant, plan_name="Scale")
+    [subscription] = fake.all("subscriptions")
+    assert subscription["items"]["data"][0]["price"]["unit_amount"] == 5
+    assert account(tenant).stripe_price_id == subscription["items"]["data"][0]["price"]["id"]
+    tenant.refresh_from_db()
+    assert tenant.plan.price_per_call_cents == 5
+
+
+def test_sign_up_schedules_the_stripe_customer_after_commit(transactional_db, settings, monkeypatch):
+    settings.AKA_STRIPE_FAKE = True
+    sent = []
+    monkeypatch.setattr("apps.tenants.services.current_app.send_task", lambda name, args: sent.append((name, args)))
+    tenant, _ = factories.make_tenant("New")
+    assert sent == [("billing.customer_create", [tenant.pk])]
+
+
+def test_a_card_saved_through_checkout_becomes_the_default(customer, fake):
+    tenant, cus = customer
+    url = stripe_api.checkout_url(customer=cus, success_url="https://app.test/ok", cancel_url="https://app.test/no")
+    session = fake.get("checkout_sessions", url.rsplit("/", 1)[1])
+    completed = fake.checkout_completed(session)
+    assert deliver(fake, "checkout.session.completed", completed).content == b"handled"
+    method = fake.get("setup_intents", completed["setup_intent"])["payment_method"]
+    assert fake.get("customers", cus)["invoice_settings"]["default_payment_method"] == method
+    assert account(tenant).has_payment_method is True
+
+
+def test_unknown_event_types_are_recorded_and_ignored(customer, fake):
+    assert deliver(fake, "customer.created", {"id": "cus_x", "object": "customer"}).content == b"ignored"
+
+
+def test_without_a_signing_secret_nothing_is_accepted(customer, fake, settings):
+    settings.STRIPE_WEBHOOK_SECRET = ""
+    body, _ = fake.webhook("invoice.paid", fake.invoice_for(customer[1]))
+    assert post(body, fake.sign(body, secret="")).status_code == 503
+    assert WebhookEvent.objects.count() == 0
+
+
+def test_get_is_not_allowed():
+    assert Client().get(URL).status_code == 405
