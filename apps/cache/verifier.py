@@ -31,7 +31,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 MODEL_PATH = Path(__file__).resolve().parent / "data" / "verifier.json"
@@ -87,6 +87,7 @@ class Reading:
     entities: frozenset
 
 
+@lru_cache(maxsize=8192)   # popular entries' prompts are read again on every hit
 def read(text: str) -> Reading:
     lower = text.lower()
     for pattern, replacement in _CONTRACTIONS:
