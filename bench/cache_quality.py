@@ -1,19 +1,24 @@
-"""bench/cache_quality: Banking77 replayed through the real gateway and simulator.
+"""bench/cache_quality: intent datasets replayed through the real gateway and simulator.
 
-Warms one tenant's cache with the 10,003 training queries (`Cache-Control: no-cache`:
-stored, never answered from the cache), then sends the 3,080 test
-queries at each similarity threshold (`x-aka-cache: readonly`, so the cache stays the
-training set). A hit is correct when the cached entry's intent equals the query's.
-Prints hit rate and false-hit rate per threshold, the recommended default, and 20
-sampled wrong hits to read by eye.
+For each dataset directory given (text,category CSVs train.csv and test.csv; default
+Banking77 and HWU64), one tenant's cache is warmed with the training queries
+(`Cache-Control: no-cache`: stored, never answered from the cache) in two contexts (two
+system prompts): all of them, and all but those of 10 intents (seed 0). The test queries
+are then sent at each target wrong-hit rate, and with the second stage off (the first
+stage alone at the default threshold), with `x-aka-cache: readonly` so the caches stay the
+training sets. A hit is correct when the cached entry's intent equals the query's; in the
+held-out context a query of a held-out intent is wrong whenever it hits.
 
-    make bench-cache-quality      (or: scripts/services.py run -- .venv/bin/python bench/cache_quality.py)
+Prints per dataset hit rate and wrong-hit rate per setting for both contexts, and 10
+sampled wrong hits at the default setting to read by eye.
+
+    scripts/services.py run -- .venv/bin/python bench/cache_quality.py [DATASET_DIR ...]
 """
 
+import argparse
 import asyncio
 import csv
 import json
-import os
 import random
 import re
 import subprocess
@@ -27,16 +32,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tests.live import start_gateway, start_simulator  # noqa: E402
 
-DATA = Path(os.environ.get("BANKING77", ROOT.parent / "shared" / "data" / "banking77"))
-THRESHOLDS = [0.80, 0.85, 0.88, 0.90, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99]
-SYSTEM = "You are a customer-support agent for an online bank. Answer briefly."
+DATASETS = [ROOT.parent / "shared" / "data" / "banking77", ROOT.parent / "shared" / "data" / "hwu64"]
+TARGETS = [None, 0.005, 0.01, 0.02]   # None: the second stage off
+DEFAULT_TARGET = 0.01                 # models.CacheSettings.target_wrong_hit_rate
+HELD_OUT = 10
+SYSTEM = "You are a helpful assistant. Answer briefly."
+HELD_OUT_SYSTEM = SYSTEM + " "        # another context key: the cache without the held-out intents
 QUOTE = re.compile(r'You asked: "(.*)"\. ', re.S)
 CONCURRENCY = 16
-TARGET_FALSE_HITS = 0.02
 
 
-def rows(name: str) -> list[tuple[str, str]]:
-    with (DATA / name).open() as f:
+def rows(directory: Path, name: str) -> list[tuple[str, str]]:
+    with (directory / name).open(newline="") as f:
         return [(r["text"], r["category"]) for r in csv.DictReader(f)]
 
 
@@ -45,8 +52,8 @@ def manage(*args: str) -> str:
                           check=True).stdout
 
 
-def new_tenant() -> tuple[str, str, str]:
-    slug = f"quality-{int(time.time())}"
+def new_tenant(name: str) -> tuple[str, str, str]:
+    slug = f"quality-{name}-{int(time.time())}"
     out = manage("create_tenant", "Cache quality", "--slug", slug, "--owner-email", f"{slug}@bench.local",
                  "--plan", "Scale", "--rate-limit", "0", "--key")
     warm_key = re.search(r"aka_[\w-]{43}", out).group(0)
@@ -54,7 +61,7 @@ def new_tenant() -> tuple[str, str, str]:
     return slug, warm_key, test_key
 
 
-async def replay(client: httpx.AsyncClient, key: str, texts: list[str], headers: dict) -> list[dict]:
+async def replay(client: httpx.AsyncClient, key: str, system: str, texts: list[str], headers: dict) -> list[dict]:
     """Sends every text; returns per text the cache outcome and the cached prompt quoted."""
     results: list[dict] = [{}] * len(texts)
     queue = list(enumerate(texts))
@@ -64,7 +71,7 @@ async def replay(client: httpx.AsyncClient, key: str, texts: list[str], headers:
             i, text = queue.pop()
             response = await client.post("/v1/chat/completions", headers={"authorization": f"Bearer {key}", **headers},
                                          json={"model": "gpt-4o-mini", "messages": [
-                                             {"role": "system", "content": SYSTEM}, {"role": "user", "content": text}]})
+                                             {"role": "system", "content": system}, {"role": "user", "content": text}]})
             response.raise_for_status()
             content = response.json()["choices"][0]["message"]["content"]
             quoted = QUOTE.search(content)
@@ -83,55 +90,79 @@ def intent_of_cached(prompt: str, train_intents: dict[str, str]) -> str | None:
     return next((v for k, v in train_intents.items() if k.startswith(stem)), None)
 
 
-async def main() -> None:
-    train, test = rows("train.csv"), rows("test.csv")
+async def warm(client: httpx.AsyncClient, key: str, expected: int, contexts: list[tuple[str, list[str]]]) -> int:
+    for system, texts in contexts:
+        # no-cache: every training query reaches the provider and is stored, none is
+        # answered by an earlier one, so the cache is exactly the training set.
+        await replay(client, key, system, texts, {"Cache-Control": "no-cache"})
+    stats = {}
+    for _ in range(100):  # entries are written just after each response
+        stats = (await client.get("/api/cache/", headers={"authorization": f"Bearer {key}"})).json()
+        if stats["entries"] >= expected - 5:
+            break
+        await asyncio.sleep(0.2)
+    return stats["entries"]
+
+
+async def dataset(client: httpx.AsyncClient, directory: Path) -> dict:
+    train, test = rows(directory, "train.csv"), rows(directory, "test.csv")
     train_intents = {text: intent for text, intent in train}
-    slug, warm_key, test_key = new_tenant()
+    gone = set(random.Random(0).sample(sorted({c for _, c in train}), HELD_OUT))
+    kept = [t for t, c in train if c not in gone]
+    slug, warm_key, test_key = new_tenant(directory.name)
+    started = time.monotonic()
+    entries = await warm(client, warm_key, len(set(train_intents)) + len(set(kept)),
+                         [(SYSTEM, [t for t, _ in train]), (HELD_OUT_SYSTEM, kept)])
+    print(f"\n{directory.name}: tenant {slug}, {entries} entries ({len(train)} training queries; {len(kept)} without "
+          f"{HELD_OUT} intents), warmed in {time.monotonic() - started:.0f}s; {len(test)} test queries, "
+          f"{sum(c in gone for _, c in test)} of them of the held-out intents")
+    print(f"{'target':>8} | {'hits':>6} {'hit rate':>8} {'wrong':>5} {'wrong rate':>10} | "
+          f"{HELD_OUT} intents held out: {'hits':>6} {'hit rate':>8} {'wrong':>5} {'wrong rate':>10}")
+    table, sample = [], []
+    for target in TARGETS:
+        await client.patch("/api/cache/settings/", headers={"authorization": f"Bearer {warm_key}"},
+                           json={"target_wrong_hit_rate": target})
+        await asyncio.sleep(2.5)  # every process re-reads tenant settings within AKA_KEY_CACHE_TTL
+        line = []
+        for system in (SYSTEM, HELD_OUT_SYSTEM):
+            results = await replay(client, test_key, system, [t for t, _ in test], {"x-aka-cache": "readonly"})
+            hits = [(q, r) for q, r in zip(test, results, strict=True) if r["cache"] in ("exact", "semantic")]
+            wrong = [(q, r) for q, r in hits
+                     if q[1] in gone and system == HELD_OUT_SYSTEM
+                     or intent_of_cached(r["cached_prompt"], train_intents) != q[1]]
+            line.append((len(hits), len(hits) / len(test), len(wrong), len(wrong) / len(hits) if hits else 0.0))
+            if target == DEFAULT_TARGET and system == SYSTEM:
+                sample = random.Random(0).sample(wrong, min(10, len(wrong)))
+        name = "off" if target is None else f"{target:.1%}"
+        (h, hr, w, wr), (h2, hr2, w2, wr2) = line
+        print(f"{name:>8} | {h:>6} {hr:>8.1%} {w:>5} {wr:>10.2%} | {'':>21}{h2:>6} {hr2:>8.1%} {w2:>5} {wr2:>10.2%}")
+        table.append({"target": target, "all": line[0], "held_out": line[1]})
+    print(f"{len(sample)} sampled wrong hits at {DEFAULT_TARGET:.0%} (query [intent] -> cached prompt [intent], "
+          "similarity):")
+    for (query, intent), result in sample:
+        cached = result["cached_prompt"]
+        print(f"  {query!r} [{intent}]\n    -> {cached!r} [{intent_of_cached(cached, train_intents)}] "
+              f"{result['similarity']:.3f}")
+    return {"dataset": directory.name, "table": table}
+
+
+async def main(directories: list[Path]) -> None:
     sim_url, stop_sim = start_simulator(fast=True)
     gw_url, stop_gw = start_gateway(simulator_url=sim_url)
     try:
         async with httpx.AsyncClient(base_url=gw_url, timeout=60,
                                      limits=httpx.Limits(max_connections=CONCURRENCY)) as client:
-            started = time.monotonic()
-            # no-cache: every training query reaches the provider and is stored, none is
-            # answered by an earlier one, so the cache is exactly the training set.
-            await replay(client, warm_key, [t for t, _ in train], {"Cache-Control": "no-cache"})
-            stats = {}
-            for _ in range(100):  # entries are written just after each response
-                stats = (await client.get("/api/cache/", headers={"authorization": f"Bearer {warm_key}"})).json()
-                if stats["entries"] >= len(train_intents) - 5:
-                    break
-                await asyncio.sleep(0.2)
-            print(f"bench/cache_quality  tenant={slug}  cache warmed with {stats['entries']} entries "
-                  f"({len(train)} training queries, {time.monotonic() - started:.0f}s)\n")
-            print(f"{'threshold':>9} {'hits':>6} {'hit rate':>9} {'wrong':>6} {'false-hit rate':>15}")
-            table, wrong_at = [], {}
-            for threshold in THRESHOLDS:
-                await client.patch("/api/settings/", headers={"authorization": f"Bearer {warm_key}"},
-                                   json={"cache_threshold": threshold})
-                await asyncio.sleep(2.5)  # every process re-reads tenant settings within AKA_KEY_CACHE_TTL
-                results = await replay(client, test_key, [t for t, _ in test], {"x-aka-cache": "readonly"})
-                hits = [(q, r) for q, r in zip(test, results, strict=True) if r["cache"] in ("exact", "semantic")]
-                wrong = [(q, r) for q, r in hits if intent_of_cached(r["cached_prompt"], train_intents) != q[1]]
-                hit_rate, false_rate = len(hits) / len(test), (len(wrong) / len(hits) if hits else 0.0)
-                table.append((threshold, hit_rate, false_rate))
-                wrong_at[threshold] = wrong
-                print(f"{threshold:>9.2f} {len(hits):>6} {hit_rate:>8.1%} {len(wrong):>6} {false_rate:>14.2%}")
-        within = [row for row in table if row[2] <= TARGET_FALSE_HITS]
-        best = max(within, key=lambda row: row[1]) if within else table[-1]
-        print(f"\nrecommended default: threshold {best[0]:.2f} -> {best[1]:.1%} hits, {best[2]:.2%} of them wrong "
-              f"(the highest hit rate with at most {TARGET_FALSE_HITS:.0%} wrong)")
-        sample = random.Random(77).sample(wrong_at[best[0]], min(20, len(wrong_at[best[0]])))
-        print(f"\n{len(sample)} sampled wrong hits at {best[0]:.2f} (query [intent] -> cached prompt [intent], similarity):")
-        for (query, intent), result in sample:
-            cached = result["cached_prompt"]
-            print(f"  {query!r} [{intent}]\n    -> {cached!r} [{intent_of_cached(cached, train_intents)}] "
-                  f"{result['similarity']:.3f}")
-        print("\n" + json.dumps({"table": table, "recommended": best[0]}))
+            print("bench/cache_quality: hit and wrong-hit rates through the gateway per target wrong-hit rate "
+                  "(off: the first stage alone at the default threshold)")
+            out = [await dataset(client, d) for d in directories]
+        print("\n" + json.dumps(out))
     finally:
         stop_gw()
         stop_sim()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("datasets", nargs="*", type=Path, default=DATASETS,
+                        help="directories with train.csv and test.csv (text,category)")
+    asyncio.run(main(parser.parse_args().datasets))

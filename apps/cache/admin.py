@@ -9,7 +9,8 @@ from .models import CacheSettings
 class CacheSettingsForm(forms.ModelForm):
     class Meta:
         model = CacheSettings
-        fields = ["tenant", "enabled", "threshold", "ttl_seconds", "user_scope", "tool_calls", "high_temperature"]
+        fields = ["tenant", "enabled", "target_wrong_hit_rate", "threshold", "ttl_seconds", "user_scope", "tool_calls",
+                  "high_temperature"]
 
     def validate_unique(self):
         # The model's own check would query the fail-closed manager unscoped (and raise);
@@ -21,11 +22,13 @@ class CacheSettingsForm(forms.ModelForm):
 
 @admin.register(CacheSettings)
 class CacheSettingsAdmin(AcrossTenantsAdmin):
-    """Staff tune a tenant's threshold here. A tenant that never changed its settings has
-    no row yet (it runs on the defaults): add one to tune it."""
+    """Staff tune a tenant's target wrong-hit rate (and, as experts, its threshold) here. A
+    tenant that never changed its settings has no row yet (it runs on the defaults): add one
+    to tune it."""
 
     form = CacheSettingsForm
-    list_display = ["tenant", "enabled", "threshold", "ttl_seconds", "user_scope", "tool_calls", "high_temperature"]
+    list_display = ["tenant", "enabled", "target_wrong_hit_rate", "threshold", "ttl_seconds", "user_scope",
+                    "tool_calls", "high_temperature"]
     list_select_related = ["tenant"]
     search_fields = ["tenant__slug", "tenant__name"]
     autocomplete_fields = ["tenant"]

@@ -88,22 +88,30 @@ def adjusted_similarities(candidates: list[Candidate]) -> tuple[list[Candidate],
     return pool, sims + BETA * dense * (agreement - MARGIN)
 
 
-def decide(query: np.ndarray, candidates: list[Candidate], threshold: float) -> Candidate | None:
-    """The cached entry to serve for `query`, or None (a miss).
+def choose(query: np.ndarray, candidates: list[Candidate], threshold: float) -> tuple[Candidate, float] | None:
+    """The cached entry the first stage would serve for `query` with its adjusted
+    similarity, or None (a miss).
 
     `candidates` are the nearest cache entries (any order; the store returns up to
     AKA_CACHE_CANDIDATES of them), `threshold` the tenant's setting (0.80-0.999): the
     minimum adjusted similarity of a hit. `query` is not needed beyond the similarities
-    the store computed; it is part of the interface.
+    the store computed; it is part of the interface. The second stage (apps.cache.verifier)
+    may still refuse the choice.
     """
     if not candidates:
         return None
     pool, adjusted = adjusted_similarities(candidates)
     if adjusted is None:   # too few entries: the static rule on the nearest one
         best = pool[0]
-        return best if best.similarity >= threshold else None
+        return (best, best.similarity) if best.similarity >= threshold else None
     i = int(np.argmax(adjusted))
-    return pool[i] if adjusted[i] >= threshold else None
+    return (pool[i], float(adjusted[i])) if adjusted[i] >= threshold else None
+
+
+def decide(query: np.ndarray, candidates: list[Candidate], threshold: float) -> Candidate | None:
+    """The first stage's choice alone (choose() without its adjusted similarity)."""
+    chosen = choose(query, candidates, threshold)
+    return chosen[0] if chosen else None
 
 
 def entry_statistic(embedding: np.ndarray, neighbour_similarities: list[float]) -> float | None:

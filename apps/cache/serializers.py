@@ -8,4 +8,4 @@ class CacheSettingsSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = CacheSettings
-        fields = ["enabled", "threshold", "ttl_seconds", "user_scope", "tool_calls", "high_temperature"]
+        fields = ["enabled", "target_wrong_hit_rate", "threshold", "ttl_seconds", "user_scope", "tool_calls", "high_temperature"]

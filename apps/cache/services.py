@@ -23,8 +23,8 @@ from apps.core.loops import PerLoop
 from apps.core.snapshots import Snapshots
 from apps.tenants.keyauth import Principal
 
-from . import store
-from .decision import UPDATE_RATE, Candidate, decide, entry_statistic
+from . import store, verifier
+from .decision import UPDATE_RATE, Candidate, choose, entry_statistic
 from .embedder import batcher
 from .keys import context_key, exact_key, last_user_turn
 from .models import CacheSettings
@@ -41,6 +41,7 @@ class Config:
 
     enabled: bool
     threshold: float
+    target_wrong_hit_rate: float | None
     ttl_seconds: int
     user_scope: bool
     tool_calls: bool
@@ -85,6 +86,7 @@ class Plan:
     exact: str
     prompt: str
     threshold: float
+    target: float | None   # the tenant's target wrong-hit rate; None: the threshold alone
     ttl_seconds: int
     tool_calls: bool
     read: bool = True    # `Cache-Control: no-cache` / `x-aka-cache: refresh` skip reading, still write
@@ -138,6 +140,7 @@ def plan_for(req: ChatRequest, principal: Principal, config: Config, headers, ro
     prompt = turn[1]
     return Plan(tenant_id=principal.tenant_id, api_key_id=principal.api_key_id, scope=scope, context=context,
                 exact=exact_key(context, scope, prompt), prompt=prompt, threshold=config.threshold,
+                target=config.target_wrong_hit_rate,
                 ttl_seconds=config.ttl_seconds, tool_calls=config.tool_calls,
                 read=not refreshing(headers), write=headers.get("x-aka-cache", "").lower() != "readonly")
 
@@ -161,12 +164,17 @@ async def lookup(plan: Plan) -> Hit | Miss:
                                k=settings.AKA_CACHE_CANDIDATES)
     candidates = [Candidate(entry_id=r.id, similarity=r.similarity, embedding=r.embedding,
                             neighbour_similarity=r.neighbour_stat) for r in rows]
-    chosen = decide(vector, candidates, plan.threshold) if plan.read else None
+    chosen = choose(vector, candidates, plan.threshold) if plan.read else None
     if chosen is not None:
-        metrics.CACHE.labels("semantic").inc()
-        row = next(r for r in rows if r.id == chosen.entry_id)
-        return Hit("semantic", row.id, row.similarity, _result(row))
-    metrics.CACHE.labels("miss").inc()
+        candidate, adjusted = chosen
+        row = next(r for r in rows if r.id == candidate.entry_id)
+        if plan.target is None or verifier.verify(plan.prompt, row.prompt_text, cosine=row.similarity,
+                                                  adjusted=adjusted, target=plan.target):
+            metrics.CACHE.labels("semantic").inc()
+            return Hit("semantic", row.id, row.similarity, _result(row))
+        metrics.CACHE.labels("refused").inc()   # the second stage said the answer does not fit
+    else:
+        metrics.CACHE.labels("miss").inc()
     return Miss(vector, tuple((r.id, r.similarity) for r in rows))
 
 

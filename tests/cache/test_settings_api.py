@@ -8,8 +8,8 @@ from apps.cache.selectors import cache_settings_for
 from apps.tenants.models import Tenant
 from tests import factories
 
-DEFAULTS = {"enabled": True, "threshold": 0.90, "ttl_seconds": 7 * 24 * 3600, "user_scope": False, "tool_calls": False,
-            "high_temperature": False}
+DEFAULTS = {"enabled": True, "target_wrong_hit_rate": 0.01, "threshold": 0.85, "ttl_seconds": 7 * 24 * 3600,
+            "user_scope": False, "tool_calls": False, "high_temperature": False}
 
 
 def as_user(user) -> APIClient:
@@ -62,7 +62,7 @@ def test_outsider_can_neither_read_nor_change_another_tenants_cache_settings(par
     as_user(party.alice).patch("/api/cache/settings/", {"threshold": 0.97}, format="json")
     charlie = as_user(party.charlie)
     assert charlie.get("/api/cache/settings/").json() == DEFAULTS  # his own tenant's
-    assert charlie.get("/api/settings/").json()["cache_threshold"] == 0.90
+    assert charlie.get("/api/settings/").json()["cache_threshold"] == 0.85
     assert charlie.patch("/api/cache/settings/", {"enabled": False}, format="json").status_code == 200
     assert charlie.patch("/api/settings/", {"cache_threshold": 0.85}, format="json").status_code == 200
     assert stored(party.tenant) == {**DEFAULTS, "threshold": 0.97}
@@ -72,7 +72,8 @@ def test_outsider_can_neither_read_nor_change_another_tenants_cache_settings(par
 def test_settings_keep_their_wire_shape(party):
     body = as_user(party.bob).get("/api/settings/").json()
     assert body == {"name": "Alpha Corp", "slug": party.tenant.slug, "plan": "Starter", "requests_per_minute": 600,
-                    "log_prompts": False, "cache_enabled": True, "cache_threshold": 0.90,
+                    "log_prompts": False, "cache_enabled": True, "cache_target_wrong_hit_rate": 0.01,
+                    "cache_threshold": 0.85,
                     "cache_ttl_seconds": 7 * 24 * 3600, "cache_user_scope": False, "cache_tool_calls": False,
                     "cache_high_temperature": False,
                     "semantic_hits_30d": 0, "semantic_hits_judged_wrong_30d": 0, "observed_wrong_hit_rate": None}
@@ -107,3 +108,20 @@ def test_overview_shows_the_tenants_own_cache_settings(client, party):
     assert "on, threshold 0.97" in client.get("/").content.decode()
     client.force_login(party.charlie)
     assert "<dd>off" in client.get("/").content.decode()
+
+
+@pytest.mark.parametrize("path, field", [("/api/cache/settings/", "target_wrong_hit_rate"),
+                                         ("/api/settings/", "cache_target_wrong_hit_rate")])
+@pytest.mark.parametrize("value", [0.0, 0.0005, 0.5, 1, "1%", [0.01]])
+def test_target_wrong_hit_rate_outside_its_range_is_refused(party, path, field, value):
+    response = as_user(party.alice).patch(path, {field: value}, format="json")
+    assert response.status_code == 400 and list(response.json()) == [field]
+    assert stored(party.tenant) == DEFAULTS
+
+
+@pytest.mark.parametrize("value", [0.005, 0.02, None])
+def test_owner_sets_a_target_wrong_hit_rate_or_turns_the_second_stage_off(party, value):
+    response = as_user(party.alice).patch("/api/cache/settings/", {"target_wrong_hit_rate": value}, format="json")
+    assert response.status_code == 200 and response.json()["target_wrong_hit_rate"] == value
+    assert stored(party.tenant) == {**DEFAULTS, "target_wrong_hit_rate": value}
+    assert as_user(party.bob).get("/api/settings/").json()["cache_target_wrong_hit_rate"] == value

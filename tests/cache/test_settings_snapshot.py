@@ -9,8 +9,8 @@ from apps.cache import services
 from apps.cache.models import CacheSettings
 
 snapshot = async_to_sync(services.snapshot)
-DEFAULTS = services.Config(enabled=True, threshold=0.90, ttl_seconds=7 * 24 * 3600, user_scope=False, tool_calls=False,
-                           high_temperature=False)
+DEFAULTS = services.Config(enabled=True, threshold=0.85, target_wrong_hit_rate=0.01, ttl_seconds=7 * 24 * 3600,
+                           user_scope=False, tool_calls=False, high_temperature=False)
 
 
 def test_a_tenant_without_a_row_runs_on_the_model_defaults(party):
@@ -24,7 +24,7 @@ def test_one_query_per_tenant_and_ttl_then_the_change_is_seen(party, settings, d
             assert snapshot(party.tenant.pk) == DEFAULTS
     # As another process would write it: this process's snapshot does not hear of it.
     CacheSettings.objects.for_tenant(party.tenant).create(tenant=party.tenant, threshold=0.97)
-    assert snapshot(party.tenant.pk).threshold == 0.90
+    assert snapshot(party.tenant.pk).threshold == 0.85
     time.sleep(0.35)
     assert snapshot(party.tenant.pk) == replace(DEFAULTS, threshold=0.97)
 

@@ -18,6 +18,23 @@ def test_staff_add_settings_for_a_tenant_that_runs_on_the_defaults(admin_client,
     assert cache_settings_for(tenant=party.other_tenant)._state.adding
 
 
+def test_set_cache_target_command(party):
+    out = StringIO()
+    call_command("set_cache_target", party.tenant.slug, "0.5%", stdout=out)
+    assert out.getvalue().strip() == f"{party.tenant.slug} cache target wrong-hit rate 0.50%"
+    assert cache_settings_for(tenant=party.tenant).target_wrong_hit_rate == 0.005
+    call_command("set_cache_target", party.tenant.slug, "0.02", stdout=StringIO())
+    assert cache_settings_for(tenant=party.tenant).target_wrong_hit_rate == 0.02
+    with pytest.raises(CommandError, match="0.1"):
+        call_command("set_cache_target", party.tenant.slug, "20%")
+    with pytest.raises(CommandError, match="not a rate"):
+        call_command("set_cache_target", party.tenant.slug, "strict")
+    assert cache_settings_for(tenant=party.tenant).target_wrong_hit_rate == 0.02
+    call_command("set_cache_target", party.tenant.slug, "off", stdout=StringIO())
+    assert cache_settings_for(tenant=party.tenant).target_wrong_hit_rate is None
+    assert cache_settings_for(tenant=party.other_tenant)._state.adding
+
+
 def test_staff_cannot_add_a_second_row_for_a_tenant(admin_client, party):
     cache_settings_update(tenant=party.tenant, changes={"threshold": 0.95})
     response = admin_client.post("/admin/cache/cachesettings/add/", {

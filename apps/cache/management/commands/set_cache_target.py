@@ -1,0 +1,36 @@
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.cache.services import cache_settings_update
+from apps.tenants.models import Tenant
+
+
+def _rate(text: str) -> float | None:
+    """'1%' or '0.01' -> 0.01; 'off' -> None (the similarity threshold alone)."""
+    if text.lower() == "off":
+        return None
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise CommandError(f"not a rate: {text!r} (give e.g. 1% or 0.01, or off)") from None
+
+
+class Command(BaseCommand):
+    help = ("Set the share of a tenant's semantic cache hits allowed to be wrong (e.g. 0.5%, 1%, 2%; lower is "
+            "stricter), or 'off' to serve on the similarity threshold alone (set_cache_threshold).")
+
+    def add_arguments(self, parser):
+        parser.add_argument("tenant", help="tenant slug")
+        parser.add_argument("target", type=_rate, help="e.g. 1%% or 0.01, or off")
+
+    def handle(self, *args, **opts):
+        try:
+            tenant = Tenant.objects.get(slug=opts["tenant"])
+        except Tenant.DoesNotExist:
+            raise CommandError(f"no tenant with slug {opts['tenant']}") from None
+        try:
+            changed = cache_settings_update(tenant=tenant, changes={"target_wrong_hit_rate": opts["target"]})
+        except ValidationError as err:
+            raise CommandError("; ".join(err.messages)) from None
+        target = changed.target_wrong_hit_rate
+        self.stdout.write(f"{tenant.slug} cache target wrong-hit rate {'off' if target is None else f'{target:.2%}'}")

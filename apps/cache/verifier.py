@@ -1,0 +1,221 @@
+"""The semantic cache's second stage: does the cached answer answer *this* query?
+
+The first stage (apps.cache.decision) picks the nearest entry whose neighbourhood agrees.
+Embedding similarity cannot see that one word changes the answer: "could you tell me my
+name" and "could you tell me your name" are 0.97 apart. This stage reads both texts and
+looks for exactly such differences:
+
+- content words in one text and missing from the other (lower-cased, contractions split,
+  a light suffix stemmer, stop-words dropped), and how many of the words are shared;
+- person: first person (I, me, my, we ...) and second person (you, your ...) present in one
+  and absent from the other, and a swap of the two;
+- negation (not, never, no, n't, ...) in one and not the other;
+- numbers, amounts, dates and times (digits, number words, currency, weekdays, months,
+  today/tomorrow, am/pm ...) that differ;
+- named entities, by a cheap heuristic: capitalised words after the first, and all-caps
+  abbreviations (ATM, GBP, Apple Pay);
+- the length ratio, the cosine similarity and the first stage's adjusted similarity.
+
+A person swap, a negation on one side only, and numbers that differ on both sides refuse
+the hit outright (`contradicts`): the training data hold too few such pairs for a model to
+learn it, and an answer about "your name" is wrong for "my name" however close the
+vectors are. For everything else a small gradient-boosted model (scripts/train_verifier.py: pairs mined from the training
+splits' nearest neighbours, same intent against different intent) turns these into the
+probability that the cached answer is wrong for the query. Its trees and the calibration
+that maps a tenant's target wrong-hit rate to a cut-off on that probability are in
+data/verifier.json; inference is plain Python over a few hundred tree nodes (bench
+printed by the training script: about 0.05 ms per decision).
+"""
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from pathlib import Path
+
+MODEL_PATH = Path(__file__).resolve().parent / "data" / "verifier.json"
+
+_CONTRACTIONS = ((re.compile(r"n['’]t\b"), " not"), (re.compile(r"\bcan\s*not\b"), "can not"),
+                 (re.compile(r"['’](m|re|ve|ll|d|s)\b"), r" '\1"))
+_WORD = re.compile(r"'?[a-z0-9]+|[$£€¥%]")
+_RAW_WORD = re.compile(r"[A-Za-z][A-Za-z]+")
+
+FIRST_PERSON = frozenset("i me my mine myself we us our ours ourselves 'm im".split())
+SECOND_PERSON = frozenset("you your yours yourself yourselves u ur".split())
+NEGATION = frozenset("not no never none nothing nobody nowhere neither nor without cannot cant dont doesnt didnt "
+                     "isnt wasnt arent werent wont wouldnt shouldnt couldnt havent hasnt hadnt".split())
+NUMBER_WORDS = frozenset(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million "
+    "billion half quarter double twice once first second third fourth fifth".split())
+TIME_WORDS = frozenset(
+    "today tomorrow yesterday tonight morning afternoon evening night noon midnight weekend week weeks month months "
+    "year years day days hour hours minute minutes am pm o'clock monday tuesday wednesday thursday friday saturday "
+    "sunday january february march april may june july august september october november december".split())
+CURRENCY = frozenset("$ £ € ¥ % dollar dollars pound pounds euro euros usd gbp eur aud cad jpy chf cent cents".split())
+# Function words only: anything that could change the answer (person, negation, numbers,
+# question words like when/where/how) is kept out of this list.
+STOP_WORDS = frozenset(
+    "a an the and or but if then so of to in on at by for with from into onto about as is are was were be been "
+    "being am 's 're 've 'll 'd do does did doing have has had having it its it's this that these those there here "
+    "can could would should will shall might must please pls plz just also really very still yet any some all "
+    "get got getting go going want wanted need needed like would'nt know tell let lets okay ok hi hello hey "
+    "thanks thank again now currently".split())
+_SUFFIXES = ("ings", "ing", "edly", "ed", "ies", "es", "s", "ly")
+
+
+def _stem(word: str) -> str:
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What the features need of one text, computed once per text."""
+
+    words: int
+    content: frozenset
+    first: bool
+    second: bool
+    # (person, neighbouring word) for each personal word: ("1", "<calling"), ("2", ">name").
+    persons: frozenset
+    negated: bool
+    quantities: frozenset
+    entities: frozenset
+
+
+@lru_cache(maxsize=8192)   # popular entries' prompts are read again on every hit
+def read(text: str) -> Reading:
+    lower = text.lower()
+    for pattern, replacement in _CONTRACTIONS:
+        lower = pattern.sub(replacement, lower)
+    tokens = _WORD.findall(lower)
+    quantities = frozenset(t for t in tokens if t.isdigit() or any(c.isdigit() for c in t) or t in NUMBER_WORDS
+                           or t in TIME_WORDS or t in CURRENCY)
+    content = frozenset(_stem(t) for t in tokens if t not in STOP_WORDS and t not in FIRST_PERSON
+                        and t not in SECOND_PERSON and t not in NEGATION and t not in quantities)
+    raw = _RAW_WORD.findall(text)
+    entities = frozenset(w.lower() for i, w in enumerate(raw)
+                         if (w.isupper() and len(w) > 1) or (i > 0 and w[0].isupper() and w.lower() not in STOP_WORDS
+                                                             and w.lower() not in FIRST_PERSON))
+    persons = set()
+    for i, token in enumerate(tokens):
+        person = "1" if token in FIRST_PERSON else "2" if token in SECOND_PERSON else None
+        if person:
+            if i > 0:
+                persons.add((person, "<" + tokens[i - 1]))
+            if i + 1 < len(tokens):
+                persons.add((person, ">" + tokens[i + 1]))
+    return Reading(words=len(tokens), content=content, first=any(t in FIRST_PERSON for t in tokens),
+                   second=any(t in SECOND_PERSON for t in tokens), persons=frozenset(persons),
+                   negated=sum(t in NEGATION for t in tokens) % 2 == 1, quantities=quantities, entities=entities)
+
+
+FEATURES = ("cosine", "adjusted", "adjusted_minus_cosine", "only_query", "only_cached", "shared", "content_jaccard",
+            "first_person_differs", "second_person_differs", "person_swap", "negation_differs", "quantities_differ",
+            "quantity_in_one", "entities_differ", "length_ratio", "words", "lexicon_max", "lexicon_mean",
+            "unknown_words")
+
+
+def features(query: Reading, cached: Reading, cosine: float, adjusted: float, lexicon: dict[str, float]) -> list[float]:
+    """The model's inputs for one (query, cached entry) pair, in FEATURES order. `lexicon`:
+    per content word, how often a near pair that differs by it had different intents in
+    training (the model's; words it does not hold count as unknown)."""
+    only_q, only_c = query.content - cached.content, cached.content - query.content
+    shared = len(query.content & cached.content)
+    union = shared + len(only_q) + len(only_c)
+    swap = swapped(query, cached)
+    scores = [lexicon[w] for w in only_q | only_c if w in lexicon]
+    return [cosine, adjusted, adjusted - cosine, float(len(only_q)), float(len(only_c)), float(shared),
+            shared / union if union else 1.0, float(query.first != cached.first), float(query.second != cached.second),
+            float(swap), float(query.negated != cached.negated), float(len(query.quantities ^ cached.quantities)),
+            float(bool(query.quantities) != bool(cached.quantities)), float(len(query.entities ^ cached.entities)),
+            min(query.words, cached.words) / max(query.words, cached.words, 1),
+            float(query.words + cached.words) / 2, max(scores, default=0.0),
+            sum(scores) / len(scores) if scores else 0.0, float(len(only_q) + len(only_c) - len(scores))]
+
+
+def swapped(query: Reading, cached: Reading) -> bool:
+    """One text has the first person where the other has the second, next to the same word:
+    "tell me MY name" / "tell me YOUR name", "start calling ME" / "start calling YOU"."""
+    return any(("2" if person == "1" else "1", neighbour) in cached.persons for person, neighbour in query.persons
+               if (person, neighbour) not in cached.persons)
+
+
+def contradicts(query: Reading, cached: Reading) -> str | None:
+    """A difference that changes the answer whatever the model says: the person swapped
+    (my name / your name), one text negated and the other not, or both naming numbers,
+    amounts, dates or times that differ. None when there is none."""
+    if swapped(query, cached):
+        return "person"
+    if query.negated != cached.negated:
+        return "negation"
+    if query.quantities and cached.quantities and query.quantities != cached.quantities:
+        return "quantity"
+    return None
+
+
+class Model:
+    """Gradient-boosted trees over FEATURES (log-odds that the cached answer is wrong), and
+    the calibration from a target wrong-hit rate to a cut-off on that probability."""
+
+    def __init__(self, spec: dict) -> None:
+        if tuple(spec["features"]) != FEATURES:
+            raise ValueError("verifier model was trained on other features; run scripts/train_verifier.py")
+        self.base = spec["base"]
+        self.rate = spec["learning_rate"]
+        # Per tree: (feature, threshold, left, right, value) arrays; leaves have left == -1.
+        self.trees = [(t["feature"], t["threshold"], t["left"], t["right"], t["value"]) for t in spec["trees"]]
+        # (cut-off, wrong-hit rate among the held-out hits whose probability is below it),
+        # cut-offs ascending, rates made non-decreasing: see cutoff().
+        self.curve = [tuple(point) for point in spec["calibration"]["curve"]]
+        self.lexicon = spec["lexicon"]
+        self.spec = spec
+
+    def wrong_probability(self, query: Reading, cached: Reading, cosine: float, adjusted: float) -> float:
+        """The probability that the answer cached for `cached` is wrong for `query`: 1.0 on
+        a contradiction, else the model's."""
+        if contradicts(query, cached):
+            return 1.0
+        return self.score(features(query, cached, cosine, adjusted, self.lexicon))
+
+    def score(self, x: list[float]) -> float:
+        raw = self.base
+        for feature, threshold, left, right, value in self.trees:
+            node = 0
+            while left[node] != -1:
+                node = left[node] if x[feature[node]] <= threshold[node] else right[node]
+            raw += self.rate * value[node]
+        return 1.0 / (1.0 + math.exp(-raw))
+
+    def cutoff(self, target: float) -> float:
+        """The largest cut-off (the most hits) whose calibrated wrong-hit rate is at most
+        `target`; a hit is served when its wrong probability is below it. Monotonic: a
+        lower target never gives a higher cut-off. 0.0 (no semantic hits) below the
+        strictest point measured."""
+        best = 0.0
+        for cut, rate in self.curve:
+            if rate > target:
+                break
+            best = cut
+        return best
+
+
+@cache
+def model() -> Model:
+    """The shipped model, loaded once per process."""
+    return Model(json.loads(MODEL_PATH.read_text()))
+
+
+@cache
+def cutoff_for(target: float) -> float:
+    return model().cutoff(target)
+
+
+def verify(query: str, cached: str, *, cosine: float, adjusted: float, target: float) -> bool:
+    """Whether the entry cached for the prompt `cached` may answer `query`, at the tenant's
+    target wrong-hit rate (a fraction, e.g. 0.01)."""
+    return model().wrong_probability(read(query), read(cached), cosine, adjusted) < cutoff_for(target)

@@ -1,0 +1,327 @@
+"""Trains the semantic cache's second stage (apps.cache.verifier) and writes its model and
+calibration to apps/cache/data/verifier.json. Reproducible: fixed seeds, same file.
+
+Data: the TRAINING splits of the intent datasets given (text,category CSVs; default
+Banking77 and HWU64), never their test splits:
+
+- model pairs: every training query against its nearest other training queries (the first
+  stage's candidates: the top 3 by adjusted similarity among the 20 nearest by cosine,
+  cosine >= 0.6, identical texts left out since they are exact hits, contradictions left
+  out since they are refused before the model), labelled wrong when the intents differ.
+  Radii and adjusted similarities come from apps.cache.decision, radii computed exactly.
+- the model is fitted on the pairs of three quarters of each training split (seed 0) and
+  calibrated on the last quarter: its queries through the first stage at the default
+  threshold (0.85, CacheSettings') against a cache of the three quarters, scored by the
+  model. The curve maps a cut-off to the wrong-hit rate of the accepted hits below it (the
+  datasets pooled), made non-decreasing: a target wrong-hit rate maps to a cut-off.
+
+Then it reports, offline (exact search, no gateway), on each TEST split with the whole
+training split cached: hit rate and wrong-hit rate per target, with and without 10
+intents held out of the cache; and the carry-over (trained and calibrated on one dataset,
+tested on the other). bench/cache_quality measures the same through the gateway.
+
+    .venv/bin/python scripts/train_verifier.py                      # train, write, report
+    .venv/bin/python scripts/train_verifier.py --report-only        # report the committed model
+
+Embeddings (the cache's own MiniLM embedder) are cached under /tmp/aka_verifier/.
+"""
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "akaplatform.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from apps.cache import decision, verifier  # noqa: E402
+from apps.cache.decision import Candidate  # noqa: E402
+
+DATASETS = [ROOT.parent / "shared" / "data" / "banking77", ROOT.parent / "shared" / "data" / "hwu64"]
+TARGETS = (0.0025, 0.005, 0.01, 0.02, 0.03, 0.05)
+K = decision.RECOMMENDED_CANDIDATES
+PAIRS_PER_QUERY = 3
+MIN_COSINE = 0.6
+MIN_SUPPORT = 200     # calibration points with fewer held-out hits below them are too noisy
+HELD_OUT_INTENTS = 10
+FOLDS = 4             # a quarter of each training split calibrates
+LEXICON_MIN = 3
+LEXICON_SMOOTHING = 5.0
+SEED = 0
+FIRST_STAGE_THRESHOLD = 0.85   # models.CacheSettings.threshold's default: calibrated there
+
+
+def read(directory: Path, split: str) -> tuple[list[str], np.ndarray]:
+    with (directory / f"{split}.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [r["text"] for r in rows], np.array([r["category"] for r in rows])
+
+
+def embed(texts: list[str]) -> np.ndarray:
+    key = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
+    path = Path("/tmp/aka_verifier") / f"{key}.npy"
+    if path.exists():
+        return np.load(path)
+    from apps.cache.embedder import embedder
+
+    vectors = np.concatenate([embedder().embed(texts[i:i + 64]) for i in range(0, len(texts), 64)])
+    path.parent.mkdir(exist_ok=True)
+    np.save(path, vectors)
+    return vectors
+
+
+class Split:
+    def __init__(self, texts: list[str], labels: np.ndarray, vectors: np.ndarray) -> None:
+        self.texts, self.labels, self.vectors = texts, labels, vectors
+        self.readings = [verifier.read(t) for t in texts]
+
+    def subset(self, index: np.ndarray) -> "Split":
+        part = Split.__new__(Split)
+        part.texts = [self.texts[i] for i in index]
+        part.labels, part.vectors = self.labels[index], self.vectors[index]
+        part.readings = [self.readings[i] for i in index]
+        return part
+
+
+def top(sims: np.ndarray, k: int) -> np.ndarray:
+    idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(sims, idx, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(idx, order, axis=1)
+
+
+def radii(cache: Split) -> np.ndarray:
+    """Each entry's radius over the whole cache (its RADIUS_K-th nearest other entry)."""
+    out = np.empty(len(cache.texts))
+    for start in range(0, len(out), 1024):
+        sims = cache.vectors[start:start + 1024] @ cache.vectors.T
+        sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -np.inf
+        out[start:start + len(sims)] = -np.partition(-sims, decision.RADIUS_K - 1, axis=1)[:, decision.RADIUS_K - 1]
+    return out
+
+
+def candidates(queries: Split, cache: Split, same: bool):
+    """Per query: (exact index or None, [(entry index, cosine, adjusted)] by adjusted, best first).
+    `same`: the queries are the cache itself (leave each one out)."""
+    r = radii(cache)
+    texts = {}
+    for i, t in enumerate(cache.texts):
+        texts.setdefault(t, i)
+    for start in range(0, len(queries.texts), 512):
+        sims = queries.vectors[start:start + 512] @ cache.vectors.T
+        if same:
+            sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -np.inf
+        for row, ids, qi in zip(sims, top(sims, K + 5), range(start, start + len(sims)), strict=True):
+            query = queries.texts[qi]
+            exact = texts.get(query)
+            if same and exact == qi:
+                exact = None
+            pool = [Candidate(int(i), float(row[i]), cache.vectors[i], float(r[i])) for i in ids
+                    if cache.texts[i] != query][:K]
+            chosen, adjusted = decision.adjusted_similarities(pool)
+            if adjusted is None:
+                adjusted = np.array([c.similarity for c in chosen])
+            order = np.argsort(-adjusted, kind="stable")
+            yield qi, exact, [(chosen[j].entry_id, chosen[j].similarity, float(adjusted[j])) for j in order]
+
+
+def mine(queries: Split, cache: Split, same: bool, accepted_only: float | None) -> list[tuple]:
+    """Pairs (query reading, cached reading, cosine, adjusted, wrong, query index); wrong = 1
+    when the intents differ. accepted_only: only the first stage's choice, when its adjusted
+    similarity reaches this threshold. Contradictions are left out (refused before the model)."""
+    out = []
+    for qi, _exact, ranked in candidates(queries, cache, same):
+        chosen = ranked[:1] if accepted_only is not None else ranked[:PAIRS_PER_QUERY]
+        for ci, cos, adj in chosen:
+            if accepted_only is not None and adj < accepted_only or cos < MIN_COSINE:
+                continue
+            q, c = queries.readings[qi], cache.readings[ci]
+            if not verifier.contradicts(q, c):
+                out.append((q, c, cos, adj, int(cache.labels[ci] != queries.labels[qi]), qi))
+    return out
+
+
+def lexicon(mined: list[tuple]) -> dict[str, float]:
+    """Per content word in one text of a pair and not the other: the smoothed share of such
+    pairs that were wrong (words seen in at least LEXICON_MIN pairs)."""
+    prior = float(np.mean([m[4] for m in mined]))
+    seen, wrong = {}, {}
+    for q, c, _, _, label, _ in mined:
+        for word in q.content ^ c.content:
+            seen[word] = seen.get(word, 0) + 1
+            wrong[word] = wrong.get(word, 0) + label
+    return {w: round((wrong[w] + LEXICON_SMOOTHING * prior) / (n + LEXICON_SMOOTHING), 4)
+            for w, n in sorted(seen.items()) if n >= LEXICON_MIN}
+
+
+def fit_spec(mined: list[tuple]) -> dict:
+    """Trees and lexicon. The training rows' lexicon features are cross-fitted (each half of
+    the queries scored with the other half's lexicon), so that the trees learn how far a
+    lexicon from other pairs can be trusted, as it will be at run time."""
+    halves = [[m for m in mined if m[5] % 2 == h] for h in (0, 1)]
+    rows, labels = [], []
+    for h in (0, 1):
+        lex = lexicon(halves[1 - h])
+        rows += [verifier.features(q, c, cos, adj, lex) for q, c, cos, adj, _, _ in halves[h]]
+        labels += [m[4] for m in halves[h]]
+    x, y = np.array(rows), np.array(labels)
+    model = fit(x, y)
+    spec = {**export(model, x), "lexicon": lexicon(mined), "calibration": {"curve": []},
+            "trained_on": {"pairs": len(y), "wrong_share": round(float(y.mean()), 4)}}
+    check = verifier.Model(spec)
+    assert abs(check.score(list(x[0])) - model.predict_proba(x[:1])[0, 1]) < 1e-5
+    return spec
+
+
+def fit(x: np.ndarray, y: np.ndarray):
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    model = GradientBoostingClassifier(n_estimators=150, max_depth=3, learning_rate=0.1, subsample=0.8,
+                                       min_samples_leaf=50, random_state=SEED)
+    return model.fit(x, y)
+
+
+def export(model, x: np.ndarray) -> dict:
+    trees = []
+    for tree in model.estimators_[:, 0]:
+        t = tree.tree_
+        trees.append({"feature": t.feature.tolist(), "threshold": [round(float(v), 6) for v in t.threshold],
+                      "left": t.children_left.tolist(), "right": t.children_right.tolist(),
+                      "value": [round(float(v), 6) for v in t.value[:, 0, 0]]})
+    raw = model.decision_function(x[:1])[0]
+    base = raw - model.learning_rate * sum(tree.predict(x[:1])[0] for tree in model.estimators_[:, 0])
+    return {"features": list(verifier.FEATURES), "learning_rate": model.learning_rate, "base": float(base),
+            "trees": trees}
+
+
+def curve(probabilities: np.ndarray, wrong: np.ndarray) -> list[list[float]]:
+    """(cut-off, wrong-hit rate of the held-out hits below it) at up to 1,000 cut-offs (the
+    quantiles of the probabilities), the rate made non-decreasing in the cut-off; points
+    with fewer than MIN_SUPPORT hits below them are too noisy to count, and take the rate
+    of the first point that has them."""
+    cuts = np.unique(np.quantile(probabilities, np.linspace(0, 1, 1001)[1:]))
+    order = np.argsort(probabilities)
+    counts = np.searchsorted(probabilities[order], cuts, side="left")  # hits with probability below the cut
+    wrongs = np.concatenate([[0], np.cumsum(wrong[order])])[counts]
+    rates = np.where(counts >= MIN_SUPPORT, wrongs / np.maximum(counts, 1), 0.0)
+    rates = np.maximum.accumulate(np.maximum(rates, rates[np.argmax(counts >= MIN_SUPPORT)]))
+    return [[round(float(c), 6), round(float(r), 6)] for c, r in zip(cuts, rates, strict=True)]
+
+
+def load(directory: Path) -> tuple[Split, Split]:
+    train_text, train_y = read(directory, "train")
+    test_text, test_y = read(directory, "test")
+    return Split(train_text, train_y, embed(train_text)), Split(test_text, test_y, embed(test_text))
+
+
+def train(datasets: dict, threshold: float) -> dict:
+    """The model, fitted on the training pairs of three quarters of each training split
+    (seed 0), and its calibration on the remaining quarter: those queries through the
+    first stage against a cache of the three quarters, scored by that same model (a model
+    refitted on everything would score on another scale than the one calibrated)."""
+    parts = {}
+    for d, (train_split, _) in datasets.items():
+        chunks = np.array_split(np.random.default_rng(SEED).permutation(len(train_split.texts)), FOLDS)
+        parts[d] = (train_split.subset(np.sort(np.concatenate(chunks[1:]))), train_split.subset(np.sort(chunks[0])))
+    started = time.perf_counter()
+    spec = fit_spec([m for a, _ in parts.values() for m in mine(a, a, True, None)])
+    model = verifier.Model(spec)
+    found = [m for a, b in parts.values() for m in mine(b, a, False, threshold)]
+    probs = np.array([model.wrong_probability(q, c, cos, adj) for q, c, cos, adj, _, _ in found])
+    wrongs = np.array([m[4] for m in found])
+    spec["calibration"] = {"threshold": threshold, "datasets": [d.name for d in datasets],
+                           "held_out_hits": len(wrongs), "held_out_wrong": int(wrongs.sum()),
+                           "curve": curve(probs, wrongs)}
+    spec["trained_on"].update(datasets=[d.name for d in datasets], seconds=round(time.perf_counter() - started, 1))
+    return spec
+
+
+def evaluate(model: verifier.Model, train: Split, test: Split, threshold: float, held_out: int) -> list[tuple]:
+    """Offline replay: cache = the training split (minus `held_out` intents), queries = test.
+    Exact repeats hit without the verifier. Rows: (target, hit rate, wrong-hit rate)."""
+    rng = np.random.default_rng(SEED)
+    gone = set(rng.choice(sorted(set(train.labels)), held_out, replace=False)) if held_out else set()
+    cache = train.subset(np.array([i for i, lab in enumerate(train.labels) if lab not in gone]))
+    outcomes = []   # per query: (exact correct | None, wrong probability, candidate wrong) or None
+    for qi, exact, ranked in candidates(test, cache, False):
+        if exact is not None:
+            outcomes.append(("exact", cache.labels[exact] != test.labels[qi]))
+            continue
+        ci, cos, adj = ranked[0]
+        if adj < threshold:
+            outcomes.append(None)
+            continue
+        p = model.wrong_probability(test.readings[qi], cache.readings[ci], cos, adj)
+        outcomes.append((p, cache.labels[ci] != test.labels[qi]))
+    rows = []
+    for target in (None, *TARGETS):
+        cut = np.inf if target is None else model.cutoff(target)
+        hits = [o for o in outcomes if o is not None and (o[0] == "exact" or o[0] < cut)]
+        wrong = sum(o[1] for o in hits)
+        rows.append((target, len(hits) / len(outcomes), wrong / len(hits) if hits else 0.0))
+    return rows
+
+
+def report(title: str, model: verifier.Model, data, threshold: float) -> None:
+    train, test = data
+    both = [evaluate(model, train, test, threshold, 0), evaluate(model, train, test, threshold, HELD_OUT_INTENTS)]
+    print(f"\n{title} (first stage at {threshold}; 'none' = first stage alone)")
+    print(f"{'target':>8} {'hits':>7} {'wrong':>7} | {HELD_OUT_INTENTS} intents held out: {'hits':>7} {'wrong':>7}")
+    for (target, h, w), (_, h2, w2) in zip(*both, strict=True):
+        name = "none" if target is None else f"{target:.2%}"
+        print(f"{name:>8} {h:>7.1%} {w:>7.2%} | {'':>23}{h2:>7.1%} {w2:>7.2%}")
+
+
+def timing(model: verifier.Model, split: Split) -> float:
+    """Mean ms per verify() call (both texts read, features, trees), over 2,000 pairs."""
+    n = min(2000, len(split.texts) - 1)
+    started = time.perf_counter()
+    for i in range(n):
+        model.wrong_probability(verifier.read(split.texts[i]), verifier.read(split.texts[i + 1]), 0.9, 0.9)
+    return (time.perf_counter() - started) * 1e3 / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("datasets", nargs="*", type=Path, default=DATASETS)
+    parser.add_argument("--threshold", type=float, default=FIRST_STAGE_THRESHOLD)
+    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--out", type=Path, default=verifier.MODEL_PATH, help="where to write the model")
+    parser.add_argument("--no-carry-over", action="store_true")
+    args = parser.parse_args()
+    data = {d: load(d) for d in args.datasets}
+    if args.report_only:
+        model = verifier.Model(json.loads(args.out.read_text()))
+    else:
+        spec = train(data, args.threshold)
+        args.out.parent.mkdir(exist_ok=True)
+        args.out.write_text(json.dumps(spec, separators=(",", ":")) + "\n")
+        model = verifier.Model(spec)
+        print(f"wrote {args.out}: {len(spec['trees'])} trees, "
+              f"{spec['trained_on']['pairs']} pairs ({spec['trained_on']['wrong_share']:.1%} wrong), "
+              f"calibrated on {spec['calibration']['held_out_hits']} held-out first-stage hits")
+    print("target -> cut-off:", ", ".join(f"{t:.2%} -> {model.cutoff(t):.3f}" for t in TARGETS))
+    first = next(iter(data.values()))
+    print(f"verify(): {timing(model, first[0]):.3f} ms per decision (both texts read, features, trees)")
+    for directory, split in data.items():
+        report(f"{directory.name} test, cache = its training split, shipped model", model, split, args.threshold)
+    if not args.no_carry_over and len(data) == 2:
+        (a, da), (b, db) = data.items()
+        for (src, dsrc), (dst, ddst) in (((a, da), (b, db)), ((b, db), (a, da))):
+            other = verifier.Model(train({src: dsrc}, args.threshold))
+            report(f"carry-over: trained and calibrated on {src.name} training only, tested on {dst.name} test",
+                   other, ddst, args.threshold)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""The second stage (apps.cache.verifier) through the real lookup path: entries written by the
+store with the cache's own embeddings, looked up by services.lookup with and without a target
+wrong-hit rate. Each refused pair is one the first stage alone serves."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from apps.cache import services, store, verifier
+from apps.cache.embedder import embedder
+from apps.cache.keys import exact_key
+from apps.core import pg
+from tests import factories
+
+CONTEXT = "verifier-test"
+REFUSED = [
+    ("could you tell me my name", "could you tell me your name"),                 # person swap
+    ("is my card not working", "is my card working"),                             # negation
+    ("My card payment did not go through", "My card payment went through"),       # negation
+    ("set an alarm for 7 am", "set an alarm for 8 am"),                           # a number
+    ("I was charged a 5 dollar fee", "I was charged a 10 dollar fee"),            # an amount
+    ("what is on my calendar for friday", "what is on my calendar for saturday"),  # a date
+]
+SERVED = [("How can I reset my card PIN?", "How do I reset my card PIN?")]
+
+
+def run(coroutine):
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.run_until_complete(pg.close_pools())
+        loop.close()
+
+
+def plan(tenant_id: int, prompt: str, target: float | None) -> services.Plan:
+    return services.Plan(tenant_id=tenant_id, api_key_id="", scope="", context=CONTEXT,
+                         exact=exact_key(CONTEXT, "", prompt), prompt=prompt, threshold=0.85, target=target,
+                         ttl_seconds=3600, tool_calls=False)
+
+
+async def cache_and_ask(tenant_id: int, cached: str, query: str, targets: list[float | None]) -> list[str]:
+    """Caches an answer for `cached` (alone in its context: the static rule), then looks up
+    `query` at each target; the outcomes."""
+    vector = embedder().embed([cached])[0]
+    await store.insert(tenant_id=tenant_id, scope="", context_key=CONTEXT, exact_key=exact_key(CONTEXT, "", cached),
+                       api_key_id=None, prompt_text=cached, vector=vector, neighbour_stat=None,
+                       response={"content": f"answer to {cached}", "finish_reason": "stop"}, model="m",
+                       ttl=timedelta(hours=1), now=datetime.now(UTC))
+    outcomes = []
+    for target in targets:
+        found = await services.lookup(plan(tenant_id, query, target))
+        outcomes.append(found.kind if isinstance(found, services.Hit) else "miss")
+    return outcomes
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("query, cached", REFUSED)
+def test_the_verifier_refuses_what_the_first_stage_serves(query, cached):
+    tenant, _ = factories.make_tenant()
+    first_stage_alone, verified = run(cache_and_ask(tenant.pk, cached, query, [None, 0.02]))
+    assert (first_stage_alone, verified) == ("semantic", "miss")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("query, cached", SERVED)
+def test_a_true_paraphrase_is_still_served(query, cached):
+    tenant, _ = factories.make_tenant()
+    assert run(cache_and_ask(tenant.pk, cached, query, [None, 0.01, 0.02])) == ["semantic"] * 3
+
+
+def test_contradictions_are_named():
+    def reason(a, b):
+        return verifier.contradicts(verifier.read(a), verifier.read(b))
+
+    assert reason("please start calling me bob", "i want to start calling you bob") == "person"
+    assert reason("I don't want my card", "I want my card") == "negation"
+    assert reason("wake me up at 6", "wake me up at six thirty") == "quantity"
+    assert reason("Can you send me a new card?", "I need a new card") is None   # both persons: no swap
+    assert reason("my card has not arrived", "my card hasn't arrived") is None
+
+
+def test_the_target_maps_monotonically_to_strictness():
+    model = verifier.model()
+    targets = np.linspace(0.001, 0.10, 200)
+    cutoffs = [model.cutoff(float(t)) for t in targets]
+    assert all(a <= b for a, b in zip(cutoffs, cutoffs[1:], strict=False))
+    assert cutoffs[0] < cutoffs[-1]   # the range of targets does change the strictness
+    # A lower target accepts a subset of what a higher one accepts.
+    rng = np.random.default_rng(0)
+    probabilities = rng.uniform(0, 0.2, 2000)
+    accepted = [set(np.flatnonzero(probabilities < model.cutoff(t))) for t in (0.005, 0.01, 0.02, 0.05)]
+    assert all(a <= b for a, b in zip(accepted, accepted[1:], strict=False))
+
+
+def test_a_curve_that_is_not_monotonic_is_read_as_its_envelope():
+    spec = {**verifier.model().spec, "calibration": {"curve": [[0.1, 0.004], [0.2, 0.012], [0.3, 0.009]]}}
+    model = verifier.Model(spec)
+    assert [model.cutoff(t) for t in (0.001, 0.005, 0.01, 0.02)] == [0.0, 0.1, 0.1, 0.3]
+
+
+def test_the_shipped_model_matches_the_features():
+    with pytest.raises(ValueError, match="other features"):
+        verifier.Model({**verifier.model().spec, "features": ["cosine"]})
+
