@@ -10,6 +10,16 @@ class AcrossTenantsAdmin(admin.ModelAdmin):
         return self.model.objects.unscoped_across_all_tenants()
 
 
+class ReadOnly:
+    """Rows written only by the code (the ledger, rollups, meter windows): staff look, never edit."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
     list_display = ["name", "price_per_call_cents", "requests_per_minute", "key_requests_per_minute"]
