@@ -220,3 +220,11 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
 }
+
+# --- Routing and speculation (apps.routing) ---------------------------------------------
+# Circuit breaker per model and worker: consecutive failed attempts that open it, and the
+# seconds it stays open before one call may try the model again.
+AKA_BREAKER_FAILURES = envint("AKA_BREAKER_FAILURES", 5)
+AKA_BREAKER_COOLDOWN = float(os.environ.get("AKA_BREAKER_COOLDOWN", "30"))
+# Labelled neighbours the predictor reads per routed call.
+AKA_ROUTING_NEIGHBOURS = envint("AKA_ROUTING_NEIGHBOURS", 16)

@@ -4,6 +4,7 @@ from django.urls import include, path
 from apps.cache.urls import api_urlpatterns as cache_api
 from apps.core import views as core_views
 from apps.dashboard import api as dashboard_api
+from apps.routing.urls import api_urlpatterns as routing_api
 from apps.tenants.urls import api_urlpatterns as tenant_api
 
 urlpatterns = [
@@ -16,5 +17,6 @@ urlpatterns = [
     # Composed from the apps that own the settings (apps/dashboard/api.py).
     path("api/settings/", dashboard_api.tenant_settings, name="api-settings"),
     path("api/", include(cache_api)),
+    path("api/", include(routing_api)),
     path("", include("apps.dashboard.urls")),
 ]

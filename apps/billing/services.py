@@ -94,7 +94,7 @@ def ledger_row(*, facts: CallFacts) -> dict:
         "stream": facts.stream,
         "prompt_tokens": provider_usage.prompt_tokens,
         "completion_tokens": provider_usage.completion_tokens,
-        "provider_cost_micros": facts.served.cost_micros(provider_usage) if facts.served else Decimal(0),
+        "provider_cost_micros": _provider_cost(facts, provider_usage),
         "counterfactual_cost_micros": counterfactual,
         "baseline_model": facts.baseline.id if facts.baseline else "",
         "price_cents": facts.price_per_call_cents if charged else 0,
@@ -110,6 +110,18 @@ def ledger_row(*, facts: CallFacts) -> dict:
         "prompt": facts.prompt,
         **_routing_columns(facts.routing or RoutingFacts()),
     }
+
+
+def speculated_cost(r: RoutingFacts) -> Decimal:
+    """A speculated call's provider cost: the draft, the strong call (whole or cancelled)
+    and the judge, whichever answer was served."""
+    return r.draft_cost_micros + r.strong_cost_micros + r.judge_cost_micros
+
+
+def _provider_cost(facts: CallFacts, usage: Usage) -> Decimal:
+    if facts.routing is not None and facts.routing.speculation:
+        return speculated_cost(facts.routing)
+    return facts.served.cost_micros(usage) if facts.served else Decimal(0)
 
 
 def _routing_columns(r: RoutingFacts) -> dict:

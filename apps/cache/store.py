@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import orjson
-from pgvector.psycopg import register_vector_async
 from psycopg.types.json import Jsonb
 
 from apps.core import pg
@@ -68,12 +67,6 @@ async def _connection():
     return (await pg.pool()).connection()
 
 
-async def _with_vectors(conn) -> None:
-    if not getattr(conn, "_aka_vector", False):
-        await register_vector_async(conn)
-        conn._aka_vector = True
-
-
 async def exact(*, tenant_id: int, context_key: str, exact_key: str) -> Row | None:
     async with await _connection() as conn:
         cur = await conn.execute(EXACT, {"tenant": tenant_id, "context": context_key, "exact": exact_key})
@@ -86,7 +79,7 @@ async def exact(*, tenant_id: int, context_key: str, exact_key: str) -> Row | No
 
 async def nearest(*, tenant_id: int, scope: str, context_key: str, vector: np.ndarray, k: int) -> list[Row]:
     async with await _connection() as conn:
-        await _with_vectors(conn)
+        await pg.with_vectors(conn)
         # Binary results: 20 candidate vectors parse far faster than from text.
         cur = await conn.execute(SEMANTIC, {"tenant": tenant_id, "scope": scope, "context": context_key,
                                             "vec": vector, "k": k}, binary=True)
@@ -102,7 +95,7 @@ async def insert(*, tenant_id: int, scope: str, context_key: str, exact_key: str
     """Writes an entry and, in the same transaction, moves the statistic of each of its
     neighbours ({entry id: similarity to the new entry}, all of the same tenant and context)."""
     async with await _connection() as conn:
-        await _with_vectors(conn)
+        await pg.with_vectors(conn)
         cur = await conn.execute(INSERT, {
             "tenant": tenant_id, "scope": scope, "context": context_key, "exact": exact_key, "api_key": api_key_id,
             "prompt": prompt_text.replace("\x00", ""), "vec": vector, "stat": neighbour_stat,

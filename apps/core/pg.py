@@ -8,6 +8,7 @@ import asyncio
 
 from django.conf import settings
 from django.db import connections
+from pgvector.psycopg import register_vector_async
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
@@ -67,6 +68,13 @@ async def pool() -> AsyncConnectionPool:
             await opened.open()
             _pools[loop_id] = opened
     return _pools[loop_id]
+
+
+async def with_vectors(conn) -> None:
+    """Registers pgvector's types on a pool connection, once per connection."""
+    if not getattr(conn, "_aka_vector", False):
+        await register_vector_async(conn)
+        conn._aka_vector = True
 
 
 @on_shutdown

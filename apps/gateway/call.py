@@ -6,10 +6,16 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from apps.cache.services import Miss, Plan
 from apps.core.llm import ChatResult, Usage
 from apps.providers.catalog import ModelInfo
 from apps.providers.dispatch import Outcome
+from apps.routing.services import Config as RoutingConfig
+from apps.routing.services import Decision
+from apps.routing.speculation import Plan as SpeculationPlan
+from apps.routing.speculation import Run as SpeculationRun
 from apps.tenants.keyauth import Principal
 
 
@@ -33,6 +39,14 @@ class Call:
     cache_similarity: float | None = None
     cache_entry_id: int | None = None
     replayed: Usage | None = None             # a hit: the tokens of the answer it replayed
+    # Route: when the model asked for is routed (`auto`, an alias, a substitutable model)
+    routing: RoutingConfig | None = None
+    pool: list[ModelInfo] = field(default_factory=list)
+    vector: np.ndarray | None = None          # the last user turn's embedding (the cache's, when it made one)
+    decision: Decision | None = None
+    # Speculate
+    speculation: SpeculationPlan | None = None
+    speculated: SpeculationRun | None = None
     # Dispatch
     outcome: Outcome = field(default_factory=Outcome)
     served: ModelInfo | None = None           # the model that answered (or that we paid for)

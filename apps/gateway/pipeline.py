@@ -22,6 +22,7 @@ from django.conf import settings
 from apps.billing import selectors as ledger
 from apps.billing import services as billing
 from apps.cache import services as cache
+from apps.cache.embedder import batcher
 from apps.core import metrics
 from apps.core.errors import ApiError
 from apps.core.llm import ChatRequest, ChatResult, Usage
@@ -29,6 +30,7 @@ from apps.providers import dispatch
 from apps.providers.catalog import ModelInfo, amodels
 from apps.providers.errors import UpstreamError
 from apps.routing import services as routing
+from apps.routing import speculation
 from apps.tenants import ratelimit
 from apps.tenants.keyauth import aresolve_key, extract_key
 
@@ -65,8 +67,12 @@ async def serve_chat(request, wire: Wire) -> Answer:
         hit = await look_up(call, req, request.headers)
         if hit is not None:
             return respond_from_cache(call, wire, req, hit)
-        chain = route(call, req, chain)
-        chain = speculate(call, req, chain)
+        chain = await route(call, req, chain)
+        if await speculate(call, req):
+            result = await dispatch_speculated(call, req)
+            if req.stream:
+                return respond_stream(call, wire, req, sse.replay(result))
+            return respond(call, wire, result)
         if req.stream:
             return respond_stream(call, wire, req, await dispatch_stream(call, req, chain))
         return respond(call, wire, await dispatch_complete(call, req, chain))
@@ -108,8 +114,13 @@ async def resolve_model(name: str, capability: str = "chat") -> ModelInfo:
 
 
 async def resolve(call: Call, req: ChatRequest) -> list[ModelInfo]:
-    """The model asked for (`auto`: the default), then its fallbacks able to serve the request."""
-    call.model = await resolve_model(req.model)
+    """The model asked for, then its fallbacks able to serve the request. A routed name
+    (`auto`, a tenant's alias, a model of its pool when it allows substitution) stands
+    for the tenant's pool, strongest model first until the route stage picks one."""
+    call.routing = await routing.snapshot(call.principal.tenant_id)
+    catalog = await amodels()
+    call.pool = routing.pool_for(call.routing, req.model, catalog, needs={"tools"} if req.tools else set())
+    call.model = call.pool[-1] if call.pool else await resolve_model(req.model)
     if req.tools and not call.model.supports("tools"):
         raise ApiError(400, f"The model '{call.model.id}' does not support tools.", code="unsupported_parameter",
                        param="tools")
@@ -149,7 +160,7 @@ async def look_up(call: Call, req: ChatRequest, headers) -> cache.Hit | None:
     """A stored answer to serve instead of calling a model: exact, then semantic."""
     config = await cache.snapshot(call.principal.tenant_id)
     plan = cache.plan_for(req, call.principal, config, headers,
-                          route="auto" if req.model == "auto" else call.model.family)
+                          route=req.model if call.pool or req.model == "auto" else call.model.family)
     if plan is None:
         return None
     found = await alongside_admission(call, cache.lookup(plan))
@@ -166,18 +177,34 @@ async def look_up(call: Call, req: ChatRequest, headers) -> cache.Hit | None:
 # Route
 
 
-def route(call: Call, req: ChatRequest, chain: list[ModelInfo]) -> list[ModelInfo]:
-    """Which models may answer, in order. Until the router (apps.routing) picks the
-    cheapest good-enough model per prompt: the model asked for, then its fallbacks."""
-    return chain
+async def route(call: Call, req: ChatRequest, chain: list[ModelInfo]) -> list[ModelInfo]:
+    """Which models may answer, in order: for a routed call, the cheapest model of the pool
+    predicted to keep the tenant's quality floor, then its fallbacks (skipping open
+    circuits); otherwise the chain as resolved. Reuses the cache's embedding of the last
+    user turn, and embeds it only when the cache did not."""
+    if not call.pool:
+        return chain
+    prompt = req.last_user_text()
+    call.vector = call.cache_miss.vector if call.cache_miss is not None else None
+    if call.vector is None and prompt:
+        call.vector = await batcher().embed(prompt)
+    call.decision = await routing.decide(tenant_id=call.principal.tenant_id, config=call.routing, pool=call.pool,
+                                         prompt=prompt, vector=call.vector)
+    call.model = call.decision.model
+    return routing.chain_for(call.decision, await amodels(), needs={"tools"} if req.tools else set())
 
 
 # Speculate
 
 
-def speculate(call: Call, req: ChatRequest, chain: list[ModelInfo]) -> list[ModelInfo]:
-    """How the chain is tried. Until speculation (cascade, race) lands: one model at a time."""
-    return chain
+async def speculate(call: Call, req: ChatRequest) -> bool:
+    """Whether a cheap draft answers first (cascade, race, selective race: the tenant's
+    choice), judged before it is served; see apps.routing.speculation."""
+    if call.decision is None:
+        return False
+    call.speculation = speculation.plan_for(config=call.routing, decision=call.decision, req=req,
+                                            catalog=await amodels())
+    return call.speculation is not None
 
 
 # Dispatch
@@ -194,6 +221,22 @@ async def dispatch_complete(call: Call, req: ChatRequest, chain: list[ModelInfo]
     return call.answer
 
 
+async def dispatch_speculated(call: Call, req: ChatRequest) -> ChatResult:
+    """The speculation's chosen answer; the draft, strong and judge costs go to the ledger."""
+    async def speculate_now() -> ChatResult:
+        done = call.speculated = await speculation.run(call.speculation, req)
+        call.served, call.usage = done.served, done.result.usage
+        return done.result
+
+    try:
+        call.answer = await alongside_admission(call, speculate_now())
+    finally:
+        for tried in call.speculated.outcomes if call.speculated else ():
+            call.outcome.attempts += tried.attempts
+            call.outcome.failed.extend(tried.failed)
+    return call.answer
+
+
 async def dispatch_stream(call: Call, req: ChatRequest, chain: list[ModelInfo]) -> AsyncIterator:
     """The upstream's stream events, once a model of the chain has started answering."""
     call.served, first, events = await alongside_admission(call, dispatch.open_stream(req, chain, call.outcome))
@@ -206,6 +249,10 @@ async def dispatch_stream(call: Call, req: ChatRequest, chain: list[ModelInfo]) 
 def _aka_headers(call: Call, model_id: str, cost_micros=None) -> dict[str, str]:
     """The cost is left out where it is not yet known (a fresh stream's headers)."""
     headers = {"x-aka-model": model_id, "x-aka-cache": call.cache}
+    if call.decision is not None:
+        headers["x-aka-route"] = call.decision.route
+    if call.speculated is not None:
+        headers["x-aka-speculation"] = f"{call.speculation.run}:{call.speculated.outcome}"
     if cost_micros is not None:
         headers["x-aka-cost-usd"] = f"{cost_micros / 1_000_000:.8f}"
     if call.cache_similarity is not None:
@@ -225,6 +272,8 @@ def ok(call: Call, body: bytes, headers: dict[str, str]) -> Answer:
 
 def respond(call: Call, wire: Wire, result: ChatResult) -> Answer:
     cost = 0 if call.hit or call.served is None else call.served.cost_micros(result.usage)
+    if call.speculated is not None:
+        cost = billing.speculated_cost(_routing_facts(call))
     return ok(call, wire.render(result, _response_id(call, wire), int(time.time())),
               _aka_headers(call, result.model, cost))
 
@@ -232,7 +281,8 @@ def respond(call: Call, wire: Wire, result: ChatResult) -> Answer:
 def respond_stream(call: Call, wire: Wire, req: ChatRequest, events: AsyncIterator) -> Answer:
     """Server-sent events; the stream itself fills in the call's status, usage and answer."""
     model_id = call.served.id if call.served else req.model
-    headers = {**sse.HEADERS, **_aka_headers(call, model_id, 0 if call.hit else None)}
+    known = 0 if call.hit else billing.speculated_cost(_routing_facts(call)) if call.speculated else None
+    headers = {**sse.HEADERS, **_aka_headers(call, model_id, known)}
     body = sse.body(call, wire.writer(_response_id(call, wire), int(time.time()), model_id, req.include_usage),
                     wire.stream_error, events)
     return Answer(call, 200, headers, events=body)
@@ -261,7 +311,8 @@ async def refuse(call: Call, wire: Wire, failure: Exception) -> Answer:
         metrics.UNHANDLED.labels(call.endpoint).inc()
         error = ApiError(500, "The gateway failed to process the request.", code="internal_error")
     call.status, call.error_type = error.status, error.code or "invalid_request"
-    return Answer(call, error.status, {"content-type": JSON, **error.headers},
+    routed = {"x-aka-route": call.decision.route} if call.decision is not None else {}
+    return Answer(call, error.status, {"content-type": JSON, **routed, **error.headers},
                   wire.error_body(error))
 
 
@@ -276,15 +327,53 @@ async def end(call: Call) -> None:
     metrics.LATENCY.labels(call.endpoint).observe(call.latency_ms / 1000)
     if call.principal is None or not call.ledger:
         return  # never authenticated (metrics only), or not a call (the model list)
+    routing.observe(failed=call.outcome.failed, served=call.served.id if call.served and call.status == 200 else None)
+    await _learn(call)
     await billing.call_record(facts=billing.CallFacts(
         tenant_id=call.principal.tenant_id, api_key_id=call.principal.api_key_id, request_id=call.request_id,
         endpoint=call.endpoint, status=call.status, price_per_call_cents=call.principal.price_per_call_cents,
         model_requested=call.model_requested, served=call.served, usage=call.usage or Usage(), cache=call.cache,
         replayed=call.replayed, cache_similarity=call.cache_similarity, cache_entry_id=call.cache_entry_id,
         baseline=await _baseline(call), stream=call.stream, error_type=call.error_type,
-        attempts=call.outcome.attempts, latency_ms=call.latency_ms, ttft_ms=call.ttft_ms, prompt=call.prompt))
+        attempts=call.outcome.attempts, latency_ms=call.latency_ms, ttft_ms=call.ttft_ms, prompt=call.prompt,
+        routing=_routing_facts(call)))
     if call.cache == "miss" and call.answer is not None and call.status == 200:
         await cache.remember(call.cache_plan, call.cache_miss, call.answer)
+
+
+def _routing_facts(call: Call) -> billing.RoutingFacts | None:
+    decision, done = call.decision, call.speculated
+    if decision is None:
+        return None
+    if done is None:
+        return billing.RoutingFacts(route=decision.route, reason=decision.reason,
+                                    predicted_quality=decision.predicted_quality)
+    verdict = done.verdict
+    return billing.RoutingFacts(
+        route=decision.route, reason=decision.reason, predicted_quality=decision.predicted_quality,
+        speculation=call.speculation.mode, outcome=done.outcome, judge=verdict.judge if verdict else "",
+        judge_score=verdict.score if verdict else None, draft_cost_micros=done.draft_cost,
+        strong_cost_micros=done.strong_cost, judge_cost_micros=done.judge_cost)
+
+
+async def _learn(call: Call) -> None:
+    """What the router keeps of a routed call: each answer with the prompt's embedding,
+    the draft labelled by its judge; the client's feedback labels the served one later.
+    Written before the ledger row, so feedback (which needs the row) finds them."""
+    if call.decision is None or call.vector is None:
+        return
+    samples = []
+    done = call.speculated
+    if done is not None and done.verdict is not None:
+        samples.append(routing.Sample(request_id=call.request_id, model=call.speculation.draft.id,
+                                      task=call.decision.task, good=done.verdict.score, source="judge"))
+    if call.served is not None and call.status == 200 and all(s.model != call.served.id for s in samples):
+        samples.append(routing.Sample(request_id=call.request_id, model=call.served.id, task=call.decision.task))
+    if samples:
+        try:
+            await routing.remember(tenant_id=call.principal.tenant_id, vector=call.vector, samples=samples)
+        except Exception:  # the ledger row matters more than what the router learns
+            log.exception("router could not remember call %s", call.request_id)
 
 
 async def _baseline(call: Call) -> ModelInfo | None:
@@ -349,7 +438,7 @@ async def serve_feedback(request) -> Answer:
             raise ApiError(404, f"No call '{request_id}' was recorded for this account.", code="call_not_found",
                            param="request_id")
         await sync_to_async(routing.feedback_record)(tenant_id=tenant_id, request_id=request_id, score=score,
-                                                     comment=comment)
+                                                     comment=comment, model_served=judged.model_served)
         demoted = False
         if score < routing.NEGATIVE and judged.cache == "semantic" and judged.cache_entry_id is not None:
             demoted = await cache.entry_demote(tenant_id=tenant_id, entry_id=judged.cache_entry_id)

@@ -10,7 +10,7 @@ Streams commit to a model once its first event has arrived: after that nothing f
 import asyncio
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
@@ -27,6 +27,7 @@ class Outcome:
 
     attempts: int = 0
     last_error: UpstreamError | None = None
+    failed: list[str] = field(default_factory=list)   # the model of each failed attempt (circuit breakers)
 
 
 def chain_for(model: ModelInfo, catalog: dict[str, ModelInfo], needs: set[str]) -> list[ModelInfo]:
@@ -67,6 +68,7 @@ async def complete(req: ChatRequest, chain: list[ModelInfo], outcome: Outcome) -
             result = await adapter_for(model.provider).complete(req, model)
         except UpstreamError as error:
             outcome.last_error = error
+            outcome.failed.append(model.id)
             continue
         outcome.last_error = None
         return result
@@ -81,6 +83,7 @@ async def open_stream(req: ChatRequest, chain: list[ModelInfo], outcome: Outcome
             first = await anext(events)
         except UpstreamError as error:
             outcome.last_error = error
+            outcome.failed.append(model.id)
             await events.aclose()
             continue
         outcome.last_error = None

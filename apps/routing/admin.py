@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Feedback
+from .models import Feedback, RoutingSettings
 
 
 @admin.register(Feedback)
@@ -10,3 +10,11 @@ class FeedbackAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return Feedback.objects.unscoped_across_all_tenants()  # staff see every tenant's
+
+
+@admin.register(RoutingSettings)
+class RoutingSettingsAdmin(admin.ModelAdmin):
+    list_display = ("tenant", "speculation", "quality_floor", "judge")
+
+    def get_queryset(self, request):
+        return RoutingSettings.objects.unscoped_across_all_tenants()  # staff tune every tenant's

@@ -1,12 +1,272 @@
-"""Routing's writes. For now: feedback on calls (the router's labels, once it lands)."""
+"""Routing's writes and decisions: the tenant's settings (a per-process snapshot, and
+their one write), which model a routed call goes to, what the router learns after a
+call, and feedback on calls (the router's labels)."""
 
-from .models import Feedback
+import logging
+import random
+from dataclasses import dataclass, fields
 
-# Below this a verdict says the answer was wrong.
-NEGATIVE = 0.0
+import numpy as np
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+
+from apps.core.snapshots import Snapshots
+from apps.providers import dispatch
+from apps.providers.catalog import ModelInfo
+from apps.providers.models import CatalogModel
+
+from . import breaker, store
+from .classify import task_of
+from .models import Feedback, RoutingSettings
+from .predictor import Belief, belief
+from .selectors import NEGATIVE, routing_settings_for
+from .store import Sample
+
+__all__ = ["NEGATIVE", "Sample"]
+log = logging.getLogger(__name__)
+
+# --- settings -------------------------------------------------------------------------
 
 
-def feedback_record(*, tenant_id: int, request_id: str, score: float, comment: str = "") -> Feedback:
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A tenant's routing settings as the hot path sees them (fields of RoutingSettings)."""
+
+    pool: tuple
+    aliases: dict
+    allow_substitution: bool
+    quality_floor: float
+    speculation: str
+    buffered_speculation: bool
+    judge: str
+    judge_threshold: float
+    judge_model: str
+    exploration: float
+
+
+def _load_config(tenant_id: int) -> Config:
+    row = routing_settings_for(tenant=tenant_id)
+    values = {f.name: getattr(row, f.name) for f in fields(Config)}
+    return Config(**{**values, "pool": tuple(values["pool"])})
+
+
+_configs = Snapshots(_load_config, lambda: settings.AKA_KEY_CACHE_TTL)
+
+
+async def snapshot(tenant_id: int) -> Config:
+    """The tenant's settings as this process last read them (at most AKA_KEY_CACHE_TTL
+    seconds ago, as with the cache's settings)."""
+    return await _configs.aget(tenant_id)
+
+
+class InvalidSettings(ValueError):
+    """Settings a tenant may not have; `errors` maps each field to what is wrong with it."""
+
+    def __init__(self, errors: dict):
+        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
+        self.errors = errors
+
+
+ALIAS_PREFIX = "aka:"
+MAX_POOL = 6
+
+
+def _check_pool(name: str, pool, catalog: dict[str, CatalogModel]) -> list[str]:
+    pool = list(pool) if isinstance(pool, tuple) else pool
+    if not isinstance(pool, list) or not 2 <= len(pool) <= MAX_POOL or not all(isinstance(m, str) for m in pool):
+        raise InvalidSettings({name: f"Give a list of 2 to {MAX_POOL} model ids, cheapest first."})
+    unknown = [m for m in pool if m not in catalog or "chat" not in catalog[m].capabilities]
+    if unknown:
+        raise InvalidSettings({name: f"Not chat models of the catalog: {', '.join(unknown)}."})
+    if len(set(pool)) != len(pool):
+        raise InvalidSettings({name: "A model may appear once."})
+    prices = [catalog[m].input_per_mtok + catalog[m].output_per_mtok for m in pool]
+    if prices != sorted(prices):
+        raise InvalidSettings({name: "Order the models from the cheapest to the strongest (by list price)."})
+    return pool
+
+
+def _check_aliases(aliases, catalog) -> dict:
+    if not isinstance(aliases, dict):
+        raise InvalidSettings({"aliases": 'Give an object such as {"aka:support": ["gpt-4o-mini", "gpt-4o"]}.'})
+    for alias, pool in aliases.items():
+        if not (alias.startswith(ALIAS_PREFIX) and 4 < len(alias) <= 60 and alias[4:].replace("-", "").replace(
+                "_", "").isalnum()):
+            raise InvalidSettings({"aliases": f"'{alias}': an alias is 'aka:' and a name of letters, digits, - or _."})
+        aliases[alias] = _check_pool("aliases", pool, catalog)
+    return aliases
+
+
+@transaction.atomic
+def routing_settings_update(*, tenant, **changes) -> RoutingSettings:
+    """Applies (and validates: InvalidSettings, a ValueError, names each bad field) changed settings; the
+    tenant's first change creates its row. This process sees them at once, the others
+    with their next snapshot."""
+    known = {f.name for f in fields(Config)}
+    strange = set(changes) - known
+    if strange:
+        raise InvalidSettings({name: "Not a routing setting." for name in strange})
+    catalog = {m.model_id: m for m in CatalogModel.objects.filter(enabled=True)}
+    if "pool" in changes:
+        changes["pool"] = _check_pool("pool", changes["pool"], catalog)
+    if "aliases" in changes:
+        changes["aliases"] = _check_aliases(dict(changes["aliases"]), catalog)
+    if "judge_model" in changes and changes["judge_model"] not in catalog:
+        raise InvalidSettings({"judge_model": f"'{changes['judge_model']}' is not a model of the catalog."})
+    row, _ = RoutingSettings.objects.for_tenant(tenant).get_or_create(tenant=tenant)
+    for name, value in changes.items():
+        setattr(row, name, value)
+    try:
+        row.full_clean()
+    except ValidationError as exc:
+        raise InvalidSettings({name: " ".join(messages) for name, messages in exc.message_dict.items()}) from exc
+    row.save(update_fields=list(changes))
+    transaction.on_commit(lambda: _configs.forget(row.tenant_id))
+    return row
+
+
+def pool_for(config: Config, requested: str, catalog: dict[str, ModelInfo], needs: set[str]) -> list[ModelInfo]:
+    """The models a call naming `requested` is routed between, cheapest first; empty when
+    it is not routed (a model named without substitution, or nothing of the pool left)."""
+    if requested == "auto":
+        names = config.pool
+    elif requested in config.aliases:
+        names = config.aliases[requested]
+    elif config.allow_substitution and requested in config.pool:
+        names = config.pool
+    else:
+        return []
+    pool = [catalog[n] for n in names if n in catalog and needs <= catalog[n].capabilities]
+    return pool if len(pool) >= 2 else []
+
+
+# --- the decision ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    route: str                    # cheap | strong | explore | fallback
+    reason: str
+    task: str
+    model: ModelInfo              # the model the route chose
+    cheap: ModelInfo              # the cheapest healthy model of the pool (a speculation's draft)
+    strong: ModelInfo             # the strongest healthy model
+    predicted_quality: float      # P(the cheapest model's answer is good)
+    relative_quality: float       # that, as a share of the strongest model's
+
+
+class Exploration:
+    """Thompson sampling on at most `share` of a tenant's routed calls (per process): a
+    call explores only while explored / decided stays within the share, so the bound
+    holds at every moment, not just on average."""
+
+    def __init__(self, rng: random.Random | None = None):
+        self.rng = rng or random.Random()
+        self.counts: dict[int, list[int]] = {}
+
+    def may_explore(self, tenant_id: int, share: float) -> bool:
+        counts = self.counts.setdefault(tenant_id, [0, 0])
+        counts[0] += 1
+        return share > 0 and self.rng.random() < share and counts[1] + 1 <= share * counts[0]
+
+    def explored(self, tenant_id: int) -> None:
+        self.counts[tenant_id][1] += 1
+
+
+exploration = Exploration()
+
+
+def choose(*, pool: list[ModelInfo], beliefs: list[Belief], floor: float) -> tuple[int, float]:
+    """(index of the cheapest model whose quality relative to the strongest meets the
+    floor, that relative quality). `beliefs` are point estimates or samples, per model."""
+    strongest = max(beliefs[-1].mean, 1e-9)
+    for i, b in enumerate(beliefs[:-1]):
+        if b.mean / strongest >= floor:
+            return i, min(b.mean / strongest, 1.0)
+    return len(pool) - 1, 1.0
+
+
+def _point(p: float) -> Belief:
+    """A belief whose mean is `p` (choose reads only means)."""
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    return Belief(p, 1 - p)
+
+
+def decide_with(*, tenant_id: int, config: Config, pool: list[ModelInfo], task: str, neighbours,
+                explorer: Exploration = exploration) -> Decision:
+    """The decision from what the predictor knows (pure: the neighbours are fetched)."""
+    healthy = [m for m in pool if not breaker.is_open(m.id)]
+    skipped = [m.id for m in pool if m not in healthy]
+    usable = healthy or pool
+    beliefs = [belief(model=m.id, strong=i == len(usable) - 1, task=task, neighbours=neighbours)
+               for i, m in enumerate(usable)]
+    index, relative = choose(pool=usable, beliefs=beliefs, floor=config.quality_floor)
+    cheap_mean = beliefs[0].mean
+    route = "strong" if index == len(usable) - 1 else "cheap"
+    reason = f"{task}: cheap keeps {min(cheap_mean / max(beliefs[-1].mean, 1e-9), 1):.0%} of the strong quality"
+    if len(usable) > 1 and explorer.may_explore(tenant_id, config.exploration):
+        sampled = [_point(b.sample(explorer.rng)) for b in beliefs]
+        tried, _ = choose(pool=usable, beliefs=sampled, floor=config.quality_floor)
+        if tried != index:
+            explorer.explored(tenant_id)
+            index, route, reason = tried, "explore", f"{task}: Thompson sample chose {usable[tried].id}"
+    if skipped:
+        route, reason = "fallback", f"circuit open: {', '.join(skipped)}; " + reason
+    return Decision(route=route, reason=reason[:100], task=task, model=usable[index], cheap=usable[0],
+                    strong=usable[-1], predicted_quality=round(cheap_mean, 4), relative_quality=relative)
+
+
+async def decide(*, tenant_id: int, config: Config, pool: list[ModelInfo], prompt: str,
+                 vector: np.ndarray | None) -> Decision:
+    """Where a routed call goes: the cheapest model of the pool predicted to keep the
+    tenant's quality floor (one indexed query for the labelled neighbours, then arithmetic)."""
+    neighbours = []
+    if vector is not None:
+        neighbours = await store.nearest(tenant_id=tenant_id, vector=vector, models=[m.id for m in pool],
+                                         k=settings.AKA_ROUTING_NEIGHBOURS)
+    return decide_with(tenant_id=tenant_id, config=config, pool=pool, task=task_of(prompt), neighbours=neighbours)
+
+
+def chain_for(decision: Decision, catalog: dict[str, ModelInfo], needs: set[str]) -> list[ModelInfo]:
+    """The chosen model, then its fallbacks (apps.providers.dispatch.chain_for order),
+    without models whose circuit is open."""
+    return [m for m in dispatch.chain_for(decision.model, catalog, needs)
+            if m is decision.model or not breaker.is_open(m.id)]
+
+
+# --- after the call -------------------------------------------------------------------
+
+
+def observe(*, failed: list[str], served: str | None) -> None:
+    """Feeds the circuit breakers: each failed attempt, and the model that answered."""
+    for model_id in failed:
+        breaker.record(model_id, ok=False)
+    if served:
+        breaker.record(served, ok=True)
+
+
+async def remember(*, tenant_id: int, vector: np.ndarray, samples: list[store.Sample]) -> None:
+    """Stores a routed call's answers with the prompt's embedding (before its ledger row,
+    so feedback, which needs the row, always finds them)."""
+    await store.insert(tenant_id=tenant_id, vector=vector, samples=samples)
+
+
+# --- feedback -------------------------------------------------------------------------
+
+LABEL = """
+UPDATE routing_sample SET good = %s, label_source = 'feedback'
+WHERE tenant_id = %s AND request_id = %s AND model = %s
+"""
+
+
+def feedback_record(*, tenant_id: int, request_id: str, score: float, comment: str = "",
+                    model_served: str = "") -> Feedback:
+    """Keeps the tenant's verdict, and makes it the label of the served model's answer:
+    the next similar prompts are routed by it."""
     found, _ = Feedback.objects.for_tenant(tenant_id).update_or_create(
         tenant_id=tenant_id, request_id=request_id, defaults={"score": score, "comment": comment})
+    if model_served:
+        with connection.cursor() as cursor:
+            cursor.execute(LABEL, [(score + 1) / 2, tenant_id, request_id, model_served])
     return found

@@ -1,0 +1,150 @@
+"""The heuristic judge's scoring, as a pure function of the request and the answer (no
+Django, no I/O: bench/judge_gsm8k.py runs it offline). Signs of a bad answer: truncation,
+refusal, an empty or echoed answer, a missing final answer where the task needs one,
+arithmetic that does not check out, JSON that fails the requested schema."""
+
+import ast
+import json
+import operator
+import re
+
+import jsonschema
+
+from .classify import CHOICE, MATH
+
+REFUSAL = re.compile(r"^\W*(i'?m sorry|i am sorry|sorry,|i apologi[sz]e|i can(not|'t) (help|assist|answer|provide|"
+                     r"do that)|as an ai\b|i'?m (not able|unable) to|i am (not able|unable) to)", re.IGNORECASE)
+HEDGE = re.compile(r"\b(i'?m not sure|i am not sure|i don'?t know|cannot be determined|not enough information|"
+                   r"impossible to (say|determine|know))\b", re.IGNORECASE)
+NUMBER = r"-?\$?\d[\d,]*(?:\.\d+)?"
+FINAL = re.compile(r"(?:####|answer is|answer:|total(?: of)? is|=)\s*\$?\s*(" + NUMBER + ")", re.IGNORECASE)
+# "a op b ... = c" with plain numbers, as worked solutions write them (and GSM8K's <<a*b=c>>).
+EQUATION = re.compile(r"((?:\(?\s*-?\d[\d,]*(?:\.\d+)?\s*\)?\s*[-+*/x×÷]\s*)+\(?\s*-?\d[\d,]*(?:\.\d+)?\s*\)?)"
+                      r"\s*=\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)(?![\d.]*\s*[-+*/x×÷]\s*\d)")
+CHOICE_ANSWER = re.compile(r"(?:^|\banswer\b[^A-Za-z]{0,12}|^\W*)\(?([A-E])\)?(?:\W|$)", re.IGNORECASE | re.MULTILINE)
+_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", "").replace("$", ""))
+
+
+def _evaluate(expression: str) -> float | None:
+    """The value of + - * / arithmetic on plain numbers, or None (never eval)."""
+    cleaned = re.sub(r"(?<=\d),(?=\d{3})", "", expression).replace("×", "*").replace("÷", "/")
+    cleaned = re.sub(r"(?<=[\d)\s])x(?=[\s\d(])", "*", cleaned)
+
+    def value(node):
+        if isinstance(node, ast.Expression):
+            return value(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+            return float(node.value)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -value(node.operand)
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+            return _OPS[type(node.op)](value(node.left), value(node.right))
+        raise ValueError(expression)
+
+    try:
+        return value(ast.parse(cleaned.strip(), mode="eval"))
+    except (SyntaxError, ValueError, ZeroDivisionError, RecursionError):
+        return None
+
+
+def wrong_arithmetic(text: str) -> int:
+    """How many written calculations in `text` do not check out (to 1% or a rounding step)."""
+    wrong = 0
+    for left, right in EQUATION.findall(text):
+        expected = _evaluate(left)
+        if expected is None:
+            continue
+        got = _number(right)
+        if abs(expected - got) > max(0.011, abs(expected) * 0.01):
+            wrong += 1
+    return wrong
+
+
+def _normalized(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def _schema_of(response_format: dict | None) -> tuple[bool, dict | None]:
+    """(JSON is required, the schema it must meet) from an OpenAI response_format."""
+    if not isinstance(response_format, dict):
+        return False, None
+    kind = response_format.get("type")
+    if kind == "json_schema":
+        spec = response_format.get("json_schema") or {}
+        return True, spec.get("schema") if isinstance(spec, dict) else None
+    return kind == "json_object", None
+
+
+def heuristic_score(*, prompt: str, answer: str | None, finish_reason: str, task: str,
+                    response_format: dict | None = None) -> tuple[float, str]:
+    """(score, the first problem found, or "ok"). Scores are the strength of the evidence:
+    a cut or empty answer is almost surely bad, a hedge only somewhat likely so."""
+    text = (answer or "").strip()
+    if not text:
+        return 0.0, "empty answer"
+    if finish_reason in ("length", "content_filter"):
+        return 0.05, f"finish_reason={finish_reason}"
+    if REFUSAL.search(text[:200]):
+        return 0.1, "refusal"
+    said, asked = _normalized(text), _normalized(prompt)
+    # The prompt said back (whole, or a large part of it: quoting one option is an answer).
+    if said and (said == asked or (asked and said in asked and len(said) >= len(asked) / 2)):
+        return 0.1, "echoes the prompt"
+    wants_json, schema = _schema_of(response_format)
+    if wants_json:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return 0.05, "not JSON"
+        if schema is not None:
+            try:
+                jsonschema.validate(value, schema)
+            except jsonschema.ValidationError as exc:
+                return 0.1, f"fails the schema: {exc.message[:60]}"
+            except jsonschema.SchemaError:
+                pass  # the client's schema is broken, not the answer
+    if task == MATH:
+        return _math_score(prompt, text)
+    if task == CHOICE and not CHOICE_ANSWER.search(text):
+        return 0.3, "no option chosen"
+    if HEDGE.search(text):
+        return 0.4, "hedges"
+    return 1.0, "ok"
+
+
+def _numbers(text: str) -> set[float]:
+    return {_number(n) for n in re.findall(r"\d[\d,]*(?:\.\d+)?", text)}
+
+
+def _math_score(prompt: str, text: str) -> tuple[float, str]:
+    """Hard failures first; then soft signs multiply (tuned on GSM8K's weak answers with
+    bench/judge_gsm8k.py, which prints what each costs in recall)."""
+    if text.count("<<") > text.count(">>"):
+        return 0.05, "cut off mid-calculation"
+    finals = FINAL.findall(text)
+    if not re.search(NUMBER, text):
+        return 0.1, "no number in a math answer"
+    if not finals and not re.search(NUMBER + r"\W*\s*\w*\W*$", text[-60:]):
+        return 0.3, "no final answer"
+    wrong = wrong_arithmetic(text)
+    if wrong:
+        return 0.15, f"{wrong} calculation(s) do not check out"
+    score, reasons = 1.0, []
+    final = _number(finals[-1]) if finals else None
+    if final is not None and final != int(final):
+        # Word problems of this kind almost always come out whole; a fraction (often
+        # a rounded one) usually means a wrong path.
+        score, reasons = score * 0.3, [*reasons, "fractional final answer"]
+    if re.search(r"####\s*\S+\s+\S", text):
+        score, reasons = score * 0.4, [*reasons, "qualified final answer"]
+    unused = len(_numbers(prompt) - _numbers(text))
+    if unused:
+        # A solution that never uses one of the given quantities has often misread the problem.
+        score, reasons = score * 0.7 ** unused, [*reasons, f"{unused} given number(s) unused"]
+    if HEDGE.search(text):
+        score, reasons = score * 0.5, [*reasons, "hedges"]
+    return score, "; ".join(reasons) or "ok"

@@ -1,0 +1,132 @@
+"""Judges of a draft answer, pluggable per tenant (RoutingSettings.judge): each scores an
+answer from 0 (certainly bad) to 1 (no sign of a problem), and the tenant's threshold
+decides whether the draft is served or the strong model is asked.
+
+- heuristic: signs of a bad answer, free and instant (truncation, refusal, an empty or
+  echoed answer, a missing final answer where the task needs one, arithmetic that does
+  not check out, JSON that fails the requested schema);
+- logprob: the geometric mean of the answer's token probabilities, when the provider
+  returns log-probabilities (the heuristic otherwise);
+- llm: a rubric prompt to a judge model through our own provider layer, scored 1-10;
+  its cost is part of the call's cost.
+"""
+
+import math
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from apps.core.llm import ChatRequest, ChatResult
+from apps.providers import dispatch
+from apps.providers.catalog import ModelInfo
+
+from .heuristic import heuristic_score
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    judge: str
+    score: float
+    passed: bool
+    reason: str
+    cost_micros: Decimal = Decimal(0)
+
+
+# --- the judges -----------------------------------------------------------------------
+
+class Judge:
+    name: str
+
+    async def verdict(self, *, req: ChatRequest, answer: ChatResult, task: str, threshold: float) -> Verdict:
+        raise NotImplementedError
+
+    def draft_request(self, req: ChatRequest) -> ChatRequest:
+        """The request the draft model is sent (a judge may need more from it)."""
+        return req
+
+
+class HeuristicJudge(Judge):
+    name = "heuristic"
+
+    async def verdict(self, *, req, answer, task, threshold) -> Verdict:
+        score, reason = heuristic_score(prompt=req.last_user_text(), answer=answer.content,
+                                        finish_reason=answer.finish_reason, task=task,
+                                        response_format=req.response_format)
+        return Verdict(self.name, score, score >= threshold, reason)
+
+
+def mean_logprob(logprobs: dict | None) -> float | None:
+    tokens = [t.get("logprob") for t in (logprobs or {}).get("content") or () if isinstance(t, dict)]
+    tokens = [t for t in tokens if isinstance(t, int | float)]
+    return sum(tokens) / len(tokens) if tokens else None
+
+
+class LogprobJudge(Judge):
+    """exp(mean token log-probability): the answer's per-token confidence. Signs the
+    heuristic sees (a cut answer, a refusal) still fail it."""
+
+    name = "logprob"
+
+    def draft_request(self, req: ChatRequest) -> ChatRequest:
+        return replace(req, logprobs=True)
+
+    async def verdict(self, *, req, answer, task, threshold) -> Verdict:
+        sign, reason = heuristic_score(prompt=req.last_user_text(), answer=answer.content,
+                                       finish_reason=answer.finish_reason, task=task,
+                                       response_format=req.response_format)
+        mean = mean_logprob(answer.logprobs)
+        if mean is None:
+            return Verdict("heuristic", sign, sign >= threshold, "no logprobs: " + reason)
+        score = min(math.exp(mean), sign)
+        return Verdict(self.name, score, score >= threshold, f"mean logprob {mean:.3f}; {reason}")
+
+
+RUBRIC = (
+    "You grade answers. Read the user's request and the assistant's answer below. "
+    "Rate how correct, complete and helpful the answer is, from 1 (wrong or useless) to 10 "
+    "(fully correct and helpful). Reply with exactly one line: 'Score: N'."
+)
+SCORE = re.compile(r"score\W{0,3}(10|[1-9])(?!\d)", re.IGNORECASE)
+
+Complete = Callable[[ChatRequest, list[ModelInfo], dispatch.Outcome], Awaitable[ChatResult]]
+
+
+class LLMJudge(Judge):
+    """A rubric prompt to the tenant's judge model and its fallbacks. An answer the judge
+    does not score (no 'Score: N') fails, as does a judge that cannot be reached: the
+    strong model answers instead."""
+
+    name = "llm"
+
+    def __init__(self, chain: list[ModelInfo], complete: Complete = dispatch.complete):
+        self.chain, self.complete = chain, complete
+
+    def rubric(self, req: ChatRequest, answer: ChatResult) -> ChatRequest:
+        asked = req.last_user_text()[:6000]
+        said = (answer.content or "")[:6000]
+        return ChatRequest(model=self.chain[0].id, max_tokens=10, temperature=0.0, messages=[
+            {"role": "system", "content": RUBRIC},
+            {"role": "user", "content": f"Request:\n{asked}\n\nAnswer:\n{said}"}])
+
+    async def verdict(self, *, req, answer, task, threshold) -> Verdict:
+        outcome = dispatch.Outcome()
+        try:
+            graded = await self.complete(self.rubric(req, answer), self.chain, outcome)
+        except Exception as exc:  # noqa: BLE001  (an unreachable judge is a rejection, never a failed call)
+            return Verdict(self.name, 0.0, False, f"judge unavailable: {exc}"[:100])
+        served = next((m for m in self.chain if m.id == graded.model), self.chain[0])
+        cost = served.cost_micros(graded.usage)
+        found = SCORE.search(graded.content or "")
+        if found is None:
+            return Verdict(self.name, 0.0, False, "judge gave no score", cost)
+        score = int(found.group(1)) / 10
+        return Verdict(self.name, score, score >= threshold, f"judge scored {found.group(1)}/10", cost)
+
+
+def judge_for(name: str, *, judge_chain: list[ModelInfo] | None = None) -> Judge:
+    if name == "llm" and judge_chain:
+        return LLMJudge(judge_chain)
+    if name == "logprob":
+        return LogprobJudge()
+    return HeuristicJudge()

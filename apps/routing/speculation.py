@@ -1,0 +1,197 @@
+"""Speculative execution: a cheap model drafts, a judge decides whether its answer is
+served, and the strong model answers when it is not.
+
+- cascade: the draft first; the strong model only on a rejection. Cheapest; a rejected
+  draft adds its latency (and the judge's) to the call.
+- race: draft and strong at once, the strong one as a stream; an accepted draft closes
+  the strong stream (the provider stops generating), which is billed for its input and
+  the output tokens received until then. Fastest; costs the strong call's start.
+- selective race: race when the router saw risk for the cheap model, cascade otherwise.
+
+Only whole answers are judged, so a streaming client is served by speculation only when
+the tenant buffers it (its stream then starts once an answer is chosen); otherwise it
+gets the routed model's stream at once. Requests with tools, several choices or
+log-probabilities are not speculated (a judge cannot weigh them, or they cannot be
+merged from two models).
+"""
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+
+from apps.core.llm import ChatRequest, ChatResult, Delta, Final, Finish, Usage
+from apps.providers import dispatch
+from apps.providers.catalog import ModelInfo
+from apps.providers.errors import UpstreamError
+
+from . import breaker
+from .judges import Judge, Verdict, judge_for
+from .services import Config, Decision
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    mode: str                     # the tenant's setting: cascade | race | selective
+    run: str                      # what this call does: cascade | race
+    draft: ModelInfo
+    strong_chain: list[ModelInfo]
+    judge: Judge
+    threshold: float
+    task: str
+
+
+@dataclass
+class Run:
+    """What a speculated call did, for the response, the ledger and the router."""
+
+    outcome: str = ""             # accepted | rejected | draft_failed | strong_first | strong_failed
+    served: ModelInfo | None = None
+    result: ChatResult | None = None
+    verdict: Verdict | None = None
+    draft_cost: Decimal = Decimal(0)
+    strong_cost: Decimal = Decimal(0)
+    outcomes: list[dispatch.Outcome] = field(default_factory=list)
+
+    @property
+    def judge_cost(self) -> Decimal:
+        return self.verdict.cost_micros if self.verdict else Decimal(0)
+
+
+def plan_for(*, config: Config, decision: Decision, req: ChatRequest,
+             catalog: dict[str, ModelInfo]) -> Plan | None:
+    """How this routed call speculates, or None when it goes straight to its model."""
+    if config.speculation == "off" or decision.route == "explore" or decision.cheap is decision.strong:
+        return None
+    if (req.stream and not config.buffered_speculation) or req.tools or req.n != 1 or req.logprobs:
+        return None
+    run = config.speculation
+    if run == "selective":
+        run = "race" if decision.route == "strong" else "cascade"
+    draft = decision.model if decision.model is not decision.strong else decision.cheap
+    strong_chain = [m for m in dispatch.chain_for(decision.strong, catalog, set())
+                    if m is decision.strong or not breaker.is_open(m.id)]
+    judge_model = catalog.get(config.judge_model)
+    judge_chain = dispatch.chain_for(judge_model, catalog, set()) if judge_model else None
+    return Plan(mode=config.speculation, run=run, draft=draft, strong_chain=strong_chain,
+                judge=judge_for(config.judge, judge_chain=judge_chain), threshold=config.judge_threshold,
+                task=decision.task)
+
+
+async def run(plan: Plan, req: ChatRequest) -> Run:
+    return await (race(plan, req) if plan.run == "race" else cascade(plan, req))
+
+
+def _served(result: ChatResult, req: ChatRequest) -> ChatResult:
+    """The answer as the client asked for it (a judge may have asked for log-probabilities)."""
+    return result if req.logprobs else replace(result, logprobs=None)
+
+
+async def _draft(plan: Plan, req: ChatRequest, done: Run) -> ChatResult | None:
+    outcome = dispatch.Outcome()
+    done.outcomes.append(outcome)
+    try:
+        result = await dispatch.complete(plan.judge.draft_request(req), [plan.draft], outcome)
+    except UpstreamError:
+        return None
+    done.draft_cost = plan.draft.cost_micros(result.usage)
+    return result
+
+
+async def cascade(plan: Plan, req: ChatRequest) -> Run:
+    done = Run()
+    draft = await _draft(plan, req, done)
+    if draft is not None:
+        done.verdict = await plan.judge.verdict(req=req, answer=draft, task=plan.task, threshold=plan.threshold)
+        if done.verdict.passed:
+            done.outcome, done.served, done.result = "accepted", plan.draft, _served(draft, req)
+            return done
+    outcome = dispatch.Outcome()
+    done.outcomes.append(outcome)
+    strong = await dispatch.complete(req, plan.strong_chain, outcome)
+    done.served = next(m for m in plan.strong_chain if m.id == strong.model)
+    done.strong_cost = done.served.cost_micros(strong.usage)
+    done.outcome = "rejected" if draft is not None else "draft_failed"
+    done.result = strong
+    return done
+
+
+class StrongStream:
+    """The strong model's answer read from its stream, counting the output received so
+    that a cancelled call can be billed for what it produced."""
+
+    def __init__(self) -> None:
+        self.model: ModelInfo | None = None
+        self.parts: list[str] = []
+        self.received = 0            # output tokens received (one per content delta, as providers stream)
+        self.finish = "stop"
+
+    async def read(self, req: ChatRequest, chain: list[ModelInfo], outcome: dispatch.Outcome) -> ChatResult:
+        self.model, first, events = await dispatch.open_stream(replace(req, stream=True), chain, outcome)
+        try:
+            event = first
+            while True:
+                if isinstance(event, Delta) and event.content:
+                    self.parts.append(event.content)
+                    self.received += 1
+                elif isinstance(event, Finish):
+                    self.finish = event.finish_reason
+                elif isinstance(event, Final):
+                    return ChatResult(id=event.id, model=self.model.id, content="".join(self.parts),
+                                      finish_reason=self.finish, usage=event.usage, provider=self.model.provider)
+                event = await anext(events)
+        finally:
+            # Closing the stream closes the upstream connection: the provider stops generating.
+            await events.aclose()
+
+
+async def _cancel(task: asyncio.Task) -> None:
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+
+
+async def race(plan: Plan, req: ChatRequest) -> Run:
+    done = Run()
+    strong_outcome = dispatch.Outcome()
+    stream = StrongStream()
+    strong_task = asyncio.ensure_future(stream.read(req, plan.strong_chain, strong_outcome))
+    draft_task = asyncio.ensure_future(_draft(plan, req, done))
+    done.outcomes.append(strong_outcome)
+    try:
+        await asyncio.wait({draft_task, strong_task}, return_when=asyncio.FIRST_COMPLETED)
+        if strong_task.done() and not draft_task.done() and strong_task.exception() is None:
+            # The strong answer came first: nothing left to save on it.
+            strong = strong_task.result()
+            await _cancel(draft_task)
+            # A draft cut short is billed for its input, which the strong call's usage measures.
+            done.draft_cost = plan.draft.cost_micros(Usage(strong.usage.prompt_tokens, 0))
+            done.outcome, done.served, done.result = "strong_first", stream.model, strong
+            done.strong_cost = stream.model.cost_micros(strong.usage)
+            return done
+        draft = await draft_task
+        if draft is not None:
+            done.verdict = await plan.judge.verdict(req=req, answer=draft, task=plan.task, threshold=plan.threshold)
+            strong_failed = strong_task.done() and strong_task.exception() is not None
+            if strong_task.done() and not strong_failed:
+                strong = strong_task.result()   # it finished while the judge read: already paid for
+                done.outcome, done.served, done.result = "strong_first", stream.model, strong
+                done.strong_cost = stream.model.cost_micros(strong.usage)
+                return done
+            if done.verdict.passed or strong_failed:
+                await _cancel(strong_task)
+                if stream.model is not None:
+                    partial = Usage(draft.usage.prompt_tokens, stream.received)
+                    done.strong_cost = stream.model.cost_micros(partial)
+                done.outcome = "accepted" if done.verdict.passed else "strong_failed"
+                done.served, done.result = plan.draft, _served(draft, req)
+                return done
+        strong = await strong_task
+        done.served, done.result = stream.model, strong
+        done.strong_cost = stream.model.cost_micros(strong.usage)
+        done.outcome = "rejected" if draft is not None else "draft_failed"
+        return done
+    finally:
+        for task in (draft_task, strong_task):
+            if not task.done():
+                await _cancel(task)
