@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import random
 import time
 from collections import Counter
@@ -177,31 +178,44 @@ def probe_router(gw_url: str, sim_url: str) -> str | None:
     return None
 
 
-def evaluate(gw_url: str, sim_url: str, args, dataset: str, rows: list[Row], mode: str, order: int,
-             alone: dict[str, dict[str, tuple[float, float]]]) -> Run:
-    shuffled = rows[:]
-    random.Random(f"order-{order}").shuffle(shuffled)
-    cut = int(len(shuffled) * args.learn)
-    learn, test = shuffled[:cut], shuffled[cut:]
-    tenant, key = make_tenant(f"bench-routing-{dataset}-{mode}")
-    router_settings()(tenant=tenant, pool=[WEAK, STRONG], speculation=mode, quality_floor=args.quality_floor,
-                      judge=args.judge)
+@dataclass
+class Plan:
+    """One random order of one mode: a fresh tenant, its learning and evaluation prompts."""
+    mode: str
+    order: int
+    tenant: object
+    key: str
+    learn: list[Row]
+    test: list[Row]
 
-    async def go():
-        gw = Gateway(gw_url, sim_url, args.concurrency)
-        try:
-            await phase(gw, key, dataset, learn, feedback=True)
-            await asyncio.sleep(args.settle)   # the router learns off the hot path
-            return await phase(gw, key, dataset, test, feedback=False)
-        finally:
-            await gw.close()
-    results = asyncio.run(go())
-    ok = [(row, reply, good) for row, (reply, good) in zip(test, results, strict=True) if reply.status == 200]
-    ledger = ledger_rows(tenant, [reply.request_id for _, reply, _ in ok])
+
+def plan_runs(args, dataset: str, rows: list[Row], modes: list[str]) -> list[Plan]:
+    plans = []
+    for mode in modes:
+        for order in range(args.orders):
+            shuffled = rows[:]
+            random.Random(f"order-{order}").shuffle(shuffled)
+            cut = int(len(shuffled) * args.learn)
+            tenant, key = make_tenant(f"bench-routing-{dataset}-{mode}")
+            router_settings()(tenant=tenant, pool=[WEAK, STRONG], speculation=mode, quality_floor=args.quality_floor,
+                              judge=args.judge)
+            plans.append(Plan(mode, order, tenant, key, shuffled[:cut], shuffled[cut:]))
+    return plans
+
+
+async def play(gw: Gateway, dataset: str, plan: Plan, settle: float):
+    await phase(gw, plan.key, dataset, plan.learn, feedback=True)
+    await asyncio.sleep(settle)   # the router learns off the hot path
+    return await phase(gw, plan.key, dataset, plan.test, feedback=False)
+
+
+def score(plan: Plan, results, alone: dict[str, dict[str, tuple[float, float]]]) -> Run:
+    ok = [(row, reply, good) for row, (reply, good) in zip(plan.test, results, strict=True) if reply.status == 200]
+    ledger = ledger_rows(plan.tenant, [reply.request_id for _, reply, _ in ok])
     paid = sum(float(ledger[r.request_id]["provider_cost_micros"]) / 1e6 if r.request_id in ledger else r.cost_usd
                for _, r, _ in ok)
     strong_cost = sum(alone[STRONG][row.id][0] for row, _, _ in ok)
-    run = Run(errors=len(test) - len(ok), unknown=sum(good is None for *_, good in ok))
+    run = Run(errors=len(plan.test) - len(ok), unknown=sum(good is None for *_, good in ok))
     n = len(ok) or 1
     run.accuracy = sum(bool(good) for *_, good in ok) / n
     run.strong_acc = sum(row.strong for row, _, _ in ok) / n
@@ -263,20 +277,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data_dir", nargs="?", default=str(ROOT.parent / "shared" / "data" / "routellm"))
     parser.add_argument("--datasets", default="", help="comma-separated (default: every dataset in DATA_DIR)")
-    parser.add_argument("--sample", type=int, default=400,
+    parser.add_argument("--sample", type=int, default=300,
                         help="prompts per dataset at most (seeded sample; a large number runs everything)")
     parser.add_argument("--orders", type=int, default=5, help="random orders (fresh tenant each)")
     parser.add_argument("--modes", default=",".join(MODES), help="speculation modes: off,cascade,race,selective")
     parser.add_argument("--learn", type=float, default=0.5, help="share of the prompts in the learning phase")
     parser.add_argument("--quality-floor", type=float, default=0.95)
     parser.add_argument("--judge", default="heuristic", help="heuristic | logprob | llm")
-    parser.add_argument("--concurrency", default="gsm8k=128,mmlu=24,*=32",
-                        help="calls in flight, per dataset (N alone: for every dataset). Long answers need many in"
-                             " flight to finish in time; short ones queue in the gateway's CPU if too many are")
+    parser.add_argument("--concurrency", default="64",
+                        help="calls in flight (all runs of a dataset share them), per dataset as gsm8k=96,mmlu=32,*=64"
+                             " or one number for all. Long answers need many in flight to finish in time; short ones"
+                             " queue behind the gateway's CPU when too many are")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds between learning and evaluation")
     args = parser.parse_args()
     data_dir = Path(args.data_dir).resolve()
-    started = time.monotonic()
+    started, load_at_start = time.monotonic(), os.getloadavg()[0]
     datasets = load(data_dir, args.sample)
     if args.datasets:
         datasets = {k: v for k, v in datasets.items() if k in args.datasets.split(",")}
@@ -296,25 +311,27 @@ def main() -> None:
             t0 = time.monotonic()
             args.concurrency = in_flight.get(dataset, in_flight["*"])
             _, key = make_tenant("bench-routing-alone")
+            plans = [] if why_not else plan_runs(args, dataset, rows, modes)
 
-            async def sweep(rows=rows, dataset=dataset, key=key):
+            async def measure(rows=rows, dataset=dataset, key=key, plans=plans):
                 gw = Gateway(gw_url, sim_url, args.concurrency)
                 try:
-                    return await baselines(gw, key, dataset, rows)
+                    alone = await baselines(gw, key, dataset, rows)
+                    # Every order of every mode at once (each its own tenant), within one cap of calls in flight.
+                    return alone, await asyncio.gather(*(play(gw, dataset, p, args.settle) for p in plans))
                 finally:
                     await gw.close()
-            alone = asyncio.run(sweep())
+            alone, results = asyncio.run(measure())
             runs: dict[str, list[Run]] = {}
-            if not why_not:
-                for mode in modes:
-                    runs[mode] = [evaluate(gw_url, sim_url, args, dataset, rows, mode, order, alone)
-                                  for order in range(args.orders)]
+            for plan, result in zip(plans, results, strict=True):
+                runs.setdefault(plan.mode, []).append(score(plan, result, alone))
             report_dataset(dataset, rows, alone, runs, args, why_not)
             print(f"  ({time.monotonic() - t0:.0f} s for {dataset})")
     finally:
         stop_gw()
         stop_sim()
-    print(f"\ntotal {time.monotonic() - started:.0f} s")
+    print(f"\ntotal {time.monotonic() - started:.0f} s; load average at the end {os.getloadavg()[0]:.1f} "
+          f"(at the start {load_at_start:.1f}) on {os.cpu_count()} CPUs: latencies include queueing behind other work")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import csv
 import math
+import os
 import random
 import time
 from collections import Counter
@@ -205,7 +206,8 @@ def measure(gw_url: str, sim_url: str, kind: str, calls: list[Call], *, model: s
         hit_rate=sum(r.cache in ("exact", "semantic") for _, r in ok) / max(len(ok), 1),
         p50=percentile(latencies, 50), p95=percentile(latencies, 95), errors=len(calls) - len(ok),
         models=Counter("cache" if r.cache in ("exact", "semantic") else r.model for _, r in ok),
-        outcomes=Counter(row["speculation_outcome"] or "-" for row in ledger.values()))
+        outcomes=Counter(row["speculation_outcome"] or "-" for row in ledger.values()
+                         if row["cache"] not in ("exact", "semantic")))
 
 
 def assumptions(sim_url: str, args, pool: list[str], routed: bool) -> None:
@@ -247,7 +249,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
     pool = args.pool.split(",")
-    started = time.monotonic()
+    started, load_at_start = time.monotonic(), os.getloadavg()[0]
     sim_url, stop_sim = start_simulator(fast=False)
     gw_url, stop_gw = start_gateway(simulator_url=sim_url, extra_env={"AKA_CATALOG_TTL": "1"})
     update = router_settings()
@@ -261,7 +263,7 @@ def main() -> None:
         assumptions(sim_url, args, pool, update is not None)
         print(f"\n{'workload':9} {'calls':>6} {'cost all-4o $':>14} {'cost paid $':>12} {'reduction':>10} "
               f"{'claimed':>8} {'quality vs 4o (sim)':>20} {'cache hits':>11} {'p50 ms':>8} {'p95 ms':>8} "
-              f"{'4o p50/p95 ms':>14}")
+              f"{'4o p50/p95 ms':>14} {'spec accept':>11}")
         details = []
         for kind in args.workloads.split(","):
             calls = support_calls(args.calls) if kind == "support" else brief_calls(args.calls, kind)
@@ -274,10 +276,12 @@ def main() -> None:
                            quality_floor=args.quality_floor)
             ours = measure(gw_url, sim_url, kind, calls, model="auto", cached=True, args=args, configure=configure)
             reduction = base.cost / ours.cost if ours.cost else math.inf
+            speculated = sum(n for outcome, n in ours.outcomes.items() if outcome != "-")
+            accept = f"{ours.outcomes['accepted'] / speculated:.0%}" if speculated else "n/a"
             quality = ours.quality / base.quality if base.quality else math.nan
             print(f"{kind:9} {len(calls):>6} {base.cost:>14.4f} {ours.cost:>12.4f} {reduction:>9.1f}x "
                   f"{CLAIMS.get(kind, '-'):>8} {quality:>20.3f} {ours.hit_rate:>11.1%} {ours.p50:>8.0f} "
-                  f"{ours.p95:>8.0f} {base.p50:>6.0f}/{base.p95:<7.0f}")
+                  f"{ours.p95:>8.0f} {base.p50:>6.0f}/{base.p95:<7.0f} {accept:>11}")
             repeats = len(calls) - len({c.prompt for c in calls})
             details.append(f"  {kind}: share per model {dict(ours.models)}; speculation outcomes {dict(ours.outcomes)};"
                            f" good answers {ours.quality:.3f} (all-4o {base.quality:.3f}); word-for-word repeats in the"
@@ -289,7 +293,8 @@ def main() -> None:
     finally:
         stop_gw()
         stop_sim()
-    print(f"total {time.monotonic() - started:.0f} s")
+    print(f"total {time.monotonic() - started:.0f} s; load average at the end {os.getloadavg()[0]:.1f} "
+          f"(at the start {load_at_start:.1f}) on {os.cpu_count()} CPUs: latencies include queueing behind other work")
 
 
 if __name__ == "__main__":
