@@ -67,16 +67,22 @@ class Gateway:
     def __init__(self, url: str, sim_url: str, concurrency: int) -> None:
         self.url, self.sim_url = url, sim_url
         self.slots = asyncio.Semaphore(concurrency)
-        self.http = httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=concurrency + 8,
-                                                                       max_keepalive_connections=concurrency + 8))
+        # Idle connections are dropped well before uvicorn's 5 s keep-alive ends, so a reused
+        # connection is never one the server is closing.
+        self.http = httpx.AsyncClient(timeout=120, limits=httpx.Limits(
+            max_connections=concurrency + 8, max_keepalive_connections=concurrency + 8, keepalive_expiry=1.0))
 
     async def close(self) -> None:
         await self.http.aclose()
 
     async def chat(self, key: str, body: dict, headers: dict | None = None) -> Reply:
         started = time.perf_counter()
-        r = await self.http.post(f"{self.url}/v1/chat/completions", json=body,
-                                 headers={"authorization": f"Bearer {key}", **(headers or {})})
+        try:
+            r = await self.http.post(f"{self.url}/v1/chat/completions", json=body,
+                                     headers={"authorization": f"Bearer {key}", **(headers or {})})
+        except httpx.TransportError as exc:   # counted as a failed call, not the end of the bench
+            return Reply(status=0, model="", route="", cache="", cost_usd=0.0, request_id="",
+                         latency_ms=(time.perf_counter() - started) * 1000, text=type(exc).__name__)
         latency = (time.perf_counter() - started) * 1000
         text = ""
         if r.status_code == 200:
@@ -90,15 +96,24 @@ class Gateway:
         """Thumbs up or down; the call's ledger row lands just after its answer, so a 404
         is retried for a few seconds."""
         for _ in range(100):
-            r = await self.http.post(f"{self.url}/v1/feedback", headers={"authorization": f"Bearer {key}"},
-                                     json={"request_id": request_id, "thumbs": "up" if good else "down"})
+            r = await self._post(f"{self.url}/v1/feedback", {"request_id": request_id, "thumbs": "up" if good else "down"},
+                                 {"authorization": f"Bearer {key}"})
             if r.status_code != 404:
                 return r.status_code
             await asyncio.sleep(0.05)
         return 404
 
+    async def _post(self, url: str, body: dict, headers: dict | None = None) -> httpx.Response:
+        """A POST that is safe to repeat (a verdict, feedback), retried when the connection drops."""
+        for attempt in range(4):
+            try:
+                return await self.http.post(url, json=body, headers=headers)
+            except httpx.TransportError:
+                await asyncio.sleep(0.2 * (attempt + 1))
+        return await self.http.post(url, json=body, headers=headers)
+
     async def verdict(self, model: str, prompt: str) -> bool | None:
-        found = (await self.http.post(f"{self.sim_url}/_sim/verdict", json={"model": model, "prompt": prompt})).json()
+        found = (await self._post(f"{self.sim_url}/_sim/verdict", {"model": model, "prompt": prompt})).json()
         return found["good"] if found["known"] else None
 
     async def each(self, items, work):

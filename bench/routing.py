@@ -75,6 +75,7 @@ class Run:
     unknown: int = 0
     outcomes: Counter = field(default_factory=Counter)
     routes: Counter = field(default_factory=Counter)
+    judged: Counter = field(default_factory=Counter)   # (weak model was right, draft accepted) -> calls
 
     @property
     def of_strong(self) -> float:
@@ -226,6 +227,8 @@ def score(plan: Plan, results, alone: dict[str, dict[str, tuple[float, float]]])
     run.p50, run.p95 = percentile(latencies, 50), percentile(latencies, 95)
     run.outcomes = Counter(row["speculation_outcome"] or "-" for row in ledger.values())
     run.routes = Counter(r.route for _, r, _ in ok)
+    run.judged = Counter((row.weak, ledger[r.request_id]["speculation_outcome"] == "accepted") for row, r, _ in ok
+                         if ledger.get(r.request_id, {}).get("speculation_outcome") in ("accepted", "rejected"))
     return run
 
 
@@ -257,6 +260,11 @@ def report_dataset(dataset: str, rows: list[Row], alone, runs: dict[str, list[Ru
         outcomes = sum((r.outcomes for r in mode_runs), Counter())
         routes = sum((r.routes for r in mode_runs), Counter())
         errors, unknown = sum(r.errors for r in mode_runs), sum(r.unknown for r in mode_runs)
+        judged = sum((r.judged for r in mode_runs), Counter())
+        if judged:
+            wrong, right = judged[(False, True)] + judged[(False, False)], judged[(True, True)] + judged[(True, False)]
+            print(f"  {mode:10} judge on the weak drafts it saw: passes {judged[(False, True)] / max(wrong, 1):.0%} of "
+                  f"{wrong} wrong ones, {judged[(True, True)] / max(right, 1):.0%} of {right} right ones (recall)")
         print(f"  {mode:10} gap recovered {spread([r.gap_recovered for r in mode_runs])}; eval-set strong/weak accuracy "
               f"{spread([r.strong_acc for r in mode_runs], '{:.3f}')}/{spread([r.weak_acc for r in mode_runs], '{:.3f}')};"
               f" speculation outcomes {dict(outcomes)}; x-aka-route {dict(routes)}; errors {errors}; "
