@@ -46,7 +46,9 @@ BANKING77 = ROOT.parent / "shared" / "data" / "banking77"
 CLAIMS = {"support": "20x", "content": "16.7x", "code": "18.2x"}
 CLAIMED_LATENCY = "280-450 ms"
 BASELINE = "gpt-4o"
-ZIPF_S = 1.0          # popularity exponent of intents, briefs and phrasings
+# Popularity (Zipf exponent) of what is asked: support questions crowd on a few intents
+# and phrasings; writing and coding requests have a longer tail.
+ZIPF_S = {"support": 1.0, "content": 0.6, "code": 0.6}
 SYSTEM = {
     "support": "You are the support assistant of an online bank. Answer briefly and accurately.",
     "content": "You are a marketing copywriter. Follow the brief.",
@@ -60,7 +62,7 @@ class Call:
     group: str   # what the prompt asks: two prompts of one group may share an answer
 
 
-def zipf_pick(rng: random.Random, items: list, s: float = ZIPF_S):
+def zipf_pick(rng: random.Random, items: list, s: float):
     weights = [1 / (rank + 1) ** s for rank in range(len(items))]
     return rng.choices(items, weights=weights, k=1)[0]
 
@@ -78,8 +80,8 @@ def support_calls(n: int) -> list[Call]:
         rng.shuffle(texts)
     calls = []
     for _ in range(n):
-        intent = zipf_pick(rng, intents)
-        calls.append(Call(zipf_pick(rng, by_intent[intent]), intent))
+        intent = zipf_pick(rng, intents, ZIPF_S["support"])
+        calls.append(Call(zipf_pick(rng, by_intent[intent], ZIPF_S["support"]), intent))
     return calls
 
 
@@ -102,8 +104,10 @@ TASKS = ["reverses a linked list", "checks whether a string is a palindrome", "m
          "converts a CSV file to JSON", "implements binary search", "groups records by a key",
          "computes the Levenshtein distance", "chunks a list into batches of n"]
 LANGUAGES = ["Python", "TypeScript", "Go", "Java"]
-CODE_PHRASINGS = ["Write a {lang} function that {task}.", "How do I write a function in {lang} that {task}?",
-                  "Implement in {lang}: a function that {task}, with a short test."]
+EXTRAS = ["", " Add type annotations.", " Do not use external libraries.", " It must handle empty input.",
+          " Include a docstring and one example."]
+CODE_PHRASINGS = ["Write a {lang} function that {task}.{extra}", "How do I write a function in {lang} that {task}?{extra}",
+                  "Implement in {lang}: a function that {task}, with a short test.{extra}"]
 
 
 def brief_calls(n: int, kind: str) -> list[Call]:
@@ -113,12 +117,12 @@ def brief_calls(n: int, kind: str) -> list[Call]:
                   for o in TONES]
         phrasings = CONTENT_PHRASINGS
     else:
-        briefs = [dict(task=t, lang=lang) for t in TASKS for lang in LANGUAGES]
+        briefs = [dict(task=t, lang=lang, extra=e) for t in TASKS for lang in LANGUAGES for e in EXTRAS]
         phrasings = CODE_PHRASINGS
     rng.shuffle(briefs)
     calls = []
     for _ in range(n):
-        brief = zipf_pick(rng, briefs)
+        brief = zipf_pick(rng, briefs, ZIPF_S[kind])
         calls.append(Call(rng.choice(phrasings).format(**brief), repr(sorted(brief.items()))))
     return calls
 
@@ -227,7 +231,8 @@ def assumptions(sim_url: str, args, pool: list[str], routed: bool) -> None:
         print(f"- {model}: ${row['input_per_mtok']}/${row['output_per_mtok']} per 1M tokens in/out; simulated first "
               f"token {row['sim']['ttft_ms']} ms, {row['sim']['tokens_per_s']} tokens/s")
     print(f"- {args.calls} calls per workload, {args.concurrency} in flight, arrival order as generated; popularity "
-          f"Zipf s={ZIPF_S} over intents/briefs and phrasings; Banking77 train+test texts")
+          f"Zipf exponents {ZIPF_S} over intents and phrasings (support) or briefs (content, code: one of three "
+          f"phrasings at random); Banking77 train+test texts")
     print(f"- client feedback (thumbs from the simulated verdict) on {args.feedback:.0%} of answered, non-cached calls")
     print("- cache: the tenant's defaults (on, threshold 0.90); all-gpt-4o runs with the cache off")
     if routed:
