@@ -29,6 +29,8 @@ def gateway(django_db_setup, django_db_blocker, simulator):
             "AKA_KEY_CACHE_TTL": "0.5",
             "AKA_CATALOG_TTL": "0.05",
             "AKA_MAX_BODY_BYTES": str(256 * 1024),
+            # Fault tests open circuits; later tests must not inherit them for long.
+            "AKA_BREAKER_COOLDOWN": "0.5",
         },
     )
     yield url

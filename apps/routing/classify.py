@@ -24,6 +24,7 @@ _WRITING = re.compile(r"\b(write|draft|compose|rewrite|summari[sz]e|essay|poem|s
 _SUPPORT = re.compile(r"\b(my (account|card|order|payment|password|subscription|refund|transfer|balance|package|"
                       r"delivery|bill|invoice|pin)|i (can't|cannot|can not) (log|sign|access|pay|find)|refund|"
                       r"cancel|charged|top[- ]?up|atm|declined|exchange rate|delivery|tracking|where is my|"
+                      r"(debit|credit|bank) card|arrived?|"
                       r"how do i|how can i)\b", re.IGNORECASE)
 
 

@@ -79,7 +79,10 @@ def plan_for(*, config: Config, decision: Decision, req: ChatRequest,
 
 
 async def run(plan: Plan, req: ChatRequest) -> Run:
-    return await (race(plan, req) if plan.run == "race" else cascade(plan, req))
+    """Whole answers are judged: a (buffered) streaming client's call is made as a whole
+    answer, then replayed to it as a stream."""
+    whole = replace(req, stream=False)
+    return await (race(plan, whole) if plan.run == "race" else cascade(plan, whole))
 
 
 def _served(result: ChatResult, req: ChatRequest) -> ChatResult:

@@ -1,0 +1,178 @@
+"""Routed calls through the real gateway and simulator: the route and its reasons on the
+response and in the ledger, the shift after negative feedback, and cascade speculation
+calling the strong model only when the judge rejects the draft."""
+
+import time
+from decimal import Decimal
+
+import httpx
+import openai
+import pytest
+
+from apps.cache.services import cache_settings_update
+from apps.routing.models import RoutingSample
+from apps.routing.services import routing_settings_update
+
+CHEAP, STRONG = "gpt-4.1-nano", "gpt-4.1"   # models no other test faults, so no circuit is open
+SUPPORT = "Where is my new debit card? I ordered it two weeks ago."
+SUPPORT_AGAIN = "My new debit card still has not arrived, where is it?"
+SUPPORT_THIRD = "I ordered a debit card weeks ago and it is not here yet. Where is my card?"
+MATH = "Sara has 12 apples and gives 5 to Tom. How many apples does she have left?"
+
+
+def sdk(live) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{live.url}/v1", api_key=live.raw_key, max_retries=0)
+
+
+def ask(live, content, **kw):
+    return sdk(live).chat.completions.with_raw_response.create(
+        model=kw.pop("model", "auto"), messages=[{"role": "user", "content": content}], **kw)
+
+
+def stats(simulator) -> dict:
+    return httpx.get(f"{simulator}/_sim/stats").json()
+
+
+def settle(live, tenant, cache: bool = False, **changes) -> None:
+    """The tenant routes between CHEAP and STRONG without exploring; without the cache
+    unless asked (a paraphrase would be a cache hit, never routed)."""
+    routing_settings_update(tenant=tenant, pool=[CHEAP, STRONG], exploration=0.0, **changes)
+    if not cache:
+        cache_settings_update(tenant=tenant, changes={"enabled": False})
+
+
+def samples(live, expected: int, timeout: float = 3.0) -> list[RoutingSample]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = list(RoutingSample.objects.for_tenant(live.tenant).order_by("id"))
+        if len(found) >= expected or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def test_auto_goes_to_the_cheapest_adequate_model_and_says_why(live, sim):
+    settle(live, live.tenant, cache=True)   # the router reuses the cache's embedding
+    support = ask(live, SUPPORT)
+    math = ask(live, MATH)
+    marbles = [{"role": "user", "content": "Tom has 30 marbles and loses 4. How many are left?"}]
+    with sdk(live).chat.completions.with_streaming_response.create(model="auto", stream=True,
+                                                                   messages=marbles) as streamed:
+        assert (streamed.headers["x-aka-route"], streamed.headers["x-aka-model"]) == ("strong", STRONG)
+        assert "data: [DONE]" in streamed.text()
+
+    assert (support.headers["x-aka-route"], support.headers["x-aka-model"]) == ("cheap", CHEAP)
+    assert (math.headers["x-aka-route"], math.headers["x-aka-model"]) == ("strong", STRONG)
+    rows = live.records(expected=3)
+    assert [(r.model_requested, r.model_served, r.route, r.speculation) for r in rows] == [
+        ("auto", CHEAP, "cheap", ""), ("auto", STRONG, "strong", ""), ("auto", STRONG, "strong", "")]
+    assert rows[0].route_reason.startswith("support:") and rows[1].route_reason.startswith("math:")
+    assert (rows[0].predicted_quality, rows[1].predicted_quality) == (0.92, 0.65)
+    assert all(r.provider_cost_micros > 0 and r.billable for r in rows)
+    assert stats(sim)["requests"] == {CHEAP: 1, STRONG: 2}
+
+
+def test_a_named_model_is_routed_only_when_the_tenant_allows_substitution(live, sim):
+    settle(live, live.tenant)
+    direct = ask(live, SUPPORT, model=STRONG)
+    assert direct.headers["x-aka-model"] == STRONG and "x-aka-route" not in direct.headers
+    routing_settings_update(tenant=live.tenant, allow_substitution=True,
+                            aliases={"aka:support": [CHEAP, STRONG]})
+    time.sleep(0.6)  # the gateway's settings snapshot lives AKA_KEY_CACHE_TTL (0.5 s in tests)
+    substituted = ask(live, SUPPORT_AGAIN, model=STRONG)
+    aliased = ask(live, SUPPORT_THIRD, model="aka:support")
+    assert (substituted.headers["x-aka-route"], substituted.headers["x-aka-model"]) == ("cheap", CHEAP)
+    assert (aliased.headers["x-aka-route"], aliased.headers["x-aka-model"]) == ("cheap", CHEAP)
+
+
+def test_negative_feedback_on_the_cheap_model_shifts_similar_prompts_to_the_strong_one(live, sim):
+    settle(live, live.tenant)   # no cache: the router embeds the prompt itself
+    first, second = ask(live, SUPPORT), ask(live, SUPPORT_AGAIN)
+    assert [first.headers["x-aka-model"], second.headers["x-aka-model"]] == [CHEAP, CHEAP]
+    live.records(expected=2)
+    assert [s.good for s in samples(live, 2)] == [None, None]
+
+    for answered in (first, second):
+        thumbs = httpx.post(f"{live.url}/v1/feedback", headers={"authorization": f"Bearer {live.raw_key}"},
+                            json={"request_id": answered.headers["x-request-id"], "thumbs": "down"})
+        assert thumbs.status_code == 200
+    assert [(s.model, s.good, s.label_source) for s in samples(live, 2)] == [(CHEAP, 0.0, "feedback")] * 2
+
+    shifted = ask(live, SUPPORT_THIRD)
+    unrelated = ask(live, "How do I change the PIN of my credit card?")
+    assert (shifted.headers["x-aka-route"], shifted.headers["x-aka-model"]) == ("strong", STRONG)
+    assert unrelated.headers["x-aka-model"] == CHEAP      # only the kind of prompt that was judged
+    rows = live.records(expected=4)
+    assert rows[2].route == "strong" and rows[2].predicted_quality < 0.8
+
+
+def test_cascade_serves_an_accepted_draft_without_calling_the_strong_model(live, sim):
+    settle(live, live.tenant, speculation="cascade")
+    answer = ask(live, SUPPORT)
+    assert (answer.headers["x-aka-model"], answer.headers["x-aka-speculation"]) == (CHEAP, "cascade:accepted")
+    assert stats(sim)["requests"] == {CHEAP: 1}
+    [row] = live.records()
+    assert (row.speculation, row.speculation_outcome, row.judge, row.judge_score) == (
+        "cascade", "accepted", "heuristic", 1.0)
+    assert row.draft_cost_micros > 0 and row.strong_cost_micros == row.judge_cost_micros == 0
+    assert row.provider_cost_micros == row.draft_cost_micros
+    assert Decimal(answer.headers["x-aka-cost-usd"]) * 1_000_000 == row.provider_cost_micros
+    [sample] = samples(live, 1)
+    assert (sample.model, sample.good, sample.label_source) == (CHEAP, 1.0, "judge")
+
+
+def test_cascade_calls_the_strong_model_when_the_judge_rejects_the_draft(live, sim):
+    settle(live, live.tenant, speculation="cascade")
+    answer = ask(live, SUPPORT, max_tokens=5)   # the draft is cut: finish_reason=length
+    assert (answer.headers["x-aka-model"], answer.headers["x-aka-speculation"]) == (STRONG, "cascade:rejected")
+    assert stats(sim)["requests"] == {CHEAP: 1, STRONG: 1}
+    [row] = live.records()
+    assert (row.model_served, row.speculation_outcome, row.judge_score) == (STRONG, "rejected", 0.05)
+    assert row.draft_cost_micros > 0 and row.strong_cost_micros > 0
+    assert row.provider_cost_micros == row.draft_cost_micros + row.strong_cost_micros
+    assert (row.completion_tokens, row.billable) == (5, True)
+    assert {(s.model, s.good) for s in samples(live, 2)} == {(CHEAP, 0.05), (STRONG, None)}
+
+
+def test_streaming_clients_get_the_routed_stream_at_once_unless_buffered(live, sim):
+    settle(live, live.tenant, speculation="cascade")
+
+    def stream(content):
+        with sdk(live).chat.completions.with_streaming_response.create(
+                model="auto", stream=True, max_tokens=5, messages=[{"role": "user", "content": content}]) as r:
+            return r.headers, r.text()
+
+    headers, _ = stream(SUPPORT)
+    assert headers["x-aka-model"] == CHEAP and "x-aka-speculation" not in headers
+    routing_settings_update(tenant=live.tenant, buffered_speculation=True)
+    time.sleep(0.6)
+    headers, text = stream(SUPPORT_AGAIN)
+    assert (headers["x-aka-model"], headers["x-aka-speculation"]) == (STRONG, "cascade:rejected")
+    assert "data: [DONE]" in text
+    rows = live.records(expected=2)
+    assert [(r.stream, r.speculation, r.status_code) for r in rows] == [(True, "", 200), (True, "cascade", 200)]
+
+
+@pytest.mark.parametrize("speculation", ["off", "cascade"])
+def test_a_refused_routed_call_is_recorded_once_and_not_billed(live, sim, speculation):
+    settle(live, live.tenant, speculation=speculation)
+    httpx.post(f"{sim}/_sim/faults", json={"model": "*", "kind": "400", "times": None})
+    try:
+        refused = httpx.post(f"{live.url}/v1/chat/completions", headers={"authorization": f"Bearer {live.raw_key}"},
+                             json={"model": "auto", "messages": [{"role": "user", "content": SUPPORT}]})
+    finally:
+        httpx.delete(f"{sim}/_sim/faults")
+    assert refused.status_code == 400 and refused.headers["x-aka-route"] == "cheap"
+    [row] = live.records()
+    assert (row.status_code, row.billable, row.price_cents, row.route) == (400, False, 0, "cheap")
+
+
+def test_an_llm_judges_cost_is_part_of_the_calls_cost(live, sim):
+    # The simulator's judge model answers without a 'Score: N' line: the draft is rejected.
+    settle(live, live.tenant, speculation="cascade", judge="llm", judge_model="gpt-4o-mini")
+    answer = ask(live, SUPPORT)
+    assert (answer.headers["x-aka-model"], answer.headers["x-aka-speculation"]) == (STRONG, "cascade:rejected")
+    assert stats(sim)["requests"] == {CHEAP: 1, "gpt-4o-mini": 1, STRONG: 1}
+    [row] = live.records()
+    assert (row.judge, row.judge_score) == ("llm", 0.0)
+    assert row.draft_cost_micros > 0 and row.judge_cost_micros > 0 and row.strong_cost_micros > 0
+    assert row.provider_cost_micros == row.draft_cost_micros + row.judge_cost_micros + row.strong_cost_micros
