@@ -2,7 +2,8 @@
 # make test: install, start the data services, run the whole test suite.
 # make stop: stop everything make demo or make test started.
 # make manage ARGS="list_tenants": a manage.py command with the services and their env.
-.PHONY: bootstrap migrate demo test stop manage bench-overhead bench-cache-quality bench-cache-scale bench-dashboard bench-billing
+.PHONY: bootstrap migrate demo test stop manage bench-overhead bench-cache-quality bench-cache-scale bench-dashboard \
+	bench-billing bench-routing bench-savings
 
 PY := .venv/bin/python
 
@@ -40,3 +41,10 @@ bench-dashboard: bootstrap
 	@$(PY) scripts/services.py run -- $(PY) bench/dashboard.py
 bench-billing: migrate
 	@$(PY) scripts/services.py run -- $(PY) bench/billing.py
+
+# ARGS: a data directory and flags (python bench/routing.py --help); default ../shared/data/routellm.
+bench-routing: migrate
+	@$(PY) scripts/services.py run -- $(PY) bench/routing.py $(ARGS)
+
+bench-savings: migrate
+	@$(PY) scripts/services.py run -- $(PY) bench/savings.py $(ARGS)

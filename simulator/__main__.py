@@ -1,4 +1,4 @@
-"""python -m simulator --host 127.0.0.1 --port 8401 [--fast]"""
+"""python -m simulator --host 127.0.0.1 --port 8401 [--fast] [--replay DATA_DIR]"""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> None:
         help="zero latency for every model (per-request x-sim-* headers still apply); also enabled by AKA_SIMULATOR_FAST=1",
     )
     parser.add_argument("--catalog", default=None, help="model catalog JSON (default: apps/providers/data/catalog.json)")
+    parser.add_argument("--replay", default=None, help="replay mode: a directory of recorded answers (*.jsonl, the"
+                        " format of shared/data/routellm; see simulator/replay.py); also AKA_SIMULATOR_REPLAY")
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
 
@@ -24,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from .app import create_app
 
-    app = create_app(fast=args.fast, catalog=args.catalog)
+    app = create_app(fast=args.fast, catalog=args.catalog, replay=args.replay)
     uvicorn.run(
         app,
         host=args.host,

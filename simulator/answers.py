@@ -267,6 +267,14 @@ def _truncate(text: str, pieces: tuple[str, ...], conv: Conversation) -> Complet
     return Completion(text=text, pieces=pieces, tokens=len(pieces), finish=finish, stop_sequence=stop_seq)
 
 
+def complete_with(conv: Conversation, text: str, finish: str = "stop") -> Completion:
+    """`text` as the answer (replay mode's recorded answers), under the same truncation rules."""
+    completion = _truncate(text, split_pieces(text), conv)
+    if completion.finish == "stop":
+        completion.finish = finish
+    return completion
+
+
 def _pick_tool(conv: Conversation) -> Tool | None:
     if not conv.tools or conv.tool_result is not None or conv.tool_mode == "none":
         return None

@@ -10,6 +10,7 @@ Routes
   POST /v1beta/models/{model}:countTokens, GET /v1beta/models
   GET  /_sim/health, GET /_sim/stats, POST /_sim/reset
   GET|POST|DELETE /_sim/faults
+  /_sim/verdict, /_sim/replay, /_sim/tasks, /_sim/skills   benchmarks' ground truth (truth.py)
 
 Per-request headers: x-sim-fault (see faults.py), x-sim-ttft-ms, x-sim-tokens-per-s (these
 override the catalog profile, also in --fast mode, where the profile latency is 0). The
@@ -26,11 +27,12 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from . import answers, anthropic_wire, gemini_wire, openai_wire
+from . import answers, anthropic_wire, gemini_wire, openai_wire, truth
 from .asgi import read_body, reset_connection, respond, send_bytes, stream, wait_disconnect
 from .errors import WireError
 from .faults import STALL_SECONDS, FaultBook, valid_kind
 from .profiles import Profile, load_profiles
+from .replay import book_from_env
 from .stats import Stats
 
 _NOT_FOUND = orjson.dumps(
@@ -76,8 +78,9 @@ def _pace_marker(text: str) -> tuple[float | None, float | None]:
 
 
 class Simulator:
-    def __init__(self, *, fast: bool = False, catalog: str | None = None) -> None:
+    def __init__(self, *, fast: bool = False, catalog: str | None = None, replay: str | None = None) -> None:
         self.fast = fast
+        self.truth = truth.GroundTruth(book_from_env(replay))
         self.profiles: dict[str, Profile] = load_profiles(catalog)
         self.stats = Stats()
         self.faults = FaultBook()
@@ -102,6 +105,8 @@ class Simulator:
     async def _http(self, scope, receive, send) -> None:
         path = scope["path"]
         method = scope["method"]
+        if path in truth.PATHS:
+            return await self.truth.handle(method, path, receive, send)
         if method == "POST":
             if path == "/v1/chat/completions" or path == "/chat/completions":
                 return await self._generate(openai_wire, scope, receive, send, None, None)
@@ -255,7 +260,8 @@ class Simulator:
         ttft, tps = self._latency(profile, ttft_override, tps_override)
 
         digest = conv.digest()
-        completions = [answers.generate(conv, i, digest) for i in range(conv.n)]
+        known = self.truth.completion(conv)
+        completions = [known or answers.generate(conv, i, digest) for i in range(conv.n)]
         prompt_tokens = conv.prompt_tokens()
 
         if not conv.stream:
@@ -338,7 +344,8 @@ class Simulator:
         await send_bytes(send, 200, orjson.dumps({"armed": [a.as_dict() for a in self.faults.armed]}))
 
 
-def create_app(*, fast: bool | None = None, catalog: str | None = None) -> Simulator:
+def create_app(*, fast: bool | None = None, catalog: str | None = None, replay: str | None = None) -> Simulator:
+    """`replay`: a directory of recorded answers (default: AKA_SIMULATOR_REPLAY, else none)."""
     if fast is None:
         fast = os.environ.get("AKA_SIMULATOR_FAST", "") not in ("", "0", "false")
-    return Simulator(fast=fast, catalog=catalog)
+    return Simulator(fast=fast, catalog=catalog, replay=replay)

@@ -94,11 +94,13 @@ def start_server(argv: list[str], health_path: str, *, env: dict[str, str] | Non
     raise RuntimeError(str(last_error))
 
 
-def start_simulator(fast: bool = True) -> tuple[str, Callable[[], None]]:
-    """The upstream simulator; with `fast`, no artificial latency."""
+def start_simulator(fast: bool = True, replay: str | os.PathLike | None = None) -> tuple[str, Callable[[], None]]:
+    """The upstream simulator; with `fast`, no artificial latency; with `replay`, the
+    recorded answers of that data directory (replay mode)."""
     argv = [_python(), "-m", "simulator", "--host", "127.0.0.1", "--port", "{port}"]
-    return start_server(argv + (["--fast"] if fast else []), "/_sim/health", name="simulator",
-                        env={"AKA_SIMULATOR_FAST": "1" if fast else ""})
+    argv += (["--fast"] if fast else []) + (["--replay", str(replay)] if replay else [])
+    return start_server(argv, "/_sim/health", name="simulator",
+                        env={"AKA_SIMULATOR_FAST": "1" if fast else "", "AKA_SIMULATOR_REPLAY": ""})
 
 
 def start_gateway(*, simulator_url: str, database_url: str | None = None, redis_url: str | None = None,
