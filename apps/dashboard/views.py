@@ -41,7 +41,7 @@ def key_create(request):
     context = {"form": form}
     if form.is_valid():
         key, raw = tenant_services.api_key_issue(tenant=request.tenant, name=form.cleaned_data["name"],
-                                                 created_by=request.user)
+                                                 scope=form.cleaned_data["scope"], created_by=request.user)
         context = {"new_key": key, "raw_key": raw}
     template = "dashboard/keys.html#key-panel" if request.htmx else "dashboard/keys.html"
     response = render(request, template, _keys_context(request, **context))

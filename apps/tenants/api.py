@@ -21,7 +21,7 @@ def keys_collection(request):
     form = ApiKeyCreateSerializer(data=request.data)
     form.is_valid(raise_exception=True)
     key, raw = services.api_key_issue(tenant=request.tenant, name=form.validated_data["name"],
-                                      created_by=_creator(request))
+                                      scope=form.validated_data["scope"], created_by=_creator(request))
     # The only response that ever carries the secret.
     return Response({**ApiKeySerializer(key).data, "key": raw}, status=status.HTTP_201_CREATED)
 

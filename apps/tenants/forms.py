@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib.auth import get_user_model, password_validation
 
+from .models import ApiKey
+
 
 class SignupForm(forms.Form):
     organisation = forms.CharField(max_length=200, label="Organisation")
@@ -26,3 +28,7 @@ class SignupForm(forms.Form):
 
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100)
+    scope = forms.ChoiceField(choices=ApiKey.Scope.choices, initial=ApiKey.Scope.INFERENCE, required=False)
+
+    def clean_scope(self):
+        return self.cleaned_data["scope"] or ApiKey.Scope.INFERENCE

@@ -44,8 +44,10 @@ def signup(*, email: str, password: str, organisation: str) -> tuple[Tenant, obj
     return tenant, user, raw
 
 
-def api_key_issue(*, tenant: Tenant, name: str, created_by=None) -> tuple[ApiKey, str]:
-    """Issues a key; the clear secret is returned here and never stored."""
+def api_key_issue(*, tenant: Tenant, name: str, created_by=None,
+                  scope: str = ApiKey.Scope.INFERENCE) -> tuple[ApiKey, str]:
+    """Issues a key (for inference unless `scope` says admin); the clear secret is
+    returned here and never stored."""
     raw = keys.generate()
     key = ApiKey.objects.for_tenant(tenant).create(
         tenant=tenant,
@@ -53,6 +55,7 @@ def api_key_issue(*, tenant: Tenant, name: str, created_by=None) -> tuple[ApiKey
         prefix=keys.display_prefix(raw),
         secret_hash=keys.secret_hash(raw),
         created_by=created_by,
+        scope=ApiKey.Scope(scope),
     )
     return key, raw
 

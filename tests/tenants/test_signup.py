@@ -36,10 +36,11 @@ def test_signup_creates_tenant_owner_and_key_shown_once(client, db):
         assert raw not in body
     assert key.prefix in client.get("/keys/").content.decode()
 
-    # The key works.
+    # The key works, for the gateway: it is known (not 401) but not an admin key.
+    assert key.scope == "inference"
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    assert api.get("/api/keys/").status_code == 200
+    assert api.get("/api/keys/").status_code == 403
 
 
 def test_signup_rejects_taken_email_and_weak_password(client, db):
