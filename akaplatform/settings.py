@@ -220,3 +220,28 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
 }
+
+# --- Production: security, throttling, server, observability (issue 14) -------------------
+# Behind a proxy: the header carrying the client's address (a META name, for example
+# HTTP_X_FORWARDED_FOR) and how many proxies of ours append to it; unset: REMOTE_ADDR.
+AKA_CLIENT_IP_HEADER = os.environ.get("AKA_CLIENT_IP_HEADER", "")
+AKA_TRUSTED_PROXIES = envint("AKA_TRUSTED_PROXIES", 0)
+# Logins: django-axes locks a username, and a client address, after this many failures
+# in a row, for AXES_COOLOFF_TIME hours (a right password is refused meanwhile, 429).
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("AKA_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = float(os.environ.get("AKA_LOGIN_COOLOFF_HOURS", "0.25"))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "apps.tenants.throttle.client_ip"
+AXES_USERNAME_FORM_FIELD = "username"
+# Sign-ups (each can become a tenant) and password resets per client and hour; reset
+# emails per address and hour.
+AKA_THROTTLE_SIGNUP_PER_CLIENT = envint("AKA_THROTTLE_SIGNUP_PER_CLIENT", 5)
+AKA_THROTTLE_RESET_PER_CLIENT = envint("AKA_THROTTLE_RESET_PER_CLIENT", 10)
+AKA_THROTTLE_RESET_PER_EMAIL = envint("AKA_THROTTLE_RESET_PER_EMAIL", 3)
+AKA_SIGNUP_LINK_SECONDS = envint("AKA_SIGNUP_LINK_SECONDS", 24 * 3600)
+# The file email backend's folder (development and the browser tests read mail there).
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / ".local" / "mail"))

@@ -10,8 +10,8 @@ urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("metrics", core_views.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
+    path("accounts/", include("apps.tenants.urls")),  # first: its throttled reset replaces Django's
     path("accounts/", include("django.contrib.auth.urls")),
-    path("accounts/", include("apps.tenants.urls")),
     path("api/", include(tenant_api)),
     # Composed from the apps that own the settings (apps/dashboard/api.py).
     path("api/settings/", dashboard_api.tenant_settings, name="api-settings"),

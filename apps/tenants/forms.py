@@ -10,10 +10,8 @@ class SignupForm(forms.Form):
     password = forms.CharField(widget=forms.PasswordInput, strip=False)
 
     def clean_email(self):
-        email = self.cleaned_data["email"].lower()
-        if get_user_model().objects.filter(username=email).exists():
-            raise forms.ValidationError("An account with this email already exists. Log in instead.")
-        return email
+        # Whether the email has an account is never said here (apps.tenants.signups).
+        return self.cleaned_data["email"].lower()
 
     def clean(self):
         cleaned = super().clean()

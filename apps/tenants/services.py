@@ -37,9 +37,12 @@ def tenant_create(*, name: str, owner_email: str, owner_password: str | None, pl
 
 
 @transaction.atomic
-def signup(*, email: str, password: str, organisation: str) -> tuple[Tenant, object, str]:
-    """Sign-up creates the tenant, its owner and a first key. The key is returned once."""
-    tenant, user = tenant_create(name=organisation, owner_email=email, owner_password=password)
+def signup(*, email: str, password_hash: str, organisation: str) -> tuple[Tenant, object, str]:
+    """A confirmed sign-up (apps.tenants.signups) creates the tenant, its owner (with the
+    password hashed when it was asked for) and a first key. The key is returned once."""
+    tenant, user = tenant_create(name=organisation, owner_email=email, owner_password=None)
+    user.password = password_hash
+    user.save(update_fields=["password"])
     _, raw = api_key_issue(tenant=tenant, name="Default key", created_by=user)
     return tenant, user, raw
 
