@@ -245,3 +245,5 @@ AKA_THROTTLE_RESET_PER_EMAIL = envint("AKA_THROTTLE_RESET_PER_EMAIL", 3)
 AKA_SIGNUP_LINK_SECONDS = envint("AKA_SIGNUP_LINK_SECONDS", 24 * 3600)
 # The file email backend's folder (development and the browser tests read mail there).
 EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / ".local" / "mail"))
+# Seconds a client has to send the request body it announced (apps/core/bodies.py).
+AKA_BODY_READ_TIMEOUT = float(os.environ.get("AKA_BODY_READ_TIMEOUT", "15"))

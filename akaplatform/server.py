@@ -1,0 +1,42 @@
+"""The production web server, in one place: `python -m akaplatform.server` (the image,
+compose, Kubernetes and the benches run it). AKA_SERVER picks granian (the default) or
+uvicorn; bench/servers.py measures both for this app.
+
+Environment: AKA_HOST (0.0.0.0), AKA_PORT (8000), AKA_WORKERS (CPU count); the
+graceful-shutdown budget AKA_SHUTDOWN_SECONDS (30, in-flight streams finish and their
+ledger rows are written within it); AKA_HEADER_READ_TIMEOUT_MS (10000).
+"""
+
+import os
+import sys
+
+SERVERS = ("granian", "uvicorn")
+
+
+def command(*, server: str | None = None, host: str | None = None, port: int | str | None = None,
+            workers: int | None = None, python: str = sys.executable) -> list[str]:
+    server = server or os.environ.get("AKA_SERVER", "granian")
+    host = host or os.environ.get("AKA_HOST", "0.0.0.0")
+    port = port or int(os.environ.get("AKA_PORT", "8000"))
+    workers = workers or int(os.environ.get("AKA_WORKERS", str(os.cpu_count() or 1)))
+    shutdown = os.environ.get("AKA_SHUTDOWN_SECONDS", "30")
+    app = "akaplatform.asgi:application"
+    if server == "granian":
+        # Headers: at most 100 (hyper's bound) within a 408 KB buffer, else 431; a client
+        # that starts a request and stalls its headers is dropped after the timeout. A
+        # worker that dies is started again by granian's own supervisor.
+        return [python, "-m", "granian", "--interface", "asgi", app, "--host", host, "--port", str(port),
+                "--workers", str(workers), "--loop", "uvloop", "--no-access-log",
+                "--http", "1", "--respawn-failed-workers",
+                "--http1-header-read-timeout", os.environ.get("AKA_HEADER_READ_TIMEOUT_MS", "10000"),
+                "--workers-kill-timeout", shutdown]
+    if server == "uvicorn":
+        return [python, "-m", "uvicorn", app, "--host", host, "--port", str(port), "--workers", str(workers),
+                "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--lifespan", "on",
+                "--timeout-graceful-shutdown", shutdown]
+    raise SystemExit(f"AKA_SERVER must be one of {', '.join(SERVERS)}, not {server!r}")
+
+
+if __name__ == "__main__":
+    argv = command()
+    os.execv(argv[0], argv)
