@@ -190,7 +190,11 @@ AKA_SIMULATOR_URL = os.environ.get("AKA_SIMULATOR_URL", "")
 
 # Upstream calls: timeouts (seconds), retries per model, backoff.
 AKA_UPSTREAM_CONNECT_TIMEOUT = float(os.environ.get("AKA_UPSTREAM_CONNECT_TIMEOUT", "5"))
-AKA_UPSTREAM_READ_TIMEOUT = float(os.environ.get("AKA_UPSTREAM_READ_TIMEOUT", "60"))
+# The read timeout is the stall timeout: how long a model may keep a call waiting for its
+# first byte or between chunks (then, before the first byte, the next model is tried).
+# Per model: AKA_UPSTREAM_STALL_TIMEOUTS="o3=120,gpt-4o-mini=10".
+AKA_UPSTREAM_READ_TIMEOUT = float(os.environ.get("AKA_UPSTREAM_READ_TIMEOUT", "20"))
+AKA_UPSTREAM_STALL_TIMEOUTS = os.environ.get("AKA_UPSTREAM_STALL_TIMEOUTS", "")
 AKA_UPSTREAM_RETRIES = envint("AKA_UPSTREAM_RETRIES", 2)
 AKA_RETRY_BASE_DELAY = float(os.environ.get("AKA_RETRY_BASE_DELAY", "0.1"))
 AKA_MAX_RETRY_AFTER = float(os.environ.get("AKA_MAX_RETRY_AFTER", "2"))
