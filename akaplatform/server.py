@@ -9,6 +9,7 @@ ledger rows are written within it); AKA_HEADER_READ_TIMEOUT_MS (10000).
 
 import os
 import sys
+import tempfile
 
 SERVERS = ("granian", "uvicorn")
 
@@ -39,4 +40,8 @@ def command(*, server: str | None = None, host: str | None = None, port: int | s
 
 if __name__ == "__main__":
     argv = command()
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # Every worker writes its metrics here and /metrics adds them up, whichever
+        # worker answers the scrape (apps/core/metrics.py).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="aka-metrics-")
     os.execv(argv[0], argv)

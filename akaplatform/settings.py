@@ -279,3 +279,7 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     },
 }
+# Logs: one JSON object per line with the request id (apps/core/logs.py); "text" for people.
+if os.environ.get("AKA_LOG_FORMAT", "text" if DEBUG else "json") == "json":
+    LOGGING["formatters"] = {"json": {"()": "apps.core.logs.JsonFormatter"}}
+    LOGGING["handlers"]["console"]["formatter"] = "json"

@@ -60,14 +60,14 @@ def _stopper(proc: subprocess.Popen, log) -> Callable[[], None]:
 
 
 def start_server(argv: list[str], health_path: str, *, env: dict[str, str] | None = None, name: str = "server",
-                 timeout: float = 30.0) -> tuple[str, Callable[[], None]]:
+                 timeout: float = 30.0, log_path: Path | None = None) -> tuple[str, Callable[[], None]]:
     """Runs `argv` (with `{port}` filled in with a free loopback port) and returns
     (base_url, stop) once GET health_path answers 200. `stop()` is idempotent and also
-    runs at interpreter exit."""
+    runs at interpreter exit. Its output goes to `log_path` if given."""
     last_error: Exception | None = None
     for _attempt in range(3):  # a free port can be taken between probing and binding
         port = free_port()
-        log = tempfile.TemporaryFile()
+        log = open(log_path, "w+b") if log_path else tempfile.TemporaryFile()  # noqa: SIM115  (closed by stop)
         proc = subprocess.Popen(
             [a.replace("{port}", str(port)) for a in argv],
             cwd=ROOT,
@@ -102,7 +102,8 @@ def start_simulator(fast: bool = True) -> tuple[str, Callable[[], None]]:
 
 
 def start_gateway(*, simulator_url: str, database_url: str | None = None, redis_url: str | None = None,
-                  extra_env: dict[str, str] | None = None, workers: int = 1) -> tuple[str, Callable[[], None]]:
+                  extra_env: dict[str, str] | None = None, workers: int = 1,
+                  log_path: Path | None = None) -> tuple[str, Callable[[], None]]:
     """The real ASGI app under uvicorn, calling providers through `simulator_url`."""
     env = {"AKA_SIMULATOR_URL": simulator_url, **(extra_env or {})}
     if database_url:
@@ -112,4 +113,4 @@ def start_gateway(*, simulator_url: str, database_url: str | None = None, redis_
     argv = [_python(), "-m", "uvicorn", "akaplatform.asgi:application", "--host", "127.0.0.1", "--port", "{port}",
             "--workers", str(workers), "--no-access-log", "--loop", "uvloop", "--http", "httptools"]
     # The first start on a machine also exports the embedding model (several seconds).
-    return start_server(argv, "/healthz", env=env, name="gateway", timeout=180)
+    return start_server(argv, "/healthz", env=env, name="gateway", timeout=180, log_path=log_path)
