@@ -11,8 +11,14 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles import finders  # noqa: E402
 from servestatic import ServeStaticASGI  # noqa: E402
 
-from apps.core.bodies import BodyReadTimeout, bounded_receive, send_timeout  # noqa: E402
 from apps.core.lifecycle import lifespan  # noqa: E402
+from apps.core.request_limits import (  # noqa: E402
+    BodyReadTimeout,
+    bounded_receive,
+    headers_too_large,
+    refuse,
+    send_timeout,
+)
 from apps.gateway.handler import GatewayHandler  # noqa: E402
 
 gateway_application = GatewayHandler()
@@ -42,6 +48,9 @@ async def application(scope, receive, send):
     # run the apps' start-up and shut-down hooks.
     # `//v1/...` too, so a client's doubled slash gets the gateway's JSON 404, not a page.
     if scope["type"] == "http":
+        if headers_too_large(scope):
+            await refuse(send, 431, "Too many request headers, or too large.", "headers_too_large")
+            return
         receive = bounded_receive(receive)
     if scope["type"] == "http" and scope["path"].lstrip("/").startswith("v1/"):
         await gateway_application(scope, receive, send)

@@ -1,6 +1,12 @@
 """The production web server, in one place: `python -m akaplatform.server` (the image,
-compose, Kubernetes and the benches run it). AKA_SERVER picks granian (the default) or
-uvicorn; bench/servers.py measures both for this app.
+compose, Kubernetes and the benches run it). AKA_SERVER picks uvicorn (the default) or
+granian; bench/servers.py measures both for this app. uvicorn was chosen by those
+figures: as fast or faster at concurrency 32 here, both finish in-flight streams on
+SIGTERM, and its supervisor's workers share one listening socket, so a worker killed
+with -9 cost no other request (tests/gateway/test_graceful_shutdown.py), where granian's
+reset new connections until the worker was back and its two-worker shutdown overran 30 s.
+granian does refuse oversized headers itself; with uvicorn the app does
+(apps/core/request_limits.py).
 
 Environment: AKA_HOST (0.0.0.0), AKA_PORT (8000), AKA_WORKERS (CPU count); the
 graceful-shutdown budget AKA_SHUTDOWN_SECONDS (30, in-flight streams finish and their
@@ -11,12 +17,12 @@ import os
 import sys
 import tempfile
 
-SERVERS = ("granian", "uvicorn")
+SERVERS = ("uvicorn", "granian")
 
 
 def command(*, server: str | None = None, host: str | None = None, port: int | str | None = None,
             workers: int | None = None, python: str = sys.executable) -> list[str]:
-    server = server or os.environ.get("AKA_SERVER", "granian")
+    server = server or os.environ.get("AKA_SERVER", "uvicorn")
     host = host or os.environ.get("AKA_HOST", "0.0.0.0")
     port = port or int(os.environ.get("AKA_PORT", "8000"))
     workers = workers or int(os.environ.get("AKA_WORKERS", str(os.cpu_count() or 1)))
@@ -32,9 +38,11 @@ def command(*, server: str | None = None, host: str | None = None, port: int | s
                 "--http1-header-read-timeout", os.environ.get("AKA_HEADER_READ_TIMEOUT_MS", "10000"),
                 "--workers-kill-timeout", shutdown]
     if server == "uvicorn":
+        # With --workers, uvicorn's supervisor starts a dead worker again. Keep-alive
+        # connections idle for 5 s after a response are closed.
         return [python, "-m", "uvicorn", app, "--host", host, "--port", str(port), "--workers", str(workers),
                 "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--lifespan", "on",
-                "--timeout-graceful-shutdown", shutdown]
+                "--timeout-keep-alive", "5", "--timeout-graceful-shutdown", shutdown]
     raise SystemExit(f"AKA_SERVER must be one of {', '.join(SERVERS)}, not {server!r}")
 
 

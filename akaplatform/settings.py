@@ -251,6 +251,9 @@ AKA_SIGNUP_LINK_SECONDS = envint("AKA_SIGNUP_LINK_SECONDS", 24 * 3600)
 EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / ".local" / "mail"))
 # Seconds a client has to send the request body it announced (apps/core/bodies.py).
 AKA_BODY_READ_TIMEOUT = float(os.environ.get("AKA_BODY_READ_TIMEOUT", "15"))
+# Request headers: how many, and their total size, before a 431 (apps/core/request_limits.py).
+AKA_MAX_HEADERS = envint("AKA_MAX_HEADERS", 100)
+AKA_MAX_HEADER_BYTES = envint("AKA_MAX_HEADER_BYTES", 32 * 1024)
 # HTTPS: TLS ends at the proxy (Ingress), which says so in X-Forwarded-Proto; plain HTTP
 # is redirected, except the probes and the scrape, which come from inside the cluster.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

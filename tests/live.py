@@ -114,3 +114,28 @@ def start_gateway(*, simulator_url: str, database_url: str | None = None, redis_
             "--workers", str(workers), "--no-access-log", "--loop", "uvloop", "--http", "httptools"]
     # The first start on a machine also exports the embedding model (several seconds).
     return start_server(argv, "/healthz", env=env, name="gateway", timeout=180, log_path=log_path)
+
+
+def start_production_server(*, env: dict[str, str], workers: int = 1,
+                            server: str | None = None) -> tuple[str, subprocess.Popen]:
+    """The production server command (akaplatform/server.py) on a free loopback port;
+    (base_url, process) once /healthz answers, for tests that signal or kill it."""
+    from akaplatform.server import command
+
+    port = free_port()
+    proc = subprocess.Popen(command(server=server, host="127.0.0.1", port=port, workers=workers, python=_python()),
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+    atexit.register(lambda: proc.poll() is None and proc.kill())
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return url, proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("the production server did not start")

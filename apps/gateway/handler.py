@@ -21,9 +21,9 @@ from django.http.request import split_domain_port, validate_host
 from django.urls import Resolver404, get_resolver
 
 from apps.core import metrics
-from apps.core.bodies import MESSAGE, BodyReadTimeout
 from apps.core.errors import ApiError
 from apps.core.lifecycle import after_response
+from apps.core.request_limits import MESSAGE, BodyReadTimeout
 
 from . import pipeline, startup  # noqa: F401  (startup registers the warm-up hook)
 from .call import Call

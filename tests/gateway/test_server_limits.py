@@ -1,6 +1,8 @@
 """The production server (akaplatform/server.py) bounds what a client can hold: a body
-that never finishes, headers that never finish, an oversized header block and thousands
-of headers. Run against the exact command production uses, on a loopback port."""
+that never finishes, an oversized header block and thousands of headers. Run against the
+exact command production uses, on a loopback port. (Headers that never finish, and idle
+connections, are bounded by the proxy in front: neither server offers it for a fresh
+connection; see apps/core/request_limits.py.)"""
 
 import socket
 import time
@@ -18,11 +20,11 @@ BODY_TIMEOUT = 1.0
 @pytest.fixture(scope="module")
 def server(django_db_setup, simulator):
     db = settings.DATABASES["default"]
-    argv = command(server="granian", host="127.0.0.1", port="{port}", workers=1)
+    argv = command(host="127.0.0.1", port="{port}", workers=1)
     url, stop = start_server(argv, "/healthz", name="production server", timeout=120, env={
         "DATABASE_URL": f"postgresql://{db['USER']}@{quote(db['HOST'], safe='')}/{db['NAME']}",
         "REDIS_URL": settings.REDIS_URL, "AKA_SIMULATOR_URL": simulator,
-        "AKA_BODY_READ_TIMEOUT": str(BODY_TIMEOUT), "AKA_HEADER_READ_TIMEOUT_MS": "1000"})
+        "AKA_BODY_READ_TIMEOUT": str(BODY_TIMEOUT)})
     yield int(url.rsplit(":", 1)[1])
     stop()
 
@@ -59,11 +61,6 @@ def test_a_gateway_body_that_never_finishes_gets_408_in_json_and_is_closed(serve
 def test_a_management_api_body_that_never_finishes_gets_408_and_is_closed(server):
     received, _ = exchange(server, incomplete(b"/api/keys/"))
     assert received.startswith(b"HTTP/1.1 408")
-
-
-def test_headers_that_never_finish_are_dropped(server):
-    received, _ = exchange(server, b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n")
-    assert received == b"" or received.startswith(b"HTTP/1.1 408")
 
 
 @pytest.mark.parametrize("headers", [
