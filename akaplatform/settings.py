@@ -286,3 +286,13 @@ CONTENT_SECURITY_POLICY = {
 if os.environ.get("AKA_LOG_FORMAT", "text" if DEBUG else "json") == "json":
     LOGGING["formatters"] = {"json": {"()": "apps.core.logs.JsonFormatter"}}
     LOGGING["handlers"]["console"]["formatter"] = "json"
+# The management API's OpenAPI schema (drf-spectacular), served at /api/schema/.
+INSTALLED_APPS += ["drf_spectacular"]
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
+SPECTACULAR_SETTINGS = {
+    "TITLE": "AkaRouter management API",
+    "DESCRIPTION": "Keys, settings and cache of the calling tenant. Authenticate with a logged-in session"
+                   " or an API key issued with the admin scope (Authorization: Bearer aka_...).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
