@@ -296,3 +296,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
 }
+# The cache's and the dashboard's function views do not declare their serializers yet
+# (@extend_schema); until they do, their operations have no body schemas, which the
+# schema generator reports as W002 on every `check`.
+SILENCED_SYSTEM_CHECKS = ["drf_spectacular.W002"]
