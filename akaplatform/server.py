@@ -1,10 +1,12 @@
 """The production web server, in one place: `python -m akaplatform.server` (the image,
 compose, Kubernetes and the benches run it). AKA_SERVER picks uvicorn (the default) or
-granian; bench/servers.py measures both for this app. uvicorn was chosen by those
-figures: as fast or faster at concurrency 32 here, both finish in-flight streams on
-SIGTERM, and its supervisor's workers share one listening socket, so a worker killed
-with -9 cost no other request (tests/gateway/test_graceful_shutdown.py), where granian's
-reset new connections until the worker was back and its two-worker shutdown overran 30 s.
+granian; bench/servers.py measures both for this app. On this shared 2-core machine
+their throughput differed by less than the run-to-run noise (two runs, one favouring
+each), and both finished an in-flight stream on SIGTERM and wrote its ledger row. uvicorn
+was chosen for what a killed worker costs: its supervisor's workers share one listening
+socket, so a worker killed with -9 cost no other request
+(tests/gateway/test_graceful_shutdown.py), where granian reset new connections until the
+worker was back, and its two-worker shutdown overran 30 s.
 granian does refuse oversized headers itself; with uvicorn the app does
 (apps/core/request_limits.py).
 
