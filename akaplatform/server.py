@@ -1,9 +1,10 @@
 """The production web server, in one place: `python -m akaplatform.server` (the image,
 compose, Kubernetes and the benches run it). AKA_SERVER picks uvicorn (the default) or
-granian; bench/servers.py measures both for this app. On this shared 2-core machine
-their throughput differed by less than the run-to-run noise (two runs, one favouring
-each), and both finished an in-flight stream on SIGTERM and wrote its ledger row. uvicorn
-was chosen for what a killed worker costs: its supervisor's workers share one listening
+granian; bench/servers.py measures both for this app. On this shared 2-core machine,
+with production settings, one worker each: equal at concurrency 32 (652 and 647 calls/s),
+granian quicker at concurrency 1 (p50 3.8 against 5.4 ms, 261 against 184 calls/s); both
+finished an in-flight stream on SIGTERM and wrote its ledger row. uvicorn was chosen all
+the same for what a killed worker costs: its supervisor's workers share one listening
 socket, so a worker killed with -9 cost no other request
 (tests/gateway/test_graceful_shutdown.py), where granian reset new connections until the
 worker was back, and its two-worker shutdown overran 30 s.
