@@ -43,6 +43,17 @@ def _fresh_key_cache():
     forget_cached_keys()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_throttles():
+    """Account-page throttles count per client across requests; each test starts at zero."""
+    from apps.tenants import signups, throttle
+
+    client = sync_client()
+    for prefix in (throttle.PREFIX, signups.PREFIX):
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
+
+
 @pytest.fixture
 def anyio_backend():
     return "asyncio"

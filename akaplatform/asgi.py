@@ -12,6 +12,13 @@ from django.contrib.staticfiles import finders  # noqa: E402
 from servestatic import ServeStaticASGI  # noqa: E402
 
 from apps.core.lifecycle import lifespan  # noqa: E402
+from apps.core.request_limits import (  # noqa: E402
+    BodyReadTimeout,
+    bounded_receive,
+    headers_too_large,
+    refuse,
+    send_timeout,
+)
 from apps.gateway.handler import GatewayHandler  # noqa: E402
 
 gateway_application = GatewayHandler()
@@ -39,11 +46,32 @@ async def application(scope, receive, send):
     # (dashboard, management API, admin, health) by Django's full stack, apart from
     # static files, which servestatic answers before Django sees them. Lifespan events
     # run the apps' start-up and shut-down hooks.
-    if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+    # `//v1/...` too, so a client's doubled slash gets the gateway's JSON 404, not a page.
+    if scope["type"] == "http":
+        if headers_too_large(scope):
+            await refuse(send, 431, "Too many request headers, or too large.", "headers_too_large")
+            return
+        receive = bounded_receive(receive)
+    if scope["type"] == "http" and scope["path"].lstrip("/").startswith("v1/"):
         await gateway_application(scope, receive, send)
     elif scope["type"] == "lifespan":
         await lifespan(receive, send)
     elif scope["type"] == "http" and scope["path"].startswith(settings.STATIC_URL):
         await static_application(scope, receive, send)
     else:
-        await django_application(scope, receive, send)
+        await _django(scope, receive, send)
+
+
+async def _django(scope, receive, send) -> None:
+    started = False
+
+    async def tracked_send(message) -> None:
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await django_application(scope, receive, tracked_send)
+    except BodyReadTimeout:
+        if not started:
+            await send_timeout(send)

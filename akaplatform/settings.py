@@ -191,7 +191,11 @@ AKA_SIMULATOR_URL = os.environ.get("AKA_SIMULATOR_URL", "")
 
 # Upstream calls: timeouts (seconds), retries per model, backoff.
 AKA_UPSTREAM_CONNECT_TIMEOUT = float(os.environ.get("AKA_UPSTREAM_CONNECT_TIMEOUT", "5"))
-AKA_UPSTREAM_READ_TIMEOUT = float(os.environ.get("AKA_UPSTREAM_READ_TIMEOUT", "60"))
+# The read timeout is the stall timeout: how long a model may keep a call waiting for its
+# first byte or between chunks (then, before the first byte, the next model is tried).
+# Per model: AKA_UPSTREAM_STALL_TIMEOUTS="o3=120,gpt-4o-mini=10".
+AKA_UPSTREAM_READ_TIMEOUT = float(os.environ.get("AKA_UPSTREAM_READ_TIMEOUT", "20"))
+AKA_UPSTREAM_STALL_TIMEOUTS = os.environ.get("AKA_UPSTREAM_STALL_TIMEOUTS", "")
 AKA_UPSTREAM_RETRIES = envint("AKA_UPSTREAM_RETRIES", 2)
 AKA_RETRY_BASE_DELAY = float(os.environ.get("AKA_RETRY_BASE_DELAY", "0.1"))
 AKA_MAX_RETRY_AFTER = float(os.environ.get("AKA_MAX_RETRY_AFTER", "2"))
@@ -276,3 +280,79 @@ CELERY_BEAT_SCHEDULE |= {
 # Prefix of meter event identifiers: unique per deployment sharing a Stripe account
 # (empty: "aka-<database name>").
 AKA_METER_NAMESPACE = os.environ.get("AKA_METER_NAMESPACE", "")
+
+# --- Production: security, throttling, server, observability (issue 14) -------------------
+# Behind a proxy: the header carrying the client's address (a META name, for example
+# HTTP_X_FORWARDED_FOR) and how many proxies of ours append to it; unset: REMOTE_ADDR.
+AKA_CLIENT_IP_HEADER = os.environ.get("AKA_CLIENT_IP_HEADER", "")
+AKA_TRUSTED_PROXIES = envint("AKA_TRUSTED_PROXIES", 0)
+# Logins: django-axes locks a username, and a client address, after this many failures
+# in a row, for AXES_COOLOFF_TIME hours (a right password is refused meanwhile, 429).
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("AKA_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = float(os.environ.get("AKA_LOGIN_COOLOFF_HOURS", "0.25"))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "apps.tenants.throttle.client_ip"
+AXES_USERNAME_FORM_FIELD = "username"
+# Sign-ups (each can become a tenant) and password resets per client and hour; reset
+# emails per address and hour.
+AKA_THROTTLE_SIGNUP_PER_CLIENT = envint("AKA_THROTTLE_SIGNUP_PER_CLIENT", 5)
+AKA_THROTTLE_RESET_PER_CLIENT = envint("AKA_THROTTLE_RESET_PER_CLIENT", 10)
+AKA_THROTTLE_RESET_PER_EMAIL = envint("AKA_THROTTLE_RESET_PER_EMAIL", 3)
+AKA_SIGNUP_LINK_SECONDS = envint("AKA_SIGNUP_LINK_SECONDS", 24 * 3600)
+# The file email backend's folder (development and the browser tests read mail there).
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / ".local" / "mail"))
+# Seconds a client has to send the request body it announced (apps/core/bodies.py).
+AKA_BODY_READ_TIMEOUT = float(os.environ.get("AKA_BODY_READ_TIMEOUT", "15"))
+# Request headers: how many, and their total size, before a 431 (apps/core/request_limits.py).
+AKA_MAX_HEADERS = envint("AKA_MAX_HEADERS", 100)
+AKA_MAX_HEADER_BYTES = envint("AKA_MAX_HEADER_BYTES", 32 * 1024)
+# HTTPS: TLS ends at the proxy (Ingress), which says so in X-Forwarded-Proto; plain HTTP
+# is redirected, except the probes and the scrape, which come from inside the cluster.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = envbool("AKA_SSL_REDIRECT", "0" if DEBUG else "1")
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = envint("AKA_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("AKA_HSTS_INCLUDE_SUBDOMAINS", "1")
+# The header only makes the domain eligible; nothing is listed until someone submits it.
+SECURE_HSTS_PRELOAD = envbool("AKA_HSTS_PRELOAD", "0" if DEBUG else "1")
+SECURE_REFERRER_POLICY = "same-origin"
+# Content-Security-Policy on every Django page (django-csp). Everything the dashboard
+# loads is its own: the stylesheet and htmx from /static/, no inline script or style
+# (base.html tells htmx not to inject its indicator styles).
+INSTALLED_APPS += ["csp"]
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+# Logs: one JSON object per line with the request id (apps/core/logs.py); "text" for people.
+if os.environ.get("AKA_LOG_FORMAT", "text" if DEBUG else "json") == "json":
+    LOGGING["formatters"] = {"json": {"()": "apps.core.logs.JsonFormatter"}}
+    LOGGING["handlers"]["console"]["formatter"] = "json"
+# The management API's OpenAPI schema (drf-spectacular), served at /api/schema/.
+INSTALLED_APPS += ["drf_spectacular"]
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
+SPECTACULAR_SETTINGS = {
+    "TITLE": "AkaRouter management API",
+    "DESCRIPTION": "Keys, settings and cache of the calling tenant. Authenticate with a logged-in session"
+                   " or an API key issued with the admin scope (Authorization: Bearer aka_...).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+# The cache's and the dashboard's function views do not declare their serializers yet
+# (@extend_schema); until they do, their operations have no body schemas, which the
+# schema generator reports as W002 on every `check`.
+SILENCED_SYSTEM_CHECKS = ["drf_spectacular.W002"]

@@ -55,7 +55,7 @@ def manage(*args: str) -> str:
 def new_tenant(name: str) -> tuple[str, str, str]:
     slug = f"quality-{name}-{int(time.time())}"
     out = manage("create_tenant", "Cache quality", "--slug", slug, "--owner-email", f"{slug}@bench.local",
-                 "--plan", "Scale", "--rate-limit", "0", "--key")
+                 "--plan", "Scale", "--rate-limit", "0", "--key", "--key-scope", "admin")
     warm_key = re.search(r"aka_[\w-]{43}", out).group(0)
     test_key = re.search(r"aka_[\w-]{43}", manage("issue_key", slug, "--name", "test")).group(0)
     return slug, warm_key, test_key

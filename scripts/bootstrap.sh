@@ -8,9 +8,16 @@ cd "$(dirname "$0")/.."
 # wrk drives the benchmarks; chromium runs the browser tests.
 APT_PACKAGES=(wrk chromium)
 
+# The embedding model's ONNX export, made here once so that no web process ever imports
+# torch (a no-op when it exists, so it runs even when the virtualenv is up to date).
+export_embedder() {
+  DJANGO_DEBUG=1 .venv/bin/python manage.py export_embedder >/dev/null
+}
+
 stamp=.venv/.bootstrapped
 want=$(cat requirements.txt scripts/bootstrap.sh | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  export_embedder
   exit 0
 fi
 
@@ -38,4 +45,5 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 .venv/bin/pip install -q -r requirements.txt 2>&1 | { grep -v "^WARNING: Location" || true; }
 .venv/bin/python -c 'import django, torch, sentence_transformers' 
 echo "$want" > "$stamp"
+export_embedder
 echo "[bootstrap] virtualenv ready"

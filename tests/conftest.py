@@ -2,7 +2,9 @@
 (uvicorn serving the real ASGI app) in front of it, sharing the test database and the
 test Redis database."""
 
+import tempfile
 import time
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -13,6 +15,9 @@ from apps.billing.models import CallRecord
 from apps.providers.catalog import sync_from_seed
 from tests import factories
 from tests.live import start_gateway, start_simulator
+
+# The live gateway writes its emails (sign-up links) here, one file per message.
+GATEWAY_MAIL_DIR = Path(tempfile.mkdtemp(prefix="aka-mail-"))
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +36,8 @@ def gateway(django_db_setup, django_db_blocker, simulator):
             "AKA_MAX_BODY_BYTES": str(256 * 1024),
             # Fault tests open circuits; later tests must not inherit them for long.
             "AKA_BREAKER_COOLDOWN": "0.5",
+            "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "EMAIL_FILE_PATH": str(GATEWAY_MAIL_DIR),
         },
     )
     yield url

@@ -35,5 +35,5 @@ def add_member(tenant, email: str, role: str = Membership.Role.MEMBER):
     return user
 
 
-def make_key(tenant, name: str = "test key"):
-    return services.api_key_issue(tenant=tenant, name=name)
+def make_key(tenant, name: str = "test key", scope: str = "inference"):
+    return services.api_key_issue(tenant=tenant, name=name, scope=scope)

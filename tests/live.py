@@ -60,14 +60,14 @@ def _stopper(proc: subprocess.Popen, log) -> Callable[[], None]:
 
 
 def start_server(argv: list[str], health_path: str, *, env: dict[str, str] | None = None, name: str = "server",
-                 timeout: float = 30.0) -> tuple[str, Callable[[], None]]:
+                 timeout: float = 30.0, log_path: Path | None = None) -> tuple[str, Callable[[], None]]:
     """Runs `argv` (with `{port}` filled in with a free loopback port) and returns
     (base_url, stop) once GET health_path answers 200. `stop()` is idempotent and also
-    runs at interpreter exit."""
+    runs at interpreter exit. Its output goes to `log_path` if given."""
     last_error: Exception | None = None
     for _attempt in range(3):  # a free port can be taken between probing and binding
         port = free_port()
-        log = tempfile.TemporaryFile()
+        log = open(log_path, "w+b") if log_path else tempfile.TemporaryFile()  # noqa: SIM115  (closed by stop)
         proc = subprocess.Popen(
             [a.replace("{port}", str(port)) for a in argv],
             cwd=ROOT,
@@ -104,7 +104,8 @@ def start_simulator(fast: bool = True, replay: str | os.PathLike | None = None) 
 
 
 def start_gateway(*, simulator_url: str, database_url: str | None = None, redis_url: str | None = None,
-                  extra_env: dict[str, str] | None = None, workers: int = 1) -> tuple[str, Callable[[], None]]:
+                  extra_env: dict[str, str] | None = None, workers: int = 1,
+                  log_path: Path | None = None) -> tuple[str, Callable[[], None]]:
     """The real ASGI app under uvicorn, calling providers through `simulator_url`."""
     env = {"AKA_SIMULATOR_URL": simulator_url, **(extra_env or {})}
     if database_url:
@@ -114,4 +115,29 @@ def start_gateway(*, simulator_url: str, database_url: str | None = None, redis_
     argv = [_python(), "-m", "uvicorn", "akaplatform.asgi:application", "--host", "127.0.0.1", "--port", "{port}",
             "--workers", str(workers), "--no-access-log", "--loop", "uvloop", "--http", "httptools"]
     # The first start on a machine also exports the embedding model (several seconds).
-    return start_server(argv, "/healthz", env=env, name="gateway", timeout=180)
+    return start_server(argv, "/healthz", env=env, name="gateway", timeout=180, log_path=log_path)
+
+
+def start_production_server(*, env: dict[str, str], workers: int = 1,
+                            server: str | None = None) -> tuple[str, subprocess.Popen]:
+    """The production server command (akaplatform/server.py) on a free loopback port;
+    (base_url, process) once /healthz answers, for tests that signal or kill it."""
+    from akaplatform.server import command
+
+    port = free_port()
+    proc = subprocess.Popen(command(server=server, host="127.0.0.1", port=port, workers=workers, python=_python()),
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+    atexit.register(lambda: proc.poll() is None and proc.kill())
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return url, proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("the production server did not start")

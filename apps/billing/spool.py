@@ -19,6 +19,9 @@ from pathlib import Path
 
 import orjson
 from django.conf import settings
+from prometheus_client.core import GaugeMetricFamily
+
+from apps.core import metrics
 
 PENDING, REJECTED = "pending", "rejected"
 
@@ -82,3 +85,10 @@ class Claim:
 
     def release(self) -> None:
         self.handle.close()
+
+
+@metrics.at_scrape
+def _pending_files():
+    # Files, not rows: counting rows would read every file at every scrape.
+    yield GaugeMetricFamily("aka_ledger_spool_pending_files", "Spooled ledger files waiting for replay",
+                            value=len(files(PENDING)))

@@ -2,8 +2,10 @@
 every process writes there; /metrics then aggregates them."""
 
 import os
+from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
 
 REQUESTS = Counter("aka_gateway_requests_total", "Gateway requests by endpoint and status", ["endpoint", "status"])
 LATENCY = Histogram(
@@ -26,11 +28,54 @@ LEDGER_REPLAYED = Counter("aka_ledger_replayed_total", "Spooled ledger rows repl
 METER_EVENTS = Counter("aka_meter_events_total", "Meter events sent to Stripe by outcome", ["outcome"])
 BILLING_DISCREPANCIES = Counter("aka_billing_discrepancies_total", "Days where Stripe's meter differs from the ledger")
 BILLING_REFUSED = Counter("aka_billing_refused_total", "Calls refused by billing", ["reason"])
+# Which model answered a call the upstream served (not the cache), and whether it was a
+# fallback rather than the model the call resolved to; one label value per catalog model.
+SERVED = Counter("aka_gateway_served_total", "Calls answered by an upstream model", ["model", "fallback"])
+# Every failed upstream attempt, retried or not, by provider and kind (apps.providers.errors).
+UPSTREAM_ERRORS = Counter("aka_upstream_errors_total", "Failed upstream attempts", ["provider", "kind"])
+
+
+class _AtScrape:
+    """Gauges read when Prometheus scrapes (queue lengths, backlogs): cheap reads, so
+    nothing has to keep them current, and correct with any number of workers."""
+
+    def __init__(self) -> None:
+        self.readers: list[Callable[[], Iterable[GaugeMetricFamily]]] = []
+
+    def collect(self):
+        for reader in self.readers:
+            try:
+                yield from reader()
+            except Exception:  # a source that cannot be read is left out of this scrape
+                continue
+
+
+_at_scrape = _AtScrape()
+REGISTRY.register(_at_scrape)
+
+
+def at_scrape(reader: Callable[[], Iterable[GaugeMetricFamily]]) -> Callable:
+    """Registers `reader`, which yields gauge families, to run at every scrape."""
+    _at_scrape.readers.append(reader)
+    return reader
+
+
+@at_scrape
+def _celery_queue_length():
+    from django.conf import settings
+
+    from .redis import sync_client
+
+    queue = getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", "celery")
+    gauge = GaugeMetricFamily("aka_celery_queue_length", "Tasks waiting in the Celery queue", labels=["queue"])
+    gauge.add_metric([queue], sync_client().llen(queue))
+    yield gauge
 
 
 def render() -> bytes:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        registry.register(_at_scrape)
         return generate_latest(registry)
     return generate_latest()

@@ -77,9 +77,10 @@ def settings_change(*, tenant, actor, section: Section, values: dict, staff: boo
 
 
 @transaction.atomic
-def key_create(*, tenant, actor, name: str):
-    key, raw = tenant_services.api_key_issue(tenant=tenant, name=name, created_by=actor)
-    audit_changes(tenant=tenant, actor=actor, area="keys", before={}, after={f"{key.prefix} created": key.name})
+def key_create(*, tenant, actor, name: str, scope: str):
+    key, raw = tenant_services.api_key_issue(tenant=tenant, name=name, scope=scope, created_by=actor)
+    audit_changes(tenant=tenant, actor=actor, area="keys", before={},
+                  after={f"{key.prefix} created": f"{key.name} ({key.scope})"})
     return key, raw
 
 

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from apps.audit.selectors import audit_trail
 from apps.cache.selectors import cache_settings_for
 from apps.tenants import selectors as tenant_selectors
+from apps.tenants.forms import ApiKeyForm
 from apps.tenants.services import LastOwner
 
 from . import selectors, services
@@ -108,7 +109,7 @@ def call_detail(request, request_id):
 
 def _keys_context(request, **extra):
     return {"tenant": request.tenant, "keys": tenant_selectors.api_key_list(tenant=request.tenant),
-            "can_manage": request.membership.can_manage, "form": KeyNameForm(), **extra}
+            "can_manage": request.membership.can_manage, "form": ApiKeyForm(), **extra}
 
 
 @tenant_member
@@ -120,10 +121,11 @@ def keys(request):
 @tenant_member(manage=True)
 @require_POST
 def key_create(request):
-    form = KeyNameForm(request.POST)
+    form = ApiKeyForm(request.POST)
     context = {"form": form}
     if form.is_valid():
-        key, raw = services.key_create(tenant=request.tenant, actor=request.user, name=form.cleaned_data["name"])
+        key, raw = services.key_create(tenant=request.tenant, actor=request.user, name=form.cleaned_data["name"],
+                                       scope=form.cleaned_data["scope"])
         context = {"new_key": key, "raw_key": raw}
     template = "dashboard/keys.html#key-panel" if request.htmx else "dashboard/keys.html"
     response = render(request, template, _keys_context(request, **context))

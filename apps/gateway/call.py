@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from apps.cache.services import Miss, Plan
+from apps.core import logs
 from apps.core.llm import ChatResult, Usage
 from apps.providers.catalog import ModelInfo
 from apps.providers.dispatch import Outcome
@@ -59,6 +60,9 @@ class Call:
     latency_ms: float | None = None
     # Record
     ledger: bool = True                       # listing models is not a call
+
+    def __post_init__(self) -> None:
+        logs.request_id.set(self.request_id)  # every log line about this call names it
 
     @property
     def hit(self) -> bool:

@@ -335,6 +335,9 @@ async def end(call: Call) -> None:
     call.stop_clock()
     metrics.REQUESTS.labels(call.endpoint, str(call.status)).inc()
     metrics.LATENCY.labels(call.endpoint).observe(call.latency_ms / 1000)
+    if call.served is not None and call.status == 200 and not call.hit:
+        fallback = call.model is not None and call.served.id != call.model.id
+        metrics.SERVED.labels(call.served.id, "yes" if fallback else "no").inc()
     if call.principal is None or not call.ledger:
         return  # never authenticated (metrics only), or not a call (the model list)
     routing.observe(failed=call.outcome.failed, served=call.served.id if call.served and call.status == 200 else None)

@@ -94,7 +94,8 @@ async def body(call: Call, writer, stream_error: Callable[[ApiError], bytes],
                                              finish_reason=finish_reason, usage=event.usage)
     except UpstreamError as error:
         # Never a clean end after a truncated answer: the client gets an error event.
-        call.status, call.error_type = 502, "upstream_stream_cut"
+        stalled = error.kind == "upstream_timeout"  # no chunk within the model's stall timeout
+        call.status, call.error_type = (504, "upstream_stream_stalled") if stalled else (502, "upstream_stream_cut")
         yield stream_error(error.as_api_error())
     except Exception:
         log.exception("stream %s failed", call.request_id)

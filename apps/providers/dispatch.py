@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from apps.core import metrics
 from apps.core.llm import ChatRequest, ChatResult, Usage
 
 from .adapters import adapter_for
@@ -62,13 +63,18 @@ async def _each_attempt(chain: list[ModelInfo], outcome: Outcome):
             return
 
 
+def _failed(outcome: Outcome, model: ModelInfo, error: UpstreamError) -> None:
+    outcome.last_error = error
+    outcome.failed.append(model.id)
+    metrics.UPSTREAM_ERRORS.labels(model.provider, error.kind).inc()
+
+
 async def complete(req: ChatRequest, chain: list[ModelInfo], outcome: Outcome) -> ChatResult:
     async for model in _each_attempt(chain, outcome):
         try:
             result = await adapter_for(model.provider).complete(req, model)
         except UpstreamError as error:
-            outcome.last_error = error
-            outcome.failed.append(model.id)
+            _failed(outcome, model, error)
             continue
         outcome.last_error = None
         return result
@@ -82,8 +88,7 @@ async def open_stream(req: ChatRequest, chain: list[ModelInfo], outcome: Outcome
         try:
             first = await anext(events)
         except UpstreamError as error:
-            outcome.last_error = error
-            outcome.failed.append(model.id)
+            _failed(outcome, model, error)
             await events.aclose()
             continue
         outcome.last_error = None
@@ -98,7 +103,7 @@ async def embed(data: dict, chain: list[ModelInfo], outcome: Outcome) -> tuple[M
         try:
             body, usage = await adapter_for(model.provider).embed(data, model)
         except UpstreamError as error:
-            outcome.last_error = error
+            _failed(outcome, model, error)
             continue
         outcome.last_error = None
         return model, body, usage

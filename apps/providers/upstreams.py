@@ -4,6 +4,7 @@ With AKA_SIMULATOR_URL set, every provider without a real key of its own is serv
 the upstream simulator (demo, tests, benchmarks)."""
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
 
@@ -39,3 +40,16 @@ def upstream_for(provider: str) -> Upstream:
     if settings.AKA_SIMULATOR_URL and not key and not base:
         return Upstream(settings.AKA_SIMULATOR_URL.rstrip("/") + SIMULATOR_PATHS[provider], "simulator")
     return Upstream((base or DEFAULT_BASE_URLS[provider]).rstrip("/"), key)
+
+
+@lru_cache(maxsize=8)
+def _stall_overrides(spec: str) -> dict[str, float]:
+    pairs = (item.split("=", 1) for item in spec.split(",") if "=" in item)
+    return {model.strip(): float(seconds) for model, seconds in pairs}
+
+
+def stall_timeout(model_id: str) -> float:
+    """Seconds a model may keep us waiting for its first byte, or between two chunks, before
+    the call gives up on it (and, before the first byte, falls back to the next model):
+    AKA_UPSTREAM_STALL_TIMEOUTS ("model=seconds,...") or AKA_UPSTREAM_READ_TIMEOUT."""
+    return _stall_overrides(settings.AKA_UPSTREAM_STALL_TIMEOUTS).get(model_id, settings.AKA_UPSTREAM_READ_TIMEOUT)

@@ -1,11 +1,13 @@
 """DRF authentication and permission for the management API (/api/...).
 
-A request is either an API key (acting for its tenant, with admin rights) or a logged-in
-user acting for the tenant chosen in the session. Both end with `request.tenant` and
+A request is either an API key issued with the `admin` scope (acting for its tenant, with
+admin rights; an `inference` key is refused with 403) or a logged-in user acting for the
+tenant chosen in the session. Both end with `request.tenant` and
 `request.can_manage` set.
 """
 
 from django.http import Http404
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
@@ -13,7 +15,7 @@ from rest_framework.permissions import BasePermission
 from apps.core.errors import ApiError
 
 from .keyauth import Principal, extract_key, resolve_key
-from .models import Tenant
+from .models import ApiKey, Tenant
 from .sessions import session_membership
 
 
@@ -48,6 +50,16 @@ class ApiKeyAuthentication(BaseAuthentication):
         return "Bearer"
 
 
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    """How the OpenAPI schema (/api/schema/) describes key authentication."""
+
+    target_class = ApiKeyAuthentication
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "An API key issued with the admin scope."}
+
+
 class IsTenantMember(BasePermission):
     """Resolves the calling tenant; members read, owners/admins (and keys) write."""
 
@@ -56,6 +68,10 @@ class IsTenantMember(BasePermission):
         if user is None or not user.is_authenticated:
             return False
         if isinstance(request.auth, Principal):
+            if request.auth.scope != ApiKey.Scope.ADMIN:
+                raise exceptions.PermissionDenied(
+                    "This API key may only call the gateway (/v1/). The management API needs a key"
+                    " issued with the admin scope.")
             request.tenant = Tenant.objects.select_related("plan").get(pk=request.auth.tenant_id)
             request.can_manage = True
         else:

@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib.auth import get_user_model, password_validation
 
+from .models import ApiKey
+
 
 class SignupForm(forms.Form):
     organisation = forms.CharField(max_length=200, label="Organisation")
@@ -8,10 +10,8 @@ class SignupForm(forms.Form):
     password = forms.CharField(widget=forms.PasswordInput, strip=False)
 
     def clean_email(self):
-        email = self.cleaned_data["email"].lower()
-        if get_user_model().objects.filter(username=email).exists():
-            raise forms.ValidationError("An account with this email already exists. Log in instead.")
-        return email
+        # Whether the email has an account is never said here (apps.tenants.signups).
+        return self.cleaned_data["email"].lower()
 
     def clean(self):
         cleaned = super().clean()
@@ -26,3 +26,7 @@ class SignupForm(forms.Form):
 
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100)
+    scope = forms.ChoiceField(choices=ApiKey.Scope.choices, initial=ApiKey.Scope.INFERENCE, required=False)
+
+    def clean_scope(self):
+        return self.cleaned_data["scope"] or ApiKey.Scope.INFERENCE

@@ -36,6 +36,7 @@ class Principal:
     tenant_rpm: int
     key_rpm: int
     log_prompts: bool = False
+    scope: str = ApiKey.Scope.INFERENCE
 
 
 _last_used_written: dict[str, float] = {}
@@ -76,6 +77,7 @@ def _load(digest: str) -> Principal | None:
         tenant_rpm=tenant.effective_rpm,
         key_rpm=tenant.effective_key_rpm,
         log_prompts=tenant.log_prompts,
+        scope=key.scope,
     )
 
 

@@ -64,8 +64,15 @@ class Membership(TenantOwned):
 
 
 class ApiKey(TenantOwned):
+    class Scope(models.TextChoices):
+        # Calls the gateway (/v1/) only: what an application embeds.
+        INFERENCE = "inference"
+        # Also the management API (keys, settings, cache purges): issued only on request.
+        ADMIN = "admin"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=100)
+    scope = models.CharField(max_length=20, choices=Scope.choices, default=Scope.INFERENCE)
     # First characters of the key, enough for a person to recognise it; never the secret.
     prefix = models.CharField(max_length=16)
     secret_hash = models.CharField(max_length=64, unique=True)

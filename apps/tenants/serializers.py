@@ -6,12 +6,13 @@ from .models import ApiKey, Tenant
 class ApiKeySerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+        fields = ["id", "name", "scope", "prefix", "created_at", "last_used_at", "revoked_at"]
         read_only_fields = fields
 
 
 class ApiKeyCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
+    scope = serializers.ChoiceField(choices=ApiKey.Scope.choices, default=ApiKey.Scope.INFERENCE)
 
 
 class TenantSettingsSerializer(serializers.ModelSerializer):

@@ -55,15 +55,20 @@ def _billing_onboard(tenant_id: int) -> None:
 
 
 @transaction.atomic
-def signup(*, email: str, password: str, organisation: str) -> tuple[Tenant, object, str]:
-    """Sign-up creates the tenant, its owner and a first key. The key is returned once."""
-    tenant, user = tenant_create(name=organisation, owner_email=email, owner_password=password)
+def signup(*, email: str, password_hash: str, organisation: str) -> tuple[Tenant, object, str]:
+    """A confirmed sign-up (apps.tenants.signups) creates the tenant, its owner (with the
+    password hashed when it was asked for) and a first key. The key is returned once."""
+    tenant, user = tenant_create(name=organisation, owner_email=email, owner_password=None)
+    user.password = password_hash
+    user.save(update_fields=["password"])
     _, raw = api_key_issue(tenant=tenant, name="Default key", created_by=user)
     return tenant, user, raw
 
 
-def api_key_issue(*, tenant: Tenant, name: str, created_by=None) -> tuple[ApiKey, str]:
-    """Issues a key; the clear secret is returned here and never stored."""
+def api_key_issue(*, tenant: Tenant, name: str, created_by=None,
+                  scope: str = ApiKey.Scope.INFERENCE) -> tuple[ApiKey, str]:
+    """Issues a key (for inference unless `scope` says admin); the clear secret is
+    returned here and never stored."""
     raw = keys.generate()
     key = ApiKey.objects.for_tenant(tenant).create(
         tenant=tenant,
@@ -71,6 +76,7 @@ def api_key_issue(*, tenant: Tenant, name: str, created_by=None) -> tuple[ApiKey
         prefix=keys.display_prefix(raw),
         secret_hash=keys.secret_hash(raw),
         created_by=created_by,
+        scope=ApiKey.Scope(scope),
     )
     return key, raw
 

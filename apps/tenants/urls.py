@@ -4,6 +4,9 @@ from . import api, views
 
 urlpatterns = [
     path("signup/", views.signup, name="signup"),
+    path("signup/confirm/<str:token>/", views.signup_confirm, name="signup-confirm"),
+    # Ahead of django.contrib.auth.urls, which has the same path unthrottled.
+    path("password_reset/", views.ThrottledPasswordReset.as_view(), name="password_reset"),
 ]
 
 api_urlpatterns = [

@@ -9,6 +9,7 @@ from playwright.sync_api import sync_playwright
 
 from apps.tenants.models import ApiKey, Tenant
 from tests import factories
+from tests.conftest import GATEWAY_MAIL_DIR
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is installed by scripts/bootstrap.sh")
@@ -57,6 +58,10 @@ def test_signup_shows_the_key_once_and_the_owner_can_log_in_again(page, gateway)
     page.fill("input[name=email]", "eve@example.com")
     page.fill("input[name=password]", "a-long-browser-passphrase-3")
     page.click("button[type=submit]")
+    page.get_by_text("Check your email").wait_for()
+    mails = "".join(path.read_text() for path in GATEWAY_MAIL_DIR.iterdir())
+    page.goto(re.search(r"http://\S+/accounts/signup/confirm/\S+/", mails).group(0))
+    page.click("text=Create my account")
     raw = page.get_by_test_id("raw-key").inner_text()
     # Each page finishes loading before the next is opened, which would cancel its
     # stylesheet and scripts (and count them as failed).

@@ -36,8 +36,8 @@ def test_owner_changes_cache_settings(party):
     assert stored(party.tenant) == {**DEFAULTS, "threshold": 0.97, "user_scope": True}
 
 
-def test_a_key_may_change_its_tenants_cache_settings(party):
-    _, raw = factories.make_key(party.tenant)
+def test_an_admin_key_may_change_its_tenants_cache_settings(party):
+    _, raw = factories.make_key(party.tenant, scope="admin")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert client.patch("/api/cache/settings/", {"enabled": False}, format="json").json()["enabled"] is False

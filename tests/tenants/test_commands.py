@@ -2,6 +2,7 @@ import re
 from io import StringIO
 
 from django.core.management import call_command
+from django.http import HttpRequest
 
 from apps.tenants.keyauth import resolve_key
 from apps.tenants.models import Tenant
@@ -37,5 +38,5 @@ def test_demo_setup_is_idempotent_and_its_login_works(db, client):
                                                  "--reuse-key", key).split()
     assert (again_email, again_key) == (email, key)
     assert Tenant.objects.filter(slug="demo").count() == 1
-    assert client.login(username=email, password="second-password-2")
+    assert client.login(request=HttpRequest(), username=email, password="second-password-2")
     assert resolve_key(key).tenant_id == Tenant.objects.get(slug="demo").pk

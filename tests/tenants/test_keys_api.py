@@ -38,7 +38,7 @@ def test_owner_creates_lists_and_revokes_a_key(party):
 
 
 def test_key_authenticates_the_api_for_its_own_tenant(party):
-    _, raw = factories.make_key(party.tenant, "automation")
+    _, raw = factories.make_key(party.tenant, "automation", scope="admin")
     factories.make_key(party.other_tenant, "theirs")
     response = key_client(raw).get("/api/keys/")
     assert response.status_code == 200
@@ -57,7 +57,7 @@ def test_member_may_list_but_not_create_or_revoke(party):
 @pytest.mark.parametrize("method", ["get", "delete"])
 def test_outsider_gets_404_for_every_key_endpoint(party, method):
     key, raw = factories.make_key(party.tenant)
-    _, outsider_raw = factories.make_key(party.other_tenant)
+    _, outsider_raw = factories.make_key(party.other_tenant, scope="admin")
     for api in (client_for(party.charlie), key_client(outsider_raw)):
         response = getattr(api, method)(f"/api/keys/{key.pk}/")
         assert response.status_code == 404
@@ -75,7 +75,7 @@ def test_anonymous_and_bad_key_are_refused(db):
 
 
 def test_revoked_key_cannot_use_the_api(party):
-    key, raw = factories.make_key(party.tenant)
+    key, raw = factories.make_key(party.tenant, scope="admin")
     api = key_client(raw)
     assert api.get("/api/keys/").status_code == 200
     api.delete(f"/api/keys/{key.pk}/")

@@ -5,13 +5,14 @@ from collections.abc import AsyncIterator
 
 import httpx
 import orjson
+from django.conf import settings
 
 from apps.core.llm import ChatRequest, ChatResult, Delta, Final, Finish
 
 from ..catalog import ModelInfo
 from ..errors import UpstreamError
 from ..http import client
-from ..upstreams import Upstream, upstream_for
+from ..upstreams import Upstream, stall_timeout, upstream_for
 
 StreamEvent = Delta | Finish | Final
 
@@ -52,6 +53,12 @@ def error_from_exception(exc: Exception) -> UpstreamError:
     return UpstreamError(502, f"upstream connection failed ({exc.__class__.__name__})", retryable=True)
 
 
+def _timeout(model: ModelInfo) -> httpx.Timeout:
+    # httpx's read timeout bounds each wait for bytes: the first byte and every gap after it.
+    return httpx.Timeout(connect=settings.AKA_UPSTREAM_CONNECT_TIMEOUT, read=stall_timeout(model.id),
+                         write=10.0, pool=10.0)
+
+
 class Adapter:
     provider: str
 
@@ -83,6 +90,7 @@ class Adapter:
                 self.url(upstream, model, stream=False),
                 content=orjson.dumps(self.payload(req, model)),
                 headers=self.headers(upstream),
+                timeout=_timeout(model),
             )
         except httpx.HTTPError as exc:
             raise error_from_exception(exc) from exc
@@ -102,6 +110,7 @@ class Adapter:
             self.url(upstream, model, stream=True),
             content=orjson.dumps(self.payload(req, model)),
             headers=self.headers(upstream),
+            timeout=_timeout(model),
         )
         try:
             response = await client().send(request, stream=True)

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.tenants import services
-from apps.tenants.models import Plan
+from apps.tenants.models import ApiKey, Plan
 
 
 class Command(BaseCommand):
@@ -14,6 +14,8 @@ class Command(BaseCommand):
         parser.add_argument("--plan", default=services.DEFAULT_PLAN, help="plan name (Starter, Growth, Scale)")
         parser.add_argument("--slug")
         parser.add_argument("--key", action="store_true", help="also issue an API key and print it")
+        parser.add_argument("--key-scope", choices=ApiKey.Scope.values, default=ApiKey.Scope.INFERENCE,
+                            help="the first key's scope (admin also opens the management API)")
         parser.add_argument("--rate-limit", type=int, help="requests per minute for the tenant and each key (0: none)")
 
     def handle(self, *args, **opts):
@@ -27,5 +29,6 @@ class Command(BaseCommand):
             services.tenant_set_rate_limits(tenant=tenant, rpm=opts["rate_limit"], key_rpm=opts["rate_limit"])
         self.stdout.write(f"tenant {tenant.slug} (id {tenant.pk}) owner {user.email} plan {tenant.plan.name}")
         if opts["key"]:
-            _, raw = services.api_key_issue(tenant=tenant, name="Default key", created_by=user)
+            _, raw = services.api_key_issue(tenant=tenant, name="Default key", created_by=user,
+                                           scope=opts["key_scope"])
             self.stdout.write(raw)

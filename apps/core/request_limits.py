@@ -1,0 +1,65 @@
+"""What a request may hold, checked before any view runs (akaplatform/asgi.py).
+
+- Headers: at most AKA_MAX_HEADERS of them and AKA_MAX_HEADER_BYTES in all, else 431.
+  uvicorn with httptools accepts any number and size (a 1 MB header, 5,000 headers).
+- The body: neither ASGI server bounds how long a client may take to send the body it
+  announced, so `content-length: 100` and ten bytes held a connection (and a request
+  task) open for ever. `bounded_receive` wraps the ASGI `receive` so the body must
+  arrive within AKA_BODY_READ_TIMEOUT seconds of the first read; later reads (a
+  streaming response waiting for a disconnect) are not bounded.
+Headers that never finish, and connections that never send a request, are the proxy's
+to bound (deploy/k8s: the Ingress's client header and keep-alive timeouts).
+"""
+
+import asyncio
+import json
+
+from django.conf import settings
+
+
+class BodyReadTimeout(Exception):
+    pass
+
+
+def bounded_receive(receive):
+    deadline: float | None = None
+    complete = False
+
+    async def bounded():
+        nonlocal deadline, complete
+        if complete:
+            return await receive()
+        loop = asyncio.get_running_loop()
+        deadline = deadline or loop.time() + settings.AKA_BODY_READ_TIMEOUT
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
+        except TimeoutError:
+            raise BodyReadTimeout from None
+        complete = message["type"] != "http.request" or not message.get("more_body")
+        return message
+
+    return bounded
+
+
+MESSAGE = "The request body did not arrive in time."
+
+
+def headers_too_large(scope) -> bool:
+    headers = scope["headers"]
+    return (len(headers) > settings.AKA_MAX_HEADERS
+            or sum(len(name) + len(value) for name, value in headers) > settings.AKA_MAX_HEADER_BYTES)
+
+
+async def refuse(send, status: int, message: str, code: str) -> None:
+    """A JSON error that closes the connection (whatever the client sent after it, an
+    unread body for one, would be taken for the next request)."""
+    body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "code": code}})
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"connection", b"close"),
+        (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body.encode()})
+
+
+async def send_timeout(send) -> None:
+    await refuse(send, 408, MESSAGE, "body_timeout")

@@ -1,0 +1,77 @@
+"""The production server (akaplatform/server.py) bounds what a client can hold: a body
+that never finishes, an oversized header block and thousands of headers. Run against the
+exact command production uses, on a loopback port. (Headers that never finish, and idle
+connections, are bounded by the proxy in front: neither server offers it for a fresh
+connection; see apps/core/request_limits.py.)"""
+
+import socket
+import time
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+
+from akaplatform.server import command
+from tests.live import start_server
+
+BODY_TIMEOUT = 1.0
+
+
+@pytest.fixture(scope="module")
+def server(django_db_setup, simulator):
+    db = settings.DATABASES["default"]
+    argv = command(host="127.0.0.1", port="{port}", workers=1)
+    url, stop = start_server(argv, "/healthz", name="production server", timeout=120, env={
+        "DATABASE_URL": f"postgresql://{db['USER']}@{quote(db['HOST'], safe='')}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL, "AKA_SIMULATOR_URL": simulator,
+        "AKA_BODY_READ_TIMEOUT": str(BODY_TIMEOUT)})
+    yield int(url.rsplit(":", 1)[1])
+    stop()
+
+
+def exchange(port: int, payload: bytes, wait: float = 10.0) -> tuple[bytes, float]:
+    """Sends `payload`, reads until the server closes the connection; (bytes, seconds)."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(wait)
+        started = time.monotonic()
+        sock.sendall(payload)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except TimeoutError:
+            pytest.fail(f"the connection was still open after {wait} s; got {received[:80]!r}")
+        except ConnectionResetError:
+            pass
+        return received, time.monotonic() - started
+
+
+def incomplete(path: bytes) -> bytes:
+    return (b"POST " + path + b" HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            b"content-length: 100\r\n\r\n{\"model\":")
+
+
+def test_a_gateway_body_that_never_finishes_gets_408_in_json_and_is_closed(server):
+    received, _ = exchange(server, incomplete(b"/v1/chat/completions"))
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408")
+    assert b'"code":"body_timeout"' in body.replace(b" ", b"")
+
+
+def test_a_management_api_body_that_never_finishes_gets_408_and_is_closed(server):
+    received, _ = exchange(server, incomplete(b"/api/keys/"))
+    assert received.startswith(b"HTTP/1.1 408")
+
+
+@pytest.mark.parametrize("headers", [
+    b"x-big: " + b"a" * 1_000_000 + b"\r\n",
+    b"".join(b"x-h%d: v\r\n" % n for n in range(5000)),
+], ids=["one 1 MB header", "5000 headers"])
+def test_oversized_header_blocks_are_refused(server, headers):
+    received, _ = exchange(server, b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n" + headers + b"\r\n")
+    assert received.startswith(b"HTTP/1.1 431")
+
+
+def test_an_ordinary_request_is_served(server):
+    received, _ = exchange(server, b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
+    assert received.startswith(b"HTTP/1.1 200")
