@@ -28,7 +28,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from . import answers, anthropic_wire, gemini_wire, openai_wire, truth
-from .asgi import read_body, reset_connection, respond, send_bytes, stream, wait_disconnect
+from .asgi import read_body, read_json_object, reset_connection, respond, send_bytes, stream, wait_disconnect
 from .errors import WireError
 from .faults import STALL_SECONDS, FaultBook, valid_kind
 from .profiles import Profile, load_profiles
@@ -320,15 +320,9 @@ class Simulator:
     # --- /_sim/faults ---------------------------------------------------------------
 
     async def _arm_fault(self, receive, send) -> None:
-        body = await read_body(receive)
-        if body is None:
+        data = await read_json_object(receive, send)
+        if data is None:
             return
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            data = None
-        if not isinstance(data, dict):
-            return await send_bytes(send, 400, b'{"error":"expected a JSON object"}')
         model = data.get("model") or "*"
         kind = str(data.get("kind", "")).lower()
         times = data.get("times")

@@ -22,6 +22,8 @@ import asyncio
 import socket
 import struct
 
+import orjson
+
 JSON = b"application/json"
 _LINGER_RST = struct.pack("ii", 1, 0)
 
@@ -168,3 +170,19 @@ async def stream(
     finally:
         if not watcher.done():
             watcher.cancel()
+
+
+async def read_json_object(receive, send) -> dict | None:
+    """A side endpoint's JSON object body; None when the client left or (after a 400) when
+    the body was not one."""
+    body = await read_body(receive)
+    if body is None:
+        return None
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        await send_bytes(send, 400, b'{"error":"expected a JSON object"}')
+        return None
+    return data

@@ -18,7 +18,7 @@ import orjson
 
 from . import answers
 from .answers import Completion, Conversation
-from .asgi import read_body, send_bytes
+from .asgi import read_json_object, send_bytes
 from .replay import ReplayBook
 from .skills import DETECTABLE, KINDS, LENGTHS, SHARED, Skills
 
@@ -65,15 +65,9 @@ class GroundTruth:
             return await send_bytes(send, 200, b'{"tasks":0}')
         if method != "POST" or path == "/_sim/replay":
             return await send_bytes(send, 405, b'{"error":"method not allowed"}')
-        body = await read_body(receive)
-        if body is None:
+        data = await read_json_object(receive, send)
+        if data is None:
             return
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            data = None
-        if not isinstance(data, dict):
-            return await send_bytes(send, 400, b'{"error":"expected a JSON object"}')
         if path == "/_sim/verdict":
             model, prompt = data.get("model"), data.get("prompt")
             if not isinstance(model, str) or not isinstance(prompt, str):

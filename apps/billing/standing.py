@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 from apps.core import metrics
 from apps.core.errors import ApiError
-from apps.core.redis import async_client
+from apps.core.redis import Script
 from apps.core.snapshots import Snapshots
 from apps.tenants.models import Tenant
 
@@ -83,16 +83,8 @@ def quota_key(tenant_id: int, when: datetime | None = None) -> str:
     return f"quota:{tenant_id}:{(when or datetime.now(UTC)):%Y%m}"
 
 
-_scripts: dict[int, object] = {}
 _near: dict[int, bool] = {}
-
-
-def _script():
-    client = async_client()
-    script = _scripts.get(id(client))
-    if script is None:
-        script = _scripts[id(client)] = client.register_script(_QUOTA_SCRIPT)
-    return script
+_script = Script(_QUOTA_SCRIPT)
 
 
 async def quota_count(*, tenant_id: int) -> None:
@@ -101,7 +93,7 @@ async def quota_count(*, tenant_id: int) -> None:
     if not cap:
         return
     try:
-        count = await _script()(keys=[quota_key(tenant_id)], args=[cap, QUOTA_TTL_SECONDS])
+        count = await _script(keys=[quota_key(tenant_id)], args=[cap, QUOTA_TTL_SECONDS])
     except (RedisError, OSError) as exc:
         # Fail open. The rate limit's check just before this one has already counted the
         # call in aka_degraded_total and warned (at most every few seconds).

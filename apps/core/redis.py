@@ -37,3 +37,19 @@ async_client = PerLoop(lambda: aioredis.Redis(connection_pool=aioredis.BlockingC
     socket_timeout=ASYNC_TIMEOUT_SECONDS,
     retry=Retry(NoBackoff(), 0),
 )))
+
+
+class Script:
+    """A Lua script registered once per async client (one per event loop), so calls send
+    only its hash."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._registered: dict[int, object] = {}
+
+    def __call__(self, *, keys: list, args: list):
+        client = async_client()
+        script = self._registered.get(id(client))
+        if script is None:
+            script = self._registered[id(client)] = client.register_script(self.source)
+        return script(keys=keys, args=args)

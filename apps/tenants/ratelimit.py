@@ -16,7 +16,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from apps.core import metrics
 from apps.core.errors import ApiError
-from apps.core.redis import async_client
+from apps.core.redis import Script
 
 from .keyauth import Principal
 
@@ -68,18 +68,12 @@ end
 return {1, 0, 0, remaining[1], remaining[2]}
 """
 
-_scripts: dict[int, object] = {}
 _tenant_remaining: dict[int, int] = {}
 _key_remaining: dict[str, int] = {}
 _degraded = {"warned_at": float("-inf"), "unwarned": 0}
 
 
-def _script():
-    client = async_client()
-    script = _scripts.get(id(client))
-    if script is None:
-        script = _scripts[id(client)] = client.register_script(_SCRIPT)
-    return script
+_script = Script(_SCRIPT)
 
 
 def _remember(seen: dict, scope_id, remaining: int) -> None:
@@ -114,7 +108,7 @@ async def enforce(principal: Principal) -> None:
     """Counts this request against the tenant's and the key's limits; 429 when over.
     Returns without counting when Redis is unavailable."""
     try:
-        allowed, scope, retry_after, tenant_left, key_left = await _script()(
+        allowed, scope, retry_after, tenant_left, key_left = await _script(
             keys=[f"rl:t:{principal.tenant_id}", f"rl:k:{principal.api_key_id}"],
             args=[principal.tenant_rpm, principal.key_rpm],
         )

@@ -1,8 +1,6 @@
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.cache.services import cache_settings_update
-from apps.tenants.models import Tenant
+from ..settings_change import change_settings
 
 
 def _rate(text: str) -> float | None:
@@ -24,13 +22,6 @@ class Command(BaseCommand):
         parser.add_argument("target", type=_rate, help="e.g. 1%% or 0.01, or off")
 
     def handle(self, *args, **opts):
-        try:
-            tenant = Tenant.objects.get(slug=opts["tenant"])
-        except Tenant.DoesNotExist:
-            raise CommandError(f"no tenant with slug {opts['tenant']}") from None
-        try:
-            changed = cache_settings_update(tenant=tenant, changes={"target_wrong_hit_rate": opts["target"]})
-        except ValidationError as err:
-            raise CommandError("; ".join(err.messages)) from None
+        tenant, changed = change_settings(opts["tenant"], {"target_wrong_hit_rate": opts["target"]})
         target = changed.target_wrong_hit_rate
         self.stdout.write(f"{tenant.slug} cache target wrong-hit rate {'off' if target is None else f'{target:.2%}'}")

@@ -1,8 +1,6 @@
-from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from apps.cache.services import cache_settings_update
-from apps.tenants.models import Tenant
+from ..settings_change import change_settings
 
 
 class Command(BaseCommand):
@@ -13,12 +11,5 @@ class Command(BaseCommand):
         parser.add_argument("threshold", type=float)
 
     def handle(self, *args, **opts):
-        try:
-            tenant = Tenant.objects.get(slug=opts["tenant"])
-        except Tenant.DoesNotExist:
-            raise CommandError(f"no tenant with slug {opts['tenant']}") from None
-        try:
-            changed = cache_settings_update(tenant=tenant, changes={"threshold": opts["threshold"]})
-        except ValidationError as err:
-            raise CommandError("; ".join(err.messages)) from None
+        tenant, changed = change_settings(opts["tenant"], {"threshold": opts["threshold"]})
         self.stdout.write(f"{tenant.slug} cache threshold {changed.threshold}")
