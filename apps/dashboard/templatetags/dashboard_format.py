@@ -40,3 +40,9 @@ def ms(value) -> str:
 @register.filter
 def times(value) -> str:
     return DASH if value is None else f"{value:,.1f}×"
+
+
+@register.filter
+def cents(value) -> str:
+    """An amount in integer cents (invoices), as dollars and cents."""
+    return DASH if value is None else f"${Decimal(value) / 100:,.2f}"
