@@ -217,8 +217,13 @@ def settings_save(request, section_key):
     form = section.form(request.POST, prefix=section.key)
     if not form.is_valid():
         return render(request, "dashboard/settings.html", _settings_context(request, bound=form), status=400)
-    changed = services.settings_change(tenant=request.tenant, actor=request.user, section=section,
-                                       values=form.cleaned_data)
+    try:
+        changed = services.settings_change(tenant=request.tenant, actor=request.user, section=section,
+                                           values=form.cleaned_data)
+    except ValueError as refused:  # the owning app's own checks (routing's pool against the catalog)
+        for name, message in getattr(refused, "errors", {None: str(refused)}).items():
+            form.add_error(name if name in form.fields else None, message)
+        return render(request, "dashboard/settings.html", _settings_context(request, bound=form), status=400)
     messages.success(request, f"{section.title}: saved ({', '.join(changed) or 'no changes'}).")
     return redirect("dashboard:settings")
 

@@ -23,7 +23,7 @@ PAGES = {
     "/calls/": 6,
     "/calls/?cache=miss&status=ok": 6,
     "/keys/": 4,
-    "/settings/": 10,
+    "/settings/": 11,
     "/invoices/": 5,  # the invoices, and the running totals of the one draft
 }
 STAFF_PAGES = {"/staff/": 3, "/staff/audit/": 3, "/staff/tenants/{tenant}/": 5}
