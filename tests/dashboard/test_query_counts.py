@@ -1,13 +1,14 @@
 """Every page's number of queries, pinned: it must not grow with the tenant's calls, keys
 or members (each page reads rollups or one page of rows, never one query per row)."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from apps.billing import invoices
+from apps.billing.models import MeterDiscrepancy
 from apps.dashboard.rollups import rollups_refresh
 from apps.tenants.models import Membership
 from tests import factories
@@ -26,7 +27,7 @@ PAGES = {
     "/settings/": 11,
     "/invoices/": 5,  # the invoices, and the running totals of the one draft
 }
-STAFF_PAGES = {"/staff/": 3, "/staff/audit/": 3, "/staff/tenants/{tenant}/": 5}
+STAFF_PAGES = {"/staff/": 4, "/staff/audit/": 3, "/staff/tenants/{tenant}/": 5}
 
 
 def populate(party, scale: int):
@@ -60,6 +61,9 @@ def test_tenant_pages_query_counts(client, party, django_assert_num_queries, sca
 @pytest.mark.parametrize("scale", [1, 4])
 def test_staff_pages_query_counts(client, party, django_assert_num_queries, scale):
     populate(party, scale)
+    for day in range(1, scale + 1):  # reconciliation flags, shown with their tenants
+        MeterDiscrepancy.objects.for_tenant(party.tenant).create(tenant=party.tenant, day=date(2026, 5, day), ours=day,
+                                                                 stripes=0)
     client.force_login(get_user_model().objects.create_user("ops", "ops@x.test", "x", is_staff=True))
     for url, queries in STAFF_PAGES.items():
         with django_assert_num_queries(queries):

@@ -46,3 +46,8 @@ def times(value) -> str:
 def cents(value) -> str:
     """An amount in integer cents (invoices), as dollars and cents."""
     return DASH if value is None else f"${Decimal(value) / 100:,.2f}"
+
+
+@register.filter
+def minus(value, other):
+    return None if value is None or other is None else value - other
