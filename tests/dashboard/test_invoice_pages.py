@@ -43,7 +43,7 @@ def test_an_invoice_pages_its_lines_oldest_first_through_htmx(client, party, may
     made, invoice = may
     client.force_login(party.bob)
     page = client.get(f"/invoices/{invoice.pk}/").content.decode()
-    assert invoice.number in page and "$14.40" in page and 'data-testid="stripe-invoice"' not in page
+    assert invoice.number in page and "$14.40" in page and "Tax (20%)" in page and 'data-testid="stripe-invoice"' not in page
     seen = re.findall(r"/calls/(req_\w+)/", page)
     assert len(seen) == 50
     while (cursor := re.search(r'\?after=([^"]+)"', page)) is not None:

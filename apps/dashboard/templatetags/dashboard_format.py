@@ -51,3 +51,9 @@ def cents(value) -> str:
 @register.filter
 def minus(value, other):
     return None if value is None or other is None else value - other
+
+
+@register.filter
+def basis_points(value) -> str:
+    """A rate in basis points (1/100 of a percent), as a percentage."""
+    return DASH if value is None else f"{value / 100:g}%"
