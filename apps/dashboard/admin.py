@@ -1,9 +1,19 @@
-"""Admin for the dashboard's rollups, and for the ledger and billing settings, which the
-billing app does not register itself (it has no admin module)."""
+"""Admin for the dashboard's rollups, and for the ledger and the billing app's tables,
+which the billing app does not register itself (it has no admin module)."""
 
 from django.contrib import admin
 
-from apps.billing.models import BillingSettings, CallRecord
+from apps.billing.models import (
+    BillingAccount,
+    BillingSettings,
+    CallRecord,
+    Invoice,
+    MeterDiscrepancy,
+    MeterWindow,
+    PlanBilling,
+    StripeCatalog,
+    WebhookEvent,
+)
 from apps.tenants.admin import AcrossTenantsAdmin
 
 from .models import CallRollup, LatencyRollup, RollupState
@@ -38,6 +48,59 @@ class BillingSettingsAdmin(AcrossTenantsAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ["tenant"] if obj else []
+
+
+@admin.register(BillingAccount)
+class BillingAccountAdmin(ReadOnly, AcrossTenantsAdmin):
+    list_display = ["tenant", "stripe_customer_id", "subscription_status", "has_payment_method", "unpaid_since",
+                    "monthly_call_cap", "updated_at"]
+    list_filter = ["subscription_status", "has_payment_method"]
+    search_fields = ["tenant__slug", "stripe_customer_id"]
+    list_select_related = ["tenant"]
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ReadOnly, AcrossTenantsAdmin):
+    list_display = ["number", "tenant", "period_start", "status", "calls", "late_calls", "subtotal_cents",
+                    "tax_cents", "total_cents", "stripe_invoice_id", "paid_at"]
+    list_filter = ["status", "period_start"]
+    search_fields = ["number", "tenant__slug", "stripe_invoice_id"]
+    list_select_related = ["tenant"]
+
+
+@admin.register(MeterWindow)
+class MeterWindowAdmin(ReadOnly, AcrossTenantsAdmin):
+    list_display = ["start", "tenant", "seconds", "quantity", "state", "attempts", "acked_at", "last_error"]
+    list_filter = ["state", "start"]
+    search_fields = ["identifier", "tenant__slug"]
+    list_select_related = ["tenant"]
+    show_full_result_count = False
+
+
+@admin.register(MeterDiscrepancy)
+class MeterDiscrepancyAdmin(AcrossTenantsAdmin):
+    list_display = ["day", "tenant", "ours", "stripes", "found_at", "resolved_at"]
+    list_filter = ["resolved_at", "day"]
+    search_fields = ["tenant__slug"]
+    list_select_related = ["tenant"]
+    readonly_fields = ["tenant", "day", "ours", "stripes", "found_at"]  # staff only mark one resolved
+
+
+@admin.register(PlanBilling)
+class PlanBillingAdmin(admin.ModelAdmin):
+    list_display = ["plan_name", "price_cents", "monthly_call_cap", "stripe_price_id"]
+
+
+@admin.register(StripeCatalog)
+class StripeCatalogAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ["name", "stripe_id"]
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = ["received_at", "type", "event_id"]
+    list_filter = ["type"]
+    search_fields = ["event_id"]
 
 
 @admin.register(CallRollup)
