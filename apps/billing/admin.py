@@ -60,16 +60,17 @@ class StripeCatalogAdmin(ReadOnly, admin.ModelAdmin):
 
 @admin.register(MeterWindow)
 class MeterWindowAdmin(ReadOnly, AcrossTenantsAdmin):
-    list_display = ["start", "tenant", "quantity", "state", "attempts", "identifier", "acked_at"]
+    list_display = ["start", "tenant", "seconds", "quantity", "state", "attempts", "acked_at", "last_error"]
     list_filter = ["state", "start"]
     search_fields = ["identifier", "tenant__slug"]
     list_select_related = ["tenant"]
+    show_full_result_count = False
 
 
 @admin.register(Invoice)
 class InvoiceAdmin(ReadOnly, AcrossTenantsAdmin):
-    list_display = ["number", "tenant", "period_start", "status", "calls", "late_calls", "total_cents",
-                    "stripe_invoice_id"]
+    list_display = ["number", "tenant", "period_start", "status", "calls", "late_calls", "subtotal_cents",
+                    "tax_cents", "total_cents", "stripe_invoice_id", "paid_at"]
     list_filter = ["status", "period_start"]
     search_fields = ["number", "tenant__slug", "stripe_invoice_id"]
     list_select_related = ["tenant"]
@@ -85,6 +86,7 @@ class WebhookEventAdmin(ReadOnly, admin.ModelAdmin):
 @admin.register(MeterDiscrepancy)
 class MeterDiscrepancyAdmin(AcrossTenantsAdmin):
     list_display = ["day", "tenant", "ours", "stripes", "found_at", "resolved_at"]
-    list_filter = ["day", "resolved_at"]
+    list_filter = ["resolved_at", "day"]
     search_fields = ["tenant__slug"]
     list_select_related = ["tenant"]
+    readonly_fields = ["tenant", "day", "ours", "stripes", "found_at"]  # staff only mark one resolved

@@ -1,9 +1,6 @@
 """Billing under /api/: invoices (list, detail, lines, CSV), the account's standing,
 Checkout for a first payment method and the Customer Portal."""
 
-import csv
-
-from django.http import StreamingHttpResponse
 from rest_framework import status
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import PermissionDenied
@@ -39,20 +36,10 @@ def invoice_lines(request, invoice_id):
     return pages.get_paginated_response(InvoiceLineSerializer(page, many=True).data)
 
 
-class _Echo:
-    def write(self, value):
-        return value
-
-
 @api_view(["GET"])
 def invoice_csv(request, invoice_id):
     """One line per billable call, streamed."""
-    invoice = selectors.access_invoice(tenant=request.tenant, invoice_id=invoice_id)
-    writer = csv.writer(_Echo())
-    response = StreamingHttpResponse((writer.writerow(row) for row in invoices.csv_rows(invoice)),
-                                     content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="{invoice.number}.csv"'
-    return response
+    return invoices.csv_response(selectors.access_invoice(tenant=request.tenant, invoice_id=invoice_id))
 
 
 @api_view(["GET"])

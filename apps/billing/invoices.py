@@ -11,11 +11,13 @@ at the placeholder rate, total; integer cents throughout. The invoice is then fi
 and never changes again.
 """
 
+import csv
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from apps.tenants.models import Tenant
@@ -109,3 +111,19 @@ def csv_rows(invoice: Invoice):
              .values_list("request_id", "created_at", "model_served", "cache", "price_cents"))
     for request_id, at, model, cache, cents in lines.iterator(chunk_size=5000):
         yield [request_id, at.isoformat(), model, cache, cents]
+
+
+class _Echo:
+    """A file-like object whose write returns the line, so csv.writer yields lines."""
+
+    def write(self, value):
+        return value
+
+
+def csv_response(invoice: Invoice) -> StreamingHttpResponse:
+    """The invoice's CSV download, one line per billable call, streamed (the API and the
+    dashboard both answer with it)."""
+    writer = csv.writer(_Echo())
+    response = StreamingHttpResponse((writer.writerow(row) for row in csv_rows(invoice)), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{invoice.number}.csv"'
+    return response

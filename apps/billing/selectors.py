@@ -4,7 +4,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
@@ -53,6 +53,27 @@ def draft_totals(*, invoice: Invoice) -> dict:
     totals = CallRecord.objects.for_tenant(invoice.tenant_id).filter(invoice=invoice).aggregate(
         calls=Count("id"), subtotal_cents=Coalesce(Sum("price_cents"), 0))
     return {**totals, "total_cents": totals["subtotal_cents"] + tax_cents(totals["subtotal_cents"], invoice.tax_rate_bp)}
+
+
+def invoice_amounts(*, invoice: Invoice) -> dict:
+    """Calls, subtotal, tax and total as the tenant sees them: a draft's running figures,
+    else the invoice's own (fixed when it was finalized)."""
+    if invoice.status == Invoice.Status.DRAFT:
+        running = draft_totals(invoice=invoice)
+        return {**running, "tax_cents": running["total_cents"] - running["subtotal_cents"]}
+    return {"calls": invoice.calls, "subtotal_cents": invoice.subtotal_cents, "tax_cents": invoice.tax_cents,
+            "total_cents": invoice.total_cents}
+
+
+def invoice_lines_page(*, invoice: Invoice, after: tuple[datetime, int] | None = None, size: int = 50):
+    """A page of the invoice's lines, oldest first, after the cursor `after` (created_at, id)
+    of the previous page's last line; returns (lines, whether more follow). No OFFSET."""
+    lines = invoice_lines(invoice=invoice)
+    if after is not None:
+        at, pk = after
+        lines = lines.filter(Q(created_at__gt=at) | Q(created_at=at, id__gt=pk))
+    rows = list(lines.order_by("created_at", "id")[: size + 1])
+    return rows[:size], len(rows) > size
 
 
 def invoice_lines(*, invoice: Invoice):

@@ -1,18 +1,14 @@
 from rest_framework import serializers
 
 from .models import CallRecord, Invoice
-from .selectors import draft_totals
+from .selectors import invoice_amounts
 
 
 class InvoiceSerializer(serializers.ModelSerializer):
     """A draft (the current period) shows its running calls, subtotal and total."""
 
     def to_representation(self, instance):
-        data = super().to_representation(instance)
-        if instance.status == Invoice.Status.DRAFT:
-            running = draft_totals(invoice=instance)
-            data.update(running, tax_cents=running["total_cents"] - running["subtotal_cents"])
-        return data
+        return {**super().to_representation(instance), **invoice_amounts(invoice=instance)}
 
     class Meta:
         model = Invoice

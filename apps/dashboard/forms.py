@@ -8,6 +8,7 @@ from django.forms.models import fields_for_model
 from apps.billing.models import CallRecord
 from apps.cache.models import CacheSettings
 from apps.providers.models import CatalogModel
+from apps.routing.models import RoutingSettings
 from apps.tenants.models import Membership, Plan, Tenant
 
 CACHE_FIELDS = ["enabled", "threshold", "ttl_seconds", "user_scope", "tool_calls", "high_temperature"]
@@ -48,6 +49,29 @@ class PrivacyForm(forms.Form):
 
 class PlanForm(forms.Form):
     plan = forms.ModelChoiceField(queryset=Plan.objects.order_by("-price_per_call_cents"), empty_label=None)
+
+
+ROUTING_FIELDS = ["quality_floor", "speculation", "buffered_speculation", "judge", "judge_threshold"]
+
+
+class ModelListField(forms.CharField):
+    """Model ids as a comma-separated line, a list in Python (the routing service checks
+    them against the catalog)."""
+
+    def prepare_value(self, value):
+        return ", ".join(value) if isinstance(value, list | tuple) else value
+
+    def to_python(self, value):
+        return [part.strip() for part in super().to_python(value).split(",") if part.strip()]
+
+
+class RoutingForm(forms.Form):
+    locals().update(model_fields(RoutingSettings, ROUTING_FIELDS))
+    pool = ModelListField(label="Pool", help_text="catalog model ids, cheapest first, strongest last, comma-separated")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["judge_threshold"].label = "Judge's pass threshold"
 
 
 class ThresholdForm(forms.Form):

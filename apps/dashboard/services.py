@@ -15,6 +15,8 @@ from apps.audit.services import audit_changes
 from apps.billing.services import billing_settings_update
 from apps.cache import services as cache_services
 from apps.cache.selectors import cache_settings_for
+from apps.routing.selectors import routing_settings_for
+from apps.routing.services import routing_settings_update
 from apps.tenants import services as tenant_services
 from apps.tenants.models import Membership
 from apps.tenants.selectors import access_api_key, access_membership
@@ -38,6 +40,11 @@ def _cache_read(*, tenant) -> dict:
     return {name: getattr(row, name) for name in dashboard_forms.CACHE_FIELDS}
 
 
+def _routing_read(*, tenant) -> dict:
+    row = routing_settings_for(tenant=tenant)
+    return {name: getattr(row, name) for name in [*dashboard_forms.ROUTING_FIELDS, "pool"]}
+
+
 def _tenant_read(*names):
     def read(*, tenant) -> dict:
         return {name: getattr(tenant, name) for name in names}
@@ -50,6 +57,8 @@ SECTIONS = [
     Section("baseline", "Savings baseline", dashboard_forms.BaselineForm,
             lambda *, tenant: {"baseline_model": baseline_model_of(tenant=tenant)},
             lambda *, tenant, changes: billing_settings_update(tenant=tenant, **changes)),
+    Section("routing", "Routing and speculation", dashboard_forms.RoutingForm, _routing_read,
+            lambda *, tenant, changes: routing_settings_update(tenant=tenant, **changes)),
     Section("privacy", "Prompt logging", dashboard_forms.PrivacyForm, _tenant_read("log_prompts"),
             tenant_services.tenant_update_settings),
     Section("plan", "Plan", dashboard_forms.PlanForm, _tenant_read("plan"),
@@ -67,7 +76,8 @@ def may_change(section: Section, membership: Membership) -> bool:
 @transaction.atomic
 def settings_change(*, tenant, actor, section: Section, values: dict, staff: bool = False) -> dict:
     """Writes the values that differ from the current ones through the owning app, and
-    audits each. Returns the changes made."""
+    audits each. Returns the changes made; the owning app's refusal (a ValueError naming
+    the bad fields in `errors`, as routing's InvalidSettings) changes nothing."""
     before = section.read(tenant=tenant)
     changes = {name: value for name, value in values.items() if before.get(name) != value}
     if changes:

@@ -1,5 +1,5 @@
-"""The staff console: every tenant's figures, tuning one tenant's cache threshold with
-a preview of its effect, and the audit trail. Django staff only."""
+"""The staff console: every tenant's figures, billing reconciliation flags, tuning one
+tenant's cache threshold with a preview of its effect, and the audit trail. Django staff only."""
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from apps.audit.selectors import audit_trail, audit_trail_all
+from apps.billing.selectors import meter_discrepancies
 from apps.cache.selectors import cache_settings_for
 from apps.tenants.models import Tenant
 
@@ -14,6 +15,7 @@ from . import selectors, services
 from .forms import ThresholdForm
 from .preview import DAYS, SAMPLE, threshold_preview
 
+FLAGS_SHOWN = 50  # the newest unresolved ones; the admin lists them all
 COLUMNS = [("slug", "Tenant"), ("calls", "Calls (30 d)"), ("hit_rate", "Hit rate"), ("saving_usd", "Saving"),
            ("charged_usd", "Charged"), ("margin_usd", "Margin")]
 
@@ -23,7 +25,8 @@ COLUMNS = [("slug", "Tenant"), ("calls", "Calls (30 d)"), ("hit_rate", "Hit rate
 def console(request):
     sort = request.GET.get("sort", "-calls")
     return render(request, "dashboard/staff/console.html", {
-        "rows": selectors.tenants_figures(sort=sort), "sort": sort, "columns": COLUMNS})
+        "rows": selectors.tenants_figures(sort=sort), "sort": sort, "columns": COLUMNS,
+        "discrepancies": meter_discrepancies()[:FLAGS_SHOWN]})
 
 
 @staff_member_required

@@ -17,6 +17,8 @@ from django.utils.http import urlsafe_base64_encode
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.audit.selectors import audit_trail
+from apps.billing import invoices as billing_invoices
+from apps.billing import selectors as billing_selectors
 from apps.cache.selectors import cache_settings_for
 from apps.tenants import selectors as tenant_selectors
 from apps.tenants.forms import ApiKeyForm
@@ -105,6 +107,35 @@ def call_detail(request, request_id):
         "show_prompt": request.tenant.log_prompts, "tenant": request.tenant})
 
 
+# --- invoices -----------------------------------------------------------------------------
+
+@tenant_member
+@require_GET
+def invoice_list(request):
+    rows = [(invoice, billing_selectors.invoice_amounts(invoice=invoice))
+            for invoice in billing_selectors.invoice_list(tenant=request.tenant)]
+    return render(request, "dashboard/invoices.html", {"tenant": request.tenant, "rows": rows})
+
+
+@tenant_member
+@require_GET
+def invoice_detail(request, invoice_id):
+    invoice = billing_selectors.access_invoice(tenant=request.tenant, invoice_id=invoice_id)
+    lines, more = billing_selectors.invoice_lines_page(invoice=invoice, after=_cursor(request.GET.get("after", "")))
+    context = {"tenant": request.tenant, "invoice": invoice, "lines": lines, "more": more,
+               "next_cursor": f"{lines[-1].created_at.isoformat()}_{lines[-1].pk}" if more else ""}
+    if request.htmx and request.htmx.target == "lines-more":
+        return render(request, "dashboard/invoice.html#lines", context)
+    context["amounts"] = billing_selectors.invoice_amounts(invoice=invoice)
+    return render(request, "dashboard/invoice.html", context)
+
+
+@tenant_member
+@require_GET
+def invoice_csv(request, invoice_id):
+    return billing_invoices.csv_response(billing_selectors.access_invoice(tenant=request.tenant, invoice_id=invoice_id))
+
+
 # --- keys ---------------------------------------------------------------------------------
 
 def _keys_context(request, **extra):
@@ -188,8 +219,13 @@ def settings_save(request, section_key):
     form = section.form(request.POST, prefix=section.key)
     if not form.is_valid():
         return render(request, "dashboard/settings.html", _settings_context(request, bound=form), status=400)
-    changed = services.settings_change(tenant=request.tenant, actor=request.user, section=section,
-                                       values=form.cleaned_data)
+    try:
+        changed = services.settings_change(tenant=request.tenant, actor=request.user, section=section,
+                                           values=form.cleaned_data)
+    except ValueError as refused:  # the owning app's own checks (routing's pool against the catalog)
+        for name, message in getattr(refused, "errors", {None: str(refused)}).items():
+            form.add_error(name if name in form.fields else None, message)
+        return render(request, "dashboard/settings.html", _settings_context(request, bound=form), status=400)
     messages.success(request, f"{section.title}: saved ({', '.join(changed) or 'no changes'}).")
     return redirect("dashboard:settings")
 

@@ -1,9 +1,11 @@
 """The dashboard's real flows in Chromium against the live gateway: sign up and see the
 key once, call through the OpenAI SDK and watch the overview change, filter the call log
-and open a call, revoke a key, change a threshold as owner and fail to as a member, and
-tune a tenant as staff. Every page is checked with axe-core (no serious or critical
+and open a call, open an invoice and download its CSV, revoke a key, change a threshold
+as owner and fail to as a member, and tune a tenant as staff. Every page is checked with axe-core (no serious or critical
 violations) and leaves a screenshot in test-artifacts/browser/."""
 
+import csv
+import io
 import re
 import time
 from datetime import timedelta
@@ -17,6 +19,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from apps.billing import invoices
 from apps.billing.models import CallRecord
 from apps.cache.models import CacheEntry
 from apps.cache.selectors import cache_settings_for
@@ -24,6 +27,7 @@ from apps.dashboard.rollups import rollups_refresh
 from apps.providers.catalog import sync_from_seed
 from apps.tenants.models import Tenant
 from tests import factories
+from tests.billing.helpers import ledger_rows
 from tests.browser.test_signup_browser import CHROMIUM, assert_fully_loaded, page, watch_loads  # noqa: F401
 from tests.conftest import _wait_for_catalog
 from tests.dashboard import ledger
@@ -172,6 +176,35 @@ def test_staff_tune_a_tenants_threshold_with_a_preview(page, gateway):  # noqa: 
     expect(page.locator("main")).to_contain_text("ops@akarouter.test")
     check(page, "12-staff-audit")
     assert_fully_loaded(page, broken)
+
+
+def test_a_member_opens_an_invoice_and_downloads_its_csv(page, gateway):  # noqa: F811
+    tenant, _ = factories.make_tenant("Invoiced Co", owner_email="ivy@example.com")
+    last_month = invoices.Period.containing(timezone.now()).previous()
+    # Rows as the gateway's writer makes them, collected by the meter outbox into last
+    # month's draft, which is then closed as the month-end task does.
+    ledger_rows(tenant, 64, price_cents=10, at=last_month.start + timedelta(days=3), cache="exact")
+    ledger_rows(tenant, 3, billable=False, at=last_month.start + timedelta(days=3))
+    invoice = invoices.period_close(tenant_id=tenant.pk, period=last_month)
+    assert invoice.calls == 64
+    broken = watch_loads(page)
+    log_in(page, gateway, "ivy@example.com", then="/invoices/")
+    expect(page.locator("#invoices")).to_contain_text(invoice.number)
+    check(page, "30-invoices")
+    page.get_by_role("link", name=f"{last_month.start:%B %Y}").click()
+    page.wait_for_url(f"{gateway}/invoices/{invoice.pk}/")
+    expect(page.get_by_test_id("invoice-calls")).to_have_text("64")
+    expect(page.locator("#invoice-lines tbody tr")).to_have_count(51)  # 50 lines and "Load more"
+    page.click("text=Load more lines")
+    expect(page.locator("#invoice-lines tbody tr")).to_have_count(64)
+    assert_fully_loaded(page, broken)
+    check(page, "31-invoice")
+    with page.expect_download() as download:
+        page.get_by_test_id("invoice-csv").click()
+    assert download.value.suggested_filename == f"{invoice.number}.csv"
+    lines = list(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
+    assert lines[0] == invoices.CSV_HEADER
+    assert len(lines) - 1 == invoice.calls == CallRecord.objects.for_tenant(tenant).filter(billable=True).count()
 
 
 def test_the_overview_on_a_phone_in_dark_mode(page, gateway):  # noqa: F811

@@ -8,9 +8,11 @@ import pytest
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
+from apps.billing import invoices
 from apps.cache.selectors import cache_settings_for
 from apps.tenants.models import ApiKey, Membership
 from tests import factories
+from tests.billing.helpers import ledger_rows
 from tests.dashboard import ledger
 
 pytestmark = pytest.mark.django_db
@@ -21,13 +23,18 @@ def objects(party):
     key, _ = factories.make_key(party.tenant, "alpha key")
     call = ledger.calls(party.tenant, n=1, start=timezone.now() - timedelta(minutes=5), span=timedelta(0))[0]
     bob = Membership.objects.for_tenant(party.tenant).get(user=party.bob)
-    return {"key": key, "call": call, "bob": bob}
+    last_month = invoices.Period.containing(timezone.now()).previous()
+    ledger_rows(party.tenant, 2, at=last_month.start)
+    invoice = invoices.period_close(tenant_id=party.tenant.pk, period=last_month)
+    return {"key": key, "call": call, "bob": bob, "invoice": invoice}
 
 
 def object_urls(objects) -> list[tuple[str, str]]:
-    key, call, bob = objects["key"], objects["call"], objects["bob"]
+    key, call, bob, invoice = objects["key"], objects["call"], objects["bob"], objects["invoice"]
     return [
         ("get", f"/calls/{call.request_id}/"),
+        ("get", f"/invoices/{invoice.pk}/"),
+        ("get", f"/invoices/{invoice.pk}/csv"),
         ("post", f"/keys/{key.pk}/rename/"),
         ("post", f"/keys/{key.pk}/revoke/"),
         ("post", f"/settings/members/{bob.pk}/role/"),
@@ -47,15 +54,17 @@ def test_the_outsider_gets_404_on_every_object_url(client, party, objects):
 
 def test_the_outsiders_lists_show_nothing_of_the_tenant(client, party, objects):
     client.force_login(party.charlie)
-    for url in ("/", "/calls/", "/keys/", "/settings/"):
+    for url in ("/", "/calls/", "/keys/", "/settings/", "/invoices/"):
         body = client.get(url).content.decode()
         assert "alpha key" not in body and objects["call"].request_id not in body and "Alpha Corp" not in body
+        assert objects["invoice"].number not in body
         assert "bob@example.com" not in body
 
 
 def test_a_member_reads_but_changes_nothing(client, party, objects):
     client.force_login(party.bob)
-    for url in ("/", "/calls/", f"/calls/{objects['call'].request_id}/", "/keys/"):
+    for url in ("/", "/calls/", f"/calls/{objects['call'].request_id}/", "/keys/", "/invoices/",
+                f"/invoices/{objects['invoice'].pk}/", f"/invoices/{objects['invoice'].pk}/csv"):
         assert client.get(url).status_code == 200, url
     assert client.get("/settings/").status_code == 403
     for method, url in object_urls(objects):
@@ -69,7 +78,8 @@ def test_a_member_reads_but_changes_nothing(client, party, objects):
 
 
 def test_anonymous_visitors_are_sent_to_log_in(client, objects):
-    for url in ("/", "/calls/", f"/calls/{objects['call'].request_id}/", "/keys/", "/settings/", "/staff/"):
+    for url in ("/", "/calls/", f"/calls/{objects['call'].request_id}/", "/keys/", "/settings/", "/staff/",
+                "/invoices/", f"/invoices/{objects['invoice'].pk}/", f"/invoices/{objects['invoice'].pk}/csv"):
         response = client.get(url)
         assert response.status_code == 302 and "login" in response["Location"], url
 
@@ -101,6 +111,8 @@ def test_staff_pages_are_for_staff_only(client, party):
 def test_unknown_ids_are_404_not_500(client, party):
     client.force_login(party.alice)
     assert client.get("/calls/nope/").status_code == 404
+    assert client.get("/invoices/nope/").status_code == 404
+    assert client.get("/invoices/999999/csv").status_code == 404
     assert client.post("/keys/not-a-uuid/revoke/").status_code == 404
     assert client.post("/keys/not-a-uuid/rename/", {"name": "x"}).status_code == 404
     assert client.post("/settings/members/999999/remove/").status_code == 404

@@ -1,15 +1,18 @@
 """Every page's number of queries, pinned: it must not grow with the tenant's calls, keys
 or members (each page reads rollups or one page of rows, never one query per row)."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from apps.billing import invoices
+from apps.billing.models import MeterDiscrepancy
 from apps.dashboard.rollups import rollups_refresh
 from apps.tenants.models import Membership
 from tests import factories
+from tests.billing.helpers import ledger_rows
 from tests.dashboard import ledger
 
 pytestmark = pytest.mark.django_db
@@ -21,9 +24,10 @@ PAGES = {
     "/calls/": 6,
     "/calls/?cache=miss&status=ok": 6,
     "/keys/": 4,
-    "/settings/": 10,
+    "/settings/": 11,
+    "/invoices/": 5,  # the invoices, and the running totals of the one draft
 }
-STAFF_PAGES = {"/staff/": 3, "/staff/audit/": 3, "/staff/tenants/{tenant}/": 5}
+STAFF_PAGES = {"/staff/": 4, "/staff/audit/": 3, "/staff/tenants/{tenant}/": 5}
 
 
 def populate(party, scale: int):
@@ -33,15 +37,23 @@ def populate(party, scale: int):
         ledger.calls(party.tenant, n=100, start=now - timedelta(days=20), span=timedelta(days=20), seed=i, api_key=key)
         factories.add_member(party.tenant, f"member{scale}-{i}@example.com", role=Membership.Role.ADMIN)
     rollups_refresh(now=now - timedelta(hours=2))
+    ledger_rows(party.tenant, 60 * scale, at=now - timedelta(minutes=40))  # this month's draft
+    period = invoices.Period.containing(now)
+    for _ in range(scale):  # one finalized invoice per earlier month
+        period = period.previous()
+        ledger_rows(party.tenant, 60, at=period.start)
+        invoice = invoices.period_close(tenant_id=party.tenant.pk, period=period)
     client_calls = ledger.calls(party.tenant, n=5, start=now - timedelta(minutes=30), span=timedelta(minutes=5))
-    return client_calls[0]
+    return client_calls[0], invoice
 
 
 @pytest.mark.parametrize("scale", [1, 4])
 def test_tenant_pages_query_counts(client, party, django_assert_num_queries, scale):
-    call = populate(party, scale)
+    call, invoice = populate(party, scale)
     client.force_login(party.alice)
-    for url, queries in {**PAGES, f"/calls/{call.request_id}/": 4}.items():
+    objects = {f"/calls/{call.request_id}/": 4, f"/invoices/{invoice.pk}/": 5,
+               f"/invoices/{invoice.pk}/?after={invoice.created_at.isoformat()}_0": 5}
+    for url, queries in {**PAGES, **objects}.items():
         with django_assert_num_queries(queries):
             assert client.get(url).status_code == 200, url
 
@@ -49,6 +61,9 @@ def test_tenant_pages_query_counts(client, party, django_assert_num_queries, sca
 @pytest.mark.parametrize("scale", [1, 4])
 def test_staff_pages_query_counts(client, party, django_assert_num_queries, scale):
     populate(party, scale)
+    for day in range(1, scale + 1):  # reconciliation flags, shown with their tenants
+        MeterDiscrepancy.objects.for_tenant(party.tenant).create(tenant=party.tenant, day=date(2026, 5, day), ours=day,
+                                                                 stripes=0)
     client.force_login(get_user_model().objects.create_user("ops", "ops@x.test", "x", is_staff=True))
     for url, queries in STAFF_PAGES.items():
         with django_assert_num_queries(queries):

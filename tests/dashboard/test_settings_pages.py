@@ -8,6 +8,7 @@ from apps.audit.models import AuditEvent
 from apps.cache.selectors import cache_settings_for
 from apps.dashboard.selectors import baseline_model_of
 from apps.providers.catalog import sync_from_seed
+from apps.routing.selectors import routing_settings_for
 from apps.tenants.models import Membership, Plan
 from tests import factories
 
@@ -103,3 +104,53 @@ def test_a_change_made_with_an_api_key_is_audited_under_the_key(client, party):
     event = AuditEvent.objects.for_tenant(party.tenant).get()
     assert event.actor is None and event.actor_email.startswith("api-key:")
     assert (event.field, event.old_value, event.new_value) == ("ttl_seconds", 604800, 600)
+
+
+ROUTING = {"routing-quality_floor": "0.9", "routing-speculation": "cascade", "routing-buffered_speculation": "on",
+           "routing-judge": "logprob", "routing-judge_threshold": "0.6", "routing-pool": "gpt-4o-mini, gpt-4o"}
+
+
+def test_owner_changes_routing_through_the_router_and_it_is_audited(client, party):
+    sync_from_seed()
+    client.force_login(party.alice)
+    assert 'name="routing-pool" value="gpt-4o-mini, gpt-4o"' in client.get("/settings/").content.decode()
+    assert client.post("/settings/routing/", ROUTING).status_code == 302
+    row = routing_settings_for(tenant=party.tenant)
+    assert (row.quality_floor, row.speculation, row.buffered_speculation, row.judge, row.judge_threshold,
+            row.pool) == (0.9, "cascade", True, "logprob", 0.6, ["gpt-4o-mini", "gpt-4o"])
+    assert sorted(events(party.tenant)) == [
+        ("alice@example.com", "routing", "buffered_speculation", False, True, False),
+        ("alice@example.com", "routing", "judge", "heuristic", "logprob", False),
+        ("alice@example.com", "routing", "judge_threshold", 0.5, 0.6, False),
+        ("alice@example.com", "routing", "quality_floor", 0.95, 0.9, False),
+        ("alice@example.com", "routing", "speculation", "off", "cascade", False),
+    ]  # the pool is unchanged: no event
+    assert client.post("/settings/routing/", {**ROUTING, "routing-pool": "gpt-4o-mini, claude-haiku-4-5, gpt-4o"}
+                       ).status_code == 302
+    assert events(party.tenant)[-1][2:5] == ("pool", "['gpt-4o-mini', 'gpt-4o']",
+                                             "['gpt-4o-mini', 'claude-haiku-4-5', 'gpt-4o']")
+
+
+@pytest.mark.parametrize(("field", "value", "says"), [
+    ("routing-quality_floor", "0.2", "0.5"),                       # the model's own bound
+    ("routing-judge_threshold", "abc", "Enter a number"),
+    ("routing-speculation", "sometimes", "Select a valid choice"),
+    ("routing-pool", "gpt-4o, gpt-4o-mini", "cheapest"),           # the router's own check, in its service
+    ("routing-pool", "gpt-4o-mini, no-such-model", "no-such-model"),
+])
+def test_bad_routing_values_show_a_form_error_and_change_nothing(client, party, field, value, says):
+    sync_from_seed()
+    client.force_login(party.alice)
+    response = client.post("/settings/routing/", {**ROUTING, field: value})
+    assert response.status_code == 400 and says in response.content.decode()
+    row = routing_settings_for(tenant=party.tenant)
+    assert (row.speculation, row.quality_floor, row.pool) == ("off", 0.95, ["gpt-4o-mini", "gpt-4o"])
+    assert events(party.tenant) == []
+
+
+def test_a_member_cannot_change_routing(client, party):
+    sync_from_seed()
+    client.force_login(party.bob)
+    assert client.post("/settings/routing/", ROUTING).status_code == 403
+    assert routing_settings_for(tenant=party.tenant).speculation == "off"
+    assert events(party.tenant) == []

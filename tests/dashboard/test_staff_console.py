@@ -1,7 +1,8 @@
 """The staff console: figures per tenant, tuning a threshold with a preview, the trail."""
 
 import json
-from datetime import timedelta
+import re
+from datetime import date, timedelta
 from decimal import Decimal
 
 import numpy as np
@@ -12,7 +13,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
-from apps.billing.models import CallRecord
+from apps.billing.models import CallRecord, MeterDiscrepancy
 from apps.cache.selectors import cache_settings_for
 from apps.dashboard.preview import threshold_preview
 from apps.dashboard.rollups import rollups_refresh
@@ -97,3 +98,17 @@ def test_the_preview_fragment_renders(client, party, staff):
     body = client.get(f"/staff/tenants/{party.tenant.pk}/preview/?threshold=0.92",
                       HTTP_HX_REQUEST="true").content.decode()
     assert 'id="preview"' in body and "<html" not in body and "Hit rate" in body
+
+
+def test_the_console_shows_unresolved_billing_reconciliation_flags(client, party, staff):
+    MeterDiscrepancy.objects.for_tenant(party.tenant).create(tenant=party.tenant, day=date(2026, 5, 3), ours=120,
+                                                             stripes=117.0)
+    MeterDiscrepancy.objects.for_tenant(party.other_tenant).create(
+        tenant=party.other_tenant, day=date(2026, 5, 2), ours=9, stripes=10.0, resolved_at=timezone.now())
+    body = client.get("/staff/").content.decode()
+    flags = body[body.index('id="reconciliation"'):]
+    row = re.search(r"<tr><td>2026-05-03</td>.*?</tr>", flags, re.S).group(0)
+    assert "alpha-corp" in row and ">120<" in row and ">117<" in row and ">-3<" in row
+    assert "2026-05-02" not in flags and "other-inc" not in flags  # resolved: no longer flagged
+    MeterDiscrepancy.objects.for_tenant(party.tenant).update(resolved_at=timezone.now())
+    assert "No flags" in client.get("/staff/").content.decode()

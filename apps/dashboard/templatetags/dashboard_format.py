@@ -40,3 +40,20 @@ def ms(value) -> str:
 @register.filter
 def times(value) -> str:
     return DASH if value is None else f"{value:,.1f}×"
+
+
+@register.filter
+def cents(value) -> str:
+    """An amount in integer cents (invoices), as dollars and cents."""
+    return DASH if value is None else f"${Decimal(value) / 100:,.2f}"
+
+
+@register.filter
+def minus(value, other):
+    return None if value is None or other is None else value - other
+
+
+@register.filter
+def basis_points(value) -> str:
+    """A rate in basis points (1/100 of a percent), as a percentage."""
+    return DASH if value is None else f"{value / 100:g}%"
