@@ -44,6 +44,9 @@ class CacheEntry(TenantOwned):
         return f"{self.tenant_id}/{self.id}: {self.prompt_text[:40]}"
 
 
+DEFAULT_THRESHOLD = 0.85  # where the second stage is calibrated
+
+
 class CacheSettings(TenantOwned):
     """A tenant's cache settings; the field defaults are the only defaults. A tenant gets its
     row with its first change (until then it has the defaults: apps.cache.selectors)."""
@@ -58,7 +61,7 @@ class CacheSettings(TenantOwned):
     # 17.7% hits, none wrong, against 15.4% at 0.90; scripts/train_verifier.py). An expert
     # setting: staff tune it per tenant (admin, set_cache_threshold).
     threshold = models.FloatField(
-        default=0.85, validators=[MinValueValidator(0.80), MaxValueValidator(0.999)],
+        default=DEFAULT_THRESHOLD, validators=[MinValueValidator(0.80), MaxValueValidator(0.999)],
         help_text="expert: similarity a cached answer needs to be considered for a new prompt (0.80-0.999; higher"
                   " is stricter); the target wrong-hit rate then decides")
     # What tenants choose: the share of semantic hits that may be wrong. The second stage's

@@ -28,7 +28,7 @@ from apps.providers.catalog import sync_from_seed
 from apps.tenants.models import Tenant
 from tests import factories
 from tests.billing.helpers import ledger_rows
-from tests.browser.test_signup_browser import CHROMIUM, assert_fully_loaded, page, watch_loads  # noqa: F401
+from tests.browser.test_signup_browser import CHROMIUM, assert_fully_loaded, page, sign_up, watch_loads  # noqa: F401
 from tests.conftest import _wait_for_catalog
 from tests.dashboard import ledger
 
@@ -63,12 +63,8 @@ def test_a_tenant_signs_up_calls_and_manages_its_dashboard(page, gateway):  # no
     factories.ensure_plans()
     sync_from_seed()
     broken = watch_loads(page)
-    page.goto(f"{gateway}/accounts/signup/")
-    check(page, "01-signup")
-    page.fill("input[name=organisation]", "Browser Bank")
-    page.fill("input[name=email]", "eve@example.com")
-    page.fill("input[name=password]", SIGNUP_PASSWORD)
-    page.click("main button[type=submit]")
+    sign_up(page, gateway, organisation="Browser Bank", email="eve@example.com", password=SIGNUP_PASSWORD,
+            before=lambda form: check(form, "01-signup"))
     raw = page.get_by_test_id("raw-key").inner_text()
     assert re.fullmatch(r"aka_[\w-]{43}", raw)
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])

@@ -50,18 +50,28 @@ def assert_fully_loaded(page, broken: list[str]) -> None:
     assert page.evaluate("typeof window.htmx") == "object"
 
 
+def sign_up(page, gateway: str, *, organisation: str, email: str, password: str, before=None) -> None:
+    """Fills in the sign-up form and follows the link mailed to `email` (the newest one:
+    earlier tests mail the same address), up to the page that shows the key once.
+    `before(page)` runs on the form page, for checks of it."""
+    page.goto(f"{gateway}/accounts/signup/")
+    if before:
+        before(page)
+    page.fill("input[name=organisation]", organisation)
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("main button[type=submit]")
+    page.get_by_text("Check your email").wait_for()
+    mails = sorted(GATEWAY_MAIL_DIR.iterdir(), key=lambda path: path.stat().st_mtime, reverse=True)
+    mail = next(text for text in (path.read_text() for path in mails) if f"To: {email}" in text)
+    page.goto(re.search(r"http://\S+/accounts/signup/confirm/\S+/", mail).group(0))
+    page.click("text=Create my account")
+
+
 def test_signup_shows_the_key_once_and_the_owner_can_log_in_again(page, gateway):
     factories.ensure_plans()
     broken = watch_loads(page)
-    page.goto(f"{gateway}/accounts/signup/")
-    page.fill("input[name=organisation]", "Browser Bank")
-    page.fill("input[name=email]", "eve@example.com")
-    page.fill("input[name=password]", "a-long-browser-passphrase-3")
-    page.click("button[type=submit]")
-    page.get_by_text("Check your email").wait_for()
-    mails = "".join(path.read_text() for path in GATEWAY_MAIL_DIR.iterdir())
-    page.goto(re.search(r"http://\S+/accounts/signup/confirm/\S+/", mails).group(0))
-    page.click("text=Create my account")
+    sign_up(page, gateway, organisation="Browser Bank", email="eve@example.com", password="a-long-browser-passphrase-3")
     raw = page.get_by_test_id("raw-key").inner_text()
     # Each page finishes loading before the next is opened, which would cancel its
     # stylesheet and scripts (and count them as failed).

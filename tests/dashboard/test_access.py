@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.billing import invoices
+from apps.cache.models import DEFAULT_THRESHOLD
 from apps.cache.selectors import cache_settings_for
 from apps.tenants.models import ApiKey, Membership
 from tests import factories
@@ -73,7 +74,7 @@ def test_a_member_reads_but_changes_nothing(client, party, objects):
     assert client.post("/settings/cache/", {"cache-threshold": "0.95"}).status_code == 403
     assert client.post("/keys/new/", {"name": "x"}).status_code == 403
     assert client.post("/settings/members/invite/", {"email": "m@example.com", "role": "member"}).status_code == 403
-    assert cache_settings_for(tenant=party.tenant).threshold == 0.90
+    assert cache_settings_for(tenant=party.tenant).threshold == DEFAULT_THRESHOLD
     assert AuditEvent.objects.for_tenant(party.tenant).count() == 0
 
 
@@ -105,7 +106,7 @@ def test_staff_pages_are_for_staff_only(client, party):
         response = client.get(url)
         assert response.status_code == 302 and "/admin/login/" in response["Location"], url
     assert client.post(f"/staff/tenants/{party.tenant.pk}/", {"threshold": "0.85"}).status_code == 302
-    assert cache_settings_for(tenant=party.tenant).threshold == 0.90
+    assert cache_settings_for(tenant=party.tenant).threshold == DEFAULT_THRESHOLD
 
 
 def test_unknown_ids_are_404_not_500(client, party):

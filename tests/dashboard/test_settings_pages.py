@@ -5,6 +5,7 @@ import pytest
 from django.core import mail
 
 from apps.audit.models import AuditEvent
+from apps.cache.models import DEFAULT_THRESHOLD
 from apps.cache.selectors import cache_settings_for
 from apps.dashboard.selectors import baseline_model_of
 from apps.providers.catalog import sync_from_seed
@@ -30,7 +31,7 @@ def test_owner_changes_the_cache_and_every_changed_value_is_audited(client, part
     row = cache_settings_for(tenant=party.tenant)
     assert (row.threshold, row.ttl_seconds, row.user_scope, row.enabled) == (0.95, 3600, True, True)
     assert sorted(events(party.tenant)) == [
-        ("alice@example.com", "cache", "threshold", 0.9, 0.95, False),
+        ("alice@example.com", "cache", "threshold", DEFAULT_THRESHOLD, 0.95, False),
         ("alice@example.com", "cache", "ttl_seconds", 604800, 3600, False),
         ("alice@example.com", "cache", "user_scope", False, True, False),
     ]
@@ -43,7 +44,7 @@ def test_out_of_range_threshold_is_refused_with_the_models_own_bounds(client, pa
     client.force_login(party.alice)
     response = client.post("/settings/cache/", {**CACHE, "cache-threshold": "0.5"})
     assert response.status_code == 400 and "0.8" in response.content.decode()
-    assert cache_settings_for(tenant=party.tenant).threshold == 0.90
+    assert cache_settings_for(tenant=party.tenant).threshold == DEFAULT_THRESHOLD
     assert events(party.tenant) == []
 
 
@@ -97,7 +98,7 @@ def test_the_settings_api_is_audited_too(client, party):
 
 
 def test_a_change_made_with_an_api_key_is_audited_under_the_key(client, party):
-    _, raw = factories.make_key(party.tenant, "ops automation")
+    _, raw = factories.make_key(party.tenant, "ops automation", scope="admin")
     response = client.patch("/api/settings/", {"cache_ttl_seconds": 600}, content_type="application/json",
                             HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert response.status_code == 200

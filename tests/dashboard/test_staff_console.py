@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.billing.models import CallRecord, MeterDiscrepancy
+from apps.cache.models import DEFAULT_THRESHOLD
 from apps.cache.selectors import cache_settings_for
 from apps.dashboard.preview import threshold_preview
 from apps.dashboard.rollups import rollups_refresh
@@ -55,7 +56,7 @@ def test_staff_tune_a_threshold_and_it_is_audited_as_staff(client, party, staff)
     assert cache_settings_for(tenant=party.tenant).threshold == 0.94
     event = AuditEvent.objects.for_tenant(party.tenant).get()
     assert (event.actor_email, event.staff, event.field, event.old_value, event.new_value) == (
-        "ops@akarouter.test", True, "threshold", 0.9, 0.94)
+        "ops@akarouter.test", True, "threshold", DEFAULT_THRESHOLD, 0.94)
     assert "alpha-corp" in client.get("/staff/audit/").content.decode()
 
 
