@@ -21,10 +21,17 @@ GATEWAY_MAIL_DIR = Path(tempfile.mkdtemp(prefix="aka-mail-"))
 
 
 @pytest.fixture(scope="session")
-def gateway(django_db_setup, django_db_blocker, simulator):
+def test_database_url(django_db_setup) -> str:
+    """The migrated test database, for processes a test starts (its own database is not
+    migrated on a fresh machine)."""
     db = settings.DATABASES["default"]  # by now pytest-django has pointed it at the test database
+    return f"postgresql://{db['USER']}@{quote(db['HOST'], safe='')}/{db['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def gateway(test_database_url, django_db_blocker, simulator):
     url, stop = start_gateway(
-        database_url=f"postgresql://{db['USER']}@{quote(db['HOST'], safe='')}/{db['NAME']}",
+        database_url=test_database_url,
         redis_url=settings.REDIS_URL,
         simulator_url=simulator,
         extra_env={

@@ -30,8 +30,9 @@ print("HEAVY", heavy)
 """
 
 
-def test_a_web_process_starts_without_torch():
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "akaplatform.settings", "PYTHONPATH": str(ROOT)}
+def test_a_web_process_starts_without_torch(db, test_database_url):
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "akaplatform.settings", "PYTHONPATH": str(ROOT),
+           "DATABASE_URL": test_database_url}
     result = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=120)
     assert "HEAVY []" in result.stdout, result.stdout + result.stderr[-3000:]
