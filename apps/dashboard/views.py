@@ -78,6 +78,16 @@ def _cursor(value: str):
     return (moment, int(pk)) if moment and pk.isdigit() else None
 
 
+def _next_page(request, param: str, rows, more: bool) -> str:
+    """The URL of the page after `rows` (cursor `param` past its last row, the other
+    parameters kept), or "" when there is none; `_cursor` reads it back."""
+    if not more:
+        return ""
+    query = request.GET.copy()
+    query[param] = f"{rows[-1].created_at.isoformat()}_{rows[-1].pk}"
+    return f"{request.path}?{query.urlencode()}"
+
+
 @tenant_member
 @require_GET
 def calls(request):
@@ -86,11 +96,8 @@ def calls(request):
                          keys=tenant_selectors.api_key_list(tenant=tenant), models=selectors.models_seen(tenant=tenant))
     queryset = filters.qs if filters.is_valid() else selectors.calls_of(tenant=tenant).none()
     rows, more = selectors.calls_page(calls=queryset, before=_cursor(request.GET.get("before", "")))
-    query = request.GET.copy()
-    query.pop("before", None)
-    next_cursor = f"{rows[-1].created_at.isoformat()}_{rows[-1].pk}" if more else ""
-    context = {"filters": filters, "rows": rows, "more": more, "next_cursor": next_cursor,
-               "query": query.urlencode(), "tenant": tenant}
+    context = {"filters": filters, "rows": rows, "next_page": _next_page(request, "before", rows, more),
+               "tenant": tenant}
     if request.htmx and request.htmx.target == "calls-more":
         return render(request, "dashboard/calls.html#rows", context)
     if request.htmx and request.htmx.target == "call-log":
@@ -122,8 +129,8 @@ def invoice_list(request):
 def invoice_detail(request, invoice_id):
     invoice = billing_selectors.access_invoice(tenant=request.tenant, invoice_id=invoice_id)
     lines, more = billing_selectors.invoice_lines_page(invoice=invoice, after=_cursor(request.GET.get("after", "")))
-    context = {"tenant": request.tenant, "invoice": invoice, "lines": lines, "more": more,
-               "next_cursor": f"{lines[-1].created_at.isoformat()}_{lines[-1].pk}" if more else ""}
+    context = {"tenant": request.tenant, "invoice": invoice, "lines": lines,
+               "next_page": _next_page(request, "after", lines, more)}
     if request.htmx and request.htmx.target == "lines-more":
         return render(request, "dashboard/invoice.html#lines", context)
     context["amounts"] = billing_selectors.invoice_amounts(invoice=invoice)

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from decimal import Decimal
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -256,11 +257,24 @@ async def dispatch_stream(call: Call, req: ChatRequest, chain: list[ModelInfo]) 
 # Respond
 
 
+def _route_header(call: Call) -> dict[str, str]:
+    return {"x-aka-route": call.decision.route} if call.decision is not None else {}
+
+
+def _cost_so_far(call: Call, usage: Usage | None) -> Decimal | int | None:
+    """What the call cost us in micro-dollars; None for a fresh stream whose usage is unknown."""
+    if call.hit:
+        return 0
+    if call.speculated is not None:
+        return billing.speculated_cost(_routing_facts(call))
+    if usage is None:
+        return None
+    return call.served.cost_micros(usage) if call.served is not None else 0
+
+
 def _aka_headers(call: Call, model_id: str, cost_micros=None) -> dict[str, str]:
     """The cost is left out where it is not yet known (a fresh stream's headers)."""
-    headers = {"x-aka-model": model_id, "x-aka-cache": call.cache}
-    if call.decision is not None:
-        headers["x-aka-route"] = call.decision.route
+    headers = {"x-aka-model": model_id, "x-aka-cache": call.cache, **_route_header(call)}
     if call.speculated is not None:
         headers["x-aka-speculation"] = f"{call.speculation.run}:{call.speculated.outcome}"
     if cost_micros is not None:
@@ -281,18 +295,14 @@ def ok(call: Call, body: bytes, headers: dict[str, str]) -> Answer:
 
 
 def respond(call: Call, wire: Wire, result: ChatResult) -> Answer:
-    cost = 0 if call.hit or call.served is None else call.served.cost_micros(result.usage)
-    if call.speculated is not None:
-        cost = billing.speculated_cost(_routing_facts(call))
     return ok(call, wire.render(result, _response_id(call, wire), int(time.time())),
-              _aka_headers(call, result.model, cost))
+              _aka_headers(call, result.model, _cost_so_far(call, result.usage)))
 
 
 def respond_stream(call: Call, wire: Wire, req: ChatRequest, events: AsyncIterator) -> Answer:
     """Server-sent events; the stream itself fills in the call's status, usage and answer."""
     model_id = call.served.id if call.served else req.model
-    known = 0 if call.hit else billing.speculated_cost(_routing_facts(call)) if call.speculated else None
-    headers = {**sse.HEADERS, **_aka_headers(call, model_id, known)}
+    headers = {**sse.HEADERS, **_aka_headers(call, model_id, _cost_so_far(call, None))}
     body = sse.body(call, wire.writer(_response_id(call, wire), int(time.time()), model_id, req.include_usage),
                     wire.stream_error, events)
     return Answer(call, 200, headers, events=body)
@@ -321,8 +331,7 @@ async def refuse(call: Call, wire: Wire, failure: Exception) -> Answer:
         metrics.UNHANDLED.labels(call.endpoint).inc()
         error = ApiError(500, "The gateway failed to process the request.", code="internal_error")
     call.status, call.error_type = error.status, error.code or "invalid_request"
-    routed = {"x-aka-route": call.decision.route} if call.decision is not None else {}
-    return Answer(call, error.status, {"content-type": JSON, **routed, **error.headers},
+    return Answer(call, error.status, {"content-type": JSON, **_route_header(call), **error.headers},
                   wire.error_body(error))
 
 
