@@ -4,7 +4,9 @@ in the last 30 days.
 Builds its own database (`aka_bench_dashboard`, dropped and recreated at the start,
 dropped at the end unless --keep) on the project's PostgreSQL, migrates it, and writes
 the big tenant's month of calls (plus two smaller tenants beside it) with COPY through
-apps.dashboard.history. Then times a full rollup refresh and an incremental one (what
+apps.dashboard.history. The calls of the last calendar month are collected by the meter
+outbox as it runs in production and that month's invoice is finalized; this month's are
+collected onto a draft. Then it times a full rollup refresh and an incremental one (what
 Celery beat runs every minute), and requests every page --repeat times (after two warm-up
 requests) through Django's test client in this process: the time from request to
 response, middleware, queries and template rendering included, network excluded. Prints
@@ -16,6 +18,7 @@ p50 and p95 per page and whether each is under the 200 ms budget.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
 import sys
@@ -60,6 +63,35 @@ def timed(fn, *args, **kwargs) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+def page_cursor(row) -> str:
+    """The pages' "after/before" cursor for a ledger row, URL-safe."""
+    return f"{row.created_at.isoformat().replace('+', '%2B')}_{row.pk}"
+
+
+CSV_BYTES = 64 * 1024
+
+
+def served(client, path: str, headers: dict) -> int:
+    """Requests a page. A download (the CSV) goes through the async client, as the ASGI
+    server serves it, and counts until its first CSV_BYTES arrive: the whole of a month's
+    CSV is a download, not a page."""
+    from django.test import AsyncClient
+
+    if not isinstance(client, AsyncClient):
+        return client.get(path, **headers).status_code
+
+    async def first_bytes() -> int:
+        response = await client.get(path, **headers)
+        received = 0
+        async for chunk in response.streaming_content:
+            received += len(chunk)
+            if received >= CSV_BYTES:
+                break
+        return response.status_code
+
+    return asyncio.run(first_bytes())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=1_000_000)
@@ -69,16 +101,21 @@ def main() -> None:
     admin, url = bench_database_url()
     recreate(admin)
     os.environ["DATABASE_URL"] = url
+    os.environ["AKA_METER_BATCH"] = "200000"  # the outbox's catch-up after a bulk load
+    # Production settings: DEBUG's query log would be timed as part of every page.
+    os.environ.update(DJANGO_DEBUG="0", DJANGO_ALLOWED_HOSTS="localhost,testserver", AKA_SSL_REDIRECT="0")
     import django
 
     django.setup()
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import connection
-    from django.test import Client
+    from django.test import AsyncClient, Client
     from django.utils import timezone
 
-    from apps.billing.models import CallRecord
+    from apps.billing.invoices import Period, period_close
+    from apps.billing.models import CallRecord, Invoice
+    from apps.billing.outbox import collect
     from apps.dashboard.history import ledger_history
     from apps.dashboard.rollups import rollups_refresh
     from apps.providers.catalog import sync_from_seed
@@ -102,12 +139,28 @@ def main() -> None:
             small, _ = services.tenant_create(name=slug, slug=slug, owner_email=f"{slug}@bench.test",
                                               owner_password="bench-password-1")
             loads.append((small, args.calls // 20, []))
-        started = time.perf_counter()
-        for i, (tenant, calls, tenant_keys) in enumerate(loads):
-            ledger_history(tenant_id=tenant.pk, calls=calls, start=now - timedelta(days=30), end=now,
-                           api_key_ids=tenant_keys, seed=i)
-        total = sum(calls for _, calls, _ in loads)
-        print(f"COPY of {total:,} ledger rows ({args.calls:,} for bench-big) in {time.perf_counter() - started:.1f}s")
+        this_month = Period.containing(now)
+        spans = [(now - timedelta(days=30), this_month.start), (this_month.start, now)]
+        seconds = (now - spans[0][0]).total_seconds()
+        started, stamped = time.perf_counter(), 0.0
+        for part, (start, end) in enumerate(spans):  # last month's calls, then this month's
+            if end <= start:
+                continue
+            for i, (tenant, calls, tenant_keys) in enumerate(loads):
+                ledger_history(tenant_id=tenant.pk, calls=round(calls * (end - start).total_seconds() / seconds),
+                               start=start, end=end, api_key_ids=tenant_keys, seed=2 * i + part)
+            collecting = time.perf_counter()
+            while collect(at=end - timedelta(seconds=1)):
+                pass
+            stamped += time.perf_counter() - collecting
+            if end == this_month.start:
+                closing = time.perf_counter()
+                for tenant, _, _ in loads:
+                    period_close(tenant_id=tenant.pk, period=this_month.previous())
+                print(f"{this_month.previous().start:%B}'s invoices finalized in {time.perf_counter() - closing:.1f}s")
+        total = CallRecord.objects.unscoped_across_all_tenants().count()
+        print(f"COPY of {total:,} ledger rows ({args.calls:,} for bench-big) and their meter collection in "
+              f"{time.perf_counter() - started:.1f}s (collection {stamped:.1f}s)")
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE billing_callrecord")
         full = timed(rollups_refresh)
@@ -125,11 +178,18 @@ def main() -> None:
         call = CallRecord.objects.for_tenant(big).order_by("-created_at").first()
         tenant_client = Client(HTTP_HOST="localhost")
         tenant_client.force_login(owner)
+        download_client = AsyncClient()
+        download_client.cookies = tenant_client.cookies
         staff_client = Client(HTTP_HOST="localhost")
         staff_client.force_login(get_user_model().objects.create_user("ops@bench.test", "ops@bench.test", "x",
                                                                       is_staff=True))
         last = CallRecord.objects.for_tenant(big).order_by("-created_at", "-id")[49]
         day = (now - timedelta(days=3)).date()
+        bills = list(Invoice.objects.for_tenant(big).order_by("period_start"))
+        deep = {bill: CallRecord.objects.for_tenant(big).filter(invoice=bill).order_by("created_at", "id")[
+            bill.calls // 2] for bill in bills if bill.calls}
+        for bill in bills:
+            print(f"invoice {bill.number}: {bill.status}, {bill.calls:,} lines")
         pages = [
             ("overview, today", tenant_client, "/?period=today", {}),
             ("overview, 7 days", tenant_client, "/?period=7d", {}),
@@ -144,9 +204,17 @@ def main() -> None:
             ("calls, one key, last day", tenant_client,
              f"/calls/?key={keys[0]}&since={(now - timedelta(days=1)):%Y-%m-%dT%H:%M}", {}),
             ("calls, next page (htmx)", tenant_client,
-             f"/calls/?before={last.created_at.isoformat().replace('+', '%2B')}_{last.pk}",
+             f"/calls/?before={page_cursor(last)}",
              {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "calls-more"}),
             ("call detail", tenant_client, f"/calls/{call.request_id}/", {}),
+            ("invoices", tenant_client, "/invoices/", {}),
+            *[(f"invoice, {bill.status} ({bill.calls:,} lines)", tenant_client, f"/invoices/{bill.pk}/", {})
+              for bill in bills],
+            *[(f"invoice, {bill.status}: lines mid-way (htmx)", tenant_client,
+               f"/invoices/{bill.pk}/?after={page_cursor(line)}", {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "lines-more"})
+              for bill, line in deep.items()],
+            *[(f"invoice, {bill.status}: CSV, first {CSV_BYTES // 1024} KB", download_client,
+               f"/invoices/{bill.pk}/csv", {}) for bill in deep],
             ("API keys", tenant_client, "/keys/", {}),
             ("settings", tenant_client, "/settings/", {}),
             ("staff console", staff_client, "/staff/?sort=-margin_usd", {}),
@@ -162,13 +230,13 @@ def main() -> None:
         worst = 0.0
         for name, client, path, headers in pages:
             for _ in range(2):
-                assert client.get(path, **headers).status_code == 200, path
+                assert served(client, path, headers) == 200, path
             samples = []
             for _ in range(args.repeat):
                 started = time.perf_counter()
-                response = client.get(path, **headers)
+                status = served(client, path, headers)
                 samples.append((time.perf_counter() - started) * 1000)
-                assert response.status_code == 200, path
+                assert status == 200, path
             samples.sort()
             p50 = statistics.median(samples)
             p95 = samples[min(len(samples) - 1, int(round(0.95 * (len(samples) - 1))))]

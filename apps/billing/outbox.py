@@ -66,23 +66,26 @@ def identifier(tenant_id: int, start: datetime) -> str:
 
 # One statement: pick unstamped billable rows, add them to their tenant's window of the
 # current slot and to its draft invoice of the current period (both made if missing), and
-# stamp each row with both. The invoice's number is invoices.number()'s format.
+# stamp each row with both. The draft keeps its running calls and subtotal, so showing it
+# reads one row rather than summing its lines. The invoice's number is invoices.number()'s
+# format.
 _COLLECT_SQL = f"""
 WITH picked AS (
-    SELECT id, tenant_id FROM {CallRecord._meta.db_table}
+    SELECT id, tenant_id, price_cents FROM {CallRecord._meta.db_table}
     WHERE billable AND meter_window_id IS NULL
     ORDER BY id LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
 ), counts AS (
-    SELECT tenant_id, count(*) AS n FROM picked GROUP BY tenant_id
+    SELECT tenant_id, count(*) AS n, sum(price_cents) AS cents FROM picked GROUP BY tenant_id
 ), drafts AS (
     INSERT INTO {Invoice._meta.db_table} AS i
         (tenant_id, number, period_start, period_end, status, calls, subtotal_cents, tax_rate_bp, tax_cents,
          total_cents, currency, late_calls, stripe_invoice_id, hosted_invoice_url, created_at)
     SELECT tenant_id, 'AKA-' || lpad(tenant_id::text, 6, '0') || '-' || %(month)s, %(period_start)s,
-           %(period_end)s, 'draft', 0, 0, %(tax_rate_bp)s, 0, 0, %(currency)s, 0, '', '', now()
+           %(period_end)s, 'draft', n, cents, %(tax_rate_bp)s, 0, 0, %(currency)s, 0, '', '', now()
     FROM counts
-    ON CONFLICT (tenant_id, period_start) DO UPDATE SET status = i.status
+    ON CONFLICT (tenant_id, period_start) DO UPDATE
+        SET calls = i.calls + EXCLUDED.calls, subtotal_cents = i.subtotal_cents + EXCLUDED.subtotal_cents
     RETURNING id, tenant_id
 ), windows AS (
     INSERT INTO {MeterWindow._meta.db_table} AS w

@@ -4,11 +4,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import Coalesce
 from django.http import Http404
 
-from .invoices import tax_cents
+from apps.core.paging import Cursor
+
+from .invoices import lines, tax_cents
 from .models import BillingAccount, CallRecord, Invoice, MeterDiscrepancy
 from .standing import load_standing, suspended
 
@@ -48,38 +48,26 @@ def access_invoice(*, tenant, invoice_id) -> Invoice:
         raise Http404("No such invoice") from None
 
 
-def draft_totals(*, invoice: Invoice) -> dict:
-    """A draft's running calls and subtotal so far (its amounts are set when it is finalized)."""
-    totals = CallRecord.objects.for_tenant(invoice.tenant_id).filter(invoice=invoice).aggregate(
-        calls=Count("id"), subtotal_cents=Coalesce(Sum("price_cents"), 0))
-    return {**totals, "total_cents": totals["subtotal_cents"] + tax_cents(totals["subtotal_cents"], invoice.tax_rate_bp)}
-
-
 def invoice_amounts(*, invoice: Invoice) -> dict:
-    """Calls, subtotal, tax and total as the tenant sees them: a draft's running figures,
-    else the invoice's own (fixed when it was finalized)."""
+    """Calls, subtotal, tax and total as the tenant sees them: a draft's running figures
+    (the meter outbox adds each row it stamps), else those fixed when it was finalized."""
+    tax, total = invoice.tax_cents, invoice.total_cents
     if invoice.status == Invoice.Status.DRAFT:
-        running = draft_totals(invoice=invoice)
-        return {**running, "tax_cents": running["total_cents"] - running["subtotal_cents"]}
-    return {"calls": invoice.calls, "subtotal_cents": invoice.subtotal_cents, "tax_cents": invoice.tax_cents,
-            "total_cents": invoice.total_cents}
+        tax = tax_cents(invoice.subtotal_cents, invoice.tax_rate_bp)
+        total = invoice.subtotal_cents + tax
+    return {"calls": invoice.calls, "subtotal_cents": invoice.subtotal_cents, "tax_cents": tax, "total_cents": total}
 
 
-def invoice_lines_page(*, invoice: Invoice, after: tuple[datetime, int] | None = None, size: int = 50):
+def invoice_lines_page(*, invoice: Invoice, after: Cursor | None = None, size: int = 50):
     """A page of the invoice's lines, oldest first, after the cursor `after` (created_at, id)
     of the previous page's last line; returns (lines, whether more follow). No OFFSET."""
-    lines = invoice_lines(invoice=invoice)
-    if after is not None:
-        at, pk = after
-        lines = lines.filter(Q(created_at__gt=at) | Q(created_at=at, id__gt=pk))
-    rows = list(lines.order_by("created_at", "id")[: size + 1])
+    rows = list(invoice_lines(invoice=invoice, after=after)[: size + 1])
     return rows[:size], len(rows) > size
 
 
-def invoice_lines(*, invoice: Invoice):
+def invoice_lines(*, invoice: Invoice, after: Cursor | None = None):
     """The invoice's lines: its ledger rows, oldest first."""
-    return (CallRecord.objects.for_tenant(invoice.tenant_id).filter(invoice=invoice)
-            .only("request_id", "created_at", "model_served", "cache", "price_cents"))
+    return lines(invoice, after).only("request_id", "created_at", "model_served", "cache", "price_cents")
 
 
 def meter_discrepancies(*, unresolved: bool = True):

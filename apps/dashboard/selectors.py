@@ -7,12 +7,12 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Q
 from django.http import Http404
 from django.utils import timezone
 
 from apps.billing.models import DEFAULT_BASELINE_MODEL, BillingSettings, CallRecord
 from apps.cache.models import CacheEntry
+from apps.core.paging import page_after
 
 from .latency import BOUNDS, percentile
 from .models import CallRollup
@@ -210,10 +210,7 @@ PAGE_SIZE = 50
 def calls_page(*, calls, before: tuple[datetime, int] | None = None, size: int = PAGE_SIZE):
     """A page of filtered calls, newest first, after the cursor `before` (created_at, id)
     of the previous page's last row: no OFFSET and no count, so page 1000 costs page 1."""
-    if before is not None:
-        at, pk = before
-        calls = calls.filter(Q(created_at__lt=at) | Q(created_at=at, id__lt=pk))
-    rows = list(calls.order_by("-created_at", "-id")[: size + 1])
+    rows = list(page_after(calls, before, newest_first=True)[: size + 1])
     return rows[:size], len(rows) > size
 
 

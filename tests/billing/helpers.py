@@ -5,6 +5,8 @@ import time
 import uuid
 from datetime import datetime
 
+from asgiref.sync import async_to_sync
+
 from apps.billing import outbox
 from apps.billing.models import CallRecord, MeterWindow
 
@@ -37,3 +39,11 @@ def drain(timeout: float = 30.0) -> None:
         assert time.monotonic() < deadline, f"outbox never drained: {outbox.backlog()}"
         outbox.run(max_seconds=5)
         time.sleep(0.1)
+
+
+def streamed(response) -> bytes:
+    """A streamed response's body, read asynchronously as the ASGI server reads it."""
+    async def read() -> bytes:
+        return b"".join([chunk async for chunk in response.streaming_content])
+
+    return async_to_sync(read)()

@@ -12,7 +12,7 @@ from apps.billing import invoices
 from apps.billing.invoices import Period
 from apps.billing.models import CallRecord, Invoice
 from apps.tenants.models import Tenant
-from tests.billing.helpers import ledger_rows
+from tests.billing.helpers import ledger_rows, streamed
 
 MAY = Period(datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC))
 IN_MAY = datetime(2026, 5, 14, 12, tzinfo=UTC)
@@ -57,15 +57,16 @@ def test_invoice_matches_the_ledger_to_the_cent(db, settings, party):
                   .values_list("request_id", flat=True)) == sorted(r.request_id for r in rows)
 
 
-def test_csv_has_one_line_per_billable_call(db, party):
+def test_csv_has_one_line_per_billable_call(db, party, monkeypatch):
+    monkeypatch.setattr(invoices, "CSV_CHUNK", 7)  # 31 lines with one time: chunks split on the id
     made = ledger_rows(party.tenant, 31, at=IN_MAY, cache="exact")
     ledger_rows(party.tenant, 3, billable=False, at=IN_MAY)
     invoice = invoices.period_close(tenant_id=party.tenant.pk, period=MAY)
     response = api(party.bob).get(f"/api/invoices/{invoice.pk}/csv")
-    assert response.status_code == 200 and response["content-type"] == "text/csv"
-    lines = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert response.status_code == 200 and response["content-type"] == "text/csv" and response.is_async
+    lines = list(csv.reader(io.StringIO(streamed(response).decode())))
     assert lines[0] == ["request_id", "time", "model_served", "cache", "price_cents"]
-    assert sorted(line[0] for line in lines[1:]) == sorted(r.request_id for r in made)
+    assert [line[0] for line in lines[1:]] == [r.request_id for r in sorted(made, key=lambda r: r.pk)]
     assert {(line[2], line[3], line[4]) for line in lines[1:]} == {("gpt-4o-mini", "exact", "10")}
     assert sum(int(line[4]) for line in lines[1:]) == invoice.subtotal_cents == 310
 
@@ -115,6 +116,16 @@ def test_a_draft_shows_its_running_totals(db, settings, party):
     [draft] = api(party.bob).get("/api/invoices/").json()["data"]
     assert (draft["status"], draft["calls"], draft["subtotal_cents"], draft["tax_cents"], draft["total_cents"]) == (
         "draft", 7, 70, 7, 77)
+
+
+def test_a_drafts_running_totals_add_each_collection_and_equal_its_lines_at_close(db, party):
+    ledger_rows(party.tenant, 4, price_cents=10, at=IN_MAY)
+    ledger_rows(party.tenant, 3, price_cents=7, at=IN_MAY)  # the plan changed mid-period
+    ledger_rows(party.tenant, 2, billable=False, at=IN_MAY)
+    draft = Invoice.objects.for_tenant(party.tenant).get(period_start=MAY.start)
+    assert (draft.status, draft.calls, draft.subtotal_cents) == ("draft", 7, 61)
+    closed = invoices.period_close(tenant_id=party.tenant.pk, period=MAY)  # recounted from the lines
+    assert (closed.calls, closed.subtotal_cents, closed.unit_price_cents) == (7, 61, None)
 
 
 def test_outsiders_get_404(db, party):

@@ -11,7 +11,7 @@ import pytest
 from apps.billing import invoices
 from apps.billing.invoices import Period
 from apps.billing.models import Invoice
-from tests.billing.helpers import ledger_rows
+from tests.billing.helpers import ledger_rows, streamed
 
 pytestmark = pytest.mark.django_db
 
@@ -59,8 +59,8 @@ def test_the_csv_is_the_apis_one_line_per_billable_call(client, party, may):
     response = client.get(f"/invoices/{invoice.pk}/csv")
     assert response.status_code == 200 and response["content-type"] == "text/csv"
     assert response["content-disposition"] == f'attachment; filename="{invoice.number}.csv"'
-    body = b"".join(response.streaming_content)
-    assert body == b"".join(client.get(f"/api/invoices/{invoice.pk}/csv").streaming_content)
+    body = streamed(response)
+    assert body == streamed(client.get(f"/api/invoices/{invoice.pk}/csv"))
     lines = list(csv.reader(io.StringIO(body.decode())))
     assert len(lines) - 1 == invoice.calls == 120
     assert sorted(line[0] for line in lines[1:]) == sorted(r.request_id for r in made)
