@@ -17,10 +17,14 @@ Per size, at concurrency 1 on one keep-alive connection: a cached query with a "
 or dropped (embedded and matched: a semantic hit; `x-aka-cache: readonly` keeps it one)
 alternating with the stored query itself (an exact hit: the in-run reference, since the
 machine is shared and noisy). Only queries that the pre-pass saw answered as semantic
-hits are timed. Prints p50/p95 of each, their ratio, and the lookup's plan
-(EXPLAIN ANALYZE BUFFERS under the gateway pool's session settings). With `--profile`,
-py-spy samples the gateway during the largest size's timed requests and the bench prints
-where its time goes.
+hits are timed. Prints p50/p95 of each, their ratio, the gateway's CPU per call of each
+kind (all threads: what latency comes to on a quiet machine, less the database and the
+wire), and the lookup's plan as the planner chooses it and forced each way (exact scan,
+HNSW; EXPLAIN ANALYZE BUFFERS SERIALIZE under the gateway pool's session settings), also
+for a small context that shares the largest one's partition. With `--profile`, py-spy
+samples the gateway during semantic hits at the largest size and the bench prints where a
+hit's time goes. `semantic_hits(url, sizes)` runs the same against a gateway already
+started (bench/overhead may call it).
 
     scripts/services.py run -- env DATABASE_URL=... .venv/bin/python bench/cache_scale.py \
         [--sizes 1,1000,10000,100000] [--queries 400] [--profile] [--refill]
@@ -252,6 +256,7 @@ def variant(text: str) -> str:
 
 class Gateway:
     def __init__(self, url: str, key: str) -> None:
+        self.pid = gateway_pid(url)
         self.client = httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {key}",
                                                                       "Content-Type": "application/json"})
 
@@ -288,6 +293,33 @@ def timed(gateway: Gateway, size: int, texts: list[str], n: int) -> tuple[list[f
         exact.append(took)
         answered[f"exact query: {kind}"] += 1
     return semantic, exact, answered
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of every thread of process `pid` so far (scheduler statistics, ns)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError):
+            pass   # a thread that ended meanwhile
+    return total / 1e9
+
+
+def cpu_per_call(gateway: Gateway, pid: int, size: int, texts: list[str], n: int = 100) -> tuple[float, float]:
+    """The gateway's CPU ms per semantic hit and per exact hit, all its threads, each kind
+    in a run of its own (the record stage after each answer included): what a quiet
+    machine's latency is made of, apart from the database's share and the wire."""
+    out = []
+    for semantic in (True, False):
+        time.sleep(0.5)   # the previous run's record stages
+        before = cpu_seconds(pid)
+        for i in range(n):
+            text = texts[i % len(texts)]
+            gateway.ask(size, variant(text) if semantic else text, readonly=semantic)
+        time.sleep(0.5)
+        out.append((cpu_seconds(pid) - before) * 1000 / n)
+    return out[0], out[1]
 
 
 # The lookup as the planner may run it, and each way forced: an exact scan (the distances
@@ -430,6 +462,7 @@ def measure(gateway: Gateway, tenant_id: int, size: int, probe: str, rows, vecto
     timed(gateway, size, queries, 20)   # warm: the partition's pages, the pool's connections
     load = os.getloadavg()[0]
     semantic, exact, answered = timed(gateway, size, queries, args.queries)
+    cpu = cpu_per_call(gateway, gateway.pid, size, queries)
     profile = None
     if profile_pid:   # semantic hits alone, after the timed ones
         n = min(args.queries, 200)
@@ -438,11 +471,32 @@ def measure(gateway: Gateway, tenant_id: int, size: int, probe: str, rows, vecto
         profile = profile_report(stacks, seconds, n)
     vector = embedder().embed([variant(queries[0])])[0]
     found = {"size": size, "held": held, "context": context, "partition": partition, "semantic": semantic,
-             "exact": exact, "answered": answered, "load": load, "plans": plans(tenant_id, context, vector),
+             "exact": exact, "answered": answered, "load": load, "cpu": cpu, "plans": plans(tenant_id, context, vector),
              "vector": vector, "profile": profile}
     log(f"{held:,} entries: semantic p50 {pct(semantic, 50):.2f} ms, exact p50 {pct(exact, 50):.2f} ms; "
         f"{found['plans'][0]}")
     return found
+
+
+def semantic_hits(url: str, sizes: list[int], *, queries: int = 400, distinct: int = 50, profile: bool = False,
+                  refill: bool = False) -> tuple[list[dict], list[str]]:
+    """Semantic and exact hits through the running gateway at `url` (its database is this
+    process's) for each context size: per size a dict of figures; then the plans of a
+    small context sharing the largest one's partition. bench/overhead may call it too."""
+    args = argparse.Namespace(queries=queries, distinct=distinct, refill=refill)
+    rows, vectors = corpus()
+    probes, rows, vectors = rows[-PROBES:], rows[:-PROBES], vectors[:-PROBES]
+    tenant, key = bench_tenant()
+    gateway = Gateway(url, key)
+    results = [measure(gateway, tenant.id, size, probes[size % PROBES][0], rows, vectors, args,
+                       gateway.pid if profile and size == sizes[-1] else None) for size in sorted(sizes)]
+    largest = results[-1]
+    shared = sharing_context(tenant.id, largest["partition"])
+    if count(tenant.id, shared) < SHARED:
+        empty(tenant.id, shared, keep="")
+        fill(tenant.id, shared, *entries(rows, vectors, SHARED))
+    analyze(tenant.id, shared)
+    return results, plans(tenant.id, shared, largest["vector"])
 
 
 def main() -> None:
@@ -456,39 +510,29 @@ def main() -> None:
     sizes = sorted(int(s) for s in args.sizes.split(","))
     if len({s % PROBES for s in sizes}) < len(sizes):
         parser.error(f"sizes must differ modulo {PROBES}")
-
     log(f"load average {os.getloadavg()}")
-    rows, vectors = corpus()
-    probes, rows, vectors = rows[-PROBES:], rows[:-PROBES], vectors[:-PROBES]
-    tenant, key = bench_tenant()
     sim_url, stop_sim = start_simulator(fast=True)
     url, stop_gateway = start_gateway(simulator_url=sim_url, extra_env=GATEWAY_ENV)
     try:
-        gateway = Gateway(url, key)
-        results = [measure(gateway, tenant.id, size, probes[size % PROBES][0], rows, vectors, args,
-                           gateway_pid(url) if args.profile and size == sizes[-1] else None) for size in sizes]
+        results, shared = semantic_hits(url, sizes, queries=args.queries, distinct=args.distinct,
+                                        profile=args.profile, refill=args.refill)
     finally:
         stop_gateway()
         stop_sim()
-    largest = results[-1]
-    shared = sharing_context(tenant.id, largest["partition"])
-    if count(tenant.id, shared) < SHARED:
-        empty(tenant.id, shared, keep="")
-        fill(tenant.id, shared, *entries(rows, vectors, SHARED))
-    analyze(tenant.id, shared)
-    report(results, plans(tenant.id, shared, largest["vector"]), args)
+    report(results, shared, args)
 
 
 def report(results: list[dict], shared: list[str], args) -> None:
     print(f"\ncache_scale: semantic hits through the gateway, c=1, {args.queries} per size ({args.distinct} distinct"
           " queries), each followed by an exact hit in the same context (the in-run reference: the machine is"
-          " shared). Times in ms.")
+          " shared). Times in ms; CPU/call: the gateway process's CPU per call, all threads, record stage"
+          " included, 100 calls of each kind in a run of their own.")
     print(f"{'entries':>8} {'semantic p50':>12} {'p95':>7} | {'exact p50':>9} {'p95':>7} | {'sem-exact':>9} {'ratio':>5} |"
-          f" {'load':>4} | answered as")
+          f" {'CPU/call sem':>12} {'exact':>5} | {'load':>4} | answered as")
     for r in results:
         s50, e50 = pct(r["semantic"], 50), pct(r["exact"], 50)
         print(f"{r['held']:>8,} {s50:>12.2f} {pct(r['semantic'], 95):>7.2f} | {e50:>9.2f} {pct(r['exact'], 95):>7.2f} | "
-              f"{s50 - e50:>9.2f} {s50 / e50:>5.2f} | {r['load']:>4.1f} | "
+              f"{s50 - e50:>9.2f} {s50 / e50:>5.2f} | {r['cpu'][0]:>12.2f} {r['cpu'][1]:>5.2f} | {r['load']:>4.1f} | "
               + ", ".join(f"{n} {kind}" for kind, n in sorted(r["answered"].items())))
     print("\nthe semantic lookup (store.SEMANTIC) per size: the planner's choice, then each way forced "
           "(EXPLAIN ANALYZE BUFFERS SERIALIZE, gateway session settings)")
