@@ -145,20 +145,20 @@ def plan_for(req: ChatRequest, principal: Principal, config: Config, headers, ro
                 read=not refreshing(headers), write=headers.get("x-aka-cache", "").lower() != "readonly")
 
 
-def _result(row: store.Row) -> ChatResult:
-    response = row.response
+def _result(entry: store.Entry) -> ChatResult:
+    response = entry.response
     usage = response.get("usage") or {}
-    return ChatResult(id="", model=row.model, content=response.get("content"), finish_reason=response["finish_reason"],
+    return ChatResult(id="", model=entry.model, content=response.get("content"), finish_reason=response["finish_reason"],
                       usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
                       tool_calls=response.get("tool_calls"), provider="cache")
 
 
 async def lookup(plan: Plan) -> Hit | Miss:
     if plan.read:
-        row = await store.exact(tenant_id=plan.tenant_id, context_key=plan.context, exact_key=plan.exact)
-        if row is not None:
+        entry = await store.exact(tenant_id=plan.tenant_id, context_key=plan.context, exact_key=plan.exact)
+        if entry is not None:
             metrics.CACHE.labels("exact").inc()
-            return Hit("exact", row.id, 1.0, _result(row))
+            return Hit("exact", entry.id, 1.0, _result(entry))
     vector = await batcher().embed(plan.prompt)
     rows = await store.nearest(tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context, vector=vector,
                                k=settings.AKA_CACHE_CANDIDATES)
@@ -167,12 +167,16 @@ async def lookup(plan: Plan) -> Hit | Miss:
     chosen = choose(vector, candidates, plan.threshold) if plan.read else None
     if chosen is not None:
         candidate, adjusted = chosen
-        row = next(r for r in rows if r.id == candidate.entry_id)
-        if plan.target is None or verifier.verify(plan.prompt, row.prompt_text, cosine=row.similarity,
-                                                  adjusted=adjusted, target=plan.target):
+        entry = await store.answer(tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context,
+                                   entry_id=candidate.entry_id)
+        if entry is None:   # gone since the candidates were read
+            metrics.CACHE.labels("miss").inc()
+        elif plan.target is None or verifier.verify(plan.prompt, entry.prompt_text, cosine=candidate.similarity,
+                                                    adjusted=adjusted, target=plan.target):
             metrics.CACHE.labels("semantic").inc()
-            return Hit("semantic", row.id, row.similarity, _result(row))
-        metrics.CACHE.labels("refused").inc()   # the second stage said the answer does not fit
+            return Hit("semantic", entry.id, candidate.similarity, _result(entry))
+        else:
+            metrics.CACHE.labels("refused").inc()   # the second stage said the answer does not fit
     else:
         metrics.CACHE.labels("miss").inc()
     return Miss(vector, tuple((r.id, r.similarity) for r in rows))

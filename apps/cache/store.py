@@ -3,6 +3,7 @@ tenant and the context key as required arguments and filters on both: there is n
 here that could read or touch another tenant's entries, and each one is pruned to the
 single partition that holds its (tenant, context)."""
 
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,15 +13,23 @@ from psycopg.types.json import Jsonb
 
 from apps.core import pg
 
+# The candidates carry what the first stage decides on, not their answers: reading 20
+# answers (each a TOAST fetch and a decompression, then parsed) to serve one of them was
+# most of a lookup's database time at real answer sizes; ANSWER fetches the chosen one.
 # Ordered by the selected distance, so a sequential scan computes it once per row, not
-# twice (1.1 against 2.6 ms at 2,401 entries); the HNSW index serves the ORDER BY either
-# way. Answers come with the candidates: fetching only the chosen one took an extra query
-# and saved nothing (1.02 against 1.04 ms at 2,401 entries; 20 answers serialize in 0.25 ms).
+# twice (1.1 against 2.6 ms at 2,401 entries); the HNSW index serves the ORDER BY either way.
 SEMANTIC = """
-SELECT id, embedding <=> %(vec)s AS distance, embedding, neighbour_stat, response, model, prompt_text FROM cache_entry
+SELECT id, embedding <=> %(vec)s AS distance, embedding, neighbour_stat FROM cache_entry
 WHERE tenant_id = %(tenant)s AND scope = %(scope)s AND context_key = %(context)s AND expires_at > now()
   AND demoted_at IS NULL
 ORDER BY distance LIMIT %(k)s
+"""
+# The same conditions again: an entry purged, expired or demoted since the candidates were
+# read is not served.
+ANSWER = """
+SELECT id, response, model, prompt_text FROM cache_entry
+WHERE tenant_id = %(tenant)s AND context_key = %(context)s AND id = %(id)s AND scope = %(scope)s
+  AND expires_at > now() AND demoted_at IS NULL
 """
 EXACT = """
 SELECT id, response, model, prompt_text FROM cache_entry
@@ -53,39 +62,68 @@ WHERE tenant_id = %(tenant)s AND context_key = %(context)s AND id = %(id)s
 
 
 @dataclass(frozen=True, slots=True)
-class Row:
+class Entry:
+    """What serving an entry takes: its answer, and its prompt for the verifier."""
+
     id: int
-    similarity: float
-    embedding: np.ndarray | None
-    neighbour_stat: float | None
     response: dict
     model: str
     prompt_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbour:
+    """A semantic candidate, as the first stage sees it."""
+
+    id: int
+    similarity: float
+    embedding: np.ndarray
+    neighbour_stat: float | None
 
 
 async def _connection():
     return (await pg.pool()).connection()
 
 
-async def exact(*, tenant_id: int, context_key: str, exact_key: str) -> Row | None:
+@asynccontextmanager
+async def _reading():
+    """A pool connection for single read statements, outside a transaction: in a pool
+    connection's default mode every statement is preceded by a BEGIN and the connection's
+    return by a ROLLBACK, three round trips to the server instead of one. The mode is set
+    back before the connection returns to the pool, for those that write in transactions."""
     async with await _connection() as conn:
-        cur = await conn.execute(EXACT, {"tenant": tenant_id, "context": context_key, "exact": exact_key})
+        await conn.set_autocommit(True)
+        try:
+            yield conn
+        finally:
+            await conn.set_autocommit(False)
+
+
+async def _entry(statement: str, params: dict) -> Entry | None:
+    async with _reading() as conn:
+        cur = await conn.execute(statement, params)
         found = await cur.fetchone()
-    if found is None:
-        return None
-    return Row(id=found[0], similarity=1.0, embedding=None, neighbour_stat=None, response=found[1], model=found[2],
-               prompt_text=found[3])
+    return None if found is None else Entry(*found)
 
 
-async def nearest(*, tenant_id: int, scope: str, context_key: str, vector: np.ndarray, k: int) -> list[Row]:
-    async with await _connection() as conn:
+async def exact(*, tenant_id: int, context_key: str, exact_key: str) -> Entry | None:
+    return await _entry(EXACT, {"tenant": tenant_id, "context": context_key, "exact": exact_key})
+
+
+async def answer(*, tenant_id: int, scope: str, context_key: str, entry_id: int) -> Entry | None:
+    """The chosen candidate's answer; None if it was purged, expired or demoted meanwhile."""
+    return await _entry(ANSWER, {"tenant": tenant_id, "scope": scope, "context": context_key, "id": entry_id})
+
+
+async def nearest(*, tenant_id: int, scope: str, context_key: str, vector: np.ndarray, k: int) -> list[Neighbour]:
+    async with _reading() as conn:
         await pg.with_vectors(conn)
         # Binary results: 20 candidate vectors parse far faster than from text.
         cur = await conn.execute(SEMANTIC, {"tenant": tenant_id, "scope": scope, "context": context_key,
                                             "vec": vector, "k": k}, binary=True)
         rows = await cur.fetchall()
-    return [Row(id=r[0], similarity=1.0 - r[1], embedding=r[2].to_numpy().astype(np.float32), neighbour_stat=r[3],
-                response=r[4], model=r[5], prompt_text=r[6]) for r in rows]
+    return [Neighbour(id=r[0], similarity=1.0 - r[1], embedding=r[2].to_numpy().astype(np.float32),
+                      neighbour_stat=r[3]) for r in rows]
 
 
 async def insert(*, tenant_id: int, scope: str, context_key: str, exact_key: str, api_key_id: str | None,

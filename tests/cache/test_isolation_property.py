@@ -60,6 +60,12 @@ def test_lookup_stays_inside_tenant_scope_and_context(world, entries, query, nea
         assert all(written[r.id] == (tenants[t], scope, context) for r in rows)
         expected = sum(1 for v in written.values() if v == (tenants[t], scope, context))
         assert len(rows) == min(expected, 20)  # filtered search stays exact: nothing missing either
+        # The chosen candidate's answer is read by id, under the same tenant, scope and context:
+        # any other entry's id reads nothing.
+        for entry_id, owner in written.items():
+            found = await store.answer(tenant_id=tenants[t], scope=scope, context_key=context, entry_id=entry_id)
+            assert (found is not None) == (owner == (tenants[t], scope, context))
+            assert found is None or found.id == entry_id
         # The exact path too: another tenant's exact key finds nothing.
         found = await store.exact(tenant_id=tenants[t], context_key=context,
                                   exact_key=key_of(entries[0][3], 0, entries[0][4]))
