@@ -69,7 +69,7 @@ def identifier(tenant_id: int, start: datetime) -> str:
 # stamp each row with both. The invoice's number is invoices.number()'s format.
 _COLLECT_SQL = f"""
 WITH picked AS (
-    SELECT id, tenant_id FROM {CallRecord._meta.db_table}
+    SELECT id, created_at, tenant_id FROM {CallRecord._meta.db_table}
     WHERE billable AND meter_window_id IS NULL
     ORDER BY id LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
@@ -94,7 +94,8 @@ WITH picked AS (
     RETURNING id, tenant_id
 )
 UPDATE {CallRecord._meta.db_table} c SET meter_window_id = windows.id, invoice_id = drafts.id
-FROM picked JOIN windows USING (tenant_id) JOIN drafts USING (tenant_id) WHERE c.id = picked.id
+FROM picked JOIN windows USING (tenant_id) JOIN drafts USING (tenant_id)
+WHERE c.id = picked.id AND c.created_at = picked.created_at  -- the ledger's key: one partition's row
 """
 
 
