@@ -5,8 +5,8 @@ billing_callrecord is partitioned by RANGE (created_at): one partition per calen
 month (UTC), named billing_callrecord_yYYYYmMM, and a DEFAULT partition that takes any
 row whose month has no partition yet, so an insert never fails for want of one (a
 spooled row replayed into a month already dropped, a clock far ahead, a beat that
-stopped running). `maintain` (Celery beat) keeps the current month and
-AKA_LEDGER_PARTITIONS_AHEAD months after it made, moves any rows in the DEFAULT
+stopped running). `maintain` (Celery beat) keeps the previous month, the
+current one and AKA_LEDGER_PARTITIONS_AHEAD months after it made, moves any rows in the DEFAULT
 partition into their month's own partition, and with AKA_LEDGER_RETENTION_MONTHS set
 drops every partition whose month ended longer ago than that: one DROP TABLE, no
 row-by-row DELETE, no bloat left for vacuum. A partition that still holds a billable row
@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 
+from .invoices import Period
 from .models import CallRecord, Invoice
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,8 @@ LOCK_TIMEOUT = "3s"
 
 
 def month_of(moment: datetime) -> date:
-    """The first day of the UTC month holding `moment`."""
-    return moment.astimezone(UTC).date().replace(day=1)
+    """The first day of the UTC month holding `moment` (an invoice's period: invoices.Period)."""
+    return Period.containing(moment).start.date()
 
 
 def months_after(month: date, n: int) -> date:
@@ -54,9 +55,16 @@ def name_of(month: date) -> str:
 
 
 def _bounds(month: date) -> tuple[datetime, datetime]:
-    start = datetime(month.year, month.month, 1, tzinfo=UTC)
-    end = months_after(month, 1)
-    return start, datetime(end.year, end.month, 1, tzinfo=UTC)
+    period = Period.containing(datetime(month.year, month.month, 1, tzinfo=UTC))
+    return period.start, period.end
+
+
+def months_due(*, now: datetime | None = None) -> list[date]:
+    """The months whose partitions are kept made: the previous one (where a month's last
+    calls, spooled or backfilled, land after it ended), the current one and the
+    AKA_LEDGER_PARTITIONS_AHEAD after it."""
+    current = month_of(now or datetime.now(UTC))
+    return [months_after(current, n) for n in range(-1, settings.AKA_LEDGER_PARTITIONS_AHEAD + 1)]
 
 
 def existing() -> dict[date, str]:
@@ -129,8 +137,7 @@ class Maintained:
 
 
 def maintain(*, now: datetime | None = None) -> Maintained:
-    """Makes the partitions of the current month and the AKA_LEDGER_PARTITIONS_AHEAD after
-    it, adopts the DEFAULT partition's rows, and drops partitions past retention. Safe to
+    """Makes the partitions of `months_due`, adopts the DEFAULT partition's rows, and drops partitions past retention. Safe to
     run any number of times, and at once (runs take turns)."""
     done = Maintained()
     with connection.cursor() as cur:
@@ -139,8 +146,7 @@ def maintain(*, now: datetime | None = None) -> Maintained:
             return done
     try:
         current = month_of(now or datetime.now(UTC))
-        wanted = {months_after(current, n) for n in range(settings.AKA_LEDGER_PARTITIONS_AHEAD + 1)}
-        for month in sorted(wanted | set(_stranded())):
+        for month in sorted(set(months_due(now=now)) | set(_stranded())):
             if month not in existing():
                 _try(done, name_of(month), lambda m=month: _created(done, m))
         retention = settings.AKA_LEDGER_RETENTION_MONTHS

@@ -64,7 +64,7 @@ def test_a_row_without_its_months_partition_waits_in_default_and_the_task_adopts
     assert stored_in(tenant) == {partitions.DEFAULT: 1}
 
     done = partitions.maintain(now=datetime(2031, 6, 2, tzinfo=UTC))
-    ahead = [date(2031, 6, 1), date(2031, 7, 1), date(2031, 8, 1), date(2031, 9, 1)]
+    ahead = [date(2031, 5, 1), date(2031, 6, 1), date(2031, 7, 1), date(2031, 8, 1), date(2031, 9, 1)]
     assert done.created == [partitions.name_of(m) for m in ahead]
     assert set(ahead) <= set(partitions.existing())
     assert done.adopted_rows == 1

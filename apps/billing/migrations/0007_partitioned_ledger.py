@@ -127,15 +127,15 @@ CREATE INDEX billing_callrecord_request_id_b18f240e_like ON {TABLE} (request_id 
 
 
 def make_partitions(apps, schema_editor):
-    """A partition for each month the old table has rows in, then the months ahead."""
+    """A partition for each month the old table has rows in and for the months due (made
+    only: retention is the beat task's, once the rows are in)."""
     from apps.billing import partitions
 
     with schema_editor.connection.cursor() as cur:
         cur.execute(f"SELECT DISTINCT date_trunc('month', created_at AT TIME ZONE 'UTC')::date FROM {OLD}")
-        months = sorted(month for (month,) in cur.fetchall())
-    for month in months:
+        months = {month for (month,) in cur.fetchall()}
+    for month in sorted(months | set(partitions.months_due())):
         partitions.create(month)
-    partitions.maintain()
 
 
 class Migration(migrations.Migration):
