@@ -3,7 +3,7 @@
 # make stop: stop everything make demo or make test started.
 # make manage ARGS="list_tenants": a manage.py command with the services and their env.
 .PHONY: bootstrap migrate demo test stop manage bench-overhead bench-cache-quality bench-cache-scale bench-dashboard \
-	bench-billing bench-routing bench-savings
+	bench-billing bench-ledger bench-routing bench-savings
 
 PY := .venv/bin/python
 
@@ -42,6 +42,11 @@ bench-dashboard: bootstrap
 	@$(PY) scripts/services.py run -- $(PY) bench/dashboard.py
 bench-billing: migrate
 	@$(PY) scripts/services.py run -- $(PY) bench/billing.py
+
+# Builds its own database: 10M ledger rows over 1,000 tenants; insert rate and page queries.
+# ARGS: flags (python bench/ledger.py --help), for example --rows 1000000.
+bench-ledger: bootstrap
+	@$(PY) scripts/services.py run -- $(PY) bench/ledger.py $(ARGS)
 
 # ARGS: a data directory and flags (python bench/routing.py --help); default ../shared/data/routellm.
 bench-routing: migrate

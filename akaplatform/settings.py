@@ -211,6 +211,11 @@ AKA_PG_POOL_SIZE = envint("AKA_PG_POOL_SIZE", 8)
 AKA_LEDGER_SPOOL_DIR = Path(os.environ.get(
     "AKA_LEDGER_SPOOL_DIR", str(BASE_DIR / ".local" / "spool" / f"ledger-{DATABASES['default']['NAME']}")))
 AKA_LEDGER_REPLAY_SECONDS = float(os.environ.get("AKA_LEDGER_REPLAY_SECONDS", "5"))
+# The ledger is partitioned by month (apps.billing.partitions): partitions are made this
+# many months ahead, and those of months ended more than AKA_LEDGER_RETENTION_MONTHS ago
+# are dropped whole (0: kept forever; the rollups keep the dashboard's history either way).
+AKA_LEDGER_PARTITIONS_AHEAD = envint("AKA_LEDGER_PARTITIONS_AHEAD", 3)
+AKA_LEDGER_RETENTION_MONTHS = envint("AKA_LEDGER_RETENTION_MONTHS", 0)
 
 # Semantic cache.
 AKA_EMBEDDER = os.environ.get("AKA_EMBEDDER", "onnx")   # onnx | torch
@@ -276,6 +281,8 @@ CELERY_BEAT_SCHEDULE |= {
     "billing-meter-outbox": {"task": "billing.meter_outbox", "schedule": AKA_METER_OUTBOX_EVERY},
     "billing-period-close": {"task": "billing.period_close", "schedule": envint("AKA_PERIOD_CLOSE_EVERY", 3600)},
     "billing-reconcile": {"task": "billing.reconcile", "schedule": envint("AKA_RECONCILE_EVERY", 86400)},
+    "billing-ledger-partitions": {"task": "billing.ledger_partitions",
+                                  "schedule": envint("AKA_LEDGER_PARTITIONS_EVERY", 6 * 3600)},
 }
 # Prefix of meter event identifiers: unique per deployment sharing a Stripe account
 # (empty: "aka-<database name>").

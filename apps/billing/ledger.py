@@ -3,8 +3,10 @@
 Calls hand their row to the process's LedgerWriter once the client has its response.
 The writer inserts whatever has queued up in one pipelined batch on the gateway's
 psycopg pool (group commit): one round trip for many concurrent calls, no thread hop
-per call. A row is keyed by its request id with ON CONFLICT DO NOTHING, so a retried
-or replayed write never duplicates it.
+per call. A row is unique by (tenant, request id, created_at), the ledger's partition
+key included (apps.billing.partitions), and inserted with ON CONFLICT DO NOTHING; its
+created_at is fixed once, when the row is queued, and travels with it into the spool,
+so a retried or replayed write meets the same key and never duplicates the row.
 
 One bad row must not cost anyone else theirs: every value is normalised to what its
 column holds first (lengths, NUL bytes, integer ranges); if PostgreSQL still refuses
@@ -15,6 +17,7 @@ which is replayed. A row is only ever dropped if the local disk fails too.
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 
 import psycopg
 from django.conf import settings
@@ -30,11 +33,11 @@ from .models import CallRecord
 log = logging.getLogger(__name__)
 
 _FIELDS = [f for f in CallRecord._meta.concrete_fields if f.column not in ("id", "created_at")]
-COLUMNS = [f.column for f in _FIELDS]
+COLUMNS = [f.column for f in _FIELDS] + ["created_at"]
 DECIMAL_COLUMNS = {f.column for f in _FIELDS if isinstance(f, models.DecimalField)}
 INSERT_SQL = (
     f"INSERT INTO {CallRecord._meta.db_table} ({', '.join(COLUMNS)}) "
-    f"VALUES ({', '.join(['%s'] * len(COLUMNS))}) ON CONFLICT (request_id) DO NOTHING"
+    f"VALUES ({', '.join(['%s'] * len(COLUMNS))}) ON CONFLICT (tenant_id, request_id, created_at) DO NOTHING"
 )
 # Attempts against a database that is failing (not refusing) before rows are spooled.
 WRITE_ATTEMPTS = 4
@@ -62,8 +65,9 @@ def _text(value: str, limit: int | None) -> str:
 
 def normalise(row: dict) -> dict:
     """The row as its columns can hold it: text without NUL and cut to length, integers
-    clamped to their column's range, missing values at their defaults."""
-    out = {}
+    clamped to their column's range, missing values at their defaults, and its created_at
+    fixed (now, unless the row has one): every later attempt to write it uses this one."""
+    out = {"created_at": row.get("created_at") or datetime.now(UTC)}
     for f in _FIELDS:
         value = row.get(f.attname, row.get(f.column, f.get_default()))
         if isinstance(value, str):

@@ -6,7 +6,15 @@ from apps.tenants.scoping import TenantOwned
 
 class CallRecord(TenantOwned):
     """The ledger: one row per call that reached a tenant. The source of truth for
-    billing and savings. Written by apps.billing.ledger on the gateway's event loop."""
+    billing and savings. Written by apps.billing.ledger on the gateway's event loop.
+
+    The table is partitioned by month of created_at (apps.billing.partitions; the
+    migrations create it in SQL). Every unique key of a partitioned table must hold its
+    partition key, so in the database the primary key is (id, created_at) and a call is
+    unique by (tenant, request id, created_at); the writer fixes a row's created_at once,
+    when the row is queued, so a retried or replayed insert still meets that key. Django
+    keys rows by id alone: one sequence numbers the rows of every partition, and its
+    admin cannot show a model with a composite key."""
 
     class Cache(models.TextChoices):
         MISS = "miss"
@@ -14,7 +22,9 @@ class CallRecord(TenantOwned):
         SEMANTIC = "semantic"
         OFF = "off"
 
-    request_id = models.CharField(max_length=40, unique=True)
+    # Not indexed alone: (tenant, created_at) serves every read and deletion by tenant.
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
+    request_id = models.CharField(max_length=40)
     api_key = models.ForeignKey("tenants.ApiKey", null=True, on_delete=models.SET_NULL, related_name="+")
     endpoint = models.CharField(max_length=30)          # chat.completions | messages | embeddings
     model_requested = models.CharField(max_length=100)
@@ -62,6 +72,8 @@ class CallRecord(TenantOwned):
                                 related_name="+", db_index=False)
 
     class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "request_id", "created_at"],
+                                               name="callrecord_one_row_per_call")]
         indexes = [
             models.Index(fields=["tenant", "-created_at"], name="callrecord_tenant_time"),
             # What the outbox looks for: billable rows not yet stamped.

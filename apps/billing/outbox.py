@@ -66,26 +66,25 @@ def identifier(tenant_id: int, start: datetime) -> str:
 
 # One statement: pick unstamped billable rows, add them to their tenant's window of the
 # current slot and to its draft invoice of the current period (both made if missing), and
-# stamp each row with both. The draft keeps its running calls and subtotal, so showing it
-# reads one row rather than summing its lines. The invoice's number is invoices.number()'s
-# format.
+# stamp each row with both; it returns what it stamped per draft. The invoice's number is
+# invoices.number()'s format. A window that has been sent returns no row, so its tenant's
+# rows stay unstamped and wait for the next slot.
 _COLLECT_SQL = f"""
 WITH picked AS (
-    SELECT id, tenant_id, price_cents FROM {CallRecord._meta.db_table}
+    SELECT id, created_at, tenant_id FROM {CallRecord._meta.db_table}
     WHERE billable AND meter_window_id IS NULL
     ORDER BY id LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
 ), counts AS (
-    SELECT tenant_id, count(*) AS n, sum(price_cents) AS cents FROM picked GROUP BY tenant_id
+    SELECT tenant_id, count(*) AS n FROM picked GROUP BY tenant_id
 ), drafts AS (
     INSERT INTO {Invoice._meta.db_table} AS i
         (tenant_id, number, period_start, period_end, status, calls, subtotal_cents, tax_rate_bp, tax_cents,
          total_cents, currency, late_calls, stripe_invoice_id, hosted_invoice_url, created_at)
     SELECT tenant_id, 'AKA-' || lpad(tenant_id::text, 6, '0') || '-' || %(month)s, %(period_start)s,
-           %(period_end)s, 'draft', n, cents, %(tax_rate_bp)s, 0, 0, %(currency)s, 0, '', '', now()
+           %(period_end)s, 'draft', 0, 0, %(tax_rate_bp)s, 0, 0, %(currency)s, 0, '', '', now()
     FROM counts
-    ON CONFLICT (tenant_id, period_start) DO UPDATE
-        SET calls = i.calls + EXCLUDED.calls, subtotal_cents = i.subtotal_cents + EXCLUDED.subtotal_cents
+    ON CONFLICT (tenant_id, period_start) DO UPDATE SET status = i.status
     RETURNING id, tenant_id
 ), windows AS (
     INSERT INTO {MeterWindow._meta.db_table} AS w
@@ -95,9 +94,21 @@ WITH picked AS (
     ON CONFLICT (tenant_id, start) DO UPDATE SET quantity = w.quantity + EXCLUDED.quantity
         WHERE w.state = 'pending' AND w.attempts = 0
     RETURNING id, tenant_id
+), stamped AS (
+    UPDATE {CallRecord._meta.db_table} c SET meter_window_id = windows.id, invoice_id = drafts.id
+    FROM picked JOIN windows USING (tenant_id) JOIN drafts USING (tenant_id)
+    WHERE c.id = picked.id AND c.created_at = picked.created_at  -- the ledger's key: one partition's row
+    RETURNING c.invoice_id, c.price_cents
 )
-UPDATE {CallRecord._meta.db_table} c SET meter_window_id = windows.id, invoice_id = drafts.id
-FROM picked JOIN windows USING (tenant_id) JOIN drafts USING (tenant_id) WHERE c.id = picked.id
+SELECT invoice_id, count(*), sum(price_cents) FROM stamped GROUP BY invoice_id
+"""
+
+# The drafts keep running calls and subtotals, so showing one reads one row rather than
+# summing its lines. A second statement, as a row is modified once per statement (the
+# upsert above already touched the draft).
+_DRAFT_TOTALS_SQL = f"""
+UPDATE {Invoice._meta.db_table} i SET calls = i.calls + added.calls, subtotal_cents = i.subtotal_cents + added.cents
+FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[]) AS added (id, calls, cents) WHERE i.id = added.id
 """
 
 
@@ -126,8 +137,10 @@ def collect(*, at: datetime | None = None) -> int:
             "seconds": seconds, "prefix": f"{namespace()}:t", "slot": str(slot), "month": f"{period.start:%Y%m}",
             "period_start": period.start, "period_end": period.end, "tax_rate_bp": settings.AKA_BILLING_TAX_RATE_BP,
             "currency": settings.AKA_BILLING_CURRENCY})
-        stamped: int = cur.rowcount
-        return stamped
+        added = cur.fetchall()
+        if added:
+            cur.execute(_DRAFT_TOTALS_SQL, [list(column) for column in zip(*added, strict=True)])
+        return sum(calls for _, calls, _ in added)
 
 
 # --- Send --------------------------------------------------------------------------------

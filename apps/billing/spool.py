@@ -7,13 +7,17 @@ unavailable database: the gateway replays them as soon as it can. `rejected/` ho
 rows PostgreSQL refused even after normalisation (say, a deleted tenant): they need a
 person, so spooling one logs an error and counts in `aka_ledger_spooled_total`;
 `manage.py replay_ledger_spool --rejected` retries them once the cause is fixed.
-Replaying is idempotent: rows are keyed by request id (ON CONFLICT DO NOTHING).
+Replaying is idempotent: a row keeps the created_at it was queued with, and rows are
+unique by (tenant, request id, created_at) (ON CONFLICT DO NOTHING). A row spooled
+without one (by a version before the ledger was partitioned) takes its file's time,
+the same at every replay.
 """
 
 import fcntl
 import os
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -60,7 +64,13 @@ def read(path: Path, decimal_columns: set[str]) -> list[dict]:
         for column in decimal_columns & row.keys():
             if row[column] is not None:
                 row[column] = Decimal(row[column])
+        row["created_at"] = datetime.fromisoformat(row["created_at"]) if row.get("created_at") else _written(path)
     return rows
+
+
+def _written(path: Path) -> datetime:
+    """When the file was spooled: its name starts with time.time_ns() (exact to the microsecond)."""
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(path.name.split("-")[0]) // 1000)
 
 
 class Claim:

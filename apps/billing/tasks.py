@@ -4,7 +4,7 @@ from celery import shared_task
 
 from apps.core.redis import sync_client
 
-from . import accounts, invoices, outbox, reconcile, stripe_api
+from . import accounts, invoices, outbox, partitions, reconcile, stripe_api
 
 # A tenant missing its Stripe customer gets one creation task per this many seconds (the
 # task retries by itself; this keeps a long Stripe outage from piling tasks up).
@@ -45,3 +45,9 @@ def period_close() -> int:
 def reconcile_meter() -> int:
     """Yesterday's meter totals in Stripe against ours (beat, daily)."""
     return reconcile.reconcile_yesterday()
+
+
+@shared_task(name="billing.ledger_partitions")
+def ledger_partitions() -> dict:
+    """Makes the ledger's coming months' partitions and drops those past retention (beat)."""
+    return vars(partitions.maintain())

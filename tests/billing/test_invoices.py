@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import Client
 
-from apps.billing import invoices
+from apps.billing import invoices, outbox
 from apps.billing.invoices import Period
-from apps.billing.models import CallRecord, Invoice
+from apps.billing.models import CallRecord, Invoice, MeterWindow
 from apps.tenants.models import Tenant
 from tests.billing.helpers import ledger_rows, streamed
 
@@ -120,9 +120,13 @@ def test_a_draft_shows_its_running_totals(db, settings, party):
 
 def test_a_drafts_running_totals_add_each_collection_and_equal_its_lines_at_close(db, party):
     ledger_rows(party.tenant, 4, price_cents=10, at=IN_MAY)
-    ledger_rows(party.tenant, 3, price_cents=7, at=IN_MAY)  # the plan changed mid-period
-    ledger_rows(party.tenant, 2, billable=False, at=IN_MAY)
+    MeterWindow.objects.for_tenant(party.tenant).update(state=MeterWindow.State.SENDING, attempts=1)
+    ledger_rows(party.tenant, 3, price_cents=7, at=IN_MAY)  # the plan changed; its window was being sent
     draft = Invoice.objects.for_tenant(party.tenant).get(period_start=MAY.start)
+    assert (draft.calls, draft.subtotal_cents) == (4, 40)  # the 3 wait for the next window, uncounted
+    outbox.collect(at=IN_MAY + timedelta(minutes=1))
+    ledger_rows(party.tenant, 2, billable=False, at=IN_MAY)
+    draft.refresh_from_db()
     assert (draft.status, draft.calls, draft.subtotal_cents) == ("draft", 7, 61)
     closed = invoices.period_close(tenant_id=party.tenant.pk, period=MAY)  # recounted from the lines
     assert (closed.calls, closed.subtotal_cents, closed.unit_price_cents) == (7, 61, None)

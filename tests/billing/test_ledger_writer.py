@@ -9,7 +9,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from apps.billing import ledger, spool
+from apps.billing import ledger, partitions, spool
 from apps.billing.models import CallRecord
 from apps.core import metrics, pg
 from tests import factories
@@ -113,3 +113,51 @@ def test_replaying_a_file_twice_writes_its_rows_once(loop):
     assert loop.run_until_complete(ledger.replay()) == 0
     assert not path.exists() and not copy.exists()
     assert CallRecord.objects.for_tenant(tenant).count() == 2
+
+
+def test_a_batch_committed_whose_answer_was_lost_is_retried_without_a_duplicate(loop, monkeypatch):
+    """The ledger's unique key holds its partition key, created_at: the row's time is
+    fixed when it is queued, so the retry meets the same key."""
+    tenant, _ = factories.make_tenant()
+    real_insert, calls = ledger._insert, []
+
+    async def committed_then_connection_lost(rows):
+        calls.append(len(rows))
+        await real_insert(rows)
+        if len(calls) == 1:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(ledger, "_insert", committed_then_connection_lost)
+    rows = [row(tenant.pk) for _ in range(3)]
+    record_all(loop, rows)
+    assert calls == [3, 3]  # written, then written again
+    assert sorted(stored(tenant)) == sorted(r["request_id"] for r in rows)
+    assert CallRecord.objects.for_tenant(tenant).count() == 3
+    assert spooled(spool.PENDING) == []
+
+
+def test_a_row_keeps_its_time_through_the_spool_and_lands_once_in_its_months_partition(loop):
+    tenant, _ = factories.make_tenant()
+    queued = ledger.normalise(row(tenant.pk))
+    loop.run_until_complete(ledger.store([queued]))
+    path = spool.write(spool.PENDING, [queued])  # say, the spooling process crashed after its insert went through
+    [read] = spool.read(path, ledger.DECIMAL_COLUMNS)
+    assert read["created_at"] == queued["created_at"]
+    assert loop.run_until_complete(ledger.replay()) == 0
+    [found] = CallRecord.objects.for_tenant(tenant)
+    assert found.created_at == queued["created_at"]
+    assert partitions.partition_of(created_at=found.created_at) == partitions.name_of(partitions.month_of(
+        queued["created_at"]))
+
+
+def test_a_row_spooled_without_a_time_takes_its_files_and_replays_once(loop):
+    """Files spooled before the ledger was partitioned have no created_at: each replay
+    of the same file gives its rows the same one."""
+    tenant, _ = factories.make_tenant()
+    old = {k: v for k, v in ledger.normalise(row(tenant.pk)).items() if k != "created_at"}
+    path = spool.write(spool.PENDING, [old])
+    content = path.read_bytes()
+    assert loop.run_until_complete(ledger.replay()) == 0
+    path.write_bytes(content)  # a crash between the insert and the unlink: the same file again
+    assert loop.run_until_complete(ledger.replay()) == 0
+    assert CallRecord.objects.for_tenant(tenant).count() == 1
