@@ -7,6 +7,7 @@ and what the tenant's baseline model would have charged for the same work (the
 counterfactual, from which every saving is computed).
 """
 
+import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -16,8 +17,11 @@ from django.conf import settings
 from apps.core.llm import Usage
 from apps.core.snapshots import Snapshots
 
-from .ledger import writer
+from . import journal
+from .ledger import normalise, writer
 from .models import DEFAULT_BASELINE_MODEL, BillingSettings
+
+log = logging.getLogger(__name__)
 
 
 class Priced(Protocol):
@@ -133,9 +137,23 @@ def _routing_columns(r: RoutingFacts) -> dict:
     }
 
 
-async def call_record(*, facts: CallFacts) -> None:
-    """Writes the call's one ledger row (committed, or durably spooled)."""
+def call_promise(*, facts: CallFacts) -> journal.Segment | None:
+    """The call's row in the journal, before the client has the answer's last byte, so
+    that it outlives this process (apps.billing.journal); None if the journal's disk
+    failed (the row is still written by call_record)."""
+    try:
+        return journal.journal.promise(normalise(ledger_row(facts=facts)))
+    except OSError:
+        log.exception("ledger journal not written for call %s", facts.request_id)
+        return None
+
+
+async def call_record(*, facts: CallFacts, promised: journal.Segment | None = None) -> None:
+    """Writes the call's one ledger row (committed, or durably spooled), then forgets
+    its promise in the journal."""
     await writer().record(ledger_row(facts=facts))
+    if promised is not None:
+        journal.journal.settle(promised)
 
 
 def _baseline_model(tenant_id: int) -> str:
