@@ -89,7 +89,7 @@ async def with_vectors(conn) -> None:
 # --- Outages ---------------------------------------------------------------------------
 # Seconds between checks of a database found down; and what a check may wait for.
 PROBE_EVERY = 0.5
-PROBE_TIMEOUT = 1  # libpq takes whole seconds
+PROBE_TIMEOUT = 5  # whole seconds (libpq); a loaded machine may take a while to connect
 
 
 def unavailable() -> ApiError:
@@ -116,6 +116,7 @@ class Outage:
     def __init__(self) -> None:
         self.since: float | None = None
         self._probed_at = float("-inf")
+        self._probing = False
 
     def report(self) -> None:
         if self.since is None:
@@ -125,9 +126,13 @@ class Outage:
     async def check(self) -> None:
         if self.since is None:
             return
-        if time.monotonic() - self._probed_at >= PROBE_EVERY:
-            self._probed_at = time.monotonic()
-            if await _answers():
+        if not self._probing and time.monotonic() - self._probed_at >= PROBE_EVERY:
+            self._probing = True
+            try:
+                answers = await _answers()
+            finally:
+                self._probing, self._probed_at = False, time.monotonic()
+            if answers:
                 log.warning("database reachable again after %.1f s", time.monotonic() - self.since)
                 self.since = None
                 return
