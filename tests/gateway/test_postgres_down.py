@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import tempfile
 import time
 
 import httpx
@@ -32,7 +31,7 @@ print(t.api_key_issue(tenant=tenant, name="k", created_by=owner)[1])
 
 
 @pytest.fixture(scope="module")
-def private(simulator):
+def private(simulator, tmp_path_factory):
     services = PrivateServices(prefix="aka-pgdown-")
     try:
         services.postgres_init()
@@ -45,7 +44,7 @@ def private(simulator):
         url, stop = start_gateway(database_url=services.database_url, redis_url=settings.REDIS_URL,
                                   simulator_url=simulator, extra_env={
                                       "AKA_KEY_CACHE_TTL": "3", "AKA_CATALOG_TTL": "3",
-                                      "AKA_LEDGER_SPOOL_DIR": tempfile.mkdtemp(prefix="aka-pgdown-spool-")})
+                                      "AKA_LEDGER_SPOOL_DIR": str(tmp_path_factory.mktemp("spool"))})
         yield services, url, key
         stop()
     finally:
@@ -108,12 +107,12 @@ def test_postgres_down_is_503_in_the_clients_shape_and_the_gateway_comes_back(pr
     assert json.loads(httpx.get(f"{url}/healthz", headers={"host": "127.0.0.1"}).text)["database"] == "ok"
 
 
-def test_a_row_queued_in_a_process_killed_with_9_survives_it(private, simulator):
+def test_a_row_queued_in_a_process_killed_with_9_survives_it(private, simulator, tmp_path):
     """The row of a call answered just as PostgreSQL went away waits in the writer (it
     retries before spooling); the process is killed -9 meanwhile. Its journal holds the
     row, and the next process started on the same spool moves it into the ledger."""
     services, _, key = private
-    spool = tempfile.mkdtemp(prefix="aka-pgdown-spool-")
+    spool = str(tmp_path)
     env = {"DATABASE_URL": services.database_url, "REDIS_URL": settings.REDIS_URL, "DJANGO_DEBUG": "1",
            "AKA_SIMULATOR_URL": simulator, "AKA_LEDGER_SPOOL_DIR": spool,
            "AKA_KEY_CACHE_TTL": "120", "AKA_CATALOG_TTL": "120"}
