@@ -142,7 +142,8 @@ class Outage:
 async def _answers() -> bool:
     """A new connection, not one of the pool's: those may be the broken ones of before,
     and the pool waits longer and longer between its own attempts to replace them. Once
-    the database answers, the pool drops its broken connections and opens new ones now."""
+    the database answers, this pool drops its broken connections (the ORM's pool checks
+    each connection it hands out: akaplatform/settings.py)."""
     try:
         conn = await psycopg.AsyncConnection.connect(conninfo(), connect_timeout=PROBE_TIMEOUT)
         async with conn:
