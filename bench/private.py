@@ -112,10 +112,12 @@ class PrivateServices:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def close(self) -> None:
+    def close(self, keep: bool = False) -> None:
+        """Stops both; removes the folder unless `keep` (its logs and data, to look at)."""
         self.redis_kill()
         try:
             self.postgres_stop()
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
             pass
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(self.folder, ignore_errors=True)
