@@ -3,7 +3,7 @@
 # make stop: stop everything make demo or make test started.
 # make manage ARGS="list_tenants": a manage.py command with the services and their env.
 .PHONY: bootstrap migrate demo test stop manage bench-overhead bench-cache-quality bench-cache-scale bench-dashboard \
-	bench-billing bench-ledger bench-routing bench-savings
+	bench-billing bench-ledger bench-routing bench-savings bench-faults
 
 PY := .venv/bin/python
 
@@ -54,3 +54,8 @@ bench-routing: migrate
 
 bench-savings: migrate
 	@$(PY) scripts/services.py run -- $(PY) bench/savings.py $(ARGS)
+
+# Starts its own PostgreSQL, Redis, simulator, server, worker and beat (it kills and restarts
+# them); loopback only, about six minutes; exits non-zero if the accounting is not exact.
+bench-faults: bootstrap
+	@$(PY) bench/faults.py $(ARGS)

@@ -9,7 +9,9 @@ socket, so a worker killed with -9 cost no other request
 (tests/gateway/test_graceful_shutdown.py), where granian reset new connections until the
 worker was back, and its two-worker shutdown overran 30 s.
 granian does refuse oversized headers itself; with uvicorn the app does
-(apps/core/request_limits.py).
+(apps/core/request_limits.py). uvicorn arms no timer on a connection until it has
+answered a request, so a connection that sends nothing, or headers that never end, was
+held for ever: HeaderTimeout closes it after AKA_HEADER_READ_TIMEOUT_MS, as granian does.
 
 Environment: AKA_HOST (0.0.0.0), AKA_PORT (8000), AKA_WORKERS (CPU count); the
 graceful-shutdown budget AKA_SHUTDOWN_SECONDS (30, in-flight streams finish and their
@@ -44,9 +46,55 @@ def command(*, server: str | None = None, host: str | None = None, port: int | s
         # With --workers, uvicorn's supervisor starts a dead worker again. Keep-alive
         # connections idle for 5 s after a response are closed.
         return [python, "-m", "uvicorn", app, "--host", host, "--port", str(port), "--workers", str(workers),
-                "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--lifespan", "on",
+                "--loop", "uvloop", "--http", "akaplatform.server:HeaderTimeout", "--no-access-log", "--lifespan", "on",
                 "--timeout-keep-alive", "5", "--timeout-graceful-shutdown", shutdown]
     raise SystemExit(f"AKA_SERVER must be one of {', '.join(SERVERS)}, not {server!r}")
+
+
+def _header_seconds() -> float:
+    return int(os.environ.get("AKA_HEADER_READ_TIMEOUT_MS", "10000")) / 1000
+
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover - an image without uvicorn runs granian
+    HttpToolsProtocol = object
+
+
+class HeaderTimeout(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with a deadline for each request's headers, counted
+    from the connection's start or the request's first byte."""
+
+    _header_timer = None
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_timer = self.loop.call_later(_header_seconds(), self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _too_slow(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc) -> None:
+        self._disarm()
+        super().connection_lost(exc)
 
 
 if __name__ == "__main__":

@@ -109,6 +109,10 @@ DATABASES = {
 DATABASES["default"]["OPTIONS"] = {
     "pool": {"min_size": envint("DB_POOL_MIN", 2), "max_size": envint("DB_POOL_MAX", 20), "timeout": 10},
 }
+# With the pool, each connection is checked as it leaves it (one round trip): after a
+# PostgreSQL restart the pool otherwise handed its broken connections out one by one,
+# each failing a request (bench/faults).
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = required("REDIS_URL", "unix://" + str(BASE_DIR / ".local" / "redis.sock"))

@@ -27,7 +27,7 @@ from apps.core import metrics, pg
 from apps.core.lifecycle import on_shutdown, on_startup
 from apps.core.loops import PerLoop
 
-from . import spool
+from . import journal, spool
 from .models import CallRecord
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,7 @@ def _spool(kind: str, rows: list[dict]) -> None:
                   len(rows), path)
     else:
         log.error("ALERT ledger: database unavailable, %d row(s) spooled to %s; replaying", len(rows), path)
+        pg.outage.report()
         replayer().wake()
 
 
@@ -240,7 +241,9 @@ writer = PerLoop(LedgerWriter)
 
 @on_startup
 async def replay_leftovers() -> None:
-    """Rows spooled by a process that has since stopped are replayed by the next one."""
+    """Rows spooled by a process that has since stopped, and the rows its journal still
+    promised (it was killed), are replayed by the next one."""
+    journal.adopt_orphans()
     if spool.files(spool.PENDING):
         replayer().wake()
 

@@ -7,7 +7,9 @@ and what the tenant's baseline model would have charged for the same work (the
 counterfactual, from which every saving is computed).
 """
 
+import logging
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
@@ -16,8 +18,11 @@ from django.conf import settings
 from apps.core.llm import Usage
 from apps.core.snapshots import Snapshots
 
-from .ledger import writer
+from . import journal
+from .ledger import normalise, writer
 from .models import DEFAULT_BASELINE_MODEL, BillingSettings
+
+log = logging.getLogger(__name__)
 
 
 class Priced(Protocol):
@@ -52,6 +57,9 @@ class CallFacts:
     ttft_ms: float | None = None
     prompt: str | None = None        # only when the tenant logs prompts
     routing: "RoutingFacts | None" = None  # when the router or speculation took part
+    # When the call came in: its row's time, and part of the ledger's key, so the journal's
+    # copy of the row and the row committed later are one row (None: when written).
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +115,7 @@ def ledger_row(*, facts: CallFacts) -> dict:
         "attempts": max(facts.attempts, 1),
         "latency_ms": facts.latency_ms,
         "ttft_ms": facts.ttft_ms,
+        "created_at": facts.created_at,
         "prompt": facts.prompt,
         **_routing_columns(facts.routing or RoutingFacts()),
     }
@@ -133,9 +142,23 @@ def _routing_columns(r: RoutingFacts) -> dict:
     }
 
 
-async def call_record(*, facts: CallFacts) -> None:
-    """Writes the call's one ledger row (committed, or durably spooled)."""
+def call_promise(*, facts: CallFacts) -> journal.Segment | None:
+    """The call's row in the journal, before the client has the answer's last byte, so
+    that it outlives this process (apps.billing.journal); None if the journal's disk
+    failed (the row is still written by call_record)."""
+    try:
+        return journal.journal.promise(normalise(ledger_row(facts=facts)))
+    except OSError:
+        log.exception("ledger journal not written for call %s", facts.request_id)
+        return None
+
+
+async def call_record(*, facts: CallFacts, promised: journal.Segment | None = None) -> None:
+    """Writes the call's one ledger row (committed, or durably spooled), then forgets
+    its promise in the journal."""
     await writer().record(ledger_row(facts=facts))
+    if promised is not None:
+        journal.journal.settle(promised)
 
 
 def _baseline_model(tenant_id: int) -> str:

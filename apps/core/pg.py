@@ -5,15 +5,24 @@ loop, instead of through Django's ORM, which would hop to a thread for every que
 """
 
 import asyncio
+import logging
+import time
 
+import psycopg
 from django.conf import settings
-from django.db import connections
+from django.db import DatabaseError, connections
 from pgvector.psycopg import register_vector_async
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
+from .errors import ApiError
 from .lifecycle import on_shutdown
 
+log = logging.getLogger(__name__)
+
+# Seconds a call waits for a pool connection (psycopg's default is 30): with the
+# database down, a call gets its 503 after this long, not half a minute.
+POOL_WAIT = 5.0
 _pools: dict[int, AsyncConnectionPool] = {}
 _opening: dict[int, asyncio.Lock] = {}
 
@@ -64,7 +73,7 @@ async def pool() -> AsyncConnectionPool:
     async with _opening.setdefault(loop_id, asyncio.Lock()):
         if loop_id not in _pools:
             opened = AsyncConnectionPool(conninfo(), min_size=2, max_size=settings.AKA_PG_POOL_SIZE, open=False,
-                                         configure=_configure)
+                                         configure=_configure, timeout=POOL_WAIT)
             await opened.open()
             _pools[loop_id] = opened
     return _pools[loop_id]
@@ -75,6 +84,77 @@ async def with_vectors(conn) -> None:
     if not getattr(conn, "_aka_vector", False):
         await register_vector_async(conn)
         conn._aka_vector = True
+
+
+# --- Outages ---------------------------------------------------------------------------
+# Seconds between checks of a database found down; and what a check may wait for.
+PROBE_EVERY = 0.5
+PROBE_TIMEOUT = 5  # whole seconds (libpq); a loaded machine may take a while to connect
+
+
+def unavailable() -> ApiError:
+    return ApiError(503, "The gateway cannot reach its database right now; nothing was charged. Retry shortly.",
+                    code="database_unavailable", headers={"retry-after": "1"})
+
+
+def unreachable(error: BaseException) -> bool:
+    """Whether `error` says the database cannot be reached (down, restarting, out of
+    connections), as opposed to a bad statement or bad data."""
+    if isinstance(error, psycopg.OperationalError):  # the pool's PoolTimeout is one too
+        return True
+    # Django's wrapper of the same errors, from the ORM's snapshots.
+    return isinstance(error, DatabaseError) and isinstance(error.__cause__, psycopg.OperationalError)
+
+
+class Outage:
+    """This process's view of whether PostgreSQL can be reached. Database work that finds
+    it unreachable reports it; until a probe succeeds again, `check` refuses new calls with
+    a 503 at once, whatever the per-process snapshots still know, so no call is answered
+    that the ledger cannot take (a call already under way is answered and its row
+    spooled). One probe at a time, at most every PROBE_EVERY seconds."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self._probed_at = float("-inf")
+        self._probing = False
+
+    def report(self) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            log.error("ALERT database unreachable: new calls get 503 until it answers again")
+
+    async def check(self) -> None:
+        if self.since is None:
+            return
+        if not self._probing and time.monotonic() - self._probed_at >= PROBE_EVERY:
+            self._probing = True
+            try:
+                answers = await _answers()
+            finally:
+                self._probing, self._probed_at = False, time.monotonic()
+            if answers:
+                log.warning("database reachable again after %.1f s", time.monotonic() - self.since)
+                self.since = None
+                return
+        raise unavailable()
+
+
+async def _answers() -> bool:
+    """A new connection, not one of the pool's: those may be the broken ones of before,
+    and the pool waits longer and longer between its own attempts to replace them. Once
+    the database answers, this pool drops its broken connections (the ORM's pool checks
+    each connection it hands out: akaplatform/settings.py)."""
+    try:
+        conn = await psycopg.AsyncConnection.connect(conninfo(), connect_timeout=PROBE_TIMEOUT)
+        async with conn:
+            await conn.execute("SELECT 1")
+    except Exception:
+        return False
+    await (await pool()).check()
+    return True
+
+
+outage = Outage()
 
 
 @on_shutdown

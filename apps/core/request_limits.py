@@ -7,8 +7,8 @@
   task) open for ever. `bounded_receive` wraps the ASGI `receive` so the body must
   arrive within AKA_BODY_READ_TIMEOUT seconds of the first read; later reads (a
   streaming response waiting for a disconnect) are not bounded.
-Headers that never finish, and connections that never send a request, are the proxy's
-to bound (deploy/k8s: the Ingress's client header and keep-alive timeouts).
+Headers that never finish, and connections that never send a request, are closed by the
+server (akaplatform/server.py, AKA_HEADER_READ_TIMEOUT_MS) and by the proxy in front.
 """
 
 import asyncio

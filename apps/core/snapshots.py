@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from asgiref.sync import sync_to_async
+from . import orm
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -38,7 +38,7 @@ class Snapshots(Generic[K, V]):
     async def aget(self, key: K) -> V:
         """As get; only a stale entry leaves the event loop for the database."""
         fresh, value = self._fresh(key)
-        return value if fresh else self._keep(key, await sync_to_async(self._load)(key))
+        return value if fresh else self._keep(key, await orm.run(self._load, key))
 
     def forget(self, key: K) -> None:
         self._entries.pop(key, None)

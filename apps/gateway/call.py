@@ -5,9 +5,11 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 
+from apps.billing.journal import Segment
 from apps.cache.services import Miss, Plan
 from apps.core import logs
 from apps.core.llm import ChatResult, Usage
@@ -25,6 +27,7 @@ class Call:
     endpoint: str                    # chat.completions | messages | embeddings | models | feedback
     request_id: str = field(default_factory=lambda: "req_" + uuid.uuid4().hex)
     started: float = field(default_factory=time.perf_counter)
+    arrived: datetime = field(default_factory=lambda: datetime.now(UTC))  # its ledger row's time
     # Admit
     principal: Principal | None = None
     admission: asyncio.Future | None = None   # the rate-limit check, while it runs
@@ -60,6 +63,7 @@ class Call:
     latency_ms: float | None = None
     # Record
     ledger: bool = True                       # listing models is not a call
+    promised: Segment | None = None           # its row in the ledger's journal, before the answer went out
 
     def __post_init__(self) -> None:
         logs.request_id.set(self.request_id)  # every log line about this call names it

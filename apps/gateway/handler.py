@@ -117,6 +117,7 @@ async def _send(answer: Answer, receive, send) -> None:
     if answer.events is not None:
         await _stream(answer, receive, send)
         return
+    await pipeline.promise(answer.call)  # the row outlives this process before the client has the answer
     headers = [*_headers(answer), (b"content-length", str(len(answer.body)).encode())]
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
     await send({"type": "http.response.body", "body": answer.body})

@@ -14,10 +14,9 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from apps.billing import selectors as ledger
@@ -25,7 +24,7 @@ from apps.billing import services as billing
 from apps.billing import standing
 from apps.cache import services as cache
 from apps.cache.embedder import batcher
-from apps.core import metrics
+from apps.core import metrics, orm, pg
 from apps.core.errors import ApiError
 from apps.core.llm import ChatRequest, ChatResult, Usage
 from apps.providers import dispatch
@@ -92,7 +91,10 @@ def require_post(request) -> None:
 
 async def admit(call: Call, headers) -> None:
     """Who is calling: 401/403 otherwise, from the per-process key snapshot; 402 when
-    billing has suspended the tenant for an unpaid invoice (a per-process snapshot too)."""
+    billing has suspended the tenant for an unpaid invoice (a per-process snapshot too);
+    503 while the database cannot be reached, so no call is answered that the ledger
+    cannot take (the snapshots would let a known key through)."""
+    await pg.outage.check()
     call.principal = await aresolve_key(extract_key(headers))
     await standing.admit(tenant_id=call.principal.tenant_id)
 
@@ -304,7 +306,7 @@ def respond_stream(call: Call, wire: Wire, req: ChatRequest, events: AsyncIterat
     model_id = call.served.id if call.served else req.model
     headers = {**sse.HEADERS, **_aka_headers(call, model_id, _cost_so_far(call, None))}
     body = sse.body(call, wire.writer(_response_id(call, wire), int(time.time()), model_id, req.include_usage),
-                    wire.stream_error, events)
+                    wire.stream_error, events, promise_delivered)
     return Answer(call, 200, headers, events=body)
 
 
@@ -326,6 +328,9 @@ async def refuse(call: Call, wire: Wire, failure: Exception) -> Answer:
     error = refusal or failure
     if isinstance(error, UpstreamError):
         error = error.as_api_error()
+    elif pg.unreachable(error):
+        pg.outage.report()
+        error = pg.unavailable()
     elif not isinstance(error, ApiError):
         log.error("call %s failed", call.request_id, exc_info=error)
         metrics.UNHANDLED.labels(call.endpoint).inc()
@@ -336,6 +341,23 @@ async def refuse(call: Call, wire: Wire, failure: Exception) -> Answer:
 
 
 # Record
+
+
+async def promise(call: Call) -> None:
+    """Before a whole answer's bytes go out: its ledger row in the journal, so that a
+    process killed before the row is committed does not take it along."""
+    if call.principal is not None and call.ledger:
+        call.stop_clock()
+        call.promised = billing.call_promise(facts=await _facts(call))
+
+
+async def promise_delivered(call: Call) -> None:
+    """As `promise`, for a stream about to send its last event: the row as it will be
+    once that event is out (billable). Should the process die in between, the call is
+    billed though its client missed the end; if the client leaves, `end` writes the row
+    as it really ended."""
+    if call.principal is not None and call.ledger:
+        call.promised = billing.call_promise(facts=replace(await _facts(call), status=200, error_type=""))
 
 
 async def end(call: Call) -> None:
@@ -349,18 +371,24 @@ async def end(call: Call) -> None:
         metrics.SERVED.labels(call.served.id, "yes" if fallback else "no").inc()
     if call.principal is None or not call.ledger:
         return  # never authenticated (metrics only), or not a call (the model list)
+    facts = await _facts(call)
+    promised = call.promised or billing.call_promise(facts=facts)
     routing.observe(failed=call.outcome.failed, served=call.served.id if call.served and call.status == 200 else None)
     await _learn(call)
-    await billing.call_record(facts=billing.CallFacts(
+    await billing.call_record(facts=facts, promised=promised)
+    if call.cache == "miss" and call.answer is not None and call.status == 200:
+        await cache.remember(call.cache_plan, call.cache_miss, call.answer)
+
+
+async def _facts(call: Call) -> billing.CallFacts:
+    return billing.CallFacts(
         tenant_id=call.principal.tenant_id, api_key_id=call.principal.api_key_id, request_id=call.request_id,
         endpoint=call.endpoint, status=call.status, price_per_call_cents=call.principal.price_per_call_cents,
         model_requested=call.model_requested, served=call.served, usage=call.usage or Usage(), cache=call.cache,
         replayed=call.replayed, cache_similarity=call.cache_similarity, cache_entry_id=call.cache_entry_id,
         baseline=await _baseline(call), stream=call.stream, error_type=call.error_type,
-        attempts=call.outcome.attempts, latency_ms=call.latency_ms, ttft_ms=call.ttft_ms, prompt=call.prompt,
-        routing=_routing_facts(call)))
-    if call.cache == "miss" and call.answer is not None and call.status == 200:
-        await cache.remember(call.cache_plan, call.cache_miss, call.answer)
+        attempts=call.outcome.attempts, latency_ms=call.elapsed_ms() if call.latency_ms is None else call.latency_ms,
+        ttft_ms=call.ttft_ms, prompt=call.prompt, routing=_routing_facts(call), created_at=call.arrived)
 
 
 def _routing_facts(call: Call) -> billing.RoutingFacts | None:
@@ -455,12 +483,12 @@ async def serve_feedback(request) -> Answer:
         await admit(call, request.headers)
         request_id, score, comment = openai_wire.parse_feedback(request.body)
         tenant_id = call.principal.tenant_id
-        judged = await sync_to_async(ledger.call_of)(tenant_id=tenant_id, request_id=request_id)
+        judged = await orm.run(ledger.call_of, tenant_id=tenant_id, request_id=request_id)
         if judged is None:
             raise ApiError(404, f"No call '{request_id}' was recorded for this account.", code="call_not_found",
                            param="request_id")
-        await sync_to_async(routing.feedback_record)(tenant_id=tenant_id, request_id=request_id, score=score,
-                                                     comment=comment, model_served=judged.model_served)
+        await orm.run(routing.feedback_record, tenant_id=tenant_id, request_id=request_id, score=score,
+                      comment=comment, model_served=judged.model_served)
         demoted = False
         if score < routing.NEGATIVE and judged.cache == "semantic" and judged.cache_entry_id is not None:
             demoted = await cache.entry_demote(tenant_id=tenant_id, entry_id=judged.cache_entry_id)

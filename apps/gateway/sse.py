@@ -6,7 +6,7 @@ by the pipeline's record stage once the handler has sent the last byte."""
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from apps.core import metrics
 from apps.core.errors import ApiError
@@ -63,10 +63,11 @@ async def _with_keepalives(events: AsyncIterator, interval: float):
             await asyncio.gather(pending, return_exceptions=True)
 
 
-async def body(call: Call, writer, stream_error: Callable[[ApiError], bytes],
-               events: AsyncIterator) -> AsyncIterator[bytes]:
+async def body(call: Call, writer, stream_error: Callable[[ApiError], bytes], events: AsyncIterator,
+               before_end: Callable[[Call], Awaitable[None]]) -> AsyncIterator[bytes]:
     """The SSE bytes of one answer. Streamed tool calls are not assembled, so an answer
-    with them is not kept for the cache."""
+    with them is not kept for the cache. `before_end` runs just before the last event
+    goes out (the ledger's promise of the row)."""
     parts, finish_reason, had_tool_calls = [], "stop", False
     ticks = _with_keepalives(events, KEEPALIVE_SECONDS)
     try:
@@ -85,6 +86,7 @@ async def body(call: Call, writer, stream_error: Callable[[ApiError], bytes],
                 yield writer.finish(event.finish_reason)
             elif isinstance(event, Final):
                 call.usage = event.usage  # charged whether or not the client reads the end
+                await before_end(call)
                 yield writer.final(event.usage)
                 # Billable once the last event has been handed to the server, not before.
                 call.status, call.error_type = 200, ""

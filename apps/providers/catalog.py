@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from apps.core import orm
 from apps.core.llm import Usage
 
 from .models import CatalogModel
@@ -73,7 +73,7 @@ def _store(snapshot: dict[str, ModelInfo]) -> dict[str, ModelInfo]:
 
 
 async def amodels() -> dict[str, ModelInfo]:
-    return _snapshot if _fresh() else _store(await sync_to_async(_load)())
+    return _snapshot if _fresh() else _store(await orm.run(_load))
 
 
 def seed_rows() -> list[dict]:

@@ -3,13 +3,15 @@ refuses costs no other row its place, and rows the database cannot take are spoo
 durably and replayed exactly once."""
 
 import asyncio
+import os
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import psycopg
 import pytest
 
-from apps.billing import ledger, partitions, spool
+from apps.billing import journal, ledger, partitions, services, spool
 from apps.billing.models import CallRecord
 from apps.core import metrics, pg
 from tests import factories
@@ -161,3 +163,20 @@ def test_a_row_spooled_without_a_time_takes_its_files_and_replays_once(loop):
     path.write_bytes(content)  # a crash between the insert and the unlink: the same file again
     assert loop.run_until_complete(ledger.replay()) == 0
     assert CallRecord.objects.for_tenant(tenant).count() == 1
+
+
+def test_a_call_committed_whose_journal_outlived_it_is_written_once_on_replay(loop):
+    """A process killed after its row was committed but before the journal forgot it: the
+    journal's copy carries the call's own time, the ledger's key with the committed row."""
+    tenant, _ = factories.make_tenant()
+    facts = services.CallFacts(tenant_id=tenant.pk, api_key_id=None, request_id="req_" + uuid.uuid4().hex,
+                               endpoint="chat.completions", status=200, price_per_call_cents=10,
+                               created_at=datetime.now(UTC) - timedelta(seconds=3))
+    book = journal.Journal()
+    promised = book.promise(ledger.normalise(services.ledger_row(facts=facts)))
+    loop.run_until_complete(ledger.writer().record(services.ledger_row(facts=facts)))  # committed, not settled
+    os.close(promised.fd)  # the process dies: its journal's lock goes with it
+    assert journal.adopt_orphans() == 1
+    assert loop.run_until_complete(ledger.replay()) == 0
+    [found] = CallRecord.objects.for_tenant(tenant)
+    assert found.request_id == facts.request_id and found.created_at == facts.created_at

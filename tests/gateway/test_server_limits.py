@@ -1,9 +1,9 @@
 """The production server (akaplatform/server.py) bounds what a client can hold: a body
-that never finishes, an oversized header block and thousands of headers. Run against the
-exact command production uses, on a loopback port. (Headers that never finish, and idle
-connections, are bounded by the proxy in front: neither server offers it for a fresh
-connection; see apps/core/request_limits.py.)"""
+that never finishes, an oversized header block and thousands of headers, headers that
+never finish and a connection that never sends a request. Run against the exact command
+production uses, on a loopback port."""
 
+import http.client
 import socket
 import time
 from urllib.parse import quote
@@ -24,7 +24,7 @@ def server(django_db_setup, simulator):
     url, stop = start_server(argv, "/healthz", name="production server", timeout=120, env={
         "DATABASE_URL": f"postgresql://{db['USER']}@{quote(db['HOST'], safe='')}/{db['NAME']}",
         "REDIS_URL": settings.REDIS_URL, "AKA_SIMULATOR_URL": simulator,
-        "AKA_BODY_READ_TIMEOUT": str(BODY_TIMEOUT)})
+        "AKA_BODY_READ_TIMEOUT": str(BODY_TIMEOUT), "AKA_HEADER_READ_TIMEOUT_MS": "1000"})
     yield int(url.rsplit(":", 1)[1])
     stop()
 
@@ -75,3 +75,25 @@ def test_oversized_header_blocks_are_refused(server, headers):
 def test_an_ordinary_request_is_served(server):
     received, _ = exchange(server, b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
     assert received.startswith(b"HTTP/1.1 200")
+
+
+def test_a_connection_that_sends_nothing_is_closed(server):
+    received, _ = exchange(server, b"")
+    assert received == b""
+
+
+def test_headers_that_never_finish_are_closed(server):
+    received, _ = exchange(server, b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nx-slow: ")
+    assert received == b""
+
+
+def test_a_kept_alive_connection_serves_its_next_request(server):
+    conn = http.client.HTTPConnection("127.0.0.1", server, timeout=10)
+    conn.request("GET", "/healthz")
+    first = conn.getresponse()
+    assert (first.status, bool(first.read())) == (200, True)
+    used = conn.sock
+    time.sleep(1.5)  # longer than the header deadline: it is disarmed between requests
+    conn.request("GET", "/healthz")
+    assert conn.getresponse().status == 200 and conn.sock is used
+    conn.close()
