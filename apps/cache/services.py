@@ -168,8 +168,8 @@ async def lookup(plan: Plan) -> Hit | Miss:
     if chosen is not None:
         candidate, adjusted = chosen
         row = next(r for r in rows if r.id == candidate.entry_id)
-        if plan.target is None or verifier.verify(plan.prompt, row.prompt_text, cosine=row.similarity,
-                                                  adjusted=adjusted, target=plan.target):
+        if plan.target is None or verifier.verify(plan.prompt, row.prompt_text, chosen=candidate,
+                                                  candidates=candidates, adjusted=adjusted, target=plan.target):
             metrics.CACHE.labels("semantic").inc()
             return Hit("semantic", row.id, row.similarity, _result(row))
         metrics.CACHE.labels("refused").inc()   # the second stage said the answer does not fit
