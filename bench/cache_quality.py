@@ -13,6 +13,7 @@ Prints per dataset hit rate and wrong-hit rate per setting for both contexts, an
 sampled wrong hits at the default setting to read by eye.
 
     scripts/services.py run -- .venv/bin/python bench/cache_quality.py [DATASET_DIR ...]
+    ... bench/cache_quality.py hwu64 banking77 --warmed quality-hwu64-1 --warmed quality-banking77-2 --targets 0.01,off
 """
 
 import argparse
