@@ -151,8 +151,9 @@ async def dataset(client: httpx.AsyncClient, directory: Path, warmed: str | None
         (h, hr, w, wr), (h2, hr2, w2, wr2) = line
         print(f"{name:>8} | {h:>6} {hr:>8.1%} {w:>5} {wr:>10.2%} | {'':>21}{h2:>6} {hr2:>8.1%} {w2:>5} {wr2:>10.2%}")
         table.append({"target": target, "all": line[0], "held_out": line[1]})
-    print(f"{len(sample)} sampled wrong hits at {DEFAULT_TARGET:.0%} (query [intent] -> cached prompt [intent], "
-          "similarity):")
+    if DEFAULT_TARGET in targets:
+        print(f"{len(sample)} sampled wrong hits at {DEFAULT_TARGET:.0%} (query [intent] -> cached prompt [intent], "
+              "similarity):")
     for (query, intent), result in sample:
         cached = result["cached_prompt"]
         print(f"  {query!r} [{intent}]\n    -> {cached!r} [{intent_of_cached(cached, train_intents)}] "
