@@ -250,12 +250,13 @@ async def parts(tenant_id: int, context: str, rounds: int = 30) -> dict[str, flo
                 t1 = time.perf_counter()
                 rows = await store.nearest(tenant_id=tenant_id, scope="", context_key=context, vector=vector, k=20)
                 t2 = time.perf_counter()
-                chosen = choose(vector, [Candidate(r.id, r.similarity, r.embedding, r.neighbour_stat) for r in rows],
-                                0.85)
+                candidates = [Candidate(r.id, r.similarity, r.embedding, r.neighbour_stat) for r in rows]
+                chosen = choose(vector, candidates, 0.85)
                 t3 = time.perf_counter()
                 if chosen:
                     row = next(r for r in rows if r.id == chosen[0].entry_id)
-                    verifier.verify(question, row.prompt_text, cosine=row.similarity, adjusted=chosen[1], target=0.01)
+                    verifier.verify(question, row.prompt_text, chosen=chosen[0], candidates=candidates,
+                                    adjusted=chosen[1], target=0.01)
                 t4 = time.perf_counter()
                 for name, took in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
                     times[name].append(took * 1000)

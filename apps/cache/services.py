@@ -171,8 +171,8 @@ async def lookup(plan: Plan) -> Hit | Miss:
                                    entry_id=candidate.entry_id)
         if entry is None:   # gone since the candidates were read
             metrics.CACHE.labels("miss").inc()
-        elif plan.target is None or verifier.verify(plan.prompt, entry.prompt_text, cosine=candidate.similarity,
-                                                    adjusted=adjusted, target=plan.target):
+        elif plan.target is None or verifier.verify(plan.prompt, entry.prompt_text, chosen=candidate,
+                                                    candidates=candidates, adjusted=adjusted, target=plan.target):
             metrics.CACHE.labels("semantic").inc()
             return Hit("semantic", entry.id, candidate.similarity, _result(entry))
         else:

@@ -14,7 +14,10 @@ looks for exactly such differences:
   today/tomorrow, am/pm ...) that differ;
 - named entities, by a cheap heuristic: capitalised words after the first, and all-caps
   abbreviations (ATM, GBP, Apple Pay);
-- the length ratio, the cosine similarity and the first stage's adjusted similarity.
+- the length ratio, the cosine similarity and the first stage's adjusted similarity;
+- what the other candidates say (Neighbourhood): the chosen entry's lead over the next
+  nearest, how close it sits to the other nearest entries (inside one cluster or between
+  two), its radius, and how many candidates are nearer to the query than it.
 
 A person swap, a negation on one side only, and numbers that differ on both sides refuse
 the hit outright (`contradicts`): the training data hold too few such pairs for a model to
@@ -23,8 +26,9 @@ vectors are. For everything else a small gradient-boosted model (scripts/train_v
 splits' nearest neighbours, same intent against different intent) turns these into the
 probability that the cached answer is wrong for the query. Its trees and the calibration
 that maps a tenant's target wrong-hit rate to a cut-off on that probability are in
-data/verifier.json; inference is plain Python over a few hundred tree nodes (bench
-printed by the training script: about 0.05 ms per decision).
+data/verifier.json; inference is plain Python over a few thousand tree nodes and one 9x384
+product (well under 1 ms per decision: the training script prints the figure). The
+calibration keeps the target on the worst of the datasets it was measured on.
 """
 
 import json
@@ -33,6 +37,10 @@ import re
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
+
+import numpy as np
+
+from .decision import COHERENCE_K, MIN_CANDIDATES, Candidate
 
 MODEL_PATH = Path(__file__).resolve().parent / "data" / "verifier.json"
 
@@ -117,10 +125,34 @@ def read(text: str) -> Reading:
 FEATURES = ("cosine", "adjusted", "adjusted_minus_cosine", "only_query", "only_cached", "shared", "content_jaccard",
             "first_person_differs", "second_person_differs", "person_swap", "negation_differs", "quantities_differ",
             "quantity_in_one", "entities_differ", "length_ratio", "words", "lexicon_max", "lexicon_mean",
-            "unknown_words")
+            "unknown_words", "margin", "coherence", "radius", "rank")
 
 
-def features(query: Reading, cached: Reading, cosine: float, adjusted: float, lexicon: dict[str, float]) -> list[float]:
+@dataclass(frozen=True, slots=True)
+class Neighbourhood:
+    """What the first stage's candidates say about the one it chose."""
+
+    margin: float      # its cosine minus the best other candidate's (negative: not the nearest)
+    coherence: float   # mean cosine between it and the other nearest candidates: inside a cluster or between two
+    radius: float      # its stored radius (decision.entry_statistic); -1 without one
+    rank: float        # how many candidates are nearer to the query
+
+
+def neighbourhood(chosen: Candidate, candidates: list[Candidate]) -> Neighbourhood | None:
+    """`candidates`: the store's nearest entries (any order), `chosen` one of them. None when
+    they are too few to say anything (as for the first stage: decision.MIN_CANDIDATES)."""
+    if len(candidates) < MIN_CANDIDATES:
+        return None
+    others = sorted((c for c in candidates if c.entry_id != chosen.entry_id), key=lambda c: c.similarity,
+                    reverse=True)[:COHERENCE_K - 1]
+    coherence = float(np.mean(np.stack([c.embedding for c in others]) @ chosen.embedding))
+    return Neighbourhood(margin=chosen.similarity - others[0].similarity, coherence=coherence,
+                         radius=-1.0 if chosen.neighbour_similarity is None else chosen.neighbour_similarity,
+                         rank=float(sum(c.similarity > chosen.similarity for c in others)))
+
+
+def features(query: Reading, cached: Reading, cosine: float, adjusted: float, lexicon: dict[str, float],
+             around: Neighbourhood) -> list[float]:
     """The model's inputs for one (query, cached entry) pair, in FEATURES order. `lexicon`:
     per content word, how often a near pair that differs by it had different intents in
     training (the model's; words it does not hold count as unknown)."""
@@ -135,7 +167,8 @@ def features(query: Reading, cached: Reading, cosine: float, adjusted: float, le
             float(bool(query.quantities) != bool(cached.quantities)), float(len(query.entities ^ cached.entities)),
             min(query.words, cached.words) / max(query.words, cached.words, 1),
             float(query.words + cached.words) / 2, max(scores, default=0.0),
-            sum(scores) / len(scores) if scores else 0.0, float(len(only_q) + len(only_c) - len(scores))]
+            sum(scores) / len(scores) if scores else 0.0, float(len(only_q) + len(only_c) - len(scores)),
+            around.margin, around.coherence, around.radius, around.rank]
 
 
 def swapped(query: Reading, cached: Reading) -> bool:
@@ -173,14 +206,18 @@ class Model:
         # cut-offs ascending, rates made non-decreasing: see cutoff().
         self.curve = [tuple(point) for point in spec["calibration"]["curve"]]
         self.lexicon = spec["lexicon"]
+        self.typical = Neighbourhood(**spec["typical_neighbourhood"])
         self.spec = spec
 
-    def wrong_probability(self, query: Reading, cached: Reading, cosine: float, adjusted: float) -> float:
+    def wrong_probability(self, query: Reading, cached: Reading, cosine: float, adjusted: float,
+                          around: Neighbourhood | None) -> float:
         """The probability that the answer cached for `cached` is wrong for `query`: 1.0 on
-        a contradiction, else the model's."""
+        a contradiction, else the model's. Without a neighbourhood (a nearly empty context,
+        which training never saw) the model is shown the typical one of its calibration hits
+        rather than values far outside what it learned from."""
         if contradicts(query, cached):
             return 1.0
-        return self.score(features(query, cached, cosine, adjusted, self.lexicon))
+        return self.score(features(query, cached, cosine, adjusted, self.lexicon, around or self.typical))
 
     def score(self, x: list[float]) -> float:
         raw = self.base
@@ -215,7 +252,10 @@ def cutoff_for(target: float) -> float:
     return model().cutoff(target)
 
 
-def verify(query: str, cached: str, *, cosine: float, adjusted: float, target: float) -> bool:
-    """Whether the entry cached for the prompt `cached` may answer `query`, at the tenant's
-    target wrong-hit rate (a fraction, e.g. 0.01)."""
-    return model().wrong_probability(read(query), read(cached), cosine, adjusted) < cutoff_for(target)
+def verify(query: str, cached: str, *, chosen: Candidate, candidates: list[Candidate], adjusted: float,
+           target: float) -> bool:
+    """Whether the entry cached for the prompt `cached` (the first stage's `chosen` among
+    `candidates`, at its `adjusted` similarity) may answer `query`, at the tenant's target
+    wrong-hit rate (a fraction, e.g. 0.01)."""
+    return model().wrong_probability(read(query), read(cached), chosen.similarity, adjusted,
+                                     neighbourhood(chosen, candidates)) < cutoff_for(target)

@@ -174,7 +174,7 @@ def test_a_call_committed_whose_journal_outlived_it_is_written_once_on_replay(lo
                                created_at=datetime.now(UTC) - timedelta(seconds=3))
     book = journal.Journal()
     promised = book.promise(ledger.normalise(services.ledger_row(facts=facts)))
-    loop.run_until_complete(ledger.writer().record(services.ledger_row(facts=facts)))  # committed, not settled
+    record_all(loop, [services.ledger_row(facts=facts)])  # committed, and the process dies before it settles
     os.close(promised.fd)  # the process dies: its journal's lock goes with it
     assert journal.adopt_orphans() == 1
     assert loop.run_until_complete(ledger.replay()) == 0

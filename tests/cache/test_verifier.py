@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from apps.cache import services, store, verifier
+from apps.cache.decision import Candidate
 from apps.cache.embedder import embedder
 from apps.cache.keys import exact_key
 from apps.core import pg
@@ -105,3 +106,17 @@ def test_the_shipped_model_matches_the_features():
     with pytest.raises(ValueError, match="other features"):
         verifier.Model({**verifier.model().spec, "features": ["cosine"]})
 
+
+
+def test_the_neighbourhood_says_where_the_chosen_entry_sits_among_the_candidates():
+    axes = np.eye(4, dtype=np.float32)
+    candidates = [Candidate(1, 0.95, axes[0], 0.7), Candidate(2, 0.93, axes[1], None),
+                  Candidate(3, 0.90, (axes[1] + axes[2]) / np.sqrt(2), 0.6)]
+    second = verifier.neighbourhood(candidates[1], candidates)
+    assert (second.rank, second.radius) == (1.0, -1.0)            # one nearer candidate; no radius stored
+    assert second.margin == pytest.approx(0.93 - 0.95)              # not the nearest: negative lead
+    assert second.coherence == pytest.approx((0.0 + 1 / np.sqrt(2)) / 2, abs=1e-6)
+    first = verifier.neighbourhood(candidates[0], candidates)
+    assert (first.rank, first.radius, first.coherence) == (0.0, 0.7, 0.0)
+    assert first.margin == pytest.approx(0.02)
+    assert verifier.neighbourhood(candidates[0], candidates[:2]) is None   # too few to judge, as the first stage
