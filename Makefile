@@ -3,7 +3,7 @@
 # make stop: stop everything make demo or make test started.
 # make manage ARGS="list_tenants": a manage.py command with the services and their env.
 .PHONY: bootstrap migrate demo test stop manage bench-overhead bench-cache-quality bench-cache-scale bench-dashboard \
-	bench-billing bench-ledger bench-routing bench-savings bench-faults
+	bench-billing bench-ledger bench-routing bench-savings bench-faults routing-models
 
 PY := .venv/bin/python
 
@@ -59,3 +59,9 @@ bench-savings: migrate
 # them); loopback only, about six minutes; exits non-zero if the accounting is not exact.
 bench-faults: bootstrap
 	@$(PY) bench/faults.py $(ARGS)
+
+# Refits the router's shipped models on the training half of ../shared/data/routellm: the
+# learned math judge (and its held-out figures) and the per-subject priors.
+routing-models: migrate
+	@$(PY) bench/judge_gsm8k.py --train
+	@$(PY) scripts/services.py run -- $(PY) bench/routing_priors.py

@@ -14,7 +14,9 @@ strong) calls `model: "auto"`:
 - evaluation phase: the other prompts, no feedback. Only these are scored.
 All-strong and all-weak are the same prompts sent to each model by name through the same
 gateway: their cost (x-aka-cost-usd) and latency are measured, their accuracy is the
-recorded one. Routed cost is the ledger's provider_cost_micros (draft, strong and judge
+recorded one. Only the held-out half of the prompts is replayed (bench/routing_split.py:
+the learned math judge and the subject priors were fitted on the other). Routed cost is
+the ledger's provider_cost_micros (draft, strong and judge
 calls included). Latency is the client's, request to last byte, non-streaming, at
 `--concurrency` calls in flight. Datasets larger than --sample are sampled (seeded).
 """
@@ -33,6 +35,7 @@ from pathlib import Path
 
 import orjson
 from harness import ROOT, Gateway, ledger_rows, make_tenant, percentile, router_settings, spread
+from routing_split import in_training_half
 
 from tests.live import start_gateway, start_simulator  # harness (above) put ROOT on the path
 
@@ -87,8 +90,10 @@ class Run:
         return (self.accuracy - self.weak_acc) / gap if gap else math.nan
 
 
-def load(data_dir: Path, sample: int) -> dict[str, list[Row]]:
-    """Rows per dataset, one per distinct prompt (the simulator keeps the first too)."""
+def load(data_dir: Path, sample: int, held_out: bool) -> dict[str, list[Row]]:
+    """Rows per dataset, one per distinct prompt (the simulator keeps the first too); with
+    `held_out`, only prompts outside the training half the router's shipped models were
+    fitted on (bench/routing_split.py)."""
     datasets: dict[str, list[Row]] = {}
     seen: set[str] = set()
     for path in sorted(data_dir.glob("*.jsonl")):
@@ -97,7 +102,7 @@ def load(data_dir: Path, sample: int) -> dict[str, list[Row]]:
                 continue
             raw = orjson.loads(line)
             key = raw["prompt"].strip()
-            if key in seen:
+            if key in seen or (held_out and in_training_half(raw["id"])):
                 continue
             seen.add(key)
             datasets.setdefault(raw.get("dataset") or path.stem, []).append(
@@ -297,11 +302,14 @@ def main() -> None:
                         help="calls in flight (all runs of a dataset share them), per dataset as gsm8k=96,mmlu=32,*=64"
                              " or one number for all. Long answers need many in flight to finish in time; short ones"
                              " queue behind the gateway's CPU when too many are")
+    parser.add_argument("--all-prompts", action="store_true",
+                        help="replay the training half too (the learned math judge and the subject priors were fitted"
+                             " on it: figures on it are not measurements)")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds between learning and evaluation")
     args = parser.parse_args()
     data_dir = Path(args.data_dir).resolve()
     started, load_at_start = time.monotonic(), os.getloadavg()[0]
-    datasets = load(data_dir, args.sample)
+    datasets = load(data_dir, args.sample, held_out=not args.all_prompts)
     if args.datasets:
         datasets = {k: v for k, v in datasets.items() if k in args.datasets.split(",")}
     modes = [m for m in args.modes.split(",") if m]
@@ -313,7 +321,8 @@ def main() -> None:
         why_not = probe_router(gw_url, sim_url)
         print(f"bench/routing  data {data_dir}  pool ({WEAK}, {STRONG})  quality floor {args.quality_floor}  "
               f"judge {args.judge}  learn share {args.learn}  orders {args.orders}  modes {','.join(modes)}")
-        print(f"datasets: {', '.join(f'{k} {len(v)} prompts' for k, v in datasets.items())} (sample cap {args.sample})")
+        print(f"datasets: {', '.join(f'{k} {len(v)} prompts' for k, v in datasets.items())} (sample cap {args.sample}"
+              f"{'' if args.all_prompts else '; held-out half only: bench/routing_split.py'})")
         if why_not:
             print(f"ROUTER NOT AVAILABLE: {why_not}. Only the baselines are measured.")
         for dataset, rows in datasets.items():

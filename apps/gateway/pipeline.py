@@ -408,15 +408,17 @@ def _routing_facts(call: Call) -> billing.RoutingFacts | None:
 
 async def _learn(call: Call) -> None:
     """What the router keeps of a routed call: each answer with the prompt's embedding,
-    the draft labelled by its judge; the client's feedback labels the served one later.
+    the draft labelled by what its judge's verdict shows; the client's feedback labels the
+    served one later (the cheap model's label when a draft was served).
     Written before the ledger row, so feedback (which needs the row) finds them."""
     if call.decision is None or call.vector is None:
         return
     samples = []
     done = call.speculated
     if done is not None and done.verdict is not None:
+        shown = routing.judge_label(call.decision, done.verdict)
         samples.append(routing.Sample(request_id=call.request_id, model=call.speculation.draft.id,
-                                      task=call.decision.task, good=done.verdict.score, source="judge"))
+                                      task=call.decision.task, good=shown, source="judge" if shown is not None else ""))
     if call.served is not None and call.status == 200 and all(s.model != call.served.id for s in samples):
         samples.append(routing.Sample(request_id=call.request_id, model=call.served.id, task=call.decision.task))
     if samples:

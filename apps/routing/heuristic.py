@@ -1,12 +1,17 @@
 """The heuristic judge's scoring, as a pure function of the request and the answer (no
-Django, no I/O: bench/judge_gsm8k.py runs it offline). Signs of a bad answer: truncation,
-refusal, an empty or echoed answer, a missing final answer where the task needs one,
-arithmetic that does not check out, JSON that fails the requested schema."""
+Django, no network: bench/judge_gsm8k.py runs it offline). Signs of a bad answer:
+truncation, refusal, an empty or echoed answer, a missing final answer where the task
+needs one, arithmetic that does not check out, JSON that fails the requested schema; and,
+for math, a small learned judge over what the worked answer shows (data/math_judge.json,
+a logistic regression fitted on labelled answers)."""
 
 import ast
 import json
+import math
 import operator
 import re
+from functools import cache
+from pathlib import Path
 
 import jsonschema
 
@@ -120,9 +125,84 @@ def _numbers(text: str) -> set[float]:
     return {_number(n) for n in re.findall(r"\d[\d,]*(?:\.\d+)?", text)}
 
 
+# "15 floors * 8 units/floor * 3/4 = 90": a calculation written with unit words between
+# its numbers, which EQUATION (plain numbers only) skips.
+_WORDED_NUMBER = r"\$?\d[\d,]*(?:\.\d+)?%?"
+_UNITS = r"(?:\s+[a-zA-Z/]+){0,2}"
+WORDED_EQUATION = re.compile(r"((?:" + _WORDED_NUMBER + _UNITS + r"\s*[-+*/x×÷]\s*)+" + _WORDED_NUMBER + r")" + _UNITS
+                             + r"\s*=\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)")
+_UNIT_WORDS = re.compile(r"(?<=[\d%])\s+[a-zA-Z/]+(?:\s+[a-zA-Z/]+)?(?=\s*[-+*/x×÷]|\s*$)")
+RESULT = re.compile(r"=\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)")
+SECOND_THOUGHTS = re.compile(r"\b(however|but|wait|actually|assum\w*|mistake|incorrect|not|since|approximately|"
+                             r"about|round\w*|unclear|ambiguous|note|instead|doesn't|does not|already)\b",
+                             re.IGNORECASE)
+
+
+def wrong_worded_arithmetic(text: str) -> int:
+    """Calculations with unit words between the numbers that do not check out."""
+    wrong = 0
+    for left, right in WORDED_EQUATION.findall(text):
+        expected = _evaluate(_UNIT_WORDS.sub("", left).replace("$", "").replace("%", "/100"))
+        if expected is not None and abs(expected - _number(right)) > max(0.011, abs(expected) * 0.01):
+            wrong += 1
+    return wrong
+
+
+def math_features(prompt: str, text: str) -> dict[str, float]:
+    """What the learned math judge weighs, all read off the question and the answer text:
+    calculations that fail, how the final number relates to the working (the last result
+    computed, a number given in the question, a fraction), quantities of the question left
+    unused or numbers from nowhere, second thoughts and hedges, and the sizes of both texts
+    (long questions with many quantities are the ones a cheap model gets wrong)."""
+    finals = FINAL.findall(text)
+    final = _number(finals[-1]) if finals else None
+    results = [_number(r) for r in RESULT.findall(text.split("####")[0])]
+    given, used = _numbers(prompt), _numbers(text)
+    computed = set(results) | ({final} if final is not None else set())
+    return {
+        "wrong_calculations": min(wrong_arithmetic(text), 3),
+        "wrong_worded_calculations": min(wrong_worded_arithmetic(text), 3),
+        "given_numbers_unused": min(len(given - used), 4),
+        "answer_chars_log": math.log(len(text) + 1),
+        "question_chars_log": math.log(len(prompt) + 1),
+        "question_numbers": min(len(given), 12),
+        "lines": min(sum(1 for line in text.splitlines() if line.strip()), 15),
+        "results": min(len(RESULT.findall(text)), 15),
+        "fractional_final": float(final is not None and final != int(final)),
+        "final_given_in_question": float(final in given) if final is not None else 0.0,
+        "final_magnitude_log": min(math.log10(abs(final) + 1), 7) if final is not None else 0.0,
+        "second_thoughts": min(len(SECOND_THOUGHTS.findall(text)), 6),
+        "numbers_from_nowhere": min(len(used - given - computed), 6),
+        "length_ratio_log": math.log((len(text) + 1) / max(len(prompt), 1)),
+        "final_is_last_result": float(bool(results) and final is not None and abs(results[-1] - final) < 1e-6),
+        "no_marked_final": float(final is None),
+        "qualified_final": float(bool(re.search(r"####\s*\S+\s+\S", text))),
+        "hedges": float(bool(HEDGE.search(text))),
+    }
+
+
+MATH_MODEL_PATH = Path(__file__).resolve().parent / "data" / "math_judge.json"
+
+
+@cache
+def math_model() -> dict:
+    """The learned math judge: a logistic regression over math_features, fitted by
+    bench/judge_gsm8k.py --train on the training half of GSM8K's weak answers."""
+    return json.loads(MATH_MODEL_PATH.read_text())
+
+
+def math_probability(prompt: str, text: str) -> float:
+    """P(the answer is right) by the learned math judge."""
+    model, found = math_model(), math_features(prompt, text)
+    z = model["intercept"] + sum(w * (found[name] - mean) / scale for name, w, mean, scale in
+                                 zip(model["features"], model["weights"], model["mean"], model["scale"], strict=True))
+    return 1.0 / (1.0 + math.exp(-z))
+
+
 def _math_score(prompt: str, text: str) -> tuple[float, str]:
-    """Hard failures first; then soft signs multiply (tuned on GSM8K's weak answers with
-    bench/judge_gsm8k.py, which prints what each costs in recall)."""
+    """Hard failures first (almost surely wrong); otherwise the learned judge's
+    probability that the answer is right (bench/judge_gsm8k.py measures it on answers it
+    was not fitted on)."""
     if text.count("<<") > text.count(">>"):
         return 0.05, "cut off mid-calculation"
     finals = FINAL.findall(text)
@@ -133,18 +213,5 @@ def _math_score(prompt: str, text: str) -> tuple[float, str]:
     wrong = wrong_arithmetic(text)
     if wrong:
         return 0.15, f"{wrong} calculation(s) do not check out"
-    score, reasons = 1.0, []
-    final = _number(finals[-1]) if finals else None
-    if final is not None and final != int(final):
-        # Word problems of this kind almost always come out whole; a fraction (often
-        # a rounded one) usually means a wrong path.
-        score, reasons = score * 0.3, [*reasons, "fractional final answer"]
-    if re.search(r"####\s*\S+\s+\S", text):
-        score, reasons = score * 0.4, [*reasons, "qualified final answer"]
-    unused = len(_numbers(prompt) - _numbers(text))
-    if unused:
-        # A solution that never uses one of the given quantities has often misread the problem.
-        score, reasons = score * 0.7 ** unused, [*reasons, f"{unused} given number(s) unused"]
-    if HEDGE.search(text):
-        score, reasons = score * 0.5, [*reasons, "hedges"]
-    return score, "; ".join(reasons) or "ok"
+    score = round(math_probability(prompt, text), 4)
+    return score, f"math judge: P(right) {score:.2f}"

@@ -21,7 +21,8 @@ from apps.core.llm import ChatRequest, ChatResult
 from apps.providers import dispatch
 from apps.providers.catalog import ModelInfo
 
-from .heuristic import heuristic_score
+from .classify import CHOICE, MATH
+from .heuristic import heuristic_score, math_model
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,40 @@ class Verdict:
     passed: bool
     reason: str
     cost_micros: Decimal = Decimal(0)
+
+
+# --- what a verdict tells the router --------------------------------------------------
+
+# Per task class, (share of good drafts a judge passes, share of bad drafts it lets
+# through). Math: the heuristic judge's learned part, at the threshold in force, on the
+# answers it was fitted on (data/math_judge.json "sight"; bench/judge_gsm8k.py prints the
+# held-out figures); multiple choice: a lone letter shows nothing, so a pass says nothing;
+# the rest: our assumption (empty, cut, refused and echoed answers are caught, plausible
+# wrong ones are not). The logprob and LLM judges are not measured on these data and are
+# assumed to see as much.
+CHOICE_SIGHT, OTHER_SIGHT = (1.0, 1.0), (0.95, 0.6)
+
+
+def sight(task: str, threshold: float) -> tuple[float, float]:
+    if task == CHOICE:
+        return CHOICE_SIGHT
+    if task != MATH:
+        return OTHER_SIGHT
+    table = math_model()["sight"]
+    return next(((recall, through) for t, recall, through in table if t >= threshold - 1e-9), tuple(table[-1][1:]))
+
+
+def after_verdict(p: float, task: str, passed: bool, threshold: float) -> float:
+    """P(the draft is good) once a judge passed (or failed) it, from P(good) before (Bayes)."""
+    recall, let_through = sight(task, threshold)
+    good, bad = (recall, let_through) if passed else (1 - recall, 1 - let_through)
+    seen = p * good + (1 - p) * bad
+    return p * good / seen if seen > 0 else p
+
+
+def pass_rate(p: float, task: str, threshold: float) -> float:
+    recall, let_through = sight(task, threshold)
+    return p * recall + (1 - p) * let_through
 
 
 # --- the judges -----------------------------------------------------------------------

@@ -1,11 +1,17 @@
 """How good a model's answer to a prompt is likely to be: a Beta posterior per model,
 from a global prior for the prompt's task class (the cold start) updated with the
 tenant's own labelled answers to similar prompts (nearest neighbours over prompt
-embeddings, weighted by similarity). Pure arithmetic on what apps.routing.store fetched:
-a few microseconds."""
+embeddings, weighted by similarity). Multiple-choice questions get a finer prior: the
+subject whose centroid is nearest the prompt's embedding (data/priors.json). Pure
+arithmetic on what apps.routing.store fetched: a few microseconds."""
 
+import json
 import random
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
 
 from .classify import CHOICE, CODE, MATH, OTHER, SUPPORT, WRITING
 
@@ -57,14 +63,43 @@ def weight(similarity: float) -> float:
     return ((similarity - MIN_SIMILARITY) / (1.0 - MIN_SIMILARITY)) ** 2
 
 
-def prior(task: str, strong: bool) -> float:
-    cheap_rate, strong_rate = PRIORS.get(task, PRIORS[OTHER])
-    return strong_rate if strong else cheap_rate
+SUBJECTS_PATH = Path(__file__).resolve().parent / "data" / "priors.json"
+# A multiple-choice prompt takes its subject's prior when it is at least this close (cosine)
+# to the subject's centroid; MMLU questions sit at 0.3-0.7 from their own subject's.
+SUBJECT_SIMILARITY = 0.3
 
 
-def belief(*, model: str, strong: bool, task: str, neighbours: list[Neighbour]) -> Belief:
-    p = prior(task, strong)
-    alpha, beta = PRIOR_WEIGHT * p, PRIOR_WEIGHT * (1.0 - p)
+@dataclass(frozen=True, slots=True)
+class Subjects:
+    names: list[str]
+    centroids: np.ndarray         # (subjects, 384), unit length
+    rates: list[tuple[float, float]]
+
+
+@cache
+def subjects() -> Subjects:
+    """Per-subject P(good) of a cheap and a strong model on multiple-choice questions, with
+    each subject's centroid, from bench/routing_priors.py (the training half of MMLU's
+    recorded outcomes: mixtral-8x7b-instruct and gpt-4-1106-preview)."""
+    raw = json.loads(SUBJECTS_PATH.read_text())["subjects"]
+    centroids = np.array([s["centroid"] for s in raw], dtype=np.float32)
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    return Subjects([s["name"] for s in raw], centroids, [(s["cheap"], s["strong"]) for s in raw])
+
+
+def priors(task: str, vector: np.ndarray | None = None) -> tuple[float, float, str]:
+    """(cheap rate, strong rate, the class they are of) before any label of the tenant's."""
+    if task == CHOICE and vector is not None:
+        known = subjects()
+        similarity = known.centroids @ np.asarray(vector, dtype=np.float32)
+        best = int(similarity.argmax())
+        if similarity[best] >= SUBJECT_SIMILARITY:
+            return *known.rates[best], known.names[best]
+    return *PRIORS.get(task, PRIORS[OTHER]), task
+
+
+def belief(*, model: str, prior: float, neighbours: list[Neighbour]) -> Belief:
+    alpha, beta = PRIOR_WEIGHT * prior, PRIOR_WEIGHT * (1.0 - prior)
     for n in neighbours:
         if n.model == model:
             w = weight(n.similarity)

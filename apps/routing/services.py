@@ -18,8 +18,9 @@ from apps.providers.models import CatalogModel
 
 from . import breaker, store
 from .classify import task_of
+from .judges import after_verdict, pass_rate
 from .models import Feedback, RoutingSettings
-from .predictor import Belief, belief
+from .predictor import Belief, belief, priors
 from .selectors import NEGATIVE, routing_settings_for
 from .store import Sample
 
@@ -154,6 +155,8 @@ class Decision:
     strong: ModelInfo             # the strongest healthy model
     predicted_quality: float      # P(the cheapest model's answer is good)
     relative_quality: float       # that, as a share of the strongest model's
+    draft: str = "skip"           # speculation: confident | at_risk (a judged draft may serve) | skip (strong only)
+    judge_threshold: float = 0.0  # a draft's pass mark: the tenant's, or P(good) the allowed loss leaves, if higher
 
 
 class Exploration:
@@ -177,14 +180,44 @@ class Exploration:
 exploration = Exploration()
 
 
-def choose(*, pool: list[ModelInfo], beliefs: list[Belief], floor: float) -> tuple[int, float]:
-    """(index of the cheapest model whose quality relative to the strongest meets the
-    floor, that relative quality). `beliefs` are point estimates or samples, per model."""
-    strongest = max(beliefs[-1].mean, 1e-9)
+class QualityBudget:
+    """The quality floor held on average over a tenant's routed calls (per process): each
+    call may lose up to `allowance` of the strong model's predicted quality (1 - floor to
+    start, which is the floor call by call). The allowance follows what was spent: calls
+    sent to the strong model (no loss) raise it, cheap answers whose predicted loss exceeds
+    1 - floor lower it, so the predicted loss averages 1 - floor, spent on the calls where
+    the cheap model loses least (a stochastic-approximation step per call)."""
+
+    STEP = 0.2
+    CEILING = 0.5
+
+    def __init__(self) -> None:
+        self.allowances: dict[int, float] = {}
+
+    def allowance(self, tenant_id: int, floor: float) -> float:
+        return self.allowances.get(tenant_id, 1.0 - floor)
+
+    def spend(self, tenant_id: int, floor: float, loss: float) -> None:
+        moved = self.allowance(tenant_id, floor) + self.STEP * ((1.0 - floor) - loss)
+        self.allowances[tenant_id] = min(max(moved, 0.0), self.CEILING)
+
+
+budget = QualityBudget()
+
+
+def _loss(quality: float, strongest: float) -> float:
+    """The share of the strong model's quality lost by serving an answer of `quality`."""
+    return max(0.0, 1.0 - quality / max(strongest, 1e-9))
+
+
+def choose(*, pool: list[ModelInfo], beliefs: list[Belief], allowance: float) -> tuple[int, float]:
+    """(index of the cheapest model whose loss against the strongest is within the
+    allowance, that model's predicted loss). `beliefs` are point estimates or samples."""
+    strongest = beliefs[-1].mean
     for i, b in enumerate(beliefs[:-1]):
-        if b.mean / strongest >= floor:
-            return i, min(b.mean / strongest, 1.0)
-    return len(pool) - 1, 1.0
+        if _loss(b.mean, strongest) <= allowance:
+            return i, _loss(b.mean, strongest)
+    return len(pool) - 1, 0.0
 
 
 def _point(p: float) -> Belief:
@@ -193,28 +226,65 @@ def _point(p: float) -> Belief:
     return Belief(p, 1 - p)
 
 
+def _speculated(task: str, cheap: float, strongest: float, threshold: float) -> tuple[float, float]:
+    """(loss if a judged draft is served, expected loss of drafting): a draft is served
+    only on a pass, which makes it likelier good; a failed one goes to the strong model."""
+    served = _loss(after_verdict(cheap, task, True, threshold), strongest)
+    return served, pass_rate(cheap, task, threshold) * served
+
+
 def decide_with(*, tenant_id: int, config: Config, pool: list[ModelInfo], task: str, neighbours,
-                explorer: Exploration = exploration) -> Decision:
-    """The decision from what the predictor knows (pure: the neighbours are fetched)."""
+                vector: np.ndarray | None = None, explorer: Exploration = exploration,
+                spent: QualityBudget = budget) -> Decision:
+    """The decision from what the predictor knows (pure but for the tenant's exploration
+    count and quality budget: the neighbours are fetched). With speculation on, the draft
+    is `confident` when the cheap model keeps the floor, `at_risk` when only a judged draft
+    would, and `skip` (straight to the strong model) when not even a pass would."""
     healthy = [m for m in pool if not breaker.is_open(m.id)]
     skipped = [m.id for m in pool if m not in healthy]
     usable = healthy or pool
-    beliefs = [belief(model=m.id, strong=i == len(usable) - 1, task=task, neighbours=neighbours)
+    cheap_rate, strong_rate, kind = priors(task, vector)
+    beliefs = [belief(model=m.id, prior=strong_rate if i == len(usable) - 1 else cheap_rate, neighbours=neighbours)
                for i, m in enumerate(usable)]
-    index, relative = choose(pool=usable, beliefs=beliefs, floor=config.quality_floor)
-    cheap_mean = beliefs[0].mean
+    allowance = spent.allowance(tenant_id, config.quality_floor)
+    index, loss = choose(pool=usable, beliefs=beliefs, allowance=allowance)
+    cheap_mean, strongest = beliefs[0].mean, beliefs[-1].mean
     route = "strong" if index == len(usable) - 1 else "cheap"
-    reason = f"{task}: cheap keeps {min(cheap_mean / max(beliefs[-1].mean, 1e-9), 1):.0%} of the strong quality"
+    draft, threshold = "skip", max(config.judge_threshold, strongest * (1 - allowance))
+    if config.speculation != "off" and len(usable) > 1:
+        served_loss, drafting_loss = _speculated(task, cheap_mean, strongest, threshold)
+        if route == "cheap":
+            draft, loss = "confident", drafting_loss
+        elif served_loss <= allowance:
+            draft, loss = "at_risk", drafting_loss
+    reason = (f"{kind}: cheap keeps {1 - _loss(cheap_mean, strongest):.0%} of the strong quality, "
+              f"{allowance:.0%} loss allowed")
     if len(usable) > 1 and explorer.may_explore(tenant_id, config.exploration):
         sampled = [_point(b.sample(explorer.rng)) for b in beliefs]
-        tried, _ = choose(pool=usable, beliefs=sampled, floor=config.quality_floor)
+        tried, _ = choose(pool=usable, beliefs=sampled, allowance=allowance)
         if tried != index:
             explorer.explored(tenant_id)
-            index, route, reason = tried, "explore", f"{task}: Thompson sample chose {usable[tried].id}"
+            index, route, draft, loss = tried, "explore", "skip", 0.0
+            reason = f"{kind}: Thompson sample chose {usable[tried].id}"
+    if route != "explore":
+        spent.spend(tenant_id, config.quality_floor, loss)
     if skipped:
         route, reason = "fallback", f"circuit open: {', '.join(skipped)}; " + reason
     return Decision(route=route, reason=reason[:100], task=task, model=usable[index], cheap=usable[0],
-                    strong=usable[-1], predicted_quality=round(cheap_mean, 4), relative_quality=relative)
+                    strong=usable[-1], predicted_quality=round(cheap_mean, 4),
+                    relative_quality=1 - _loss(cheap_mean, strongest), draft=draft,
+                    judge_threshold=round(threshold, 4))
+
+
+def judge_label(decision: Decision, verdict) -> float | None:
+    """What a judge's verdict on a draft teaches about the cheap model (a weaker label than
+    the client's): P(good) after the verdict, capped by the judge's own score (a cut or
+    refused answer is surely bad); None when the verdict shows nothing (a multiple-choice
+    letter passes whatever it says)."""
+    after = after_verdict(decision.predicted_quality, decision.task, verdict.passed, decision.judge_threshold)
+    if abs(after - decision.predicted_quality) < 1e-6:
+        return None
+    return round(min(after, verdict.score), 4)
 
 
 async def decide(*, tenant_id: int, config: Config, pool: list[ModelInfo], prompt: str,
@@ -225,7 +295,8 @@ async def decide(*, tenant_id: int, config: Config, pool: list[ModelInfo], promp
     if vector is not None:
         neighbours = await store.nearest(tenant_id=tenant_id, vector=vector, models=[m.id for m in pool],
                                          k=settings.AKA_ROUTING_NEIGHBOURS)
-    return decide_with(tenant_id=tenant_id, config=config, pool=pool, task=task_of(prompt), neighbours=neighbours)
+    return decide_with(tenant_id=tenant_id, config=config, pool=pool, task=task_of(prompt), neighbours=neighbours,
+                       vector=vector)
 
 
 def chain_for(decision: Decision, catalog: dict[str, ModelInfo], needs: set[str]) -> list[ModelInfo]:

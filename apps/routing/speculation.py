@@ -8,6 +8,12 @@ served, and the strong model answers when it is not.
   the output tokens received until then. Fastest; costs the strong call's start.
 - selective race: race when the router saw risk for the cheap model, cascade otherwise.
 
+The router decides whether there is a draft at all (Decision.draft): `confident` calls
+(the cheap model keeps the floor) and `at_risk` ones (only a judged draft would) are
+speculated, `skip` ones go straight to the strong model, in every mode. A draft is
+served when its judge's score (read as P(good)) reaches both the tenant's threshold and
+what the floor leaves of the strong model's quality (Decision.judge_threshold).
+
 Only whole answers are judged, so a streaming client is served by speculation only when
 the tenant buffers it (its stream then starts once an answer is chosen); otherwise it
 gets the routed model's stream at once. Requests with tools, several choices or
@@ -63,18 +69,21 @@ def plan_for(*, config: Config, decision: Decision, req: ChatRequest,
     """How this routed call speculates, or None when it goes straight to its model."""
     if config.speculation == "off" or decision.route == "explore" or decision.cheap is decision.strong:
         return None
+    if decision.draft == "skip":
+        return None   # not even a judged draft would keep the floor: no draft to pay and wait for
     if (req.stream and not config.buffered_speculation) or req.tools or req.n != 1 or req.logprobs:
         return None
     run = config.speculation
     if run == "selective":
-        run = "race" if decision.route == "strong" else "cascade"
+        run = "race" if decision.draft == "at_risk" else "cascade"
     draft = decision.model if decision.model is not decision.strong else decision.cheap
     strong_chain = [m for m in dispatch.chain_for(decision.strong, catalog, set())
                     if m is decision.strong or not breaker.is_open(m.id)]
     judge_model = catalog.get(config.judge_model)
     judge_chain = dispatch.chain_for(judge_model, catalog, set()) if judge_model else None
     return Plan(mode=config.speculation, run=run, draft=draft, strong_chain=strong_chain,
-                judge=judge_for(config.judge, judge_chain=judge_chain), threshold=config.judge_threshold,
+                judge=judge_for(config.judge, judge_chain=judge_chain),
+                threshold=decision.judge_threshold,
                 task=decision.task)
 
 

@@ -1,6 +1,7 @@
 """The routing decision as a function of what the predictor knows: the cheapest model
-that keeps the floor, the shift after bad labels, exploration within its bound, and
-open circuits skipped."""
+that keeps the floor, the floor held on average, the shift after bad labels, exploration
+within its bound, the predictor deciding whether a speculation drafts at all, what a
+judge's verdict teaches, and open circuits skipped."""
 
 import random
 from dataclasses import replace
@@ -8,11 +9,14 @@ from decimal import Decimal
 
 import pytest
 
+from apps.core.llm import ChatRequest
 from apps.providers.catalog import ModelInfo
 from apps.routing import breaker
 from apps.routing.classify import task_of
+from apps.routing.judges import Verdict, after_verdict
 from apps.routing.predictor import Neighbour
-from apps.routing.services import Config, Exploration, decide_with
+from apps.routing.services import Config, Exploration, QualityBudget, decide_with, judge_label
+from apps.routing.speculation import plan_for
 
 
 def model(model_id: str, price: str, tier: str) -> ModelInfo:
@@ -35,9 +39,9 @@ def closed_circuits():
     breaker._circuits.clear()
 
 
-def decide(prompt, neighbours=(), pool=(MINI, STRONG), config=CONFIG, explorer=None):
+def decide(prompt, neighbours=(), pool=(MINI, STRONG), config=CONFIG, explorer=None, spent=None):
     return decide_with(tenant_id=1, config=config, pool=list(pool), task=task_of(prompt), neighbours=list(neighbours),
-                       explorer=explorer or Exploration(random.Random(0)))
+                       explorer=explorer or Exploration(random.Random(0)), spent=spent or QualityBudget())
 
 
 def test_the_task_classes_of_typical_prompts():
@@ -103,3 +107,73 @@ def test_a_circuit_half_opens_after_its_cool_down_and_closes_on_success(settings
     assert breaker.is_open("mini") is True         # the others wait for it
     breaker.record("mini", ok=True)
     assert breaker.state("mini") == "closed" and breaker.is_open("mini") is False
+
+
+def test_the_floor_holds_on_average_spent_where_the_cheap_model_loses_least():
+    spent = QualityBudget()
+    # Alone, a math prompt (cheap 0.65, strong 0.85: 24% lost) goes to the strong model,
+    # and a support prompt (2% lost) to the cheap one.
+    assert decide(MATH, spent=spent).route == "strong"
+    # Strong answers lose nothing, so the allowance grows until a math prompt may go cheap;
+    # over many calls the predicted loss averages 1 - floor.
+    routes = [decide(MATH, spent=spent).route for _ in range(2000)]
+    lost = routes.count("cheap") * (1 - 0.65 / 0.85) / len(routes)
+    assert 0.045 <= lost <= 0.055
+    # With support prompts in the mix, those (the cheapest loss) take the cheap model every time.
+    mixed = [(p, decide(p, spent=spent).route) for p in [SUPPORT, MATH] * 500]
+    assert {route for p, route in mixed if p == SUPPORT} == {"cheap"}
+
+
+CODE = "Fix the bug in this python function: def add(a, b): return a - b"
+
+
+def test_the_predictor_decides_whether_a_speculation_drafts():
+    cascade = replace(CONFIG, speculation="cascade")
+    assert decide(SUPPORT, config=cascade).draft == "confident"
+    # A math prompt misses the floor as it stands (cheap 0.65, strong 0.85), but the math
+    # judge, at the pass mark the floor sets (0.85 x 0.95), lets few wrong answers through:
+    # a judged draft keeps the floor.
+    math = decide(MATH, config=cascade)
+    assert (math.route, math.draft, math.judge_threshold) == ("strong", "at_risk", round(0.85 * 0.95, 4))
+    # A coding prompt (cheap 0.70, strong 0.88) with a judge that sees less: not worth a
+    # draft at a 5% allowance, worth one at 15%.
+    roomier = QualityBudget()
+    roomier.allowances[1] = 0.15
+    assert (decide(CODE, config=cascade).draft, decide(CODE, config=cascade, spent=roomier).draft) == (
+        "skip", "at_risk")
+    assert decide(CODE, spent=QualityBudget()).draft == "skip"    # no speculation: nothing drafts
+    # Bad labels on the cheap model's answers to close prompts: not even worth a draft.
+    bad = [Neighbour("mini", 0.0, 0.95)] * 6
+    assert decide(MATH, bad, config=cascade).draft == "skip"
+    # A multiple-choice letter shows the judge nothing: a risky one is never drafted.
+    choice = "Which is a mammal?\nA) shark\nB) whale\nC) trout"
+    assert decide(choice, [Neighbour("mini", 0.0, 0.9)] * 2, config=cascade, spent=roomier).draft == "skip"
+
+
+def ask(prompt):
+    return ChatRequest(model="auto", messages=[{"role": "user", "content": prompt}])
+
+
+@pytest.mark.parametrize("mode, draft, run", [
+    ("cascade", "confident", "cascade"), ("cascade", "at_risk", "cascade"), ("cascade", "skip", None),
+    ("race", "confident", "race"), ("race", "skip", None),
+    ("selective", "confident", "cascade"), ("selective", "at_risk", "race"), ("selective", "skip", None),
+])
+def test_each_mode_speculates_only_on_calls_the_predictor_lets_draft(mode, draft, run):
+    made = decide(MATH, config=replace(CONFIG, speculation=mode))
+    plan = plan_for(config=replace(CONFIG, speculation=mode), decision=replace(made, draft=draft), req=ask(MATH),
+                    catalog={"mini": MINI, "big": STRONG})
+    assert (plan.run if plan else None) == run
+    if plan:
+        assert (plan.draft, plan.strong_chain) == (MINI, [STRONG])
+
+
+def test_a_judges_verdict_labels_the_cheap_model_by_what_it_shows():
+    support = decide(SUPPORT, config=replace(CONFIG, speculation="cascade"))
+    passed, cut = Verdict("heuristic", 1.0, True, "ok"), Verdict("heuristic", 0.05, False, "finish_reason=length")
+    assert judge_label(support, passed) == round(after_verdict(0.92, "support", True, support.judge_threshold), 4)
+    assert support.predicted_quality < judge_label(support, passed) < 1.0   # weaker than a client's thumbs up
+    assert judge_label(support, cut) == 0.05
+    # A multiple-choice letter passes whatever it says: no label.
+    choice = decide("Which is a mammal?\nA) shark\nB) whale\nC) trout")
+    assert judge_label(choice, passed) is None

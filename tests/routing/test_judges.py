@@ -8,6 +8,7 @@ import pytest
 from apps.core.llm import ChatRequest, ChatResult, Usage
 from apps.providers.catalog import ModelInfo
 from apps.providers.errors import UpstreamError
+from apps.routing.heuristic import wrong_worded_arithmetic
 from apps.routing.judges import HeuristicJudge, LLMJudge, LogprobJudge
 
 SPRINTS = "James decides to run 3 sprints 3 times a week. He runs 60 meters each sprint. How many total meters " \
@@ -33,7 +34,6 @@ def judged(judge, prompt, result, task, threshold=0.5, **kw):
 
 
 @pytest.mark.parametrize("prompt, text, finish, task, reason", [
-    (SPRINTS, SPRINTS_RIGHT, "stop", "math", "ok"),
     (SUPPORT, "Cards arrive within 5 working days; you can track yours in the app under Cards.", "stop", "support",
      "ok"),
     ("Which is a mammal?\nA) shark\nB) whale", "B) whale", "stop", "choice", "ok"),
@@ -59,6 +59,39 @@ def test_heuristic_passes_good_answers(prompt, text, finish, task, reason):
 def test_heuristic_rejects_bad_answers(prompt, text, finish, task, reason):
     verdict = judged(HeuristicJudge(), prompt, answer(text, finish), task)
     assert verdict.passed is False and verdict.reason == reason and verdict.score < 0.5
+
+
+UNITS = ("Richard lives in an apartment building with 15 floors. Each floor contains 8 units, and 3/4 of the "
+         "building is occupied. What's the total number of unoccupied units In the building?")
+UNITS_RIGHT = ("There are 15 x 8 = <<15*8=120>>120 units in the building.\n3/4 of them are occupied: 120 x 3/4 = "
+               "<<120*3/4=90>>90 units.\nSo 120 - 90 = <<120-90=30>>30 units are unoccupied.\n#### 30")
+# The weak model's recorded answer (GSM8K): 15 x 8 x 3/4 is 90, not 36.
+UNITS_WRONG = ("The total number of occupied units is 15 floors * 8 units/floor * 3/4 = 36 x 3/4 = 27 units.\n"
+               "Since each floor contains 8 units, there are a total of 15 x 8 = 120 units in the building.\n"
+               "Therefore, the number of unoccupied units is 120 units - 27 units = 93 units.\n#### 93")
+UNITS_UNSURE = ("The building has 15 x 8 = 120 units. However, assuming not all floors are the same, about 3/4 is "
+                "occupied, so roughly 1/4 of 15 floors is 3.75.\n#### 3.75")
+SPRINTS_UNUSED = ("He runs 60 meters a sprint, so in a week he runs 60 x 3 = <<60*3=180>>180 meters, but since it's "
+                  "not clear, assume that.\n#### 180")
+
+
+@pytest.mark.parametrize("prompt, text", [(SPRINTS, SPRINTS_RIGHT), (UNITS, UNITS_RIGHT)])
+def test_the_math_judge_passes_right_worked_answers(prompt, text):
+    verdict = judged(HeuristicJudge(), prompt, answer(text), "math")
+    assert verdict.passed and verdict.score > 0.75 and verdict.reason.startswith("math judge: P(right)")
+
+
+@pytest.mark.parametrize("prompt, text", [(UNITS, UNITS_WRONG), (UNITS, UNITS_UNSURE), (SPRINTS, SPRINTS_UNUSED)])
+def test_the_math_judge_fails_answers_whose_working_gives_them_away(prompt, text):
+    # A miscalculation written with units between the numbers; second thoughts and a
+    # fractional count; a given quantity never used.
+    verdict = judged(HeuristicJudge(), prompt, answer(text), "math")
+    assert not verdict.passed and verdict.score < 0.4
+
+
+def test_calculations_written_with_units_are_checked():
+    assert wrong_worded_arithmetic("15 floors * 8 units/floor * 3/4 = 36 units") == 1
+    assert wrong_worded_arithmetic("15 floors * 8 units/floor * 3/4 = 90 units, and 120 units - 90 units = 30") == 0
 
 
 def test_heuristic_checks_json_against_the_requested_schema():

@@ -123,7 +123,9 @@ def test_race_serves_the_strong_answer_when_the_draft_is_rejected(racing):
 
 def test_selective_race_races_only_prompts_at_risk(racing):
     live, sim_url = racing
-    routing_settings_update(tenant=live.tenant, speculation="selective", exploration=0.0)
+    # At a 90% floor a math prompt (cheap 0.65, strong 0.85) is at risk: the cheap answer
+    # alone misses the floor, a judged draft would keep it.
+    routing_settings_update(tenant=live.tenant, speculation="selective", exploration=0.0, quality_floor=0.9)
     safe = ask(live, SUPPORT)
     risky = ask(live, "Sara has 12 apples and gives 5 to Tom. How many apples does she have left? Answer: 7")
     assert safe.headers["x-aka-speculation"] == "cascade:accepted"

@@ -1,6 +1,7 @@
 """Routed calls through the real gateway and simulator: the route and its reasons on the
-response and in the ledger, the shift after negative feedback, and cascade speculation
-calling the strong model only when the judge rejects the draft."""
+response and in the ledger, the shift after negative feedback, cascade speculation
+calling the strong model only when the judge rejects the draft (and drafting only when
+the predictor lets it), and labels reaching the model they describe."""
 
 import time
 from decimal import Decimal
@@ -10,6 +11,7 @@ import openai
 import pytest
 
 from apps.cache.services import cache_settings_update
+from apps.routing.judges import after_verdict
 from apps.routing.models import RoutingSample
 from apps.routing.services import routing_settings_update
 
@@ -48,6 +50,11 @@ def samples(live, expected: int, timeout: float = 3.0) -> list[RoutingSample]:
         if len(found) >= expected or time.monotonic() > deadline:
             return found
         time.sleep(0.05)
+
+
+def thumbs(live, answered, verdict: str) -> httpx.Response:
+    return httpx.post(f"{live.url}/v1/feedback", headers={"authorization": f"Bearer {live.raw_key}"},
+                      json={"request_id": answered.headers["x-request-id"], "thumbs": verdict})
 
 
 def test_auto_goes_to_the_cheapest_adequate_model_and_says_why(live, sim):
@@ -92,9 +99,7 @@ def test_negative_feedback_on_the_cheap_model_shifts_similar_prompts_to_the_stro
     assert [s.good for s in samples(live, 2)] == [None, None]
 
     for answered in (first, second):
-        thumbs = httpx.post(f"{live.url}/v1/feedback", headers={"authorization": f"Bearer {live.raw_key}"},
-                            json={"request_id": answered.headers["x-request-id"], "thumbs": "down"})
-        assert thumbs.status_code == 200
+        assert thumbs(live, answered, "down").status_code == 200
     assert [(s.model, s.good, s.label_source) for s in samples(live, 2)] == [(CHEAP, 0.0, "feedback")] * 2
 
     shifted = ask(live, SUPPORT_THIRD)
@@ -117,7 +122,22 @@ def test_cascade_serves_an_accepted_draft_without_calling_the_strong_model(live,
     assert row.provider_cost_micros == row.draft_cost_micros
     assert Decimal(answer.headers["x-aka-cost-usd"]) * 1_000_000 == row.provider_cost_micros
     [sample] = samples(live, 1)
-    assert (sample.model, sample.good, sample.label_source) == (CHEAP, 1.0, "judge")
+    # The judge's pass is a label for the cheap model, weaker than the client's thumbs up.
+    assert (sample.model, sample.good, sample.label_source) == (
+        CHEAP, round(after_verdict(0.92, "support", True, 0.5), 4), "judge")
+    # The client's verdict on the served draft replaces it: a label of the cheap model too.
+    assert thumbs(live, answer, "down").status_code == 200
+    assert [(s.model, s.good, s.label_source) for s in samples(live, 1)] == [(CHEAP, 0.0, "feedback")]
+
+
+def test_cascade_goes_straight_to_the_strong_model_when_not_even_a_judged_draft_would_do(live, sim):
+    settle(live, live.tenant, speculation="cascade")
+    # A coding prompt: cheap 0.70 against strong 0.88, and a pass of the judge would not make up for it.
+    answer = ask(live, "Fix the bug in this python function: def add(a, b): return a - b")
+    assert answer.headers["x-aka-model"] == STRONG and "x-aka-speculation" not in answer.headers
+    assert stats(sim)["requests"] == {STRONG: 1}   # no draft paid for or waited on
+    [row] = live.records()
+    assert (row.route, row.speculation, row.draft_cost_micros) == ("strong", "", 0)
 
 
 def test_cascade_calls_the_strong_model_when_the_judge_rejects_the_draft(live, sim):
@@ -131,6 +151,10 @@ def test_cascade_calls_the_strong_model_when_the_judge_rejects_the_draft(live, s
     assert row.provider_cost_micros == row.draft_cost_micros + row.strong_cost_micros
     assert (row.completion_tokens, row.billable) == (5, True)
     assert {(s.model, s.good) for s in samples(live, 2)} == {(CHEAP, 0.05), (STRONG, None)}
+    # Feedback on the strong model's answer labels the strong model, not the rejected draft.
+    assert thumbs(live, answer, "up").status_code == 200
+    assert {(s.model, s.good, s.label_source) for s in samples(live, 2)} == {
+        (CHEAP, 0.05, "judge"), (STRONG, 1.0, "feedback")}
 
 
 def test_streaming_clients_get_the_routed_stream_at_once_unless_buffered(live, sim):
