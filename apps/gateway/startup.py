@@ -32,5 +32,7 @@ async def warm() -> None:
     preload()
     await amodels()
     client()
-    await pg.pool()
+    # Its first connections open, not just opening: a start-up that ends while one is
+    # still connecting left asyncio.run unable to cancel it (a start-up probe hung).
+    await (await pg.pool()).wait()
     await asyncio.wrap_future(_embedder_ready)
