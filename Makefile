@@ -3,7 +3,7 @@
 # make stop: stop everything make demo or make test started.
 # make manage ARGS="list_tenants": a manage.py command with the services and their env.
 .PHONY: bootstrap migrate demo test stop manage bench-overhead bench-cache-quality bench-cache-scale bench-dashboard \
-	bench-billing bench-ledger bench-routing bench-savings bench-faults routing-models
+	bench-billing bench-ledger bench-routing bench-savings bench-faults routing-models bench-startup
 
 PY := .venv/bin/python
 
@@ -29,6 +29,9 @@ stop:
 
 bench-overhead: migrate
 	@$(PY) scripts/services.py run -- $(PY) bench/overhead.py
+
+bench-startup: migrate
+	@$(PY) scripts/services.py run -- $(PY) bench/startup.py
 
 bench-cache-quality: migrate
 	@$(PY) scripts/services.py run -- $(PY) bench/cache_quality.py

@@ -6,6 +6,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "akaplatform.settings")
 
 django_application = get_asgi_application()
 
+# The embedding model loads on a thread of its own while the rest is imported.
+from apps.gateway.startup import preload  # noqa: E402
+
+preload()
+
 # All need Django set up first.
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles import finders  # noqa: E402

@@ -1,10 +1,17 @@
 """bench/overhead: what the gateway adds on top of the upstream it calls, and what a
 cache hit costs end to end.
 
-Starts the upstream simulator (no artificial latency) and one gateway worker process,
-then drives both with wrk at concurrency 1 and 32:
-- miss path: the same non-streaming chat completion, cache off (`x-aka-cache: off`),
-  the upstream called directly and through the gateway; the gateway's added latency;
+Starts the upstream simulator (no artificial latency) and the gateway as production runs
+it (akaplatform/server.py, production settings) with one worker and with two, then drives
+them with wrk:
+- miss path: the same non-streaming chat completion, cache off (`x-aka-cache: off`), the
+  upstream directly and through the one-worker gateway at concurrency 1 and 32, and the
+  two-worker gateway at 32, in alternating rounds (BENCH_ROUNDS, default 3) so the other
+  load on a shared machine falls on each alike; medians over rounds. Printed side by side:
+  the added latency and the ratio to the upstream's, requests per second per worker for one
+  and two workers and their ratio, and the CPU each process spent per request (gateway
+  workers, simulator, wrk): CPU per request barely moves with the machine's load, where
+  latency and rate do, and it bounds what two cores can do at all;
 - exact hit: the same request again and again, served from the cache;
 - semantic hit: paraphrases of a cached prompt, each embedded and matched (readonly,
   so they stay semantic hits);
@@ -34,6 +41,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -47,14 +55,16 @@ from django.db import connection  # noqa: E402
 from pgvector.psycopg import register_vector  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
 
+from akaplatform.server import command  # noqa: E402
 from apps.cache import store, verifier  # noqa: E402
 from apps.cache.decision import RADIUS_K, Candidate, choose, entry_statistic, update_statistic  # noqa: E402
 from apps.cache.embedder import embedder  # noqa: E402
 from apps.cache.keys import exact_key  # noqa: E402
 from apps.core import pg  # noqa: E402
-from tests.live import start_gateway, start_simulator  # noqa: E402
+from tests.live import free_port, start_simulator  # noqa: E402
 
 DURATION = os.environ.get("BENCH_DURATION", "10s")
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 POPULATED = [int(n) for n in os.environ.get("BENCH_POPULATED", "1000,10000,100000").split(",") if n]
 BANKING77 = ROOT.parent / "shared" / "data" / "banking77" / "train.csv"
 ANSWER_CHARS = 1500   # about 350 tokens of English
@@ -92,18 +102,80 @@ def lua_script(key: str, bodies: list[str] | None = None, headers: dict | None =
     return str(path)
 
 
-def wrk(url: str, script: str, connections: int) -> dict:
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{DURATION}", "--latency", "-s", script, url],
-        capture_output=True, text=True, check=True,
-    ).stdout
+def wrk(url: str, script: str, connections: int, watch: dict[str, list[psutil.Process]] | None = None) -> dict:
+    """wrk's figures; with `watch`, also the CPU ms per request of each named group of
+    processes (and of wrk itself) over the run."""
+    watch = watch or {}
+    before = {name: _cpu(procs) for name, procs in watch.items()}
+    proc = subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{DURATION}", "--latency", "-s", script, url],
+                            stdout=subprocess.PIPE, text=True)
+    load = psutil.Process(proc.pid)
+    out, wrk_cpu = "", 0.0
+    while proc.poll() is None:
+        wrk_cpu = _cpu([load]) or wrk_cpu  # read before wrk exits (its times go with it)
+        time.sleep(0.2)
+    out = proc.stdout.read()
+    if proc.returncode:
+        raise SystemExit(f"wrk failed on {url}")
     figures = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    requests = int(re.search(r"(\d+) requests in", out).group(1)) or 1
+    for name, procs in watch.items():
+        figures[f"cpu {name}"] = (_cpu(procs) - before[name]) * 1000 / requests
+    figures["cpu wrk"] = wrk_cpu * 1000 / requests
     for pct in ("50", "90", "99"):
         value, unit = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out).groups()
         figures[f"p{pct}"] = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     figures["errors"] = int(errors.group(1)) if errors else 0
     return figures
+
+
+def _cpu(procs: list[psutil.Process]) -> float:
+    """CPU seconds (user + system) of `procs` so far."""
+    total = 0.0
+    for p in procs:
+        try:
+            times = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def start_server(server: str, sim_url: str, workers: int) -> tuple[str, subprocess.Popen, list[psutil.Process]]:
+    """The gateway as production runs it (akaplatform/server.py) with production settings
+    (DEBUG's query logging alone cut a worker's rate several times): its URL, its process
+    and its workers' processes."""
+    port = free_port()
+    env = {"AKA_SIMULATOR_URL": sim_url, "AKA_SHUTDOWN_SECONDS": "20", "DJANGO_DEBUG": "0",
+           "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
+           "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "AKA_SSL_REDIRECT": "0"}
+    argv = command(server=server, host="127.0.0.1", port=port, workers=workers)
+    proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                top = psutil.Process(proc.pid)
+                # uvicorn serves in its own process with one worker, in children with more.
+                workers_seen = [p for p in top.children() if "resource_tracker" not in " ".join(p.cmdline())]
+                if workers == 1 or len(workers_seen) == workers:
+                    return url, proc, workers_seen or [top]
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"{server} with {workers} workers did not start")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def first_byte_ms(url: str, key: str, n: int = 200) -> float:
@@ -239,9 +311,9 @@ def lookup_plan(tenant_id: int, context: str, vector: np.ndarray) -> str:
 
 async def parts(tenant_id: int, context: str, rounds: int = 30) -> dict[str, float]:
     """Median ms of each part of a semantic lookup, in this process (the gateway's code, no
-    HTTP): embedding the paraphrase, the nearest-entries query (answers included), the first
-    stage and the verifier."""
-    times: dict[str, list[float]] = {"embed": [], "nearest": [], "first stage": [], "verifier": []}
+    HTTP): embedding the paraphrase, the nearest-entries query (vectors and radii only), the
+    first stage, the chosen entry's answer and the verifier."""
+    times: dict[str, list[float]] = {"embed": [], "nearest": [], "first stage": [], "answer": [], "verifier": []}
     try:
         for _ in range(rounds):
             for question in PARAPHRASES:
@@ -253,12 +325,14 @@ async def parts(tenant_id: int, context: str, rounds: int = 30) -> dict[str, flo
                 candidates = [Candidate(r.id, r.similarity, r.embedding, r.neighbour_stat) for r in rows]
                 chosen = choose(vector, candidates, 0.85)
                 t3 = time.perf_counter()
-                if chosen:
-                    row = next(r for r in rows if r.id == chosen[0].entry_id)
-                    verifier.verify(question, row.prompt_text, chosen=chosen[0], candidates=candidates,
-                                    adjusted=chosen[1], target=0.01)
+                entry = chosen and await store.answer(tenant_id=tenant_id, scope="", context_key=context,
+                                                      entry_id=chosen[0].entry_id)
                 t4 = time.perf_counter()
-                for name, took in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                if entry:
+                    verifier.verify(question, entry.prompt_text, chosen=chosen[0], candidates=candidates,
+                                    adjusted=chosen[1], target=0.01)
+                t5 = time.perf_counter()
+                for name, took in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
                     times[name].append(took * 1000)
     finally:
         await pg.close_pools()
@@ -278,46 +352,87 @@ def make_tenant() -> tuple[str, str]:
     return slug, re.search(r"aka_[A-Za-z0-9_-]{43}", out).group(0)
 
 
+def loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def compare(key: str, direct: str, one: tuple, two: tuple, sim: list[psutil.Process]) -> dict:
+    """The miss path, upstream against one and two gateway workers, in alternating rounds;
+    medians over the rounds, printed side by side."""
+    (url1, _, workers1), (url2, _, workers2) = one, two
+    miss = lua_script(key, headers={"x-aka-cache": "off"})
+    runs = [("upstream", 1, direct, []), ("upstream", 32, direct, []), ("gateway 1w", 1, url1, workers1),
+            ("gateway 1w", 32, url1, workers1), ("gateway 2w", 32, url2, workers2)]
+    got: dict[tuple[str, int], list[dict]] = {}
+    for _ in range(ROUNDS):
+        for name, conc, url, workers in runs:
+            got.setdefault((name, conc), []).append(
+                wrk(f"{url}/v1/chat/completions", miss, conc, {"gateway": workers, "simulator": sim}))
+    med = {run: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for run, rs in got.items()}
+    print(f"miss path (cache off), medians of {ROUNDS} alternating rounds of {DURATION}; wrk -t1")
+    print(f"{'target':12} {'conc':>4} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'req/s':>8} {'non-2xx':>7}"
+          f" | CPU ms/request: {'gateway':>7} {'simulator':>9} {'wrk':>6}")
+    for (name, conc), r in med.items():
+        print(f"{name:12} {conc:>4} {r['p50']:>8.2f} {r['p90']:>8.2f} {r['p99']:>8.2f} {r['rps']:>8.0f} {r['errors']:>7.0f}"
+              f" | {'':>15} {r['cpu gateway']:>7.3f} {r['cpu simulator']:>9.3f} {r['cpu wrk']:>6.3f}")
+    up1, gw1 = med[("upstream", 1)], med[("gateway 1w", 1)]
+    one32, two32 = med[("gateway 1w", 32)], med[("gateway 2w", 32)]
+    print(f"\nadded latency at c=1: p50 {gw1['p50'] - up1['p50']:+.2f} ms (target <= 1.0), "
+          f"p90 {gw1['p90'] - up1['p90']:+.2f} ms, p99 {gw1['p99'] - up1['p99']:+.2f} ms; "
+          f"gateway/upstream p50 ratio {gw1['p50'] / up1['p50']:.1f}x")
+    print(f"req/s per worker at c=32: one worker {one32['rps']:.0f} (target >= 2000), two workers "
+          f"{two32['rps'] / 2:.0f} each ({two32['rps']:.0f} in all); two workers / one: "
+          f"{two32['rps'] / one32['rps']:.2f}x (target >= 1.8)")
+    cores = os.cpu_count() or 1
+    per_call = two32["cpu gateway"] + two32["cpu simulator"] + two32["cpu wrk"]
+    print(f"CPU-bound ceiling: a gateway worker given a whole core would do {1000 / one32['cpu gateway']:.0f} req/s "
+          f"({one32['cpu gateway']:.3f} ms CPU each); gateway, simulator and wrk together spend {per_call:.3f} ms "
+          f"CPU per call, so {cores} cores can carry at most {cores * 1000 / per_call:.0f} calls/s through the "
+          f"two-worker gateway, with nothing else running")
+    return med
+
+
 def main() -> None:
+    print(f"bench/overhead  model={MODEL}  duration={DURATION} per run  load average at start {loadavg()}"
+          f"  ({os.cpu_count()} cores)")
     slug, key = make_tenant()
     sim_url, stop_sim = start_simulator(fast=True)
-    gw_url, stop_gw = start_gateway(simulator_url=sim_url)
+    sim = [p for p in psutil.process_iter(["cmdline"]) if "simulator" in " ".join(p.info["cmdline"] or [])
+           and sim_url.rsplit(":", 1)[1] in " ".join(p.info["cmdline"] or [])]
+    one = two = None
     try:
-        direct, via = f"{sim_url}/v1/chat/completions", f"{gw_url}/v1/chat/completions"
+        one = start_server("uvicorn", sim_url, 1)
+        two = start_server("uvicorn", sim_url, 2)
+        direct, via = f"{sim_url}/v1/chat/completions", f"{one[0]}/v1/chat/completions"
         miss, exact = lua_script(key, headers={"x-aka-cache": "off"}), lua_script(key)
         semantic = lua_script(key, [body_for(q) for q in PARAPHRASES], {"x-aka-cache": "readonly"})
         # Warm everything (connections, catalog, key cache, embedder) and cache BODY's answer.
-        for url, script in ((direct, miss), (via, miss), (via, exact), (via, semantic)):
+        for url, script in ((direct, miss), (via, miss), (f"{two[0]}/v1/chat/completions", miss), (via, exact),
+                            (via, semantic)):
             wrk(url, script, 4)
+        compare(key, sim_url, one, two, sim)
         hits = {httpx.post(via, content=body_for(q), headers={"Authorization": f"Bearer {key}",
                 "Content-Type": "application/json", "x-aka-cache": "readonly"}).headers["x-aka-cache"]
                 for q in PARAPHRASES}
-        print(f"bench/overhead  model={MODEL}  duration={DURATION} per run  one gateway worker, wrk -t1")
-        print(f"(the {len(PARAPHRASES)} paraphrases are answered as: {', '.join(sorted(hits))})\n")
+        print(f"\ncache hits through the one-worker gateway (the {len(PARAPHRASES)} paraphrases are answered as: "
+              f"{', '.join(sorted(hits))})")
         print(f"{'target':16} {'conc':>4} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'req/s':>9} {'non-2xx':>8}")
         results = {}
-        runs = (("upstream", direct, miss), ("gateway miss", via, miss), ("gateway exact", via, exact),
-                ("gateway semantic", via, semantic))
         for conc in (1, 32):
-            for name, url, script in runs:
-                r = results[(name, conc)] = wrk(url, script, conc)
+            for name, script in (("gateway exact", exact), ("gateway semantic", semantic)):
+                r = results[(name, conc)] = wrk(via, script, conc)
                 print(f"{name:16} {conc:>4} {r['p50']:>8.2f} {r['p90']:>8.2f} {r['p99']:>8.2f} {r['rps']:>9.0f} "
                       f"{r['errors']:>8}")
-        print()
-        for conc in (1, 32):
-            d, g = results[("upstream", conc)], results[("gateway miss", conc)]
-            print(f"added by the gateway at c={conc}: p50 {g['p50'] - d['p50']:+.2f} ms, p90 {g['p90'] - d['p90']:+.2f} ms,"
-                  f" p99 {g['p99'] - d['p99']:+.2f} ms")
-        print(f"gateway throughput at c=32 (miss): {results[('gateway miss', 32)]['rps']:.0f} req/s on one worker process")
-        print(f"cache hits at c=1, end to end: exact p50 {results[('gateway exact', 1)]['p50']:.2f} ms, "
-              f"semantic p50 {results[('gateway semantic', 1)]['p50']:.2f} ms (embedding included)")
         ttfb_direct, ttfb_gw = first_byte_ms(direct, key), first_byte_ms(via, key)
         print(f"time to first streamed byte (median of 200): upstream {ttfb_direct:.2f} ms, gateway {ttfb_gw:.2f} ms, "
               f"added {ttfb_gw - ttfb_direct:+.2f} ms")
+        print(f"load average at end {loadavg()}")
         if POPULATED:
             populated(slug, key, via, semantic, results[("gateway semantic", 1)])
     finally:
-        stop_gw()
+        for server in (one, two):
+            if server:
+                stop_server(server[1])
         stop_sim()
 
 

@@ -30,13 +30,13 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from overhead import lua_script, wrk  # noqa: E402  (also sets Django up)
+from overhead import lua_script, start_server, wrk  # noqa: E402  (also sets Django up)
 
-from akaplatform.server import SERVERS, command  # noqa: E402
+from akaplatform.server import SERVERS  # noqa: E402
 from apps.billing.models import CallRecord  # noqa: E402
 from apps.providers.catalog import sync_from_seed  # noqa: E402
 from apps.tenants import services  # noqa: E402
-from tests.live import free_port, start_simulator  # noqa: E402
+from tests.live import start_simulator  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 PATH = "/v1/chat/completions"
@@ -49,27 +49,6 @@ def bench_tenant():
                                        owner_password=None, plan_name="Scale")
     services.tenant_set_rate_limits(tenant=tenant, rpm=0, key_rpm=0)
     return tenant, services.api_key_issue(tenant=tenant, name="bench")[1]
-
-
-def start(server: str, sim_url: str):
-    port = free_port()
-    # Production settings: DEBUG's query logging alone cut a worker's rate several times.
-    env = {"AKA_SIMULATOR_URL": sim_url, "AKA_SHUTDOWN_SECONDS": "20", "DJANGO_DEBUG": "0",
-           "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
-           "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "AKA_SSL_REDIRECT": "0"}
-    argv = command(server=server, host="127.0.0.1", port=port, workers=1)
-    proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return url, proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"{server} did not start")
 
 
 def sigterm_during_a_stream(url: str, proc: subprocess.Popen, key: str, tenant) -> dict:
@@ -115,7 +94,7 @@ def main() -> None:
     script = lua_script(key, headers={"x-aka-cache": "off"})
     figures: dict[tuple[str, int], list[dict]] = {}
     try:
-        servers = {name: start(name, sim_url) for name in SERVERS}
+        servers = {name: start_server(name, sim_url, 1)[:2] for name in SERVERS}
         for url, _ in servers.values():
             wrk(f"{url}{PATH}", script, 4)  # warm
         for _ in range(ROUNDS):

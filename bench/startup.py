@@ -5,11 +5,15 @@ start it, time from spawn to the first 200 on /healthz, then warm it up (a miss,
 exact hit and a semantic hit through /v1/, which loads the embedder, the pools and the
 catalog) and read the resident memory of the worker process and of the server's
 supervisor, if any. Targets (issue 14): ready in under 3 s, under 200 MB per worker.
+Then where a worker's start goes, in a process of its own: the seconds and resident MB
+after importing the app (with the top-level packages whose imports took longest, from
+`python -X importtime`) and after the start-up hooks (the embedding model, the pools).
 
 Run, with the data services up and the database migrated:
   scripts/services.py run -- env DATABASE_URL=... python bench/startup.py
 """
 
+import collections
 import os
 import statistics
 import subprocess
@@ -84,6 +88,38 @@ def one_start(server: str, sim_url: str, key: str) -> dict:
         proc.wait(30)
 
 
+PHASES = """
+import asyncio, os, sys, time, psutil
+started = time.perf_counter()
+def mark(what):
+    print(f"  {what:34} {time.perf_counter() - started:6.2f} s {psutil.Process().memory_info().rss / 2**20:6.0f} MB")
+import akaplatform.asgi
+mark("app imported")
+from apps.core.lifecycle import run_startup
+asyncio.run(run_startup())
+mark("start-up hooks run (model, pools)")
+"""
+
+
+def phases() -> None:
+    """Where a worker's start goes (see the module's docstring)."""
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", PHASES], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "DJANGO_DEBUG": "0", "DJANGO_ALLOWED_HOSTS": "*",
+                              "DJANGO_SECRET_KEY": "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"})
+    if out.returncode:
+        raise SystemExit(out.stderr[-3000:])
+    by_package: collections.Counter = collections.Counter()
+    for line in out.stderr.splitlines():
+        if line.startswith("import time:") and "self [us]" not in line:
+            self_us, _, name = line.removeprefix("import time:").split("|")
+            by_package[name.strip().split(".")[0]] += int(self_us)
+    print(f"a worker's start, in one process (load average {os.getloadavg()[0]:.1f}):")
+    print(out.stdout.rstrip())
+    total = sum(by_package.values())
+    print(f"  imports: {total / 1e6:.2f} s in all; longest by top-level package: "
+          + ", ".join(f"{name} {us / 1e6:.2f}" for name, us in by_package.most_common(10)))
+
+
 def main() -> None:
     sim_url, stop_sim = start_simulator(fast=True)
     key = key_for_bench()
@@ -96,8 +132,10 @@ def main() -> None:
             print(f"{server:<9} {statistics.median(ready):>13.2f} {max(ready):>8.2f}"
                   f" {statistics.median(r['worker_mb'] for r in runs):>14.0f}"
                   f" {statistics.median(r['supervisor_mb'] for r in runs):>14.0f} {any(r['torch'] for r in runs)}")
+        phases()
     finally:
         stop_sim()
+    print(f"load average at end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 rarely (a key's tenant, a tenant's settings): a dict lookup while fresh, one query when
 stale, so a change reaches every process within `ttl` seconds."""
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -18,6 +19,10 @@ class Snapshots(Generic[K, V]):
     def __init__(self, load: Callable[[K], V], ttl: Callable[[], float]):
         self._load, self._ttl = load, ttl
         self._entries: dict[K, tuple[float, V]] = {}
+        # One load per stale key at a time: when an entry expired under 32 concurrent calls,
+        # each of them queued its own query on the one sync_to_async thread (five snapshots
+        # a call), a third of a busy worker's samples under py-spy and its slowest calls.
+        self._loading: dict[K, asyncio.Task] = {}
 
     def _fresh(self, key: K) -> tuple[bool, V | None]:
         found = self._entries.get(key)
@@ -36,12 +41,31 @@ class Snapshots(Generic[K, V]):
         return value if fresh else self._keep(key, self._load(key))
 
     async def aget(self, key: K) -> V:
-        """As get; only a stale entry leaves the event loop for the database."""
+        """As get; only a stale entry leaves the event loop for the database, once for
+        all the calls that find it stale together."""
         fresh, value = self._fresh(key)
-        return value if fresh else self._keep(key, await orm.run(self._load, key))
+        if fresh:
+            return value
+        task = self._loading.get(key)
+        if task is None or task.get_loop() is not asyncio.get_running_loop():
+            task = self._loading[key] = asyncio.ensure_future(self._aload(key))
+        # Shielded: a caller that goes away (a client disconnect) cancels only its own wait.
+        return await asyncio.shield(task)
+
+    async def _aload(self, key: K) -> V:
+        try:
+            value = await orm.run(self._load, key)
+        finally:
+            mine = self._loading.get(key) is asyncio.current_task()
+            if mine:
+                del self._loading[key]
+        # Forgotten while loading (a change was just made): the value may predate it.
+        return self._keep(key, value) if mine else value
 
     def forget(self, key: K) -> None:
         self._entries.pop(key, None)
+        self._loading.pop(key, None)
 
     def clear(self) -> None:
         self._entries.clear()
+        self._loading.clear()

@@ -2,15 +2,14 @@
 from the database every AKA_CATALOG_TTL seconds so admin edits reach every process."""
 
 import json
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
 
-from apps.core import orm
 from apps.core.llm import Usage
+from apps.core.snapshots import Snapshots
 
 from .models import CatalogModel
 
@@ -39,11 +38,7 @@ class ModelInfo:
         return capability in self.capabilities
 
 
-_snapshot: dict[str, ModelInfo] = {}
-_loaded_at = float("-inf")
-
-
-def _load() -> dict[str, ModelInfo]:
+def _load(_key=None) -> dict[str, ModelInfo]:
     return {
         m.model_id: ModelInfo(
             id=m.model_id,
@@ -62,18 +57,13 @@ def _load() -> dict[str, ModelInfo]:
     }
 
 
-def _fresh() -> bool:
-    return time.monotonic() - _loaded_at < settings.AKA_CATALOG_TTL
-
-
-def _store(snapshot: dict[str, ModelInfo]) -> dict[str, ModelInfo]:
-    global _snapshot, _loaded_at
-    _snapshot, _loaded_at = snapshot, time.monotonic()
-    return snapshot
+# One entry (the whole catalog), re-read at most every AKA_CATALOG_TTL seconds, once for
+# all the calls that find it stale together.
+_catalog = Snapshots(_load, lambda: settings.AKA_CATALOG_TTL)
 
 
 async def amodels() -> dict[str, ModelInfo]:
-    return _snapshot if _fresh() else _store(await orm.run(_load))
+    return await _catalog.aget(None)
 
 
 def seed_rows() -> list[dict]:

@@ -1,34 +1,40 @@
-"""The process's one shared httpx.AsyncClient (per event loop), closed at shutdown.
+"""The process's one shared aiohttp ClientSession (per event loop), closed at shutdown.
 
-It runs on httpx-aiohttp's transport: the same httpx API, with aiohttp doing the I/O.
-On this machine that doubles the calls per second one gateway process can make
-compared with httpx's own transport (see bench/overhead)."""
+aiohttp directly, not httpx over it: httpx's request building, URL, header and cookie
+handling was a tenth of a busy worker's CPU under py-spy (bench/overhead), and importing
+httpx (with the command-line extras it pulls in when they are installed) a tenth of a
+worker's start-up. Timeouts are per request (`timeout`), per model."""
 
-import httpx
+import aiohttp
 from django.conf import settings
-from httpx_aiohttp import HttpxAiohttpClient
 
 from apps.core.lifecycle import on_shutdown
 from apps.core.loops import PerLoop
 
-
-def _new_client() -> httpx.AsyncClient:
-    return HttpxAiohttpClient(
-            timeout=httpx.Timeout(
-                connect=settings.AKA_UPSTREAM_CONNECT_TIMEOUT,
-                read=settings.AKA_UPSTREAM_READ_TIMEOUT,
-                write=10.0,
-                pool=10.0,
-            ),
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30),
-            follow_redirects=False,
-        )
+# The longest a call waits for a free connection of the pool, on top of connecting.
+POOL_WAIT_SECONDS = 10.0
 
 
-client = PerLoop(_new_client)
+def _new_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=1000, limit_per_host=0, keepalive_timeout=30),
+        cookie_jar=aiohttp.DummyCookieJar(),  # upstream APIs set none we would send back
+        timeout=timeout(settings.AKA_UPSTREAM_READ_TIMEOUT),
+    )
+
+
+client = PerLoop(_new_session)
+
+
+def timeout(read: float) -> aiohttp.ClientTimeout:
+    """Connecting within AKA_UPSTREAM_CONNECT_TIMEOUT, and each wait for bytes (the first
+    and every gap after it: a stall) within `read` seconds; no bound on the whole call."""
+    connect = settings.AKA_UPSTREAM_CONNECT_TIMEOUT
+    return aiohttp.ClientTimeout(total=None, connect=connect + POOL_WAIT_SECONDS, sock_connect=connect,
+                                 sock_read=read)
 
 
 @on_shutdown
 async def close_clients() -> None:
     for shared in client.drain():
-        await shared.aclose()
+        await shared.close()

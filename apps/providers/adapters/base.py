@@ -1,23 +1,25 @@
 """What every adapter shares: the HTTP call, error classification and SSE reading."""
 
-import contextlib
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 import orjson
-from django.conf import settings
 
 from apps.core.llm import ChatRequest, ChatResult, Delta, Final, Finish
 
 from ..catalog import ModelInfo
 from ..errors import UpstreamError
-from ..http import client
+from ..http import client, timeout
 from ..upstreams import Upstream, stall_timeout, upstream_for
 
 StreamEvent = Delta | Finish | Final
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+# What a failed exchange with an upstream raises (connection refused or dropped, a timeout).
+TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
+
+
+def _retry_after(response: aiohttp.ClientResponse) -> float | None:
     value = response.headers.get("retry-after")
     try:
         return float(value) if value else None
@@ -25,8 +27,8 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-def error_from_response(response: httpx.Response, body: bytes) -> UpstreamError:
-    status = response.status_code
+def error_from_response(response: aiohttp.ClientResponse, body: bytes) -> UpstreamError:
+    status = response.status
     try:
         detail = orjson.loads(body)
         err = detail.get("error", detail)
@@ -44,19 +46,12 @@ def error_from_response(response: httpx.Response, body: bytes) -> UpstreamError:
 
 
 def error_from_exception(exc: Exception) -> UpstreamError:
-    # The aiohttp transport reports a dropped connection as a ConnectTimeout; the
-    # underlying cause says whether time really ran out.
-    cause = exc.__cause__ or exc
-    if isinstance(exc, httpx.TimeoutException) and isinstance(cause, TimeoutError | httpx.TimeoutException):
+    # aiohttp's connect and read (stall) timeouts are TimeoutErrors; a dropped or refused
+    # connection is not, and another attempt may succeed.
+    if isinstance(exc, TimeoutError):
         return UpstreamError(504, f"upstream timed out ({exc.__class__.__name__})", retryable=False,
                              kind="upstream_timeout")
     return UpstreamError(502, f"upstream connection failed ({exc.__class__.__name__})", retryable=True)
-
-
-def _timeout(model: ModelInfo) -> httpx.Timeout:
-    # httpx's read timeout bounds each wait for bytes: the first byte and every gap after it.
-    return httpx.Timeout(connect=settings.AKA_UPSTREAM_CONNECT_TIMEOUT, read=stall_timeout(model.id),
-                         write=10.0, pool=10.0)
 
 
 class Adapter:
@@ -86,18 +81,15 @@ class Adapter:
     async def complete(self, req: ChatRequest, model: ModelInfo) -> ChatResult:
         upstream = upstream_for(self.provider)
         try:
-            response = await client().post(
-                self.url(upstream, model, stream=False),
-                content=orjson.dumps(self.payload(req, model)),
-                headers=self.headers(upstream),
-                timeout=_timeout(model),
-            )
-        except httpx.HTTPError as exc:
+            async with client().post(self.url(upstream, model, stream=False), data=orjson.dumps(self.payload(req, model)),
+                                     headers=self.headers(upstream), timeout=timeout(stall_timeout(model.id))) as response:
+                body = await response.read()
+        except TRANSPORT_ERRORS as exc:
             raise error_from_exception(exc) from exc
-        if response.status_code != 200:
-            raise error_from_response(response, response.content)
+        if response.status != 200:
+            raise error_from_response(response, body)
         try:
-            return self.parse(orjson.loads(response.content), model)
+            return self.parse(orjson.loads(body), model)
         except (orjson.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
             raise UpstreamError(502, f"unreadable upstream answer ({exc})", retryable=True) from exc
 
@@ -105,47 +97,55 @@ class Adapter:
         """Canonical stream events. Failing before the first event raises UpstreamError
         (the caller may retry or fall back); failing later raises it mid-stream."""
         upstream = upstream_for(self.provider)
-        request = client().build_request(
-            "POST",
-            self.url(upstream, model, stream=True),
-            content=orjson.dumps(self.payload(req, model)),
-            headers=self.headers(upstream),
-            timeout=_timeout(model),
-        )
         try:
-            response = await client().send(request, stream=True)
-        except httpx.HTTPError as exc:
+            response = await client().post(self.url(upstream, model, stream=True), data=orjson.dumps(self.payload(req, model)),
+                                           headers=self.headers(upstream), timeout=timeout(stall_timeout(model.id)))
+        except TRANSPORT_ERRORS as exc:
             raise error_from_exception(exc) from exc
+        finished = False
         try:
-            if response.status_code != 200:
-                raise error_from_response(response, await response.aread())
-            finished = False
+            if response.status != 200:
+                raise error_from_response(response, await response.read())
             async for event in self.events(sse_pairs(response), model):
                 if isinstance(event, Final):
                     finished = True
                 yield event
             if not finished:
                 raise UpstreamError(502, "upstream stream ended before the answer was complete", retryable=False)
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             raise error_from_exception(exc) from exc
         finally:
-            # Closing the response closes the upstream connection: a cancelled stream
-            # stops the provider generating (and billing) tokens.
-            with contextlib.suppress(Exception):
-                await response.aclose()
+            # Closing the connection of a stream left unfinished (cancelled, failed) stops
+            # the provider generating (and billing) tokens; a finished one goes back to the pool.
+            if finished:
+                response.release()
+            else:
+                response.close()
 
 
-async def sse_pairs(response: httpx.Response) -> AsyncIterator[tuple[str, bytes]]:
+async def lines(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """The body's lines without their line ends, however the chunks cut them."""
+    rest = b""
+    async for chunk in response.content.iter_any():
+        rest += chunk
+        *whole, rest = rest.split(b"\n")
+        for line in whole:
+            yield line.removesuffix(b"\r")
+    if rest:
+        yield rest.removesuffix(b"\r")
+
+
+async def sse_pairs(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, bytes]]:
     """(event, data) pairs of a server-sent event stream; `event` is "" when unnamed."""
     event, data = "", []
-    async for line in response.aiter_lines():
+    async for line in lines(response):
         if not line:
             if data:
                 yield event, b"\n".join(data)
             event, data = "", []
-        elif line.startswith("data:"):
-            data.append(line[5:].lstrip().encode())
-        elif line.startswith("event:"):
-            event = line[6:].strip()
+        elif line.startswith(b"data:"):
+            data.append(line[5:].lstrip())
+        elif line.startswith(b"event:"):
+            event = line[6:].strip().decode()
     if data:
         yield event, b"\n".join(data)

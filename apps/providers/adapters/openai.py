@@ -1,6 +1,5 @@
 """OpenAI Chat Completions, and any server speaking it (vLLM, Ollama, Together, Groq...)."""
 
-import httpx
 import orjson
 
 from apps.core.llm import ChatRequest, ChatResult, Delta, Final, Finish, Usage
@@ -9,7 +8,7 @@ from ..catalog import ModelInfo
 from ..errors import UpstreamError
 from ..http import client
 from ..upstreams import Upstream, upstream_for
-from .base import Adapter, error_from_exception, error_from_response
+from .base import TRANSPORT_ERRORS, Adapter, error_from_exception, error_from_response
 
 
 def usage_of(raw: dict | None) -> Usage:
@@ -87,12 +86,13 @@ class OpenAIAdapter(Adapter):
         """An /embeddings call, returned in OpenAI's shape under our model id."""
         upstream = upstream_for(self.provider)
         try:
-            response = await client().post(f"{upstream.base_url}/embeddings", headers=self.headers(upstream),
-                                           content=orjson.dumps({**data, "model": model.upstream_id}))
-        except httpx.HTTPError as exc:
+            async with client().post(f"{upstream.base_url}/embeddings", headers=self.headers(upstream),
+                                     data=orjson.dumps({**data, "model": model.upstream_id})) as response:
+                content = await response.read()
+        except TRANSPORT_ERRORS as exc:
             raise error_from_exception(exc) from exc
-        if response.status_code != 200:
-            raise error_from_response(response, response.content)
-        body = orjson.loads(response.content)
+        if response.status != 200:
+            raise error_from_response(response, content)
+        body = orjson.loads(content)
         body["model"] = model.id
         return body, usage_of(body.get("usage"))
