@@ -37,24 +37,24 @@ BENCH_DB = "aka_bench_dashboard"
 BUDGET_MS = 200.0
 
 
-def bench_database_url() -> tuple[str, str]:
-    """(admin conninfo, bench DATABASE_URL) on the project's PostgreSQL."""
+def bench_database_url(name: str = BENCH_DB) -> tuple[str, str]:
+    """(admin conninfo, the DATABASE_URL of the bench's database `name`) on the project's PostgreSQL."""
     default = "postgresql://postgres@" + quote(str(ROOT / ".local" / "pgdata"), safe="") + "/akaplatform"
     config = dj_database_url.parse(os.environ.get("DATABASE_URL", default))
     host = quote(config["HOST"], safe="")
     user = config["USER"] or "postgres"
-    return f"postgresql://{user}@{host}/postgres", f"postgresql://{user}@{host}/{BENCH_DB}"
+    return f"postgresql://{user}@{host}/postgres", f"postgresql://{user}@{host}/{name}"
 
 
-def recreate(admin: str) -> None:
+def recreate(admin: str, name: str = BENCH_DB) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {name}")
 
 
-def drop(admin: str) -> None:
+def drop(admin: str, name: str = BENCH_DB) -> None:
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def timed(fn, *args, **kwargs) -> float:

@@ -34,13 +34,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "akaplatform.settings")
 
-from bench.dashboard import bench_database_url  # noqa: E402
+from bench.dashboard import bench_database_url, drop, recreate  # noqa: E402
 
 BENCH_DB = "aka_bench_ledger"
 BUDGET_MS = 200.0
@@ -58,17 +57,6 @@ SLICE_SECONDS = 6 * 3600  # rows are generated and copied six hours at a time
 
 def load() -> str:
     return f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} on {os.cpu_count()} cores"
-
-
-def recreate(admin: str) -> None:
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-
-
-def drop(admin: str) -> None:
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
 
 
 # --- 1 and 3: the insert rate through the real write path --------------------------------
@@ -365,9 +353,8 @@ def main() -> None:
                         help="stop writing the history after this long (0: never), and measure what was built")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     args = parser.parse_args()
-    admin, _ = bench_database_url()  # the project's PostgreSQL; this bench's own database on it
-    url = f"{admin.rsplit('/', 1)[0]}/{BENCH_DB}"
-    recreate(admin)
+    admin, url = bench_database_url(BENCH_DB)  # the project's PostgreSQL; this bench's own database on it
+    recreate(admin, BENCH_DB)
     os.environ["DATABASE_URL"] = url
     os.environ["AKA_LEDGER_SPOOL_DIR"] = str(ROOT / ".local" / "spool" / f"ledger-{BENCH_DB}")
     import django
@@ -462,7 +449,7 @@ def main() -> None:
     finally:
         connections.close_all()
         if not args.keep:
-            drop(admin)
+            drop(admin, BENCH_DB)
 
 
 if __name__ == "__main__":
