@@ -125,8 +125,9 @@ class OnnxEmbedder(Embedder):
             raise ImproperlyConfigured(f"The embedding model's ONNX export {path} is missing: run"
                                        " `manage.py export_embedder` (bootstrap and the image build do).")
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1
+        options.intra_op_num_threads = settings.AKA_EMBED_THREADS
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(weights_dir() / "tokenizer.json"))
         self.tokenizer.enable_truncation(MAX_TOKENS)
