@@ -22,22 +22,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from hashlib import blake2b
 from pathlib import Path
 
 import orjson
 
+from .skills import unit
+
 STRONG_MODEL = "gpt-4-1106-preview"
 WEAK_MODEL = "mixtral-8x7b-instruct-v0.1"
 LETTERS = "ABCD"
-
-
-def _draw(*parts: str) -> int:
-    h = blake2b(digest_size=8)
-    for part in parts:
-        h.update(part.encode("utf-8", "surrogatepass"))
-        h.update(b"\x1f")
-    return int.from_bytes(h.digest(), "big")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +45,10 @@ class Recording:
         text = self.responses.get(model)
         if text is not None:
             return text
-        key = _draw(self.prompt) % len(LETTERS)
+        key = int(unit(self.prompt) * len(LETTERS))
         if self.correct[model]:
             return LETTERS[key]
-        return LETTERS[(key + 1 + _draw(self.prompt, model) % (len(LETTERS) - 1)) % len(LETTERS)]
+        return LETTERS[(key + 1 + int(unit(self.prompt, model) * (len(LETTERS) - 1))) % len(LETTERS)]
 
 
 class ReplayBook:

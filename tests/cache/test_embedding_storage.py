@@ -1,7 +1,6 @@
 """Vectors stay inline (0006_embedding_inline): a lookup's distances read the heap page, and
 the answer is the column TOAST moves out of line."""
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -9,8 +8,8 @@ import pytest
 from django.db import connection
 
 from apps.cache import store
-from apps.core import pg
 from tests import factories
+from tests.cache.helpers import run, unit
 from tests.migrations import migrate_to, migrate_to_latest
 
 BEFORE = ("cache", "0005_entry_demotion")
@@ -18,20 +17,6 @@ WORDS = "your card pin can be reset in the app under security or at any cash mac
 # English-like text of ~1,500 characters: compressed it is smaller than the vector (so before
 # 0006 the vector was the column moved out of line) but still too big for the row to stay inline.
 ANSWER = " ".join(np.random.default_rng(7).choice(WORDS, size=300))
-
-
-def unit(seed: int) -> np.ndarray:
-    vector = np.random.default_rng(seed).normal(size=384).astype(np.float32)
-    return vector / np.linalg.norm(vector)
-
-
-def run(coroutine):
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coroutine)
-    finally:
-        loop.run_until_complete(pg.close_pools())
-        loop.close()
 
 
 async def write(tenant_id: int, n: int) -> int:

@@ -4,7 +4,6 @@ import asyncio
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,6 +11,7 @@ from hypothesis import strategies as st
 from apps.cache import store
 from apps.core import pg
 from tests import factories
+from tests.cache.helpers import unit
 
 SCOPES = ["", "user:alice", "user:bob"]
 CONTEXTS = ["ctx-a", "ctx-b", "ctx-c"]
@@ -19,11 +19,6 @@ CONTEXTS = ["ctx-a", "ctx-b", "ctx-c"]
 
 def key_of(seed: int, n: int, prompt: str) -> str:
     return hashlib.sha256(f"{seed}-{n}-{prompt}".encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def unit(seed: int, dims: int = 384) -> np.ndarray:
-    vector = np.random.default_rng(seed).normal(size=dims).astype(np.float32)
-    return vector / np.linalg.norm(vector)
 
 
 @pytest.fixture

@@ -5,17 +5,12 @@ connections that go back to the pool as the writers expect them."""
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
 import pytest
 
 from apps.cache import store
 from apps.core import pg
 from tests import factories
-
-
-def unit(seed: int) -> np.ndarray:
-    vector = np.random.default_rng(seed).normal(size=384).astype(np.float32)
-    return vector / np.linalg.norm(vector)
+from tests.cache.helpers import unit
 
 
 @pytest.fixture

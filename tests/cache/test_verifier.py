@@ -2,7 +2,6 @@
 store with the cache's own embeddings, looked up by services.lookup with and without a target
 wrong-hit rate. Each refused pair is one the first stage alone serves."""
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -12,8 +11,8 @@ from apps.cache import services, store, verifier
 from apps.cache.decision import Candidate
 from apps.cache.embedder import embedder
 from apps.cache.keys import exact_key
-from apps.core import pg
 from tests import factories
+from tests.cache.helpers import run
 
 CONTEXT = "verifier-test"
 REFUSED = [
@@ -25,15 +24,6 @@ REFUSED = [
     ("what is on my calendar for friday", "what is on my calendar for saturday"),  # a date
 ]
 SERVED = [("How can I reset my card PIN?", "How do I reset my card PIN?")]
-
-
-def run(coroutine):
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coroutine)
-    finally:
-        loop.run_until_complete(pg.close_pools())
-        loop.close()
 
 
 def plan(tenant_id: int, prompt: str, target: float | None) -> services.Plan:
