@@ -153,14 +153,18 @@ async def _admission(call: Call) -> None:
         await standing.quota_count(tenant_id=call.principal.tenant_id)
 
 
-async def alongside_admission(call: Call, work):
+async def alongside_admission(call: Call, work, *, settle: bool = False):
     """`work`'s result once the rate limit has admitted the call; over the limit, the work
-    is cancelled (closing any upstream connection) and the 429 raised."""
+    is cancelled (closing any upstream connection) and the 429 raised. With `settle` (a
+    whole answer asked of an upstream) the work finishes first instead: a provider that
+    has the request goes on generating, and charging, after we hang up, so the refused
+    call records what it cost rather than a guess."""
     task = asyncio.ensure_future(work)
     try:
         await call.admission
-    except BaseException:
-        task.cancel()
+    except BaseException as refused:
+        if not (settle and isinstance(refused, ApiError)):  # a client gone is not a refusal
+            task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         raise
     return await task
@@ -230,7 +234,7 @@ async def dispatch_complete(call: Call, req: ChatRequest, chain: list[ModelInfo]
         call.served, call.usage = next(m for m in chain if m.id == result.model), result.usage
         return result
 
-    call.answer = await alongside_admission(call, complete())
+    call.answer = await alongside_admission(call, complete(), settle=True)
     return call.answer
 
 
@@ -242,7 +246,7 @@ async def dispatch_speculated(call: Call, req: ChatRequest) -> ChatResult:
         return done.result
 
     try:
-        call.answer = await alongside_admission(call, speculate_now())
+        call.answer = await alongside_admission(call, speculate_now(), settle=True)
     finally:
         for tried in call.speculated.outcomes if call.speculated else ():
             call.outcome.attempts += tried.attempts

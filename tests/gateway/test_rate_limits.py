@@ -46,10 +46,12 @@ def test_calls_refused_near_the_limit_never_reach_the_upstream(live, sim):
 
 def test_a_refused_call_records_what_the_upstream_charged(live, sim):
     """A burst from a quiet start overlaps the check with the upstream call, so some
-    refused calls may have been answered upstream: each of those says what it cost."""
+    refused calls reach the upstream: each of those waits for its answer and says what it
+    cost. The upstream takes 300 ms, so the refusals come while those calls are in flight."""
     limit_key(live, 4)
+    slow = {**BODY, "messages": [{"role": "user", "content": "how are fees computed? [[pace:ttft=300 tps=1000]]"}]}
     with httpx.Client(base_url=live.url, limits=httpx.Limits(max_connections=10)) as client, ThreadPoolExecutor(10) as pool:
-        statuses = list(pool.map(lambda _: post(client, live, json=BODY).status_code, range(10)))
+        statuses = list(pool.map(lambda _: post(client, live, json=slow).status_code, range(10)))
     assert sorted(statuses) == [200] * 4 + [429] * 6
     upstream_calls = sum(httpx.get(f"{sim}/_sim/stats").json()["requests"].values())
     rows = live.records(expected=10)
