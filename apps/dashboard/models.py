@@ -55,6 +55,9 @@ class RollupState(models.Model):
 
     through = models.DateTimeField()
     refreshed_at = models.DateTimeField()
+    # The ledger's highest id when `through` was set (None: not known yet); a row above
+    # it that is older than the re-checked hours came late, from a replayed spool.
+    ledger_id = models.BigIntegerField(null=True)
 
     def __str__(self) -> str:
         return f"rollups through {self.through:%Y-%m-%d %H:%M}"

@@ -4,7 +4,10 @@
 deletes and re-inserts them, so it is idempotent and safe to run twice or at once (an
 advisory lock makes concurrent runs take turns). Each run recomputes only the hours since
 the previous run's watermark, plus one hour before it for ledger rows that committed
-late (a batch's created_at is its transaction's start). Only complete hours are rolled
+late (a batch's created_at is its transaction's start), plus any older hour holding rows
+inserted since that run (a spool replayed when a process came back, hours after its calls:
+the ledger's ids are newer than the watermark's while created_at keeps the call's time).
+Only complete hours are rolled
 up; pages read the ledger's rows after the watermark themselves (`ledger_tail_sql`), so
 what they show is never behind the ledger.
 """
@@ -71,23 +74,42 @@ def hour_floor(moment: datetime) -> datetime:
 def rollups_refresh(*, since: datetime | None = None, now: datetime | None = None) -> datetime:
     """Recomputes every tenant's rollups from `since` (default: the previous watermark
     less LATE_ROWS; everything on the first run) up to the start of the current hour,
-    which becomes the watermark. Returns the watermark."""
+    which becomes the watermark, and the older hours that rows came late to. Returns the
+    watermark."""
     through = hour_floor(now or timezone.now())
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK])
+            cursor.execute("SELECT max(id) FROM billing_callrecord")
+            ledger_id = cursor.fetchone()[0]
         state = RollupState.objects.first()
         if since is None and state is not None:
             since = min(state.through, through) - LATE_ROWS
         since = hour_floor(since) if since is not None else datetime(2000, 1, 1, tzinfo=UTC)
-        # Every tenant's hours at once: the job is staff tooling over the whole ledger.
-        CallRollup.objects.unscoped_across_all_tenants().filter(hour__gte=since).delete()
-        LatencyRollup.objects.unscoped_across_all_tenants().filter(hour__gte=since).delete()
-        params = {"since": since, "until": through, "bounds": BOUNDS}
-        with connection.cursor() as cursor:
-            cursor.execute(f"INSERT INTO dashboard_callrollup ({COLUMNS}) {ledger_rolled_sql(one_tenant=False)}",
-                           params)
-            cursor.execute("INSERT INTO dashboard_latencyrollup (tenant_id, hour, calls, latency_hist) "
-                           + ledger_latency_sql(one_tenant=False), params)
-        RollupState.objects.update_or_create(pk=1, defaults={"through": through, "refreshed_at": timezone.now()})
+        for hour in _late_hours(state.ledger_id if state else None, before=since):
+            _recompute(hour, hour + timedelta(hours=1))
+        _recompute(since, through)
+        RollupState.objects.update_or_create(pk=1, defaults={"through": through, "refreshed_at": timezone.now(),
+                                                             "ledger_id": ledger_id})
     return through
+
+
+def _late_hours(seen_id: int | None, *, before: datetime) -> list[datetime]:
+    """Hours before `before` holding ledger rows inserted after the row `seen_id`."""
+    if seen_id is None:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT date_trunc('hour', created_at) FROM billing_callrecord"
+                       " WHERE id > %s AND created_at < %s", [seen_id, before])
+        return [hour for (hour,) in cursor.fetchall()]
+
+
+def _recompute(since: datetime, until: datetime) -> None:
+    # Every tenant's hours at once: the job is staff tooling over the whole ledger.
+    CallRollup.objects.unscoped_across_all_tenants().filter(hour__gte=since, hour__lt=until).delete()
+    LatencyRollup.objects.unscoped_across_all_tenants().filter(hour__gte=since, hour__lt=until).delete()
+    params = {"since": since, "until": until, "bounds": BOUNDS}
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO dashboard_callrollup ({COLUMNS}) {ledger_rolled_sql(one_tenant=False)}", params)
+        cursor.execute("INSERT INTO dashboard_latencyrollup (tenant_id, hour, calls, latency_hist) "
+                       + ledger_latency_sql(one_tenant=False), params)

@@ -54,6 +54,24 @@ def test_a_refresh_recomputes_only_the_hours_since_the_last_one(party):
     assert RollupState.objects.get().through == hour_floor(now)
 
 
+def test_rows_replayed_hours_after_their_calls_are_rolled_up(party):
+    """A spool replayed when a process comes back inserts rows that keep their calls'
+    times, older than the hours a refresh re-checks: their hours are recomputed."""
+    now = timezone.now()
+    ledger.calls(party.tenant, n=40, start=now - timedelta(hours=30), span=timedelta(hours=20))
+    rollups_refresh(now=now)
+    late = ledger.calls(party.tenant, n=12, start=now - timedelta(hours=26), span=timedelta(hours=3), seed=9)
+    before = snapshot()
+    rollups_refresh(now=now)
+    rolled = CallRollup.objects.for_tenant(party.tenant).aggregate(n=Sum("calls"))["n"]
+    assert rolled == CallRecord.objects.for_tenant(party.tenant).filter(created_at__lt=hour_floor(now)).count() == 52
+    assert LatencyRollup.objects.for_tenant(party.tenant).aggregate(n=Sum("calls"))["n"] == 52
+    # Only the late rows' hours changed; the rest of the day was left as it was.
+    after = snapshot()
+    changed = {row[1] for row in after + before if (row in after) != (row in before)}
+    assert changed == {hour_floor(row.created_at) for row in late}
+
+
 def test_a_celery_worker_refreshes_the_rollups(worker, party):  # noqa: F811  (the imported fixture)
     ledger.calls(party.tenant, n=20, start=timezone.now() - timedelta(hours=5), span=timedelta(hours=2))
     refresh_rollups.apply_async(queue=worker)
