@@ -260,7 +260,7 @@ AKA_ROUTING_NEIGHBOURS = envint("AKA_ROUTING_NEIGHBOURS", 16)
 # (plus one load); this process's own count from its next call.
 AKA_ROUTING_LABELS_TTL = float(os.environ.get("AKA_ROUTING_LABELS_TTL", "10"))
 # Memory for those copies per process, all tenants together: 1.5 KB per labelled prompt (a
-# tenant with 10k labels on 5k prompts takes 8.7 MB). A tenant with more labels than fit is
+# tenant with 10k labels on 5k prompts takes 8.8 MB). A tenant with more labels than fit is
 # routed by the pgvector query instead (1.5-3 ms a call rather than under 1 ms).
 AKA_ROUTING_MEMORY_MB = envint("AKA_ROUTING_MEMORY_MB", 32)
 
