@@ -3,12 +3,14 @@ rarely (a key's tenant, a tenant's settings): a dict lookup while fresh, one que
 stale, so a change reaches every process within `ttl` seconds."""
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from . import orm
 
+log = logging.getLogger(__name__)
 K = TypeVar("K")
 V = TypeVar("V")
 # Bounds memory under a flood of distinct keys (made-up API keys, say): all are dropped.
@@ -46,11 +48,27 @@ class Snapshots(Generic[K, V]):
         fresh, value = self._fresh(key)
         if fresh:
             return value
+        # Shielded: a caller that goes away (a client disconnect) cancels only its own wait.
+        return await asyncio.shield(self._load_once(key)[0])
+
+    def peek(self, key: K) -> V | None:
+        """What is kept for `key`, fresh or stale, without waiting (None before its first
+        load); a stale or missing entry starts its load in the background, one for all the
+        calls that find it so, as aget's. For values too large to wait for on a call."""
+        found = self._entries.get(key)
+        if found is None or found[0] <= time.monotonic():
+            task, started = self._load_once(key)
+            if started:   # nobody may wait for it: its failure is logged, and a later call retries
+                task.add_done_callback(_log_failure)
+        return found[1] if found is not None else None
+
+    def _load_once(self, key: K) -> tuple[asyncio.Task, bool]:
+        """The key's load in progress, or a new one (then True)."""
         task = self._loading.get(key)
         if task is None or task.get_loop() is not asyncio.get_running_loop():
             task = self._loading[key] = asyncio.ensure_future(self._aload(key))
-        # Shielded: a caller that goes away (a client disconnect) cancels only its own wait.
-        return await asyncio.shield(task)
+            return task, True
+        return task, False
 
     async def _aload(self, key: K) -> V:
         try:
@@ -69,3 +87,8 @@ class Snapshots(Generic[K, V]):
     def clear(self) -> None:
         self._entries.clear()
         self._loading.clear()
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("snapshot load failed: %r", task.exception())

@@ -16,7 +16,7 @@ from apps.providers import dispatch
 from apps.providers.catalog import ModelInfo
 from apps.providers.models import CatalogModel
 
-from . import breaker, store
+from . import breaker, labels, store
 from .classify import task_of
 from .judges import after_verdict, pass_rate
 from .models import Feedback, RoutingSettings
@@ -290,11 +290,12 @@ def judge_label(decision: Decision, verdict) -> float | None:
 async def decide(*, tenant_id: int, config: Config, pool: list[ModelInfo], prompt: str,
                  vector: np.ndarray | None) -> Decision:
     """Where a routed call goes: the cheapest model of the pool predicted to keep the
-    tenant's quality floor (one indexed query for the labelled neighbours, then arithmetic)."""
+    tenant's quality floor (the labelled neighbours from this process's copy of the
+    tenant's labels, or one indexed query while it has none; then arithmetic)."""
     neighbours = []
     if vector is not None:
-        neighbours = await store.nearest(tenant_id=tenant_id, vector=vector, models=[m.id for m in pool],
-                                         k=settings.AKA_ROUTING_NEIGHBOURS)
+        neighbours = await labels.nearest(tenant_id=tenant_id, vector=vector, models=[m.id for m in pool],
+                                          k=settings.AKA_ROUTING_NEIGHBOURS)
     return decide_with(tenant_id=tenant_id, config=config, pool=pool, task=task_of(prompt), neighbours=neighbours,
                        vector=vector)
 
@@ -321,6 +322,9 @@ async def remember(*, tenant_id: int, vector: np.ndarray, samples: list[store.Sa
     """Stores a routed call's answers with the prompt's embedding (before its ledger row,
     so feedback, which needs the row, always finds them)."""
     await store.insert(tenant_id=tenant_id, vector=vector, samples=samples)
+    for s in samples:
+        if s.good is not None:
+            labels.learned(tenant_id=tenant_id, request_id=s.request_id, model=s.model, good=s.good, vector=vector)
 
 
 # --- feedback -------------------------------------------------------------------------
@@ -328,16 +332,21 @@ async def remember(*, tenant_id: int, vector: np.ndarray, samples: list[store.Sa
 LABEL = """
 UPDATE routing_sample SET good = %s, label_source = 'feedback'
 WHERE tenant_id = %s AND request_id = %s AND model = %s
+RETURNING vector_send(embedding)
 """
 
 
 def feedback_record(*, tenant_id: int, request_id: str, score: float, comment: str = "",
                     model_served: str = "") -> Feedback:
     """Keeps the tenant's verdict, and makes it the label of the served model's answer:
-    the next similar prompts are routed by it."""
+    the next similar prompts are routed by it (in this process from the next call)."""
     found, _ = Feedback.objects.for_tenant(tenant_id).update_or_create(
         tenant_id=tenant_id, request_id=request_id, defaults={"score": score, "comment": comment})
     if model_served:
+        good = (score + 1) / 2
         with connection.cursor() as cursor:
-            cursor.execute(LABEL, [(score + 1) / 2, tenant_id, request_id, model_served])
+            cursor.execute(LABEL, [good, tenant_id, request_id, model_served])
+            for vector in labels.vectors_sent([raw for raw, in cursor.fetchall()]):
+                transaction.on_commit(lambda vector=vector: labels.learned(
+                    tenant_id=tenant_id, request_id=request_id, model=model_served, good=good, vector=vector))
     return found

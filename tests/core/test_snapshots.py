@@ -60,3 +60,26 @@ def test_a_value_loaded_across_a_forget_is_served_once_but_not_kept():
 
     assert asyncio.run(scenario()) == ("k:v1", "k:v2")
     assert load.calls == 2
+
+
+
+def test_peek_never_waits_and_serves_the_stale_value_while_one_reload_runs():
+    load = SlowLoad()
+    snapshots = Snapshots(load, lambda: 0.2)
+
+    async def scenario():
+        missing = [snapshots.peek("k") for _ in range(5)]     # the first load starts; nobody waits for it
+        load.release.set()
+        await asyncio.sleep(0.1)
+        loaded = snapshots.peek("k")
+        await asyncio.sleep(0.2)                             # stale now
+        load.release.clear()
+        load.value = "v2"
+        stale = [snapshots.peek("k") for _ in range(5)]
+        load.release.set()
+        await asyncio.sleep(0.1)
+        return missing, loaded, stale, snapshots.peek("k")
+
+    missing, loaded, stale, reloaded = asyncio.run(scenario())
+    assert (missing, loaded, stale, reloaded) == ([None] * 5, "k:v1", ["k:v1"] * 5, "k:v2")
+    assert load.calls == 2
