@@ -12,14 +12,31 @@ held-out context a query of a held-out intent is wrong whenever it hits.
 Prints per dataset hit rate and wrong-hit rate per setting for both contexts, and 10
 sampled wrong hits at the default setting to read by eye.
 
+`--warm-in-process`: the first training query of each context goes through the gateway;
+the rest are written by the cache's own lookup and store code (services.lookup, then
+services.remember, one at a time in the same shuffled order: online radii as the gateway
+sets them) called from this process, with the probe's context key and an answer quoting
+the query as the simulator's does. Warming 20,000 entries through the gateway takes 10 to
+60 minutes on a loaded machine; this takes a few.
+
+`--learn F`: after the table, a learning phase at the default target: the fraction F of
+the test queries (seed 0) is sent, and each semantic hit is judged through `POST
+/v1/feedback` (thumbs up when the cached entry's intent is the query's, down otherwise),
+as a client clicking thumbs would; the tenant's calibration learns from it
+(apps.cache.calibration). The remaining test queries, which never received feedback, are
+then sent again: their figures before (from the table) and after learning are printed side
+by side.
+
     scripts/services.py run -- .venv/bin/python bench/cache_quality.py [DATASET_DIR ...]
     ... bench/cache_quality.py hwu64 banking77 --warmed quality-hwu64-1 --warmed quality-banking77-2 --targets 0.01,off
+    ... bench/cache_quality.py hwu64 banking77 --warm-in-process --targets 0.01,off --learn 0.5
 """
 
 import argparse
 import asyncio
 import csv
 import json
+import os
 import random
 import re
 import subprocess
@@ -80,6 +97,7 @@ async def replay(client: httpx.AsyncClient, key: str, system: str, texts: list[s
             content = response.json()["choices"][0]["message"]["content"]
             quoted = QUOTE.search(content)
             results[i] = {"cache": response.headers["x-aka-cache"], "cached_prompt": quoted.group(1) if quoted else "",
+                          "request_id": response.headers["x-request-id"],
                           "similarity": float(response.headers.get("x-aka-cache-similarity", "nan"))}
 
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
@@ -111,7 +129,100 @@ async def warm(client: httpx.AsyncClient, key: str, expected: int, contexts: lis
     return stats["entries"]
 
 
-async def dataset(client: httpx.AsyncClient, directory: Path, warmed: str | None, targets: list) -> dict:
+async def warm_in_process(client: httpx.AsyncClient, slug: str, key: str, expected: int,
+                          contexts: list[tuple[str, list[str]]]) -> int:
+    """As warm(), the first query of each context through the gateway and the rest through
+    the cache's own lookup and store code in this process (see the module docstring)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "akaplatform.settings")
+    import django
+
+    django.setup()
+    from apps.cache import services
+    from apps.cache.keys import exact_key
+    from apps.cache.models import CacheEntry
+    from apps.core import orm
+    from apps.core.llm import ChatResult, Usage
+    from apps.tenants.models import Tenant
+
+    tenant = await orm.run(Tenant.objects.get, slug=slug)
+    for system, texts in contexts:
+        texts = random.Random(0).sample(texts, len(texts))   # as warm(): a shuffled stream
+        await replay(client, key, system, texts[:1], {"Cache-Control": "no-cache"})
+        for _ in range(100):   # written just after the response
+            probe = await orm.run(lambda t=texts[0]: CacheEntry.objects.for_tenant(tenant).filter(prompt_text=t)
+                                  .order_by("-created_at").first())
+            if probe is not None:
+                break
+            await asyncio.sleep(0.1)
+        for text in texts[1:]:
+            plan = services.Plan(tenant_id=tenant.pk, api_key_id=probe.api_key_id, scope="",
+                                 context=probe.context_key, exact=exact_key(probe.context_key, "", text), prompt=text,
+                                 threshold=0.85, target=None, ttl_seconds=7 * 24 * 3600, tool_calls=False, read=False)
+            miss = await services.lookup(plan)
+            usage = probe.response.get("usage") or {}
+            await services.remember(plan, miss, ChatResult(
+                id="", model=probe.model, content=f'You asked: "{text}". (warmed in process)', finish_reason="stop",
+                usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)), provider="warm"))
+    return (await client.get("/api/cache/", headers={"authorization": f"Bearer {key}"})).json()["entries"]
+
+
+def figures(test: list[tuple[str, str]], results: list[dict], gone: set, held_out: bool,
+            train_intents: dict[str, str]) -> tuple[tuple, list]:
+    """(hits, hit rate, wrong, wrong rate) of a replay, and its wrong hits."""
+    hits = [(q, r) for q, r in zip(test, results, strict=True) if r["cache"] in ("exact", "semantic")]
+    wrong = [(q, r) for q, r in hits
+             if q[1] in gone and held_out or intent_of_cached(r["cached_prompt"], train_intents) != q[1]]
+    return (len(hits), len(hits) / len(test), len(wrong), len(wrong) / len(hits) if hits else 0.0), wrong
+
+
+async def judge(client: httpx.AsyncClient, key: str, test: list[tuple[str, str]], results: list[dict],
+                train_intents: dict[str, str]) -> tuple[int, int]:
+    """Thumbs on every semantic hit of a replay, as a client that checks its answers would
+    click them: up when the cached entry's intent is the query's. Returns (up, down)."""
+    up = down = 0
+    for (_, intent), result in zip(test, results, strict=True):
+        if result["cache"] != "semantic":
+            continue
+        right = intent_of_cached(result["cached_prompt"], train_intents) == intent
+        for _ in range(50):   # the call's ledger row is written just after its response
+            answer = await client.post("/v1/feedback", headers={"authorization": f"Bearer {key}"},
+                                       json={"request_id": result["request_id"], "thumbs": "up" if right else "down"})
+            if answer.status_code != 404:
+                break
+            await asyncio.sleep(0.1)
+        answer.raise_for_status()
+        up, down = up + right, down + (not right)
+    return up, down
+
+
+async def learn(client: httpx.AsyncClient, key: str, admin_key: str, test: list[tuple[str, str]], fraction: float,
+                before: dict, gone: set, train_intents: dict[str, str]) -> None:
+    """The learning phase (module docstring); `before`: per context, the default target's
+    results on the whole test split, from the table."""
+    order = random.Random(0).sample(range(len(test)), len(test))
+    learning, evaluated = sorted(order[:int(len(test) * fraction)]), sorted(order[int(len(test) * fraction):])
+    await client.patch("/api/cache/settings/", headers={"authorization": f"Bearer {admin_key}"},
+                       json={"target_wrong_hit_rate": DEFAULT_TARGET})
+    await asyncio.sleep(2.5)
+    taught = [test[i] for i in learning]
+    results = await replay(client, key, SYSTEM, [t for t, _ in taught], {"x-aka-cache": "readonly"})
+    up, down = await judge(client, key, taught, results, train_intents)
+    await asyncio.sleep(2.5)   # every process re-reads the tenant's tally within AKA_KEY_CACHE_TTL
+    kept = [test[i] for i in evaluated]
+    print(f"learning at {DEFAULT_TARGET:.0%}: {len(learning)} test queries sent, {up + down} semantic hits judged "
+          f"({down} thumbs down); the other {len(evaluated)} test queries, never judged, before and after:")
+    print(f"{'':>8} | {'hits':>6} {'hit rate':>8} {'wrong':>5} {'wrong rate':>10} | "
+          f"{HELD_OUT} intents held out: {'hits':>6} {'hit rate':>8} {'wrong':>5} {'wrong rate':>10}")
+    after = {system: await replay(client, key, system, [t for t, _ in kept], {"x-aka-cache": "readonly"})
+             for system in (SYSTEM, HELD_OUT_SYSTEM)}
+    for name, runs in (("before", {s: [r[i] for i in evaluated] for s, r in before.items()}), ("after", after)):
+        (h, hr, w, wr), _ = figures(kept, runs[SYSTEM], gone, False, train_intents)
+        (h2, hr2, w2, wr2), _ = figures(kept, runs[HELD_OUT_SYSTEM], gone, True, train_intents)
+        print(f"{name:>8} | {h:>6} {hr:>8.1%} {w:>5} {wr:>10.2%} | {'':>21}{h2:>6} {hr2:>8.1%} {w2:>5} {wr2:>10.2%}")
+
+
+async def dataset(client: httpx.AsyncClient, directory: Path, warmed: str | None, targets: list,
+                  in_process: bool, learning: float | None) -> dict:
     train, test = rows(directory, "train.csv"), rows(directory, "test.csv")
     train_intents = {text: intent for text, intent in train}
     gone = set(random.Random(0).sample(sorted({c for _, c in train}), HELD_OUT))
@@ -124,15 +235,18 @@ async def dataset(client: httpx.AsyncClient, directory: Path, warmed: str | None
         how = "warmed by an earlier run"
     else:
         slug, warm_key, test_key = new_tenant(directory.name)
-        entries = await warm(client, warm_key, len(set(train_intents)) + len(set(kept)),
-                             [(SYSTEM, [t for t, _ in train]), (HELD_OUT_SYSTEM, kept)])
-        how = f"warmed in {time.monotonic() - started:.0f}s"
+        contexts = [(SYSTEM, [t for t, _ in train]), (HELD_OUT_SYSTEM, kept)]
+        if in_process:
+            entries = await warm_in_process(client, slug, warm_key, len(set(train_intents)) + len(set(kept)), contexts)
+        else:
+            entries = await warm(client, warm_key, len(set(train_intents)) + len(set(kept)), contexts)
+        how = f"warmed {'in process ' if in_process else ''}in {time.monotonic() - started:.0f}s"
     print(f"\n{directory.name}: tenant {slug}, {entries} entries ({len(train)} training queries; {len(kept)} without "
           f"{HELD_OUT} intents), {how}; {len(test)} test queries, "
           f"{sum(c in gone for _, c in test)} of them of the held-out intents")
     print(f"{'target':>8} | {'hits':>6} {'hit rate':>8} {'wrong':>5} {'wrong rate':>10} | "
           f"{HELD_OUT} intents held out: {'hits':>6} {'hit rate':>8} {'wrong':>5} {'wrong rate':>10}")
-    table, sample = [], []
+    table, sample, at_default = [], [], {}
     for target in targets:
         await client.patch("/api/cache/settings/", headers={"authorization": f"Bearer {warm_key}"},
                            json={"target_wrong_hit_rate": target})
@@ -140,13 +254,12 @@ async def dataset(client: httpx.AsyncClient, directory: Path, warmed: str | None
         line = []
         for system in (SYSTEM, HELD_OUT_SYSTEM):
             results = await replay(client, test_key, system, [t for t, _ in test], {"x-aka-cache": "readonly"})
-            hits = [(q, r) for q, r in zip(test, results, strict=True) if r["cache"] in ("exact", "semantic")]
-            wrong = [(q, r) for q, r in hits
-                     if q[1] in gone and system == HELD_OUT_SYSTEM
-                     or intent_of_cached(r["cached_prompt"], train_intents) != q[1]]
-            line.append((len(hits), len(hits) / len(test), len(wrong), len(wrong) / len(hits) if hits else 0.0))
-            if target == DEFAULT_TARGET and system == SYSTEM:
-                sample = random.Random(0).sample(wrong, min(10, len(wrong)))
+            counts, wrong = figures(test, results, gone, system == HELD_OUT_SYSTEM, train_intents)
+            line.append(counts)
+            if target == DEFAULT_TARGET:
+                at_default[system] = results
+                if system == SYSTEM:
+                    sample = random.Random(0).sample(wrong, min(10, len(wrong)))
         name = "off" if target is None else f"{target:.1%}"
         (h, hr, w, wr), (h2, hr2, w2, wr2) = line
         print(f"{name:>8} | {h:>6} {hr:>8.1%} {w:>5} {wr:>10.2%} | {'':>21}{h2:>6} {hr2:>8.1%} {w2:>5} {wr2:>10.2%}")
@@ -158,10 +271,15 @@ async def dataset(client: httpx.AsyncClient, directory: Path, warmed: str | None
         cached = result["cached_prompt"]
         print(f"  {query!r} [{intent}]\n    -> {cached!r} [{intent_of_cached(cached, train_intents)}] "
               f"{result['similarity']:.3f}")
+    if learning:
+        if DEFAULT_TARGET not in targets:
+            raise SystemExit(f"--learn compares with the table's figures at {DEFAULT_TARGET}: put it in --targets")
+        await learn(client, test_key, warm_key, test, learning, at_default, gone, train_intents)
     return {"dataset": directory.name, "table": table}
 
 
-async def main(directories: list[Path], warmed: list[str], targets: list) -> None:
+async def main(directories: list[Path], warmed: list[str], targets: list, in_process: bool,
+               learning: float | None) -> None:
     sim_url, stop_sim = start_simulator(fast=True)
     gw_url, stop_gw = start_gateway(simulator_url=sim_url)
     try:
@@ -169,7 +287,7 @@ async def main(directories: list[Path], warmed: list[str], targets: list) -> Non
                                      limits=httpx.Limits(max_connections=CONCURRENCY)) as client:
             print("bench/cache_quality: hit and wrong-hit rates through the gateway per target wrong-hit rate "
                   "(off: the first stage alone at the default threshold)")
-            out = [await dataset(client, d, w, targets)
+            out = [await dataset(client, d, w, targets, in_process, learning)
                    for d, w in zip(directories, warmed + [None] * len(directories), strict=False)]
         print("\n" + json.dumps(out))
     finally:
@@ -186,5 +304,9 @@ if __name__ == "__main__":
                              "20,000 entries through the gateway takes 10 to 60 minutes, by the machine's load)")
     parser.add_argument("--targets", type=lambda v: [None if t == "off" else float(t) for t in v.split(",")],
                         default=TARGETS, help="comma-separated target wrong-hit rates, 'off' for the first stage alone")
+    parser.add_argument("--warm-in-process", action="store_true",
+                        help="warm through the cache's own lookup and store code in this process (docstring)")
+    parser.add_argument("--learn", type=float, metavar="FRACTION",
+                        help="a learning phase with feedback on this fraction of the test queries (docstring)")
     args = parser.parse_args()
-    asyncio.run(main(args.datasets, args.warmed, args.targets))
+    asyncio.run(main(args.datasets, args.warmed, args.targets, args.warm_in_process, args.learn))
