@@ -22,8 +22,8 @@ the query as the simulator's does. Warming 20,000 entries through the gateway ta
 `--learn F`: after the table, a learning phase at the default target: the fraction F of
 the test queries (seed 0) is sent, and each semantic hit is judged through `POST
 /v1/feedback` (thumbs up when the cached entry's intent is the query's, down otherwise),
-as a client clicking thumbs would; the tenant's calibration learns from it
-(apps.cache.calibration). The remaining test queries, which never received feedback, are
+as a client clicking thumbs would; a thumbs down demotes the served entry for semantic
+serving in its context. The remaining test queries, which never received feedback, are
 then sent again: their figures before (from the table) and after learning are printed side
 by side.
 
