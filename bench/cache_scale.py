@@ -325,9 +325,10 @@ def cpu_per_call(gateway: Gateway, pid: int, size: int, texts: list[str], n: int
 # The lookup as the planner may run it, and each way forced: an exact scan (the distances
 # sorted outside a subquery the planner may not flatten, so no index can serve the order),
 # and the HNSW index (nothing else yields order without a sort).
-FILTER = store.SEMANTIC[:store.SEMANTIC.index("ORDER BY")]
+FILTER = store.NEAREST[:store.NEAREST.index("ORDER BY")]
 WAYS = {"chosen": (store.SEMANTIC, []),
-        "exact": (f"SELECT * FROM ({FILTER} OFFSET 0) AS s ORDER BY distance LIMIT %(k)s", []),
+        "exact": (store.SEMANTIC.replace(store.NEAREST, f"SELECT * FROM ({FILTER} OFFSET 0) AS s"
+                                         " ORDER BY distance LIMIT %(k)s"), []),
         "HNSW": (store.SEMANTIC, ["SET enable_seqscan = off", "SET enable_bitmapscan = off", "SET enable_sort = off"])}
 
 

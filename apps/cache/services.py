@@ -167,8 +167,9 @@ async def lookup(plan: Plan) -> Hit | Miss:
     chosen = choose(vector, candidates, plan.threshold) if plan.read else None
     if chosen is not None:
         candidate, adjusted = chosen
-        entry = await store.answer(tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context,
-                                   entry_id=candidate.entry_id)
+        # The nearest candidate came with its answer; another one's is read now.
+        entry = rows[0].entry if rows[0].id == candidate.entry_id else await store.answer(
+            tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context, entry_id=candidate.entry_id)
         if entry is None:   # gone since the candidates were read
             metrics.CACHE.labels("miss").inc()
         elif plan.target is None or verifier.verify(plan.prompt, entry.prompt_text, chosen=candidate,
