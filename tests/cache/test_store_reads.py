@@ -4,6 +4,7 @@ outside a transaction, on pool connections that go back to the pool as the write
 expect them."""
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -124,3 +125,49 @@ def test_a_hit_on_the_nearest_entry_reads_no_more_and_another_choice_reads_its_o
         assert hit.result.content == f"answer {ids.index(hit.entry_id)}"
 
     loop.run_until_complete(scenario())
+
+
+def test_the_embedding_runs_beside_the_exact_lookup_unless_the_key_hit_exactly_here_before(loop, monkeypatch):
+    """An exact key this process has not seen hit is embedded while its exact lookup runs
+    (a semantic hit or a miss needs the vector: one round trip less on its path); a key
+    it served exactly before is looked up first and never embedded."""
+    tenant, _ = factories.make_tenant()
+    events = []
+    exact = store.exact
+
+    async def logged_exact(**kwargs):
+        found = await exact(**kwargs)
+        events.append("exact")
+        return found
+
+    async def embed(text):
+        events.append("embed")
+        return unit(int(text))
+
+    monkeypatch.setattr(store, "exact", logged_exact)
+    monkeypatch.setattr(services, "batcher", lambda: type("Batcher", (), {"embed": staticmethod(embed)})())
+    monkeypatch.setattr(services, "exact_keys", services.ExactKeys())
+
+    async def scenario():
+        await write(tenant.pk, 1)
+        hits = []
+        for _ in range(2):
+            found = await services.lookup(replace(plan(tenant.pk, "1"), exact="key1"))
+            hits.append((found.kind, found.result.content))
+        assert hits == [("exact", "answer 1")] * 2
+        assert events == ["embed", "exact", "exact"]   # the second lookup knew the key
+        events.clear()
+        found = await services.lookup(plan(tenant.pk, "1"))
+        assert (found.kind, found.result.content, events) == ("semantic", "answer 1", ["embed", "exact"])
+
+    loop.run_until_complete(scenario())
+
+
+def test_exact_keys_forget_the_least_recently_added_beyond_their_limit(monkeypatch):
+    monkeypatch.setattr(services.ExactKeys, "LIMIT", 3)
+    keys = services.ExactKeys()
+    for key in "abc":
+        keys.add(key)
+    keys.add("a")   # seen again: the newest
+    keys.add("d")
+    assert [k in keys for k in "abcd"] == [True, False, True, True]
