@@ -27,7 +27,12 @@ hit's time goes. `semantic_hits(url, sizes)` runs the same against a gateway alr
 started (bench/overhead may call it).
 
     scripts/services.py run -- env DATABASE_URL=... .venv/bin/python bench/cache_scale.py \
-        [--sizes 1,1000,10000,100000] [--queries 400] [--profile] [--refill]
+        [--sizes 1,1000,10000,100000] [--queries 400] [--profile] [--refill] [--baseline CHECKOUT]
+
+`--baseline CHECKOUT` (another checkout of the project, e.g. main's under /tmp, sharing
+this one's database) starts that checkout's gateway beside this one's and, after the run
+above, times semantic hits alternately through each, per size: a before/after comparison
+on which the other load of a shared machine falls alike, with each one's CPU per hit.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -71,6 +77,7 @@ from apps.core import pg  # noqa: E402
 from apps.providers.catalog import sync_from_seed  # noqa: E402
 from apps.tenants import services as tenants  # noqa: E402
 from apps.tenants.models import Tenant  # noqa: E402
+from tests import live  # noqa: E402
 from tests.live import start_gateway, start_simulator  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -325,9 +332,10 @@ def cpu_per_call(gateway: Gateway, pid: int, size: int, texts: list[str], n: int
 # The lookup as the planner may run it, and each way forced: an exact scan (the distances
 # sorted outside a subquery the planner may not flatten, so no index can serve the order),
 # and the HNSW index (nothing else yields order without a sort).
-FILTER = store.SEMANTIC[:store.SEMANTIC.index("ORDER BY")]
+FILTER = store.NEAREST[:store.NEAREST.index("ORDER BY")]
 WAYS = {"chosen": (store.SEMANTIC, []),
-        "exact": (f"SELECT * FROM ({FILTER} OFFSET 0) AS s ORDER BY distance LIMIT %(k)s", []),
+        "exact": (store.SEMANTIC.replace(store.NEAREST, f"SELECT * FROM ({FILTER} OFFSET 0) AS s"
+                                         " ORDER BY distance LIMIT %(k)s"), []),
         "HNSW": (store.SEMANTIC, ["SET enable_seqscan = off", "SET enable_bitmapscan = off", "SET enable_sort = off"])}
 
 
@@ -499,6 +507,41 @@ def semantic_hits(url: str, sizes: list[int], *, queries: int = 400, distinct: i
     return results, plans(tenant.id, shared, largest["vector"])
 
 
+def versus(url: str, baseline_url: str, sizes: list[int], n: int, distinct: int) -> list[dict]:
+    """Semantic hits alternately through this checkout's gateway and the baseline's (the
+    first of each pair alternating too), per size, on the contexts the run above filled;
+    p50s, their ratio and each one's CPU per hit."""
+    rows, _ = corpus()
+    probes, rows = rows[-PROBES:], rows[:-PROBES]
+    _, key = bench_tenant()
+    ours, theirs = Gateway(url, key), Gateway(baseline_url, key)
+    out = []
+    for size in sorted(sizes):
+        texts = [probes[size % PROBES][0]] + [text for text, _ in rows[:min(size - 1, len(rows))]]
+        queries = semantic_queries(ours, size, texts, distinct)
+        times: dict[str, list[float]] = {"ours": [], "baseline": []}
+        load = os.getloadavg()[0]
+        for i in range(n + 20):   # the first 20 warm both
+            pair = [("ours", ours), ("baseline", theirs)][:: 1 if i % 2 else -1]
+            for name, gateway in pair:
+                took, kind = gateway.ask(size, variant(queries[i % len(queries)]), readonly=True)
+                if i >= 20 and kind == "semantic":
+                    times[name].append(took)
+        cpu = {name: cpu_per_call(gateway, gateway.pid, size, queries)[0]
+               for name, gateway in (("ours", ours), ("baseline", theirs))}
+        out.append({"size": size, "times": times, "cpu": cpu, "load": (load + os.getloadavg()[0]) / 2})
+    return out
+
+
+def start_baseline(checkout: str, simulator_url: str) -> tuple[str, Callable[[], None]]:
+    """The gateway of another checkout (tests.live starts servers from its module's ROOT)."""
+    saved, live.ROOT = live.ROOT, Path(checkout).resolve()
+    try:
+        return start_gateway(simulator_url=simulator_url, extra_env=GATEWAY_ENV)
+    finally:
+        live.ROOT = saved
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1,1000,10000,100000")
@@ -506,6 +549,7 @@ def main() -> None:
     parser.add_argument("--distinct", type=int, default=50, help="distinct semantic queries per size")
     parser.add_argument("--profile", action="store_true", help="py-spy the gateway during the largest size")
     parser.add_argument("--refill", action="store_true", help="rewrite the contexts an earlier run filled")
+    parser.add_argument("--baseline", help="another checkout whose gateway to time alternately with this one's")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     if len({s % PROBES for s in sizes}) < len(sizes):
@@ -513,13 +557,34 @@ def main() -> None:
     log(f"load average {os.getloadavg()}")
     sim_url, stop_sim = start_simulator(fast=True)
     url, stop_gateway = start_gateway(simulator_url=sim_url, extra_env=GATEWAY_ENV)
+    compared = None
     try:
         results, shared = semantic_hits(url, sizes, queries=args.queries, distinct=args.distinct,
                                         profile=args.profile, refill=args.refill)
+        if args.baseline:
+            baseline_url, stop_baseline = start_baseline(args.baseline, sim_url)
+            try:
+                compared = versus(url, baseline_url, sizes, args.queries, args.distinct)
+            finally:
+                stop_baseline()
     finally:
         stop_gateway()
         stop_sim()
     report(results, shared, args)
+    if compared:
+        report_versus(compared, args)
+
+
+def report_versus(compared: list[dict], args) -> None:
+    print(f"\nsemantic hits alternately through this checkout's gateway and {args.baseline}'s, c=1, {args.queries}"
+          " per size each; ms; CPU/hit: each gateway's CPU per semantic hit, all threads, 100 hits")
+    print(f"{'entries':>8} {'p50 ours':>8} {'baseline':>8} {'ratio':>5} | {'p95 ours':>8} {'baseline':>8} |"
+          f" {'CPU/hit ours':>12} {'baseline':>8} | {'load':>4}")
+    for r in compared:
+        ours, theirs = r["times"]["ours"], r["times"]["baseline"]
+        print(f"{r['size']:>8,} {pct(ours, 50):>8.2f} {pct(theirs, 50):>8.2f} {pct(ours, 50) / pct(theirs, 50):>5.2f} |"
+              f" {pct(ours, 95):>8.2f} {pct(theirs, 95):>8.2f} | {r['cpu']['ours']:>12.2f} {r['cpu']['baseline']:>8.2f} |"
+              f" {r['load']:>4.1f}")
 
 
 def report(results: list[dict], shared: list[str], args) -> None:

@@ -153,13 +153,50 @@ def _result(entry: store.Entry) -> ChatResult:
                       tool_calls=response.get("tool_calls"), provider="cache")
 
 
+class ExactKeys:
+    """The exact keys this process has stored or served lately (a bounded, oldest-first
+    dict). A lookup whose key is not among them is most likely no exact hit, so its
+    embedding starts at once and runs beside the exact lookup's round trip instead of
+    after it; a key among them is looked up first, so an exact hit does not pay for an
+    embedding it will not use. A key stored by another process costs one needless
+    embedding here when it first hits."""
+
+    LIMIT = 16_384
+
+    def __init__(self) -> None:
+        self.keys: dict[str, None] = {}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.keys
+
+    def add(self, key: str) -> None:
+        self.keys.pop(key, None)
+        self.keys[key] = None
+        if len(self.keys) > self.LIMIT:
+            del self.keys[next(iter(self.keys))]
+
+
+exact_keys = ExactKeys()
+
+
 async def lookup(plan: Plan) -> Hit | Miss:
+    embedding = None
     if plan.read:
-        entry = await store.exact(tenant_id=plan.tenant_id, context_key=plan.context, exact_key=plan.exact)
+        if plan.exact not in exact_keys:
+            embedding = asyncio.ensure_future(batcher().embed(plan.prompt))
+        try:
+            entry = await store.exact(tenant_id=plan.tenant_id, context_key=plan.context, exact_key=plan.exact)
+        except BaseException:
+            if embedding is not None:
+                embedding.cancel()
+            raise
         if entry is not None:
+            if embedding is not None:
+                embedding.cancel()   # its batch still runs; the vector is dropped
+            exact_keys.add(plan.exact)
             metrics.CACHE.labels("exact").inc()
             return Hit("exact", entry.id, 1.0, _result(entry))
-    vector = await batcher().embed(plan.prompt)
+    vector = await (embedding or batcher().embed(plan.prompt))
     rows = await store.nearest(tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context, vector=vector,
                                k=settings.AKA_CACHE_CANDIDATES)
     candidates = [Candidate(entry_id=r.id, similarity=r.similarity, embedding=r.embedding,
@@ -167,8 +204,9 @@ async def lookup(plan: Plan) -> Hit | Miss:
     chosen = choose(vector, candidates, plan.threshold) if plan.read else None
     if chosen is not None:
         candidate, adjusted = chosen
-        entry = await store.answer(tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context,
-                                   entry_id=candidate.entry_id)
+        # The nearest candidate came with its answer; another one's is read now.
+        entry = rows[0].entry if rows[0].id == candidate.entry_id else await store.answer(
+            tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context, entry_id=candidate.entry_id)
         if entry is None:   # gone since the candidates were read
             metrics.CACHE.labels("miss").inc()
         elif plan.target is None or verifier.verify(plan.prompt, entry.prompt_text, chosen=candidate,
@@ -199,6 +237,7 @@ async def remember(plan: Plan, miss: Miss, result: ChatResult) -> int | None:
     response = {"content": result.content, "tool_calls": result.tool_calls, "finish_reason": result.finish_reason,
                 "usage": {"prompt_tokens": result.usage.prompt_tokens,
                           "completion_tokens": result.usage.completion_tokens}}
+    exact_keys.add(plan.exact)   # its next repeat in this process is an exact hit
     return await store.insert(
         tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context, exact_key=plan.exact,
         api_key_id=plan.api_key_id, prompt_text=plan.prompt, vector=miss.vector,

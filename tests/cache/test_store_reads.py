@@ -1,13 +1,15 @@
-"""The semantic lookup's reads: candidates without their answers, then the chosen one's
-answer, under the same conditions; single statements outside a transaction, on pool
-connections that go back to the pool as the writers expect them."""
+"""The semantic lookup's reads: candidates without their answers except the nearest
+one's, then any other chosen one's answer, under the same conditions; single statements
+outside a transaction, on pool connections that go back to the pool as the writers
+expect them."""
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from apps.cache import store
+from apps.cache import services, store
 from apps.core import pg
 from tests import factories
 from tests.cache.helpers import unit
@@ -69,3 +71,103 @@ def test_reads_return_their_connection_to_the_pool_in_transaction_mode(loop):
                 await pool.putconn(conn)
 
     loop.run_until_complete(scenario())
+
+
+def test_the_nearest_candidate_comes_with_the_entry_a_separate_read_returns(loop):
+    tenant, _ = factories.make_tenant()
+
+    async def scenario():
+        ids = [await write(tenant.pk, n) for n in range(5)]
+        near = unit(3) + 0.05 * unit(4)
+        candidates = await store.nearest(tenant_id=tenant.pk, scope="", context_key="ctx",
+                                         vector=near / (near ** 2).sum() ** 0.5, k=20)
+        assert [c.id for c in candidates][:1] == [ids[3]]
+        assert [c.similarity for c in candidates] == sorted((c.similarity for c in candidates), reverse=True)
+        assert candidates[0].entry == await store.answer(tenant_id=tenant.pk, scope="", context_key="ctx",
+                                                         entry_id=ids[3])
+        assert candidates[0].entry.response["content"] == "answer 3"
+        assert [c.entry for c in candidates[1:]] == [None] * 4
+
+    loop.run_until_complete(scenario())
+
+
+def plan(tenant_id: int, prompt: str) -> services.Plan:
+    return services.Plan(tenant_id=tenant_id, api_key_id="k", scope="", context="ctx", exact="none", prompt=prompt,
+                         threshold=0.5, target=None, ttl_seconds=60, tool_calls=False)
+
+
+def test_a_hit_on_the_nearest_entry_reads_no_more_and_another_choice_reads_its_own_answer(loop, monkeypatch):
+    """The first stage may choose a candidate other than the nearest (its neighbourhood
+    agrees better): that one's answer is served, not the nearest one's."""
+    tenant, _ = factories.make_tenant()
+    reads = []
+    answer = store.answer
+
+    async def counted(**kwargs):
+        reads.append(kwargs["entry_id"])
+        return await answer(**kwargs)
+
+    monkeypatch.setattr(store, "answer", counted)
+
+    async def embed(text):
+        return unit(int(text))
+
+    monkeypatch.setattr(services, "batcher", lambda: type("Batcher", (), {"embed": staticmethod(embed)})())
+
+    async def scenario():
+        ids = [await write(tenant.pk, n) for n in range(4)]
+        hit = await services.lookup(plan(tenant.pk, "2"))
+        assert (hit.kind, hit.entry_id, hit.result.content, reads) == ("semantic", ids[2], "answer 2", [])
+        second = lambda query, candidates, threshold: (sorted(candidates, key=lambda c: -c.similarity)[1], 0.9)  # noqa: E731
+        monkeypatch.setattr(services, "choose", second)
+        hit = await services.lookup(plan(tenant.pk, "2"))
+        assert hit.entry_id != ids[2] and reads == [hit.entry_id]
+        assert hit.result.content == f"answer {ids.index(hit.entry_id)}"
+
+    loop.run_until_complete(scenario())
+
+
+def test_the_embedding_runs_beside_the_exact_lookup_unless_the_key_hit_exactly_here_before(loop, monkeypatch):
+    """An exact key this process has not seen hit is embedded while its exact lookup runs
+    (a semantic hit or a miss needs the vector: one round trip less on its path); a key
+    it served exactly before is looked up first and never embedded."""
+    tenant, _ = factories.make_tenant()
+    events = []
+    exact = store.exact
+
+    async def logged_exact(**kwargs):
+        found = await exact(**kwargs)
+        events.append("exact")
+        return found
+
+    async def embed(text):
+        events.append("embed")
+        return unit(int(text))
+
+    monkeypatch.setattr(store, "exact", logged_exact)
+    monkeypatch.setattr(services, "batcher", lambda: type("Batcher", (), {"embed": staticmethod(embed)})())
+    monkeypatch.setattr(services, "exact_keys", services.ExactKeys())
+
+    async def scenario():
+        await write(tenant.pk, 1)
+        hits = []
+        for _ in range(2):
+            found = await services.lookup(replace(plan(tenant.pk, "1"), exact="key1"))
+            hits.append((found.kind, found.result.content))
+        assert hits == [("exact", "answer 1")] * 2
+        assert events == ["embed", "exact", "exact"]   # the second lookup knew the key
+        events.clear()
+        found = await services.lookup(plan(tenant.pk, "1"))
+        assert (found.kind, found.result.content, events) == ("semantic", "answer 1", ["embed", "exact"])
+
+    loop.run_until_complete(scenario())
+
+
+def test_exact_keys_forget_the_least_recently_added_beyond_their_limit(monkeypatch):
+    monkeypatch.setattr(services.ExactKeys, "LIMIT", 3)
+    keys = services.ExactKeys()
+    for key in "abc":
+        keys.add(key)
+    keys.add("a")   # seen again: the newest
+    keys.add("d")
+    assert [k in keys for k in "abcd"] == [True, False, True, True]
