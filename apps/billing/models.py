@@ -25,7 +25,9 @@ class CallRecord(TenantOwned):
     # Not indexed alone: (tenant, created_at) serves every read and deletion by tenant.
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
     request_id = models.CharField(max_length=40)
-    api_key = models.ForeignKey("tenants.ApiKey", null=True, on_delete=models.SET_NULL, related_name="+")
+    # Not indexed alone: (api_key, created_at, id) serves the call log's key filter in page order.
+    api_key = models.ForeignKey("tenants.ApiKey", null=True, on_delete=models.SET_NULL, related_name="+",
+                                db_index=False)
     endpoint = models.CharField(max_length=30)          # chat.completions | messages | embeddings
     model_requested = models.CharField(max_length=100)
     model_served = models.CharField(max_length=100, blank=True)
@@ -76,6 +78,7 @@ class CallRecord(TenantOwned):
                                                name="callrecord_one_row_per_call")]
         indexes = [
             models.Index(fields=["tenant", "-created_at"], name="callrecord_tenant_time"),
+            models.Index(fields=["api_key", "-created_at", "-id"], name="callrecord_key_time"),
             # What the outbox looks for: billable rows not yet stamped.
             models.Index(fields=["tenant"], name="callrecord_unmetered",
                          condition=models.Q(billable=True, meter_window__isnull=True)),
