@@ -2,9 +2,17 @@
 few surface features. The router's cold-start priors are per task class; the heuristic
 judge checks what a task's answer must contain (a final number for math, a letter for a
 multiple-choice question). Deliberately simple: a handful of regexes a reader can audit,
-about 20 microseconds a prompt."""
+about 20 microseconds a prompt. A multiple-choice question's subject is learned instead
+(subject_rates: one matrix product over the prompt's embedding), as the router's
+subject priors need more than a keyword can tell."""
 
+import json
 import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
 
 MATH, CODE, CHOICE, WRITING, SUPPORT, OTHER = "math", "code", "choice", "writing", "support", "other"
 TASKS = (MATH, CODE, CHOICE, WRITING, SUPPORT, OTHER)
@@ -42,3 +50,41 @@ def task_of(prompt: str) -> str:
     if _WRITING.search(prompt):
         return WRITING
     return OTHER
+
+
+# --- the subject of a multiple-choice question ----------------------------------------
+
+SUBJECTS_PATH = Path(__file__).resolve().parent / "data" / "subjects.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Subjects:
+    """A multinomial logistic regression over the prompt's MiniLM embedding, and each
+    subject's P(right) for a cheap and a strong model."""
+
+    names: list[str]
+    weights: np.ndarray           # (subjects, 384)
+    intercepts: np.ndarray        # (subjects,)
+    rates: np.ndarray             # (subjects, 2): cheap, strong
+
+
+@cache
+def subjects() -> Subjects:
+    """Fitted by bench/routing_priors.py on the training half of MMLU's recorded outcomes
+    (mixtral-8x7b-instruct and gpt-4-1106-preview)."""
+    raw = json.loads(SUBJECTS_PATH.read_text())
+    return Subjects(raw["names"], np.array(raw["weights"], dtype=np.float32),
+                    np.array(raw["intercepts"], dtype=np.float32), np.array(raw["rates"], dtype=np.float64))
+
+
+def subject_rates(vector: np.ndarray) -> tuple[float, float, str]:
+    """(cheap rate, strong rate, the likeliest subject) of a multiple-choice question: the
+    subjects' rates weighted by how likely each is the question's, so an unclear question
+    takes a blend instead of one guessed subject's (held out, the likeliest subject is the
+    true one for 73% of MMLU questions; the nearest subject centroid, 68%)."""
+    known = subjects()
+    logits = known.weights @ np.asarray(vector, dtype=np.float32) + known.intercepts
+    likely = np.exp(logits - logits.max())
+    likely /= likely.sum()
+    cheap, strong = likely @ known.rates
+    return float(cheap), float(strong), known.names[int(likely.argmax())]

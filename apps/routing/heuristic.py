@@ -138,6 +138,12 @@ SECOND_THOUGHTS = re.compile(r"\b(however|but|wait|actually|assum\w*|mistake|inc
                              re.IGNORECASE)
 
 
+# Words that make a word problem take another step (rates, shares, comparisons).
+STEP_WORDS = re.compile(r"\b(half|twice|double|triple|third|quarter|percent|each|per|every|remaining|left|more than|"
+                        r"less than|fewer|times)\b|%", re.IGNORECASE)
+MARKED_FINAL = re.compile(r"####")
+
+
 def wrong_worded_arithmetic(text: str) -> int:
     """Calculations with unit words between the numbers that do not check out."""
     wrong = 0
@@ -152,13 +158,15 @@ def math_features(prompt: str, text: str) -> dict[str, float]:
     """What the learned math judge weighs, all read off the question and the answer text:
     calculations that fail, how the final number relates to the working (the last result
     computed, a number given in the question, a fraction), quantities of the question left
-    unused or numbers from nowhere, second thoughts and hedges, and the sizes of both texts
-    (long questions with many quantities are the ones a cheap model gets wrong)."""
+    unused or numbers from nowhere, second thoughts and hedges, final answers that disagree,
+    results computed twice, and the sizes of both texts (long questions with many
+    quantities, percentages and step words are the ones a cheap model gets wrong)."""
     finals = FINAL.findall(text)
     final = _number(finals[-1]) if finals else None
     results = [_number(r) for r in RESULT.findall(text.split("####")[0])]
     given, used = _numbers(prompt), _numbers(text)
     computed = set(results) | ({final} if final is not None else set())
+    largest_given = max(given, default=0.0)
     return {
         "wrong_calculations": min(wrong_arithmetic(text), 3),
         "wrong_worded_calculations": min(wrong_worded_arithmetic(text), 3),
@@ -178,6 +186,18 @@ def math_features(prompt: str, text: str) -> dict[str, float]:
         "no_marked_final": float(final is None),
         "qualified_final": float(bool(re.search(r"####\s*\S+\s+\S", text))),
         "hedges": float(bool(HEDGE.search(text))),
+        "no_hashes_final": float(not MARKED_FINAL.search(text)),
+        "distinct_finals": min(len({_number(f) for f in finals}), 4),
+        "final_not_computed": float(bool(results) and final is not None and final not in results),
+        "final_negative": float(final is not None and final < 0),
+        "final_vs_largest_given_log": (math.log10((abs(final) + 1) / (largest_given + 1))
+                                       if final is not None else 0.0),
+        "ends_with_digit": float(text[-1:].isdigit()),
+        "annotations": min(text.count("<<"), 10),
+        "repeated_results": 1.0 - len(set(results)) / len(results) if results else 0.0,
+        "question_step_words": min(len(STEP_WORDS.findall(prompt)), 8),
+        "question_sentences": min(prompt.count(".") + prompt.count("?"), 10),
+        "question_asks_percent": float(bool(re.search(r"what percent|percentage", prompt, re.IGNORECASE))),
     }
 
 

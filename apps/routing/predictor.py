@@ -1,19 +1,16 @@
 """How good a model's answer to a prompt is likely to be: a Beta posterior per model,
 from a global prior for the prompt's task class (the cold start) updated with the
 tenant's own labelled answers to similar prompts (nearest neighbours over prompt
-embeddings, weighted by similarity). Multiple-choice questions get a finer prior: the
-subject whose centroid is nearest the prompt's embedding (data/priors.json). Pure
+embeddings, weighted by similarity). Multiple-choice questions get a finer prior: their
+subjects' rates, by how likely each subject is (classify.subject_rates). Pure
 arithmetic on what apps.routing.store fetched: a few microseconds."""
 
-import json
 import random
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
 import numpy as np
 
-from .classify import CHOICE, CODE, MATH, OTHER, SUPPORT, WRITING
+from .classify import CHOICE, CODE, MATH, OTHER, SUPPORT, WRITING, subject_rates
 
 # P(a good answer) per task class for a cheap and a strong model, before any label.
 # Math and multiple choice are the published rates of a cheap and a strong model on
@@ -63,38 +60,10 @@ def weight(similarity: float) -> float:
     return ((similarity - MIN_SIMILARITY) / (1.0 - MIN_SIMILARITY)) ** 2
 
 
-SUBJECTS_PATH = Path(__file__).resolve().parent / "data" / "priors.json"
-# A multiple-choice prompt takes its subject's prior when it is at least this close (cosine)
-# to the subject's centroid; MMLU questions sit at 0.3-0.7 from their own subject's.
-SUBJECT_SIMILARITY = 0.3
-
-
-@dataclass(frozen=True, slots=True)
-class Subjects:
-    names: list[str]
-    centroids: np.ndarray         # (subjects, 384), unit length
-    rates: list[tuple[float, float]]
-
-
-@cache
-def subjects() -> Subjects:
-    """Per-subject P(good) of a cheap and a strong model on multiple-choice questions, with
-    each subject's centroid, from bench/routing_priors.py (the training half of MMLU's
-    recorded outcomes: mixtral-8x7b-instruct and gpt-4-1106-preview)."""
-    raw = json.loads(SUBJECTS_PATH.read_text())["subjects"]
-    centroids = np.array([s["centroid"] for s in raw], dtype=np.float32)
-    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
-    return Subjects([s["name"] for s in raw], centroids, [(s["cheap"], s["strong"]) for s in raw])
-
-
 def priors(task: str, vector: np.ndarray | None = None) -> tuple[float, float, str]:
     """(cheap rate, strong rate, the class they are of) before any label of the tenant's."""
     if task == CHOICE and vector is not None:
-        known = subjects()
-        similarity = known.centroids @ np.asarray(vector, dtype=np.float32)
-        best = int(similarity.argmax())
-        if similarity[best] >= SUBJECT_SIMILARITY:
-            return *known.rates[best], known.names[best]
+        return subject_rates(vector)
     return *PRIORS.get(task, PRIORS[OTHER]), task
 
 

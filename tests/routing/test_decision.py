@@ -9,12 +9,13 @@ from decimal import Decimal
 
 import pytest
 
+from apps.cache.embedder import embedder
 from apps.core.llm import ChatRequest
 from apps.providers.catalog import ModelInfo
 from apps.routing import breaker
-from apps.routing.classify import task_of
+from apps.routing.classify import subjects, task_of
 from apps.routing.judges import Verdict, after_verdict
-from apps.routing.predictor import Neighbour
+from apps.routing.predictor import Neighbour, priors
 from apps.routing.services import Config, Exploration, QualityBudget, decide_with, judge_label
 from apps.routing.speculation import plan_for
 
@@ -39,9 +40,10 @@ def closed_circuits():
     breaker._circuits.clear()
 
 
-def decide(prompt, neighbours=(), pool=(MINI, STRONG), config=CONFIG, explorer=None, spent=None):
+def decide(prompt, neighbours=(), pool=(MINI, STRONG), config=CONFIG, explorer=None, spent=None, tokens=0):
     return decide_with(tenant_id=1, config=config, pool=list(pool), task=task_of(prompt), neighbours=list(neighbours),
-                       explorer=explorer or Exploration(random.Random(0)), spent=spent or QualityBudget())
+                       prompt_tokens=tokens, explorer=explorer or Exploration(random.Random(0)),
+                       spent=spent or QualityBudget())
 
 
 def test_the_task_classes_of_typical_prompts():
@@ -124,6 +126,18 @@ def test_the_floor_holds_on_average_spent_where_the_cheap_model_loses_least():
     assert {route for p, route in mixed if p == SUPPORT} == {"cheap"}
 
 
+def test_a_call_that_saves_more_may_lose_more():
+    spent = QualityBudget()
+    # Short math prompts (24% of the strong quality lost on the cheap model) go strong...
+    assert [decide(MATH, spent=spent, tokens=20).route for _ in range(3)] == ["strong"] * 3
+    # ...a prompt twenty times their size saves twenty times as much on the cheap model: the
+    # allowance, spent where a loss buys the most, covers its loss.
+    long = decide(MATH, spent=spent, tokens=400)
+    assert long.route == "cheap" and long.reason.endswith("50% loss allowed")
+    # A call of unknown size gets the allowance as it stands (lowered by that cheap answer).
+    assert decide(MATH, spent=spent).route == "strong"
+
+
 CODE = "Fix the bug in this python function: def add(a, b): return a - b"
 
 
@@ -177,3 +191,13 @@ def test_a_judges_verdict_labels_the_cheap_model_by_what_it_shows():
     # A multiple-choice letter passes whatever it says: no label.
     choice = decide("Which is a mammal?\nA) shark\nB) whale\nC) trout")
     assert judge_label(choice, passed) is None
+
+
+def test_a_multiple_choice_question_takes_its_likely_subjects_rates():
+    question = ("Which organelle of a eukaryotic cell produces most of its ATP through oxidative phosphorylation?\n"
+                "A. Ribosome\nB. Mitochondrion\nC. Golgi apparatus\nD. Lysosome\nAnswer:")
+    cheap, strong, subject = priors(task_of(question), embedder().embed([question])[0])
+    assert subject in ("high_school_biology", "college_biology", "medical_genetics", "anatomy")
+    known = subjects()
+    assert known.rates[:, 0].min() <= cheap <= known.rates[:, 0].max() and cheap < strong
+    assert priors(task_of(question), None) == (0.68, 0.80, "choice")   # no embedding: the task class's rates

@@ -8,7 +8,7 @@ import pytest
 from apps.core.llm import ChatRequest, ChatResult, Usage
 from apps.providers.catalog import ModelInfo
 from apps.providers.errors import UpstreamError
-from apps.routing.heuristic import wrong_worded_arithmetic
+from apps.routing.heuristic import math_features, math_probability, wrong_worded_arithmetic
 from apps.routing.judges import HeuristicJudge, LLMJudge, LogprobJudge
 
 SPRINTS = "James decides to run 3 sprints 3 times a week. He runs 60 meters each sprint. How many total meters " \
@@ -161,3 +161,13 @@ def test_llm_judge_that_gives_no_score_rejects_the_draft(reply, reason):
     complete, _ = grader(reply)
     verdict = judged(LLMJudge([JUDGE_MODEL], complete), SUPPORT, answer("Within 5 days."), "support")
     assert verdict.passed is False and verdict.reason.startswith(reason)
+
+
+def test_the_math_judge_reads_what_the_final_line_shows():
+    # The same working: its final answer marked '#### 30', or left trailing in prose, or
+    # marked but given as a number the working never computed.
+    marked = math_probability(UNITS, UNITS_RIGHT)
+    trailing = math_probability(UNITS, UNITS_RIGHT.replace("\n#### 30", "\nSo the answer is 30 units."))
+    uncomputed = math_probability(UNITS, UNITS_RIGHT.replace("#### 30", "#### 120"))
+    assert math_features(UNITS, UNITS_RIGHT)["no_hashes_final"] == 0.0
+    assert marked > 0.85 and trailing < marked - 0.05 and uncomputed < marked - 0.1

@@ -124,10 +124,11 @@ def test_race_serves_the_strong_answer_when_the_draft_is_rejected(racing):
 def test_selective_race_races_only_prompts_at_risk(racing):
     live, sim_url = racing
     # At a 90% floor a math prompt (cheap 0.65, strong 0.85) is at risk: the cheap answer
-    # alone misses the floor, a judged draft would keep it.
+    # alone misses the floor, a judged draft would keep it. It is asked first: after a
+    # shorter prompt it would save more than the tenant's typical call, and be allowed more.
     routing_settings_update(tenant=live.tenant, speculation="selective", exploration=0.0, quality_floor=0.9)
-    safe = ask(live, SUPPORT)
     risky = ask(live, "Sara has 12 apples and gives 5 to Tom. How many apples does she have left? Answer: 7")
+    safe = ask(live, SUPPORT)
     assert safe.headers["x-aka-speculation"] == "cascade:accepted"
     assert risky.headers["x-aka-route"] == "strong" and risky.headers["x-aka-speculation"].startswith("race:")
     rows = live.records(expected=2)
