@@ -206,8 +206,12 @@ class LedgerWriter:
 
     async def record(self, row: dict) -> None:
         """Queues a ledger row and returns once it is committed or spooled."""
+        await self.enqueue(normalise(row))
+
+    async def enqueue(self, row: dict) -> None:
+        """As `record`, for a row already normalised."""
         future = asyncio.get_running_loop().create_future()
-        self._queue.append((normalise(row), future))
+        self._queue.append((row, future))
         # The writer task drains the queue and exits; rows queued while it is inserting
         # form the next batch.
         if self._task is None or self._task.done():
