@@ -67,6 +67,15 @@ def test_values_a_column_cannot_hold_are_normalised_not_refused(loop):
     assert spooled(spool.PENDING) == spooled(spool.REJECTED) == []
 
 
+def test_text_that_utf8_cannot_hold_is_replaced_and_other_text_kept(loop):
+    tenant, _ = factories.make_tenant()
+    rows = [row(tenant.pk, prompt="caf\u00e9 \ud800 ok"), row(tenant.pk, prompt="na\u00efve \u2014 fine")]
+    record_all(loop, rows)
+    found = stored(tenant)
+    assert found[rows[0]["request_id"]].prompt == "caf\u00e9 ? ok"
+    assert found[rows[1]["request_id"]].prompt == "na\u00efve \u2014 fine"
+
+
 def test_a_refused_row_costs_no_other_row_its_place_and_is_kept(loop):
     good, _ = factories.make_tenant()
     before = metrics.LEDGER_SPOOLED.labels("rejected")._value.get()
