@@ -17,6 +17,7 @@ from django.contrib.staticfiles import finders  # noqa: E402
 from servestatic import ServeStaticASGI  # noqa: E402
 
 from apps.core.lifecycle import lifespan  # noqa: E402
+from apps.core.probes import PROBES, probe  # noqa: E402
 from apps.core.request_limits import (  # noqa: E402
     BodyReadTimeout,
     bounded_receive,
@@ -48,9 +49,9 @@ static_application = static_files()
 
 async def application(scope, receive, send):
     # /v1/ is the gateway's hot path, served by its own lean handler; everything else
-    # (dashboard, management API, admin, health) by Django's full stack, apart from
-    # static files, which servestatic answers before Django sees them. Lifespan events
-    # run the apps' start-up and shut-down hooks.
+    # (dashboard, management API, admin) by Django's full stack, apart from static
+    # files, which servestatic answers before Django sees them, and the probes
+    # (apps/core/probes.py). Lifespan events run the apps' start-up and shut-down hooks.
     # `//v1/...` too, so a client's doubled slash gets the gateway's JSON 404, not a page.
     if scope["type"] == "http":
         if headers_too_large(scope):
@@ -59,6 +60,8 @@ async def application(scope, receive, send):
         receive = bounded_receive(receive)
     if scope["type"] == "http" and scope["path"].lstrip("/").startswith("v1/"):
         await gateway_application(scope, receive, send)
+    elif scope["type"] == "http" and scope["path"] in PROBES:
+        await probe(scope, receive, send)
     elif scope["type"] == "lifespan":
         await lifespan(receive, send)
     elif scope["type"] == "http" and scope["path"].startswith(settings.STATIC_URL):

@@ -22,7 +22,8 @@ queries (MiniLM embeddings, the statistics the gateway's misses would leave, ans
 few hundred tokens), beyond their 10,003 the same queries dressed with greetings and their
 vectors moved by a little noise; each size with the plan Postgres picks for the lookup. Run it with
 `make bench-overhead` (it uses the project's Postgres and Redis, and a tenant of its own
-with no rate limit).
+with no rate limit, or BENCH_RATE_LIMIT requests per minute; AKA_FREE_PORTS keeps its servers
+to a range of ports).
 """
 
 import asyncio
@@ -69,6 +70,10 @@ POPULATED = [int(n) for n in os.environ.get("BENCH_POPULATED", "1000,10000,10000
 BANKING77 = ROOT.parent / "shared" / "data" / "banking77" / "train.csv"
 ANSWER_CHARS = 1500   # about 350 tokens of English
 MODEL = os.environ.get("BENCH_MODEL", "gpt-4o-mini")
+# The bench tenant's requests per minute, for it and its key: 0 (default) is unlimited,
+# which costs no Redis round trip; a limit far above the load measures the call that
+# a limited tenant makes.
+RATE_LIMIT = int(os.environ.get("BENCH_RATE_LIMIT", "0"))
 BODY = json.dumps({
     "model": MODEL,
     "messages": [{"role": "system", "content": "You are a support agent."},
@@ -345,7 +350,7 @@ def make_tenant() -> tuple[str, str]:
     slug = f"bench-{int(time.time())}"
     out = subprocess.run(
         [sys.executable, "manage.py", "create_tenant", "Bench", "--slug", slug, "--owner-email", f"{slug}@bench.local",
-         "--plan", "Scale", "--rate-limit", "0", "--key"],
+         "--plan", "Scale", "--rate-limit", str(RATE_LIMIT), "--key"],
         cwd=ROOT, env=env, capture_output=True, text=True, check=True,
     ).stdout
     subprocess.run([sys.executable, "manage.py", "set_cache_threshold", slug, "0.85"], cwd=ROOT, env=env,
@@ -394,8 +399,8 @@ def compare(key: str, direct: str, one: tuple, two: tuple, sim: list[psutil.Proc
 
 
 def main() -> None:
-    print(f"bench/overhead  model={MODEL}  duration={DURATION} per run  load average at start {loadavg()}"
-          f"  ({os.cpu_count()} cores)")
+    print(f"bench/overhead  model={MODEL}  duration={DURATION} per run  rate limit {RATE_LIMIT or 'none'}"
+          f"  load average at start {loadavg()}  ({os.cpu_count()} cores)")
     slug, key = make_tenant()
     sim_url, stop_sim = start_simulator(fast=True)
     sim = [p for p in psutil.process_iter(["cmdline"]) if "simulator" in " ".join(p.info["cmdline"] or [])

@@ -30,17 +30,19 @@ def _python() -> str:
 
 
 def free_port() -> int:
-    """A free loopback port: any, or one of AKA_FREE_PORTS ("8560-8569"), so that benches
-    run side by side on one machine keep to the ports they were given."""
-    low, _, high = os.environ.get("AKA_FREE_PORTS", "0-0").partition("-")
-    for port in range(int(low), int(high or low) + 1):
+    """A free loopback port: any, or the first free one of AKA_FREE_PORTS ("8560-8569"), so
+    that benches run side by side on one machine keep to the ports they were given."""
+    span = os.environ.get("AKA_FREE_PORTS")
+    low, high = map(int, span.split("-")) if span else (0, 0)
+    for port in range(low, high + 1):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return s.getsockname()[1]
-    raise RuntimeError(f"no free port in AKA_FREE_PORTS={os.environ['AKA_FREE_PORTS']}")
+    raise RuntimeError(f"no free port in AKA_FREE_PORTS={span}")
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child

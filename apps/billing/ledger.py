@@ -56,11 +56,17 @@ def _text(value: str, limit: int | None) -> str:
     # PostgreSQL text cannot hold NUL; lone surrogates cannot be encoded to UTF-8.
     if "\x00" in value:
         value = value.replace("\x00", "\ufffd")
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        value = value.encode(errors="replace").decode()
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            value = value.encode(errors="replace").decode()
     return value[:limit] if limit else value
+
+
+# Per column, worked out once: where a row may name it, its default, its text length and
+# its integer range.
+_RULES = [(f.attname, f.column, f.get_default, f.max_length, _INT_RANGES.get(type(f))) for f in _FIELDS]
 
 
 def normalise(row: dict) -> dict:
@@ -68,14 +74,18 @@ def normalise(row: dict) -> dict:
     clamped to their column's range, missing values at their defaults, and its created_at
     fixed (now, unless the row has one): every later attempt to write it uses this one."""
     out = {"created_at": row.get("created_at") or datetime.now(UTC)}
-    for f in _FIELDS:
-        value = row.get(f.attname, row.get(f.column, f.get_default()))
+    for attname, column, default, max_length, span in _RULES:
+        if attname in row:
+            value = row[attname]
+        elif column in row:
+            value = row[column]
+        else:
+            value = default()
         if isinstance(value, str):
-            value = _text(value, f.max_length)
-        elif isinstance(value, int) and not isinstance(value, bool) and type(f) in _INT_RANGES:
-            low, high = _INT_RANGES[type(f)]
-            value = min(max(value, low), high)
-        out[f.column] = value
+            value = _text(value, max_length)
+        elif span is not None and isinstance(value, int) and not isinstance(value, bool):
+            value = min(max(value, span[0]), span[1])
+        out[column] = value
     return out
 
 
@@ -206,8 +216,12 @@ class LedgerWriter:
 
     async def record(self, row: dict) -> None:
         """Queues a ledger row and returns once it is committed or spooled."""
+        await self.enqueue(normalise(row))
+
+    async def enqueue(self, row: dict) -> None:
+        """As `record`, for a row already normalised."""
         future = asyncio.get_running_loop().create_future()
-        self._queue.append((normalise(row), future))
+        self._queue.append((row, future))
         # The writer task drains the queue and exits; rows queued while it is inserting
         # form the next batch.
         if self._task is None or self._task.done():

@@ -142,23 +142,37 @@ def _routing_columns(r: RoutingFacts) -> dict:
     }
 
 
-def call_promise(*, facts: CallFacts) -> journal.Segment | None:
+@dataclass(frozen=True, slots=True)
+class Promise:
+    """A call's row as the journal holds it, with the facts it was built from: recording
+    the same facts writes this row instead of building and normalising it again."""
+
+    facts: CallFacts
+    row: dict                         # normalised (apps.billing.ledger)
+    segment: journal.Segment | None   # None: the journal's disk failed
+
+
+def call_promise(*, facts: CallFacts) -> Promise:
     """The call's row in the journal, before the client has the answer's last byte, so
-    that it outlives this process (apps.billing.journal); None if the journal's disk
-    failed (the row is still written by call_record)."""
+    that it outlives this process (apps.billing.journal); if the journal's disk failed,
+    the row is still written by call_record."""
+    row = normalise(ledger_row(facts=facts))
     try:
-        return journal.journal.promise(normalise(ledger_row(facts=facts)))
+        segment = journal.journal.promise(row)
     except OSError:
         log.exception("ledger journal not written for call %s", facts.request_id)
-        return None
+        segment = None
+    return Promise(facts, row, segment)
 
 
-async def call_record(*, facts: CallFacts, promised: journal.Segment | None = None) -> None:
+async def call_record(*, facts: CallFacts, promised: Promise | None = None) -> None:
     """Writes the call's one ledger row (committed, or durably spooled), then forgets
-    its promise in the journal."""
-    await writer().record(ledger_row(facts=facts))
-    if promised is not None:
-        journal.journal.settle(promised)
+    its promise in the journal. The promised row when the facts are still those it was
+    built from (its created_at, hence its key in the ledger, is the same either way)."""
+    same = promised is not None and promised.facts == facts
+    await writer().enqueue(promised.row if same else normalise(ledger_row(facts=facts)))
+    if promised is not None and promised.segment is not None:
+        journal.journal.settle(promised.segment)
 
 
 def _baseline_model(tenant_id: int) -> str:

@@ -2,6 +2,8 @@
 
 - Headers: at most AKA_MAX_HEADERS of them and AKA_MAX_HEADER_BYTES in all, else 431.
   uvicorn with httptools accepts any number and size (a 1 MB header, 5,000 headers).
+- The Host: one of ALLOWED_HOSTS on every path, as Django's stack checks it, also for
+  what is served beside that stack (the gateway, the probes).
 - The body: neither ASGI server bounds how long a client may take to send the body it
   announced, so `content-length: 100` and ten bytes held a connection (and a request
   task) open for ever. `bounded_receive` wraps the ASGI `receive` so the body must
@@ -13,8 +15,10 @@ server (akaplatform/server.py, AKA_HEADER_READ_TIMEOUT_MS) and by the proxy in f
 
 import asyncio
 import json
+from functools import lru_cache
 
 from django.conf import settings
+from django.http.request import split_domain_port, validate_host
 
 
 class BodyReadTimeout(Exception):
@@ -40,6 +44,27 @@ def bounded_receive(receive):
         return message
 
     return bounded
+
+
+def host_allowed(scope) -> bool:
+    return _allowed(_host(scope))
+
+
+def _host(scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"host":
+            return value.decode("latin-1")
+    server = scope.get("server") or ("", None)
+    return f"{server[0]}:{server[1]}" if server[1] else server[0]
+
+
+@lru_cache(maxsize=256)
+def _allowed(host: str) -> bool:
+    """Django's ALLOWED_HOSTS rule (HttpRequest.get_host); cached per distinct Host
+    value, bounded."""
+    domain, _port = split_domain_port(host)
+    allowed = settings.ALLOWED_HOSTS or (["localhost", ".localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
+    return bool(domain) and validate_host(domain, allowed)
 
 
 MESSAGE = "The request body did not arrive in time."

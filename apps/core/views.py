@@ -1,8 +1,7 @@
-from asgiref.sync import sync_to_async
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 
-from . import metrics
+from . import metrics, orm
 from .redis import async_client
 
 
@@ -15,7 +14,7 @@ def _database_ok() -> bool:
 async def healthz(request):
     checks = {}
     try:
-        checks["database"] = "ok" if await sync_to_async(_database_ok)() else "failing"
+        checks["database"] = "ok" if await orm.run(_database_ok) else "failing"
     except Exception as exc:  # any failure to reach the database is reported, not raised
         checks["database"] = f"failing: {exc.__class__.__name__}"
     try:

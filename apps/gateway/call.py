@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from apps.billing.journal import Segment
+from apps.billing.services import Promise
 from apps.cache.services import Miss, Plan
 from apps.core import logs
 from apps.core.llm import ChatResult, Usage
@@ -63,7 +63,7 @@ class Call:
     latency_ms: float | None = None
     # Record
     ledger: bool = True                       # listing models is not a call
-    promised: Segment | None = None           # its row in the ledger's journal, before the answer went out
+    promised: Promise | None = None           # its row in the ledger's journal, before the answer went out
 
     def __post_init__(self) -> None:
         logs.request_id.set(self.request_id)  # every log line about this call names it

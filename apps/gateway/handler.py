@@ -13,17 +13,15 @@ upstream call at once), and then ends the call off the client's connection.
 import asyncio
 import io
 import logging
-from functools import lru_cache
 
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
-from django.http.request import split_domain_port, validate_host
 from django.urls import Resolver404, get_resolver
 
 from apps.core import metrics
 from apps.core.errors import ApiError
 from apps.core.lifecycle import after_response
-from apps.core.request_limits import MESSAGE, BodyReadTimeout
+from apps.core.request_limits import MESSAGE, BodyReadTimeout, host_allowed
 
 from . import pipeline, startup  # noqa: F401  (startup registers the warm-up hook)
 from .call import Call
@@ -33,23 +31,6 @@ from .wires import for_path
 log = logging.getLogger(__name__)
 URLCONF = "apps.gateway.urls"
 OTHER_ENDPOINTS = {"/v1/embeddings": "embeddings", "/v1/models": "models", "/v1/feedback": "feedback"}
-
-
-def _host(scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"host":
-            return value.decode("latin-1")
-    server = scope.get("server") or ("", None)
-    return f"{server[0]}:{server[1]}" if server[1] else server[0]
-
-
-@lru_cache(maxsize=256)
-def _host_allowed(host: str) -> bool:
-    """Django's ALLOWED_HOSTS rule (HttpRequest.get_host), which the lean handler
-    bypasses with the middleware; cached per distinct Host value, bounded."""
-    domain, _port = split_domain_port(host)
-    allowed = settings.ALLOWED_HOSTS or (["localhost", ".localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
-    return bool(domain) and validate_host(domain, allowed)
 
 
 class BodyTooLarge(Exception):
@@ -130,7 +111,7 @@ class GatewayHandler:
     async def _answer(self, scope, receive) -> Answer | None:
         wire = for_path(scope["path"])
         endpoint = OTHER_ENDPOINTS.get(scope["path"], wire.endpoint)  # a bounded set of metric labels
-        if not _host_allowed(_host(scope)):
+        if not host_allowed(scope):
             return await pipeline.refuse(Call(endpoint=endpoint), wire, ApiError(
                 400, "Invalid Host header: the gateway does not serve this host name.", code="invalid_host"))
         try:

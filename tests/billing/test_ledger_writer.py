@@ -5,6 +5,7 @@ durably and replayed exactly once."""
 import asyncio
 import os
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -64,6 +65,15 @@ def test_values_a_column_cannot_hold_are_normalised_not_refused(loop):
     assert found[rows[2]["request_id"]].prompt == "a\ufffdb"
     assert found[rows[3]["request_id"]].prompt_tokens == 2**31 - 1
     assert spooled(spool.PENDING) == spooled(spool.REJECTED) == []
+
+
+def test_text_that_utf8_cannot_hold_is_replaced_and_other_text_kept(loop):
+    tenant, _ = factories.make_tenant()
+    rows = [row(tenant.pk, prompt="caf\u00e9 \ud800 ok"), row(tenant.pk, prompt="na\u00efve \u2014 fine")]
+    record_all(loop, rows)
+    found = stored(tenant)
+    assert found[rows[0]["request_id"]].prompt == "caf\u00e9 ? ok"
+    assert found[rows[1]["request_id"]].prompt == "na\u00efve \u2014 fine"
 
 
 def test_a_refused_row_costs_no_other_row_its_place_and_is_kept(loop):
@@ -180,3 +190,35 @@ def test_a_call_committed_whose_journal_outlived_it_is_written_once_on_replay(lo
     assert loop.run_until_complete(ledger.replay()) == 0
     [found] = CallRecord.objects.for_tenant(tenant)
     assert found.request_id == facts.request_id and found.created_at == facts.created_at
+
+
+def _facts(tenant_id: int, **values) -> services.CallFacts:
+    return services.CallFacts(tenant_id=tenant_id, api_key_id=None, request_id="req_" + uuid.uuid4().hex,
+                              endpoint="chat.completions", status=200, price_per_call_cents=10,
+                              created_at=datetime.now(UTC), **values)
+
+
+def test_a_call_recorded_as_promised_is_built_and_normalised_once(loop, monkeypatch):
+    tenant, _ = factories.make_tenant()
+    built = []
+    monkeypatch.setattr(services, "normalise", lambda row: built.append(row) or ledger.normalise(row))
+    facts = _facts(tenant.pk, latency_ms=12.5)
+    promised = services.call_promise(facts=facts)
+    loop.run_until_complete(services.call_record(facts=facts, promised=promised))
+    assert len(built) == 1
+    [found] = CallRecord.objects.for_tenant(tenant)
+    assert (found.request_id, found.status_code, found.billable, found.price_cents, found.created_at) == (
+        facts.request_id, 200, True, 10, facts.created_at)
+    assert promised.segment.outstanding == 0  # the journal forgot it
+
+
+def test_a_call_that_ended_otherwise_than_promised_is_recorded_as_it_ended(loop):
+    """A stream's row is promised as delivered; its client left before the last event."""
+    tenant, _ = factories.make_tenant()
+    facts = _facts(tenant.pk, stream=True)
+    promised = services.call_promise(facts=facts)
+    ended = replace(facts, status=499, error_type="client_closed")
+    loop.run_until_complete(services.call_record(facts=ended, promised=promised))
+    [found] = CallRecord.objects.for_tenant(tenant)
+    assert (found.status_code, found.error_type, found.billable, found.price_cents) == (499, "client_closed", False, 0)
+    assert promised.segment.outstanding == 0

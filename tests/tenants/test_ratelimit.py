@@ -154,6 +154,16 @@ async def test_unreachable_redis_lets_calls_through(caplog):
         await ratelimit.enforce(p)
 
 
+async def test_an_unlimited_tenant_and_key_cost_no_round_trip_to_redis():
+    p = principal(tenant_rpm=0, key_rpm=0)
+    before = degraded_count()
+    with redis_at("unix:///nonexistent/redis.sock"):
+        for _ in range(3):
+            await ratelimit.enforce(p)
+    assert degraded_count() == before  # Redis was never asked
+    assert not ratelimit.near_limit(p)
+
+
 async def test_hung_redis_costs_a_call_only_the_timeout(tmp_path):
     held = []  # accepted, never answered
     silent = await asyncio.start_unix_server(lambda reader, writer: held.append(writer), str(tmp_path / "hung.sock"))
