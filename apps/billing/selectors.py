@@ -19,12 +19,16 @@ class CallSummary:
     cache: str
     cache_entry_id: int | None
     model_served: str
+    route: str
+    speculation: str
+    predicted_quality: float | None
 
 
 def call_of(*, tenant_id: int, request_id: str) -> CallSummary | None:
     """One of the tenant's calls by request id; None for another tenant's or an unknown one."""
     found = (CallRecord.objects.for_tenant(tenant_id).filter(request_id=request_id)
-             .values_list("request_id", "cache", "cache_entry_id", "model_served").first())
+             .values_list("request_id", "cache", "cache_entry_id", "model_served", "route", "speculation",
+                          "predicted_quality").first())
     return CallSummary(*found) if found else None
 
 

@@ -494,7 +494,8 @@ async def serve_feedback(request) -> Answer:
             raise ApiError(404, f"No call '{request_id}' was recorded for this account.", code="call_not_found",
                            param="request_id")
         await orm.run(routing.feedback_record, tenant_id=tenant_id, request_id=request_id, score=score,
-                      comment=comment, model_served=judged.model_served)
+                      comment=comment, model_served=judged.model_served, route=judged.route,
+                      speculation=judged.speculation, predicted=judged.predicted_quality)
         demoted = False
         if score < routing.NEGATIVE and judged.cache == "semantic" and judged.cache_entry_id is not None:
             demoted = await cache.entry_demote(tenant_id=tenant_id, entry_id=judged.cache_entry_id)

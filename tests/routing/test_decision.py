@@ -126,6 +126,28 @@ def test_the_floor_holds_on_average_spent_where_the_cheap_model_loses_least():
     assert {route for p, route in mixed if p == SUPPORT} == {"cheap"}
 
 
+def test_cheap_answers_worse_than_predicted_move_later_calls_to_the_strong_model():
+    spent = QualityBudget()
+    assert decide(SUPPORT, spent=spent).route == "cheap"       # predicted 0.92 of 0.94
+    # Four verdicts are too few to act on; five that fall short by 0.12 on average are not.
+    for good in (0, 1, 1, 1):
+        spent.observed(1, predicted=0.92, good=good)
+    assert spent.optimism(1) == 0 and decide(SUPPORT, spent=spent).route == "cheap"
+    spent.observed(1, predicted=0.92, good=1)
+    assert spent.optimism(1) == pytest.approx(0.12)
+    shifted = decide(SUPPORT, spent=spent)
+    assert shifted.route == "strong"
+    # The prediction itself is kept as the predictor made it (the ledger's, for the next verdicts).
+    assert shifted.predicted_quality == pytest.approx(0.92)
+    # Another tenant's verdicts change nothing here, and answers better than predicted never loosen.
+    better = QualityBudget()
+    for _ in range(10):
+        better.observed(1, predicted=0.5, good=1)
+        spent.observed(2, predicted=0.9, good=0)
+    assert better.optimism(1) == 0
+    assert spent.optimism(1) == pytest.approx(0.12)
+
+
 def test_a_call_that_saves_more_may_lose_more():
     spent = QualityBudget()
     # Short math prompts (24% of the strong quality lost on the cheap model) go strong...
