@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.private import PrivateServices  # noqa: E402
+from tests.live import kill_group, stop_group  # noqa: E402
 
 PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 WEB_PORT = int(os.environ.get("AKA_FAULTS_PORT", "8450"))
@@ -80,18 +81,12 @@ class Proc:
         return self
 
     def kill(self) -> None:
-        """SIGKILL to the process and its children: nothing gets to clean up."""
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        if self.proc:
+            kill_group(self.proc)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.proc:
+            stop_group(self.proc, timeout=40)
 
 
 def wait_http(url: str, timeout: float) -> None:

@@ -54,6 +54,24 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
         pass
 
 
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL to a process started in a session of its own and to its children: nothing
+    gets to clean up or record anything."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def stop_group(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM to the process's group, then SIGKILL if it has not gone within `timeout` s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(proc)
+
+
 def _stopper(proc: subprocess.Popen, log) -> Callable[[], None]:
     def stop() -> None:
         atexit.unregister(stop)

@@ -4,7 +4,6 @@ exactly N on the meter, through Stripe failing for a while and a worker killed b
 sending an event and recording that Stripe took it."""
 
 import os
-import signal
 import subprocess
 import tempfile
 import time
@@ -20,7 +19,7 @@ from apps.billing.models import BillingAccount, CallRecord, MeterWindow
 from apps.billing.stripe_fake import Fault
 from apps.core.redis import sync_client
 from tests.billing.conftest import WEBHOOK_SECRET
-from tests.live import ROOT, _die_with_parent, _python
+from tests.live import ROOT, _die_with_parent, _python, kill_group, stop_group
 
 METER_EVENTS = "/v1/billing/meter_events"
 BODY = {"model": "gpt-4o-mini", "max_tokens": 8, "messages": [{"role": "user", "content": "how are fees computed?"}]}
@@ -51,16 +50,11 @@ class Worker:
 
     def kill(self) -> None:
         """SIGKILL to the worker and its beat: no chance to record anything."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        kill_group(self.proc)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.proc:
+            stop_group(self.proc, timeout=15)
 
 
 @pytest.fixture

@@ -175,7 +175,7 @@ def test_tenants_beyond_the_memory_budget_are_routed_by_the_query(loop, monkeypa
         await labels.load(tenant_id=other.pk)         # no room for both: the least recently routed goes
         await labels.nearest(tenant_id=small.pk, vector=unit(1), models=POOL, k=16)
         assert queried == [big.pk, small.pk]
-        while labels._copy_of(small.pk) is None:    # the load that call started, back in its place
-            await asyncio.sleep(0.02)
+        await labels._copies._loading[small.pk]     # the load that call started...
+        assert labels._copy_of(small.pk) is not None  # ...puts its copy back in its place
 
     loop.run_until_complete(scenario())
