@@ -51,8 +51,8 @@ def command(*, server: str | None = None, host: str | None = None, port: int | s
     raise SystemExit(f"AKA_SERVER must be one of {', '.join(SERVERS)}, not {server!r}")
 
 
-def _header_seconds() -> float:
-    return int(os.environ.get("AKA_HEADER_READ_TIMEOUT_MS", "10000")) / 1000
+# Read once, where a worker imports this module: the timer is armed for every request.
+HEADER_SECONDS = int(os.environ.get("AKA_HEADER_READ_TIMEOUT_MS", "10000")) / 1000
 
 
 try:
@@ -69,7 +69,7 @@ class HeaderTimeout(HttpToolsProtocol):
 
     def _arm(self) -> None:
         self._disarm()
-        self._header_timer = self.loop.call_later(_header_seconds(), self._too_slow)
+        self._header_timer = self.loop.call_later(HEADER_SECONDS, self._too_slow)
 
     def _disarm(self) -> None:
         if self._header_timer is not None:

@@ -19,8 +19,6 @@ import os
 import time
 from pathlib import Path
 
-import orjson
-
 from . import spool
 
 log = logging.getLogger(__name__)
@@ -54,7 +52,7 @@ class Journal:
                 self.current.close()
             self.current = Segment()
         segment = self.current
-        os.write(segment.fd, orjson.dumps(row, default=str) + b"\n")
+        os.write(segment.fd, spool.to_line(row))
         segment.rows += 1
         segment.outstanding += 1
         return segment

@@ -36,11 +36,16 @@ def folder(kind: str) -> Path:
     return path
 
 
+def to_line(row: dict) -> bytes:
+    """A row as one line of a spool file (the journal writes its lines the same way)."""
+    return orjson.dumps(row, default=str) + b"\n"
+
+
 def write(kind: str, rows: list[dict]) -> Path:
     """Durably stores `rows` (column -> value) in one new file of `kind`."""
     target = folder(kind) / f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
     temporary = target.with_suffix(".tmp")
-    data = b"".join(orjson.dumps(row, default=str) + b"\n" for row in rows)
+    data = b"".join(to_line(row) for row in rows)
     with open(temporary, "wb") as out:
         out.write(data)
         out.flush()

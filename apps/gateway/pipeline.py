@@ -361,6 +361,7 @@ async def promise_delivered(call: Call) -> None:
     billed though its client missed the end; if the client leaves, `end` writes the row
     as it really ended."""
     if call.principal is not None and call.ledger:
+        call.stop_clock()   # as `end` would: the row promised is then the row recorded, built once
         call.promised = billing.call_promise(facts=replace(await _facts(call), status=200, error_type=""))
 
 

@@ -146,10 +146,12 @@ def _load(tenant_id: int) -> TenantLabels:
     started = time.monotonic()
     _one_blas_thread()
     budget = settings.AKA_ROUTING_MEMORY_MB * 2**20 // PROMPT_BYTES
-    rows = list(RoutingSample.objects.for_tenant(tenant_id).filter(good__isnull=False).annotate(sent=SENT)
-                .order_by("id").values_list("request_id", "model", "good", "sent")[:budget + 1])
-    if len(rows) > budget:
+    labelled = RoutingSample.objects.for_tenant(tenant_id).filter(good__isnull=False)
+    # Counted on the index before any embedding is read: an oversized tenant is found so
+    # at every reload, and its rows (budget-sized) would only be thrown away.
+    if labelled.order_by("id").values("id")[budget:budget + 1].exists():
         return TenantLabels.too_many(started)
+    rows = list(labelled.annotate(sent=SENT).order_by("id").values_list("request_id", "model", "good", "sent"))
     prompts, models, raws = {}, {}, []
     for request_id, model, _, raw in rows:
         if request_id not in prompts:   # a call's answers share its prompt's embedding

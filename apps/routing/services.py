@@ -158,7 +158,6 @@ class Decision:
     cheap: ModelInfo              # the cheapest healthy model of the pool (a speculation's draft)
     strong: ModelInfo             # the strongest healthy model
     predicted_quality: float      # P(the cheapest model's answer is good)
-    relative_quality: float       # that less the tenant's optimism, as a share of the strongest's
     draft: str = "skip"           # speculation: confident | at_risk (a judged draft may serve) | skip (strong only)
     judge_threshold: float = 0.0  # a draft's pass mark: the tenant's, or P(good) the allowed loss leaves, if higher
 
@@ -337,8 +336,7 @@ def decide_with(*, tenant_id: int, config: Config, pool: list[ModelInfo], task: 
     if skipped:
         route, reason = "fallback", f"circuit open: {', '.join(skipped)}; " + reason
     return Decision(route=route, reason=reason[:100], task=task, model=usable[index], cheap=usable[0],
-                    strong=usable[-1], predicted_quality=round(beliefs[0].mean, 4),
-                    relative_quality=1 - _loss(cheap_mean, strongest), draft=draft,
+                    strong=usable[-1], predicted_quality=round(beliefs[0].mean, 4), draft=draft,
                     judge_threshold=round(threshold, 4))
 
 

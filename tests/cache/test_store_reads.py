@@ -134,14 +134,19 @@ def test_the_embedding_runs_beside_the_exact_lookup_unless_the_key_hit_exactly_h
     tenant, _ = factories.make_tenant()
     events = []
     exact = store.exact
+    looked_up = asyncio.Event()
 
     async def logged_exact(**kwargs):
         found = await exact(**kwargs)
         events.append("exact")
+        looked_up.set()
         return found
 
     async def embed(text):
+        # Finishes only once the exact lookup has answered: an embedding run before it,
+        # rather than beside it, times out here.
         events.append("embed")
+        await asyncio.wait_for(looked_up.wait(), 10)
         return unit(int(text))
 
     monkeypatch.setattr(store, "exact", logged_exact)
@@ -157,6 +162,7 @@ def test_the_embedding_runs_beside_the_exact_lookup_unless_the_key_hit_exactly_h
         assert hits == [("exact", "answer 1")] * 2
         assert events == ["embed", "exact", "exact"]   # the second lookup knew the key
         events.clear()
+        looked_up.clear()
         found = await services.lookup(plan(tenant.pk, "1"))
         assert (found.kind, found.result.content, events) == ("semantic", "answer 1", ["embed", "exact"])
 
