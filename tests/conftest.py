@@ -2,7 +2,6 @@
 (uvicorn serving the real ASGI app) in front of it, sharing the test database and the
 test Redis database."""
 
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -16,9 +15,6 @@ from apps.providers.catalog import sync_from_seed
 from tests import factories
 from tests.live import start_gateway, start_simulator
 
-# The live gateway writes its emails (sign-up links) here, one file per message.
-GATEWAY_MAIL_DIR = Path(tempfile.mkdtemp(prefix="aka-mail-"))
-
 
 @pytest.fixture(scope="session")
 def test_database_url(django_db_setup) -> str:
@@ -29,7 +25,14 @@ def test_database_url(django_db_setup) -> str:
 
 
 @pytest.fixture(scope="session")
-def gateway(test_database_url, django_db_blocker, simulator):
+def gateway_mail_dir(tmp_path_factory) -> Path:
+    """Where the live gateway writes its emails (sign-up links), one file per message:
+    under pytest's own temporary root, which it prunes, so runs leave nothing behind."""
+    return tmp_path_factory.mktemp("mail")
+
+
+@pytest.fixture(scope="session")
+def gateway(test_database_url, django_db_blocker, simulator, gateway_mail_dir):
     url, stop = start_gateway(
         database_url=test_database_url,
         redis_url=settings.REDIS_URL,
@@ -44,7 +47,7 @@ def gateway(test_database_url, django_db_blocker, simulator):
             # Fault tests open circuits; later tests must not inherit them for long.
             "AKA_BREAKER_COOLDOWN": "0.5",
             "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-            "EMAIL_FILE_PATH": str(GATEWAY_MAIL_DIR),
+            "EMAIL_FILE_PATH": str(gateway_mail_dir),
         },
     )
     yield url

@@ -59,11 +59,11 @@ def log_in(tab, base: str, email: str, then: str = "/") -> None:
     tab.wait_for_url(f"{base}{then}")
 
 
-def test_a_tenant_signs_up_calls_and_manages_its_dashboard(page, gateway):  # noqa: F811
+def test_a_tenant_signs_up_calls_and_manages_its_dashboard(page, gateway, gateway_mail_dir):  # noqa: F811
     factories.ensure_plans()
     sync_from_seed()
     broken = watch_loads(page)
-    sign_up(page, gateway, organisation="Browser Bank", email="eve@example.com", password=SIGNUP_PASSWORD,
+    sign_up(page, gateway, gateway_mail_dir, organisation="Browser Bank", email="eve@example.com", password=SIGNUP_PASSWORD,
             before=lambda form: check(form, "01-signup"))
     raw = page.get_by_test_id("raw-key").inner_text()
     assert re.fullmatch(r"aka_[\w-]{43}", raw)

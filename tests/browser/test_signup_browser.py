@@ -2,6 +2,7 @@
 
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 from django.db import connections
@@ -9,7 +10,6 @@ from playwright.sync_api import sync_playwright
 
 from apps.tenants.models import ApiKey, Tenant
 from tests import factories
-from tests.conftest import GATEWAY_MAIL_DIR
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is installed by scripts/bootstrap.sh")
@@ -50,9 +50,11 @@ def assert_fully_loaded(page, broken: list[str]) -> None:
     assert page.evaluate("typeof window.htmx") == "object"
 
 
-def sign_up(page, gateway: str, *, organisation: str, email: str, password: str, before=None) -> None:
-    """Fills in the sign-up form and follows the link mailed to `email` (the newest one:
-    earlier tests mail the same address), up to the page that shows the key once.
+def sign_up(page, gateway: str, mail_dir: Path, *, organisation: str, email: str, password: str,
+            before=None) -> None:
+    """Fills in the sign-up form and follows the link mailed to `email` (the newest one in
+    the gateway's `mail_dir`: earlier tests mail the same address), up to the page that
+    shows the key once.
     `before(page)` runs on the form page, for checks of it."""
     page.goto(f"{gateway}/accounts/signup/")
     if before:
@@ -62,16 +64,17 @@ def sign_up(page, gateway: str, *, organisation: str, email: str, password: str,
     page.fill("input[name=password]", password)
     page.click("main button[type=submit]")
     page.get_by_text("Check your email").wait_for()
-    mails = sorted(GATEWAY_MAIL_DIR.iterdir(), key=lambda path: path.stat().st_mtime, reverse=True)
+    mails = sorted(mail_dir.iterdir(), key=lambda path: path.stat().st_mtime, reverse=True)
     mail = next(text for text in (path.read_text() for path in mails) if f"To: {email}" in text)
     page.goto(re.search(r"http://\S+/accounts/signup/confirm/\S+/", mail).group(0))
     page.click("text=Create my account")
 
 
-def test_signup_shows_the_key_once_and_the_owner_can_log_in_again(page, gateway):
+def test_signup_shows_the_key_once_and_the_owner_can_log_in_again(page, gateway, gateway_mail_dir):
     factories.ensure_plans()
     broken = watch_loads(page)
-    sign_up(page, gateway, organisation="Browser Bank", email="eve@example.com", password="a-long-browser-passphrase-3")
+    sign_up(page, gateway, gateway_mail_dir, organisation="Browser Bank", email="eve@example.com",
+            password="a-long-browser-passphrase-3")
     raw = page.get_by_test_id("raw-key").inner_text()
     # Each page finishes loading before the next is opened, which would cancel its
     # stylesheet and scripts (and count them as failed).
