@@ -211,9 +211,9 @@ def math_model() -> dict:
     return json.loads(MATH_MODEL_PATH.read_text())
 
 
-def math_probability(prompt: str, text: str) -> float:
-    """P(the answer is right) by the learned math judge."""
-    model, found = math_model(), math_features(prompt, text)
+def math_probability(found: dict[str, float]) -> float:
+    """P(the answer is right) by the learned math judge, from the answer's math_features."""
+    model = math_model()
     z = model["intercept"] + sum(w * (found[name] - mean) / scale for name, w, mean, scale in
                                  zip(model["features"], model["weights"], model["mean"], model["scale"], strict=True))
     return 1.0 / (1.0 + math.exp(-z))
@@ -230,8 +230,8 @@ def _math_score(prompt: str, text: str) -> tuple[float, str]:
         return 0.1, "no number in a math answer"
     if not finals and not re.search(NUMBER + r"\W*\s*\w*\W*$", text[-60:]):
         return 0.3, "no final answer"
-    wrong = wrong_arithmetic(text)
-    if wrong:
-        return 0.15, f"{wrong} calculation(s) do not check out"
-    score = round(math_probability(prompt, text), 4)
+    found = math_features(prompt, text)  # the arithmetic is checked once, for both uses
+    if found["wrong_calculations"]:
+        return 0.15, f"{found['wrong_calculations']} calculation(s) do not check out"
+    score = round(math_probability(found), 4)
     return score, f"math judge: P(right) {score:.2f}"

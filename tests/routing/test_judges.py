@@ -166,8 +166,8 @@ def test_llm_judge_that_gives_no_score_rejects_the_draft(reply, reason):
 def test_the_math_judge_reads_what_the_final_line_shows():
     # The same working: its final answer marked '#### 30', or left trailing in prose, or
     # marked but given as a number the working never computed.
-    marked = math_probability(UNITS, UNITS_RIGHT)
-    trailing = math_probability(UNITS, UNITS_RIGHT.replace("\n#### 30", "\nSo the answer is 30 units."))
-    uncomputed = math_probability(UNITS, UNITS_RIGHT.replace("#### 30", "#### 120"))
+    marked = math_probability(math_features(UNITS, UNITS_RIGHT))
+    trailing = math_probability(math_features(UNITS, UNITS_RIGHT.replace("\n#### 30", "\nSo the answer is 30 units.")))
+    uncomputed = math_probability(math_features(UNITS, UNITS_RIGHT.replace("#### 30", "#### 120")))
     assert math_features(UNITS, UNITS_RIGHT)["no_hashes_final"] == 0.0
     assert marked > 0.85 and trailing < marked - 0.05 and uncomputed < marked - 0.1
