@@ -23,7 +23,7 @@ from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
-from apps.core.paging import Cursor, page_after
+from apps.core.paging import Cursor, first_page, page_after
 from apps.tenants.models import Tenant
 
 from .models import CallRecord, Invoice
@@ -115,9 +115,9 @@ CSV_HEADER = ["request_id", "time", "model_served", "cache", "price_cents"]
 CSV_CHUNK = 5000
 
 
-def _csv_chunk(invoice: Invoice, after: Cursor | None) -> list[tuple]:
-    return list(lines(invoice, after).values_list("request_id", "created_at", "model_served", "cache", "price_cents",
-                                                  "id")[:CSV_CHUNK])
+def _csv_chunk(invoice: Invoice, after: Cursor | None) -> tuple[list[tuple], bool]:
+    return first_page(lines(invoice, after).values_list("request_id", "created_at", "model_served", "cache",
+                                                        "price_cents", "id"), CSV_CHUNK)
 
 
 class _Echo:
@@ -136,10 +136,10 @@ async def csv_lines(invoice: Invoice) -> AsyncIterator[str]:
     yield writer.writerow(CSV_HEADER)
     after = None
     while True:
-        chunk = await sync_to_async(_csv_chunk)(invoice, after)
+        chunk, more = await sync_to_async(_csv_chunk)(invoice, after)
         yield "".join(writer.writerow([request_id, at.isoformat(), model, cache, cents])
                       for request_id, at, model, cache, cents, _ in chunk)
-        if len(chunk) < CSV_CHUNK:
+        if not more:
             return
         after = (chunk[-1][1], chunk[-1][5])
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.http import Http404
 
-from apps.core.paging import Cursor
+from apps.core.paging import Cursor, first_page
 
 from .invoices import lines, tax_cents
 from .models import BillingAccount, CallRecord, Invoice, MeterDiscrepancy
@@ -65,8 +65,7 @@ def invoice_amounts(*, invoice: Invoice) -> dict:
 def invoice_lines_page(*, invoice: Invoice, after: Cursor | None = None, size: int = 50):
     """A page of the invoice's lines, oldest first, after the cursor `after` (created_at, id)
     of the previous page's last line; returns (lines, whether more follow). No OFFSET."""
-    rows = list(invoice_lines(invoice=invoice, after=after)[: size + 1])
-    return rows[:size], len(rows) > size
+    return first_page(invoice_lines(invoice=invoice, after=after), size)
 
 
 def invoice_lines(*, invoice: Invoice, after: Cursor | None = None):

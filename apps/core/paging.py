@@ -20,3 +20,10 @@ def page_after(rows: QuerySet, cursor: Cursor | None, *, newest_first: bool) -> 
         else:
             rows = rows.filter(created_at__gte=at).exclude(created_at=at, id__lte=pk)
     return rows.order_by(*order)
+
+
+def first_page(rows: QuerySet, size: int) -> tuple[list, bool]:
+    """The first `size` of `rows`, and whether more follow (read as one row more, so no
+    count and no second query)."""
+    found = list(rows[: size + 1])
+    return found[:size], len(found) > size

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from apps.billing.models import DEFAULT_BASELINE_MODEL, BillingSettings, CallRecord
 from apps.cache.models import CacheEntry
-from apps.core.paging import page_after
+from apps.core.paging import first_page, page_after
 
 from .latency import BOUNDS, percentile
 from .models import CallRollup
@@ -210,8 +210,7 @@ PAGE_SIZE = 50
 def calls_page(*, calls, before: tuple[datetime, int] | None = None, size: int = PAGE_SIZE):
     """A page of filtered calls, newest first, after the cursor `before` (created_at, id)
     of the previous page's last row: no OFFSET and no count, so page 1000 costs page 1."""
-    rows = list(page_after(calls, before, newest_first=True)[: size + 1])
-    return rows[:size], len(rows) > size
+    return first_page(page_after(calls, before, newest_first=True), size)
 
 
 def calls_of(*, tenant):
