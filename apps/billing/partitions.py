@@ -76,11 +76,6 @@ def existing() -> dict[date, str]:
     return {date(int(m[1]), int(m[2]), 1): name for name in names if (m := _NAME.match(name))}
 
 
-def partition_of(*, created_at: datetime) -> str:
-    """The partition a row created at `created_at` is stored in (its month's, or DEFAULT)."""
-    return existing().get(month_of(created_at), DEFAULT)
-
-
 def _stranded() -> list[date]:
     """Months of the rows waiting in the DEFAULT partition."""
     with connection.cursor() as cur:
