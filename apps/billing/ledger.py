@@ -214,12 +214,8 @@ class LedgerWriter:
         self._queue: list[tuple[dict, asyncio.Future]] = []
         self._task: asyncio.Task | None = None
 
-    async def record(self, row: dict) -> None:
-        """Queues a ledger row and returns once it is committed or spooled."""
-        await self.enqueue(normalise(row))
-
     async def enqueue(self, row: dict) -> None:
-        """As `record`, for a row already normalised."""
+        """Queues a normalised ledger row and returns once it is committed or spooled."""
         future = asyncio.get_running_loop().create_future()
         self._queue.append((row, future))
         # The writer task drains the queue and exits; rows queued while it is inserting

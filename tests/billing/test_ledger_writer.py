@@ -41,7 +41,7 @@ def row(tenant_id: int, **values) -> dict:
 def record_all(loop, rows: list[dict]) -> None:
     """Records the rows concurrently, as concurrent calls do, so they share one batch."""
     async def go():
-        await asyncio.gather(*(ledger.writer().record(r) for r in rows))
+        await asyncio.gather(*(ledger.writer().enqueue(ledger.normalise(r)) for r in rows))
 
     loop.run_until_complete(go())
 
