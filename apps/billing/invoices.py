@@ -40,10 +40,13 @@ class Period:
         end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
         return cls(start, end)
 
+    def shifted(self, months: int) -> "Period":
+        """The calendar month `months` after this one (before it when negative)."""
+        index = self.start.year * 12 + self.start.month - 1 + months
+        return Period.containing(self.start.replace(year=index // 12, month=index % 12 + 1))
+
     def previous(self) -> "Period":
-        start = self.start.replace(year=self.start.year - 1, month=12) if self.start.month == 1 \
-            else self.start.replace(month=self.start.month - 1)
-        return Period(start, self.start)
+        return self.shifted(-1)
 
 
 def number(tenant_id: int, period: Period) -> str:

@@ -44,10 +44,13 @@ def month_of(moment: datetime) -> date:
     return Period.containing(moment).start.date()
 
 
+def _period(month: date) -> Period:
+    return Period.containing(datetime(month.year, month.month, 1, tzinfo=UTC))
+
+
 def months_after(month: date, n: int) -> date:
     """The month `n` months after `month` (before it for a negative n)."""
-    index = month.year * 12 + month.month - 1 + n
-    return date(index // 12, index % 12 + 1, 1)
+    return _period(month).shifted(n).start.date()
 
 
 def name_of(month: date) -> str:
@@ -55,7 +58,7 @@ def name_of(month: date) -> str:
 
 
 def _bounds(month: date) -> tuple[datetime, datetime]:
-    period = Period.containing(datetime(month.year, month.month, 1, tzinfo=UTC))
+    period = _period(month)
     return period.start, period.end
 
 
