@@ -144,8 +144,9 @@ def maintain(*, now: datetime | None = None) -> Maintained:
             return done
     try:
         current = month_of(now or datetime.now(UTC))
+        made = existing()  # the loop only adds months it is about to check
         for month in sorted(set(months_due(now=now)) | set(_stranded())):
-            if month not in existing():
+            if month not in made:
                 _try(done, name_of(month), lambda m=month: _created(done, m))
         retention = settings.AKA_LEDGER_RETENTION_MONTHS
         if retention:
