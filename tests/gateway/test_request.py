@@ -23,6 +23,11 @@ def test_a_repeated_header_reads_as_its_values_joined_with_commas():
     assert got.headers["cache-control"] == "no-cache,no-store"
 
 
+def test_a_header_named_with_underscores_is_not_read_as_its_hyphenated_name():
+    # Django drops such headers against spoofing; here they simply never match a lookup.
+    assert request([(b"x_api_key", b"aka_x")]).headers.get("x-api-key") is None
+
+
 def test_header_values_are_latin_1():
     assert request([(b"x-aka-cache-scope", "usér".encode("latin-1"))]).headers["x-aka-cache-scope"] == "usér"
 
