@@ -1,0 +1,39 @@
+"""What the gateway's views read of a request (apps/gateway/handler.py), as Django's
+request would give it."""
+
+from apps.gateway.handler import GatewayHandler, Request
+from apps.gateway.views import chat_completions, messages
+
+
+def request(headers: list[tuple[bytes, bytes]]) -> Request:
+    return Request({"method": "POST", "path": "/v1/chat/completions", "headers": headers}, b"{}")
+
+
+def test_headers_are_read_whatever_the_case_of_their_name():
+    got = request([(b"authorization", b"Bearer aka_x"), (b"anthropic-version", b"2023-06-01")])
+    assert got.headers.get("Authorization") == got.headers["AUTHORIZATION"] == "Bearer aka_x"
+    assert "Anthropic-Version" in got.headers
+    assert got.headers.get("x-api-key") is None
+    assert got.headers.get("x-aka-cache", "") == ""
+    assert (got.method, got.path, got.body) == ("POST", "/v1/chat/completions", b"{}")
+
+
+def test_a_repeated_header_reads_as_its_values_joined_with_commas():
+    got = request([(b"cache-control", b"no-cache"), (b"x-aka-cache", b"off"), (b"cache-control", b"no-store")])
+    assert got.headers["cache-control"] == "no-cache,no-store"
+
+
+def test_a_header_named_with_underscores_is_not_read_as_its_hyphenated_name():
+    # Django drops such headers against spoofing; here they simply never match a lookup.
+    assert request([(b"x_api_key", b"aka_x")]).headers.get("x-api-key") is None
+
+
+def test_header_values_are_latin_1():
+    assert request([(b"x-aka-cache-scope", "usér".encode("latin-1"))]).headers["x-aka-cache-scope"] == "usér"
+
+
+def test_the_handler_finds_each_gateway_url_and_nothing_else():
+    views = GatewayHandler().views
+    assert views["/v1/chat/completions"] is chat_completions
+    assert views["/v1/messages"] is messages
+    assert set(views) == {"/v1/chat/completions", "/v1/messages", "/v1/models", "/v1/embeddings", "/v1/feedback"}
