@@ -35,7 +35,8 @@ only, at cache sizes 200 to 8,000, for the best hit rate at 1.5-3% wrong with no
 worse than the static rule. bench/cache_quality_offline.py prints the tables.
 
 Requirements on the store: the lookup returns at least RADIUS_K = 20 candidates with their
-embeddings and radii (settings.AKA_CACHE_CANDIDATES >= 20); on insert, the new entry's radius is
+radii, and the COHERENCE_K nearest with their embeddings (settings.AKA_CACHE_CANDIDATES >= 20;
+no other embedding is read, here or by the verifier); on insert, the new entry's radius is
 saved and its neighbours' radii are updated (``update_statistic``). Without the updates the radii
 go stale as the cache grows and most of the gain is lost.
 
@@ -64,7 +65,7 @@ RECOMMENDED_CANDIDATES = RADIUS_K   # settings.AKA_CACHE_CANDIDATES
 class Candidate:
     entry_id: int
     similarity: float                   # cosine similarity to the query
-    embedding: np.ndarray               # the entry's normalized embedding (384,)
+    embedding: np.ndarray | None        # the entry's normalized embedding (384,); read for the 10 nearest only
     neighbour_similarity: float | None  # the entry's radius r_e (entry_statistic / update_statistic)
 
 

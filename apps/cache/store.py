@@ -13,6 +13,8 @@ from psycopg.types.json import Jsonb
 
 from apps.core import pg
 
+from .decision import COHERENCE_K
+
 # The candidates carry what the first stage decides on, not their answers: reading 20
 # answers (each a TOAST fetch and a decompression, then parsed) to serve one of them was
 # most of a lookup's database time at real answer sizes. Only the nearest candidate's
@@ -21,7 +23,10 @@ from apps.core import pg
 # it after the index scan, whose relaxed order is not exact; the other rows' answers stay
 # unread TOAST pointers. NEAREST is ordered by the selected distance, so a sequential scan
 # computes it once per row, not twice (1.1 against 2.6 ms at 2,401 entries); the HNSW
-# index serves the ORDER BY either way.
+# index serves the ORDER BY either way. Only the COHERENCE_K nearest carry their vectors:
+# the first stage and the verifier compare those alone (decision.adjusted_similarities,
+# verifier.neighbourhood), and the others' would be half of the rows' bytes to send and
+# parse; their similarities and radii still come.
 NEAREST = """
 SELECT id, embedding <=> %(vec)s AS distance, embedding, neighbour_stat, response, model, prompt_text FROM cache_entry
 WHERE tenant_id = %(tenant)s AND scope = %(scope)s AND context_key = %(context)s AND expires_at > now()
@@ -29,9 +34,9 @@ WHERE tenant_id = %(tenant)s AND scope = %(scope)s AND context_key = %(context)s
 ORDER BY distance LIMIT %(k)s
 """
 SEMANTIC = f"""
-SELECT id, distance, embedding, neighbour_stat,
-       CASE WHEN nearest THEN response END, CASE WHEN nearest THEN model END, CASE WHEN nearest THEN prompt_text END
-FROM (SELECT *, row_number() OVER (ORDER BY distance, id) = 1 AS nearest FROM ({NEAREST}) AS candidates) AS ranked
+SELECT id, distance, CASE WHEN rank <= {COHERENCE_K} THEN embedding END, neighbour_stat,
+       CASE WHEN rank = 1 THEN response END, CASE WHEN rank = 1 THEN model END, CASE WHEN rank = 1 THEN prompt_text END
+FROM (SELECT *, row_number() OVER (ORDER BY distance, id) AS rank FROM ({NEAREST}) AS candidates) AS ranked
 ORDER BY distance, id
 """
 # The same conditions again: an entry purged, expired or demoted since the candidates were
@@ -84,11 +89,12 @@ class Entry:
 @dataclass(frozen=True, slots=True)
 class Neighbour:
     """A semantic candidate, as the first stage sees it; the nearest one (the first) also
-    carries its entry, read in the same statement."""
+    carries its entry, read in the same statement. Beyond the COHERENCE_K nearest, no
+    embedding (SEMANTIC)."""
 
     id: int
     similarity: float
-    embedding: np.ndarray
+    embedding: np.ndarray | None
     neighbour_stat: float | None
     entry: Entry | None = None
 
@@ -135,7 +141,7 @@ async def nearest(*, tenant_id: int, scope: str, context_key: str, vector: np.nd
         cur = await conn.execute(SEMANTIC, {"tenant": tenant_id, "scope": scope, "context": context_key,
                                             "vec": vector, "k": k}, binary=True)
         rows = await cur.fetchall()
-    return [Neighbour(id=r[0], similarity=1.0 - r[1], embedding=r[2].to_numpy().astype(np.float32),
+    return [Neighbour(id=r[0], similarity=1.0 - r[1], embedding=None if r[2] is None else r[2].to_numpy(),
                       neighbour_stat=r[3], entry=None if r[4] is None else Entry(r[0], r[4], r[5], r[6]))
             for r in rows]
 

@@ -5,17 +5,21 @@ sqrt(p) * u + sqrt(1 - p) * e_i (u shared, e_i private, all orthonormal), so two
 candidates have cosine p; an "outlier" is a * u + sqrt(1 - a^2) * e_o.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from apps.cache import decision
+from apps.cache import decision, verifier
 from apps.cache.decision import (
     BETA,
+    COHERENCE_K,
     DENSE,
     MARGIN,
     RADIUS_K,
     Candidate,
     adjusted_similarities,
+    choose,
     decide,
     entry_statistic,
     update_statistic,
@@ -135,6 +139,21 @@ def test_only_the_ten_nearest_candidates_count():
     far = [cand(100 + i, 0.5, basis(200 + i), 0.99) for i in range(10)]
     pool, _ = adjusted_similarities(far + near)
     assert [c.entry_id for c in pool] == list(range(10))
+
+
+def test_no_embedding_beyond_the_ten_nearest_is_read_by_the_rule_or_the_verifier():
+    """The store sends the ten nearest candidates' vectors alone (store.SEMANTIC)."""
+    rng = np.random.default_rng(11)
+    for _ in range(100):
+        vecs = rng.normal(size=(20, DIM)).astype(np.float32) + 2 * basis(0)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        sims = rng.uniform(0.8, 1.0, size=20)
+        cands = [cand(i, float(sims[i]), vecs[i], float(rng.uniform(0.6, 0.95))) for i in range(20)]
+        nearest = set(np.argsort(-sims)[:COHERENCE_K])
+        trimmed = [c if c.entry_id in nearest else replace(c, embedding=None) for c in cands]
+        full, cut = choose(QUERY, cands, -10.0), choose(QUERY, trimmed, -10.0)   # always a choice
+        assert (full[0].entry_id, full[1]) == (cut[0].entry_id, cut[1])
+        assert verifier.neighbourhood(full[0], cands) == verifier.neighbourhood(cut[0], trimmed)
 
 
 def test_a_higher_threshold_is_never_less_strict():

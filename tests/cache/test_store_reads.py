@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from apps.cache import services, store
+from apps.cache.decision import COHERENCE_K
 from apps.core import pg
 from tests import factories
 from tests.cache.helpers import unit
@@ -87,6 +88,24 @@ def test_the_nearest_candidate_comes_with_the_entry_a_separate_read_returns(loop
                                                          entry_id=ids[3])
         assert candidates[0].entry.response["content"] == "answer 3"
         assert [c.entry for c in candidates[1:]] == [None] * 4
+
+    loop.run_until_complete(scenario())
+
+
+def test_only_the_ten_nearest_candidates_come_with_their_vectors(loop):
+    """The first stage and the verifier read no other (tests/cache/test_decision.py): the
+    rest would be half of the bytes a lookup reads and parses."""
+    tenant, _ = factories.make_tenant()
+
+    async def scenario():
+        ids = [await write(tenant.pk, n) for n in range(COHERENCE_K + 3)]
+        candidates = await store.nearest(tenant_id=tenant.pk, scope="", context_key="ctx", vector=unit(0), k=20)
+        assert sorted(c.id for c in candidates) == ids
+        assert [c.embedding is None for c in candidates] == [False] * COHERENCE_K + [True] * 3
+        for c in candidates[:COHERENCE_K]:
+            assert c.embedding.tobytes() == unit(ids.index(c.id)).tobytes()
+            assert c.neighbour_stat == 0.5
+        assert [c.neighbour_stat for c in candidates[COHERENCE_K:]] == [0.5] * 3
 
     loop.run_until_complete(scenario())
 
