@@ -1,6 +1,7 @@
 """What a web worker holds once it has served the site: pages and the management API
-load neither the Stripe SDK nor Celery (issue 14: under 200 MB per worker, bench/startup).
-They are imported where a task is enqueued or Stripe is called, and not before."""
+load neither the Stripe SDK nor Celery nor jsonschema (issue 14: under 200 MB per worker,
+bench/startup). They are imported where a task is sent, Stripe is called or an answer is
+checked against a JSON schema, and not before."""
 
 import json
 import os
@@ -34,12 +35,12 @@ async def get(path, headers):
                        "http_version": "1.1", "asgi": {"version": "3.0"}}, receive, send)
     return status[0]
 statuses = [asyncio.run(get(path, headers)) for path, headers in json.loads(sys.argv[1])]
-print(statuses, sorted(m for m in ("stripe", "celery", "kombu") if m in sys.modules))
+print(statuses, sorted(m for m in ("stripe", "celery", "kombu", "jsonschema") if m in sys.modules))
 """
 
 
 @pytest.mark.django_db(transaction=True)
-def test_pages_and_the_management_api_load_neither_stripe_nor_celery(test_database_url, settings):
+def test_pages_and_the_management_api_load_neither_stripe_nor_celery_nor_jsonschema(test_database_url, settings):
     tenant, owner = factories.make_tenant()
     raw_key = services.api_key_issue(tenant=tenant, name="admin", scope="admin")[1]
     browser = Client()
