@@ -84,7 +84,7 @@ def one_start(server: str, sim_url: str, key: str) -> dict:
         children = top.children(recursive=True)
         worker = max(children, key=lambda p: p.memory_info().rss) if children else top
         gateway = worker.memory_full_info()
-        # A worker that also serves the site loads its URLconf (admin, DRF, Stripe) on the
+        # A worker that also serves the site loads its URLconf (admin, DRF, drf-spectacular) on the
         # first page; /v1/ and the probes never do (apps/core/probes.py).
         httpx.get(f"{url}/accounts/login/", timeout=30).raise_for_status()
         return {"ready_s": ready, "worker_mb": gateway.rss / MB, "worker_pss_mb": gateway.pss / MB,

@@ -7,18 +7,25 @@ is pushed to Stripe and everything else (ledger, windows, invoices) carries on.
 The SDK retries nothing here (max_network_retries=0): the callers own retries (the
 meter outbox backs off per window; Celery retries customer creation), so a slow Stripe
 never stalls a worker inside the SDK.
+
+The SDK is imported by the functions that call it, not with this module: pages and the
+management API import this module but at most ask `enabled()`, and the SDK would cost
+each web worker 5 MB RSS (bench/startup).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
-import stripe
 from django.conf import settings
-from stripe._base_address import BaseAddresses
-from stripe.params import PriceCreateParams, SubscriptionCreateParams
-from stripe.params.billing import MeterCreateParams, MeterEventCreateParams
+
+if TYPE_CHECKING:
+    import stripe
+    from stripe._base_address import BaseAddresses
+    from stripe.params import PriceCreateParams, SubscriptionCreateParams
+    from stripe.params.billing import MeterCreateParams, MeterEventCreateParams
 
 METER_DISPLAY_NAME = "AkaRouter calls"
 PRODUCT_ID = "prod_akarouter_calls"
@@ -30,6 +37,8 @@ class NotConfigured(RuntimeError):
 
 @cache
 def _client() -> stripe.StripeClient | None:
+    import stripe
+
     base: BaseAddresses | None = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
     if settings.STRIPE_SECRET_KEY:
         return stripe.StripeClient(settings.STRIPE_SECRET_KEY, max_network_retries=0, base_addresses=base,
@@ -45,7 +54,8 @@ def _client() -> stripe.StripeClient | None:
 
 
 def enabled() -> bool:
-    return _client() is not None
+    """Whether _client() makes a client, read from the settings without importing the SDK."""
+    return bool(settings.STRIPE_SECRET_KEY or settings.AKA_STRIPE_FAKE)
 
 
 def client() -> stripe.StripeClient:
@@ -61,6 +71,8 @@ def reset_client() -> None:
 
 
 def api_version() -> str:
+    import stripe
+
     return str(stripe.api_version)
 
 
@@ -96,6 +108,8 @@ def meter_ensure() -> str:
 
 
 def product_ensure() -> str:
+    import stripe
+
     c = client()
     try:
         return c.v1.products.retrieve(PRODUCT_ID).id
@@ -185,7 +199,13 @@ class Refused(Exception):
     """Stripe refused the event itself (bad customer, timestamp out of range...)."""
 
 
+class BadSignature(Exception):
+    """A webhook delivery whose signature is not Stripe's."""
+
+
 def meter_event_send(*, identifier: str, customer: str, value: int, timestamp: int) -> None:
+    import stripe
+
     params: MeterEventCreateParams = {
         "event_name": settings.AKA_STRIPE_METER_EVENT,
         "identifier": identifier,
@@ -242,10 +262,15 @@ def portal_url(*, customer: str, return_url: str) -> str:
 
 
 def event_from_webhook(payload: bytes, signature: str | None) -> stripe.Event:
-    """The verified event; stripe.SignatureVerificationError or ValueError otherwise, and
-    NotConfigured without a signing secret (an empty one would make any signature valid)."""
+    """The verified event; BadSignature or ValueError otherwise, and NotConfigured without
+    a signing secret (an empty one would make any signature valid)."""
+    import stripe
+
     if not settings.STRIPE_WEBHOOK_SECRET:
         raise NotConfigured("STRIPE_WEBHOOK_SECRET is not set: webhooks cannot be verified")
-    event: stripe.Event = stripe.Webhook.construct_event(payload.decode(), signature or "",
-                                                         settings.STRIPE_WEBHOOK_SECRET)
+    try:
+        event: stripe.Event = stripe.Webhook.construct_event(payload.decode(), signature or "",
+                                                             settings.STRIPE_WEBHOOK_SECRET)
+    except stripe.SignatureVerificationError as exc:
+        raise BadSignature(str(exc)) from exc
     return event

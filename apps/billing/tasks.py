@@ -1,7 +1,6 @@
 """Billing's Celery tasks: thin, take ids, safe to run twice."""
 
-from celery import shared_task
-
+from akaplatform.celery import app
 from apps.core.redis import sync_client
 
 from . import accounts, invoices, outbox, partitions, reconcile, stripe_api
@@ -11,21 +10,21 @@ from . import accounts, invoices, outbox, partitions, reconcile, stripe_api
 CUSTOMER_TASK_EVERY = 300
 
 
-@shared_task(name="billing.customer_create", autoretry_for=(Exception,), retry_backoff=5, retry_backoff_max=600,
-             retry_jitter=True, max_retries=None)
+@app.task(name="billing.customer_create", autoretry_for=(Exception,), retry_backoff=5, retry_backoff_max=600,
+          retry_jitter=True, max_retries=None)
 def customer_create(tenant_id: int) -> str | None:
     """The tenant's Stripe customer and subscription (scheduled after sign-up; retried until done)."""
     return accounts.customer_ensure(tenant_id=tenant_id)
 
 
-@shared_task(name="billing.subscription_sync", autoretry_for=(Exception,), retry_backoff=5, retry_backoff_max=600,
-             retry_jitter=True, max_retries=None)
+@app.task(name="billing.subscription_sync", autoretry_for=(Exception,), retry_backoff=5, retry_backoff_max=600,
+          retry_jitter=True, max_retries=None)
 def subscription_sync(tenant_id: int) -> None:
     """Moves the tenant's Stripe subscription to its plan's price (after a plan change)."""
     accounts.subscription_sync(tenant_id=tenant_id)
 
 
-@shared_task(name="billing.meter_outbox")
+@app.task(name="billing.meter_outbox")
 def meter_outbox() -> dict:
     """Collects billable calls into windows and sends what is due (beat, every few seconds)."""
     if stripe_api.enabled():
@@ -35,19 +34,19 @@ def meter_outbox() -> dict:
     return vars(outbox.run())
 
 
-@shared_task(name="billing.period_close")
+@app.task(name="billing.period_close")
 def period_close() -> int:
     """Makes the invoices of the period that ended (beat, hourly: idempotent)."""
     return invoices.close_ended()
 
 
-@shared_task(name="billing.reconcile")
+@app.task(name="billing.reconcile")
 def reconcile_meter() -> int:
     """Yesterday's meter totals in Stripe against ours (beat, daily)."""
     return reconcile.reconcile_yesterday()
 
 
-@shared_task(name="billing.ledger_partitions")
+@app.task(name="billing.ledger_partitions")
 def ledger_partitions() -> dict:
     """Makes the ledger's coming months' partitions and drops those past retention (beat)."""
     return vars(partitions.maintain())

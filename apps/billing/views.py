@@ -3,7 +3,6 @@ no session and no CSRF token)."""
 
 import logging
 
-import stripe
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -18,7 +17,7 @@ log = logging.getLogger(__name__)
 def stripe_webhook(request):
     try:
         outcome = webhooks.event_receive(payload=request.body, signature=request.headers.get("stripe-signature"))
-    except stripe.SignatureVerificationError:
+    except stripe_api.BadSignature:
         log.warning("Stripe webhook with a bad signature rejected")
         return JsonResponse({"error": "invalid signature"}, status=400)
     except ValueError:

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def event_receive(*, payload: bytes, signature: str | None) -> str:
     """Verifies and applies one delivery; returns handled | duplicate | ignored. Raises
-    stripe.SignatureVerificationError or ValueError for a delivery that is not Stripe's."""
+    stripe_api.BadSignature or ValueError for a delivery that is not Stripe's."""
     event = stripe_api.event_from_webhook(payload, signature)
     raw = orjson.loads(payload)
     with transaction.atomic():

@@ -1,9 +1,9 @@
-from celery import shared_task
+from akaplatform.celery import app
 
 from .rollups import rollups_refresh
 
 
-@shared_task(name="dashboard.refresh_rollups")
+@app.task(name="dashboard.refresh_rollups")
 def refresh_rollups() -> str:
     """Brings the dashboard's rollups up to the last complete hour; safe to run twice."""
     return rollups_refresh().isoformat()

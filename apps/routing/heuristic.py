@@ -13,8 +13,6 @@ import re
 from functools import cache
 from pathlib import Path
 
-import jsonschema
-
 from .classify import CHOICE, MATH
 
 REFUSAL = re.compile(r"^\W*(i'?m sorry|i am sorry|sorry,|i apologi[sz]e|i can(not|'t) (help|assist|answer|provide|"
@@ -106,6 +104,8 @@ def heuristic_score(*, prompt: str, answer: str | None, finish_reason: str, task
         except ValueError:
             return 0.05, "not JSON"
         if schema is not None:
+            import jsonschema  # here, not with the module: 3 MB RSS in every worker (bench/startup)
+
             try:
                 jsonschema.validate(value, schema)
             except jsonschema.ValidationError as exc:

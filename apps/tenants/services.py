@@ -2,7 +2,6 @@
 
 import logging
 
-from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -48,8 +47,10 @@ def _billing_onboard(tenant_id: int) -> None:
     the customer later, so sign-up never fails for it."""
     if not (settings.STRIPE_SECRET_KEY or settings.AKA_STRIPE_FAKE):
         return
+    from akaplatform.celery import app  # only when a task is sent (akaplatform/celery.py)
+
     try:
-        current_app.send_task("billing.customer_create", args=[tenant_id])
+        app.send_task("billing.customer_create", args=[tenant_id])
     except Exception:
         log.exception("could not schedule the Stripe customer of tenant %s; the meter outbox will", tenant_id)
 

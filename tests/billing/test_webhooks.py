@@ -119,7 +119,7 @@ def test_a_plan_change_is_made_in_stripe_too(customer, fake, monkeypatch):
 def test_sign_up_schedules_the_stripe_customer_after_commit(transactional_db, settings, monkeypatch):
     settings.AKA_STRIPE_FAKE = True
     sent = []
-    monkeypatch.setattr("apps.tenants.services.current_app.send_task", lambda name, args: sent.append((name, args)))
+    monkeypatch.setattr("akaplatform.celery.app.send_task", lambda name, args: sent.append((name, args)))
     tenant, _ = factories.make_tenant("New")
     assert sent == [("billing.customer_create", [tenant.pk])]
 
