@@ -70,12 +70,6 @@ def reset_client() -> None:
     _client.cache_clear()
 
 
-def api_version() -> str:
-    import stripe
-
-    return str(stripe.api_version)
-
-
 # --- The catalog: one meter, one product, a metered price per plan ----------------------
 
 
