@@ -3,7 +3,8 @@
 # make stop: stop everything make demo or make test started.
 # make manage ARGS="list_tenants": a manage.py command with the services and their env.
 .PHONY: bootstrap migrate demo test stop manage bench-overhead bench-cache-quality bench-cache-scale bench-dashboard \
-	bench-billing bench-ledger bench-routing bench-savings bench-faults routing-models bench-startup
+	bench-billing bench-ledger bench-routing bench-savings bench-faults routing-models bench-startup \
+	bench-embed-batch
 
 PY := .venv/bin/python
 
@@ -32,6 +33,9 @@ bench-overhead: migrate
 
 bench-startup: migrate
 	@$(PY) scripts/services.py run -- $(PY) bench/startup.py
+
+bench-embed-batch: bootstrap
+	@$(PY) scripts/services.py run -- $(PY) bench/embed_batch.py
 
 bench-cache-quality: migrate
 	@$(PY) scripts/services.py run -- $(PY) bench/cache_quality.py
