@@ -22,8 +22,8 @@ and 2%, and the ceiling: the best hit rate at <= 1% wrong with the cut-off chose
 test split itself (never a headline figure; it shows how much a perfect calibration could
 add). Exact repeats hit; contradictions (verifier.contradicts) are refused.
 
-    DJANGO_DEBUG=1 .venv/bin/python bench/verifier_study.py                       # default variants
-    DJANGO_DEBUG=1 .venv/bin/python bench/verifier_study.py hgb:prod+diff+mean:128 --seed 1
+    .venv/bin/python bench/verifier_study.py                       # default variants
+    .venv/bin/python bench/verifier_study.py hgb:prod+diff+mean:128 --seed 1
 
 Findings (seed 0, load 3-6 on 2 cores; full table in the commit message that added this):
 no variant meets the target with the combined model (the only one the gateway can ship: it

@@ -45,6 +45,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "akaplatform.settings")
+os.environ.setdefault("DJANGO_DEBUG", "1")   # offline tooling: no production secret key to ask for
 
 import django  # noqa: E402
 
