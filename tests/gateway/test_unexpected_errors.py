@@ -1,38 +1,12 @@
 """A bug of ours still answers in the client's error shape, with a request id, and is
 counted in /metrics: run through the real ASGI handler in this process."""
 
-import asyncio
-
 import orjson
 import pytest
 
 from apps.core import metrics
-from apps.core.lifecycle import drain_after_response
 from apps.gateway import pipeline
-from apps.gateway.handler import GatewayHandler
-
-
-def call_handler(path: str, headers: list[tuple[bytes, bytes]]) -> tuple[int, dict, bytes]:
-    sent = []
-    body = orjson.dumps({"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
-
-    async def receive():
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message):
-        sent.append(message)
-
-    scope = {"type": "http", "method": "POST", "path": path, "query_string": b"", "root_path": "",
-             "headers": [(b"content-type", b"application/json"), *headers], "server": ("127.0.0.1", 80),
-             "client": ("127.0.0.1", 5000), "scheme": "http", "http_version": "1.1", "asgi": {"version": "3.0"}}
-
-    async def run():
-        await GatewayHandler()(scope, receive, send)
-        await drain_after_response()  # the record stage, which counts the call
-
-    asyncio.run(run())
-    start, body_message = sent
-    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body_message["body"]
+from tests.gateway.inprocess import through_handler
 
 
 def counted(endpoint: str, status: str) -> float:
@@ -53,7 +27,8 @@ def broken_admission(monkeypatch):
 ])
 def test_an_unexpected_exception_answers_500_in_the_clients_shape(broken_admission, path, endpoint, headers):
     requests, unhandled = counted(endpoint, "500"), metrics.UNHANDLED.labels(endpoint)._value.get()
-    status, response_headers, body = call_handler(path, headers)
+    request = orjson.dumps({"model": "gpt-4o-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
+    status, response_headers, body = through_handler(path, request, headers)
     assert status == 500
     assert response_headers["x-request-id"].startswith("req_")
     error = orjson.loads(body)
