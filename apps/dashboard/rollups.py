@@ -5,9 +5,9 @@ deletes and re-inserts them, so it is idempotent and safe to run twice or at onc
 advisory lock makes concurrent runs take turns). Each run recomputes only the hours since
 the previous run's watermark, plus one hour before it for ledger rows that committed late
 (created_at is the call's arrival; its row commits after the call and its batch), plus
-any older hour holding rows inserted since that run (a spool replayed when a process came
-back, hours after its calls: their ids are newer than the watermark's while created_at
-keeps the call's time). Only complete hours are rolled up; pages read the ledger's rows
+any older hour holding rows committed since that run (a spool replayed when a process came
+back, hours after its calls: their ids are above the ledger's highest two runs ago, while
+created_at keeps the call's time). Only complete hours are rolled up; pages read the ledger's rows
 after the watermark themselves (`ledger_tail_sql`), so what they show is never behind
 the ledger.
 """
@@ -86,16 +86,20 @@ def rollups_refresh(*, since: datetime | None = None, now: datetime | None = Non
         if since is None and state is not None:
             since = min(state.through, through) - LATE_ROWS
         since = hour_floor(since) if since is not None else datetime(2000, 1, 1, tzinfo=UTC)
-        for hour in _late_hours(state.ledger_id if state else None, before=since):
+        for hour in _late_hours(state.ledger_id_before if state else None, before=since):
             _recompute(hour, hour + timedelta(hours=1))
         _recompute(since, through)
-        RollupState.objects.update_or_create(pk=1, defaults={"through": through, "refreshed_at": timezone.now(),
-                                                             "ledger_id": ledger_id})
+        RollupState.objects.update_or_create(pk=1, defaults={
+            "through": through, "refreshed_at": timezone.now(), "ledger_id": ledger_id,
+            "ledger_id_before": state.ledger_id if state else ledger_id})
     return through
 
 
 def _late_hours(seen_id: int | None, *, before: datetime) -> list[datetime]:
-    """Hours before `before` holding ledger rows inserted after the row `seen_id`."""
+    """Hours before `before` holding ledger rows with ids above `seen_id` (the highest
+    committed two refreshes ago, RollupState.ledger_id_before): every row committed since
+    the previous refresh, as long as an insert's transaction lasts less than a refresh
+    interval (a ledger batch takes milliseconds, refreshes are minutes apart)."""
     if seen_id is None:
         return []
     with connection.cursor() as cursor:

@@ -72,6 +72,22 @@ def test_rows_replayed_hours_after_their_calls_are_rolled_up(party):
     assert changed == {hour_floor(row.created_at) for row in late}
 
 
+def test_a_replayed_row_committed_after_a_refresh_with_a_newer_id_is_rolled_up(party):
+    """Ids are taken at insert and seen at commit: a replay in flight while a refresh runs
+    holds an id below rows another process committed meanwhile."""
+    now = timezone.now()
+    ledger.calls(party.tenant, n=20, start=now - timedelta(hours=30), span=timedelta(hours=20))
+    rollups_refresh(now=now)
+    [replayed] = ledger.calls(party.tenant, n=1, start=now - timedelta(hours=26), span=timedelta(hours=1), seed=5)
+    CallRecord.objects.for_tenant(party.tenant).filter(pk=replayed.pk).delete()   # its id taken, not yet committed
+    ledger.calls(party.tenant, n=1, start=hour_floor(now) - timedelta(minutes=30), span=timedelta(minutes=1), seed=6)
+    rollups_refresh(now=now)                     # sees the newer row only
+    CallRecord.objects.for_tenant(party.tenant).bulk_create([replayed])   # the replay commits, its id below
+    rollups_refresh(now=now)
+    rolled = CallRollup.objects.for_tenant(party.tenant).aggregate(n=Sum("calls"))["n"]
+    assert rolled == CallRecord.objects.for_tenant(party.tenant).filter(created_at__lt=hour_floor(now)).count() == 22
+
+
 def test_a_celery_worker_refreshes_the_rollups(worker, party):  # noqa: F811  (the imported fixture)
     ledger.calls(party.tenant, n=20, start=timezone.now() - timedelta(hours=5), span=timedelta(hours=2))
     refresh_rollups.apply_async(queue=worker)
