@@ -5,14 +5,11 @@ from rest_framework.permissions import AllowAny
 
 from apps.billing.urls import api_urlpatterns as billing_api
 from apps.cache.urls import api_urlpatterns as cache_api
-from apps.core import views as core_views
 from apps.dashboard import api as dashboard_api
 from apps.routing.urls import api_urlpatterns as routing_api
 from apps.tenants.urls import api_urlpatterns as tenant_api
 
 urlpatterns = [
-    path("healthz", core_views.healthz, name="healthz"),
-    path("metrics", core_views.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("apps.tenants.urls")),  # first: its throttled reset replaces Django's
     path("accounts/", include("django.contrib.auth.urls")),

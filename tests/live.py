@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import json
 import os
 import signal
 import socket
@@ -169,3 +170,41 @@ def start_production_server(*, env: dict[str, str], workers: int = 1,
         time.sleep(0.05)
     proc.kill()
     raise RuntimeError("the production server did not start")
+
+
+_SERVE_THEN_LIST_MODULES = """
+import asyncio, json, sys
+from akaplatform.asgi import application
+async def get(path, headers):
+    status, asked = [], False
+    async def receive():
+        nonlocal asked
+        if not asked:
+            asked = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.Event().wait()  # no disconnect while the response is written
+    async def send(message):
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+    await application({"type": "http", "method": "GET", "path": path, "query_string": b"", "root_path": "",
+                       "headers": [(b"host", b"127.0.0.1"), *((k.encode(), v.encode()) for k, v in headers.items())],
+                       "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 5000), "scheme": "http",
+                       "http_version": "1.1", "asgi": {"version": "3.0"}}, receive, send)
+    return status[0]
+asked, watched = json.loads(sys.argv[1])
+print(json.dumps([[asyncio.run(get(path, headers)) for path, headers in asked],
+                  sorted(m for m in watched if m in sys.modules)]))
+"""
+
+
+def served_then_loaded(asked: list[tuple[str, dict[str, str]]], watched: list[str],
+                       env: dict[str, str]) -> tuple[list[int], list[str]]:
+    """Serves each (path, headers) GET through the production ASGI app in a fresh
+    interpreter: the statuses, and which of the `watched` modules it then holds."""
+    out = subprocess.run([_python(), "-c", _SERVE_THEN_LIST_MODULES, json.dumps([asked, watched])], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "akaplatform.settings",
+                              "DJANGO_ALLOWED_HOSTS": "127.0.0.1", **env})
+    assert out.returncode == 0, out.stderr[-2000:]
+    statuses, loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    return statuses, loaded
