@@ -37,24 +37,25 @@ class NotConfigured(RuntimeError):
 
 @cache
 def _client() -> stripe.StripeClient | None:
+    if not enabled():
+        return None
     import stripe
 
     base: BaseAddresses | None = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
     if settings.STRIPE_SECRET_KEY:
         return stripe.StripeClient(settings.STRIPE_SECRET_KEY, max_network_retries=0, base_addresses=base,
                                    http_client=stripe.RequestsClient(timeout=settings.AKA_STRIPE_TIMEOUT))
-    if settings.AKA_STRIPE_FAKE:
-        from apps.core.redis import sync_client
+    from apps.core.redis import sync_client
 
-        from .stripe_fake import FakeStripe
+    from .stripe_fake import FakeStripe
 
-        fake = FakeStripe(sync_client(), webhook_secret=settings.STRIPE_WEBHOOK_SECRET)
-        return stripe.StripeClient("sk_test_akarouter_fake", max_network_retries=0, http_client=fake)
-    return None
+    fake = FakeStripe(sync_client(), webhook_secret=settings.STRIPE_WEBHOOK_SECRET)
+    return stripe.StripeClient("sk_test_akarouter_fake", max_network_retries=0, http_client=fake)
 
 
 def enabled() -> bool:
-    """Whether _client() makes a client, read from the settings without importing the SDK."""
+    """Whether Stripe is configured (a secret key, or the fake), read from the settings
+    without importing the SDK."""
     return bool(settings.STRIPE_SECRET_KEY or settings.AKA_STRIPE_FAKE)
 
 

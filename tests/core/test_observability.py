@@ -3,14 +3,13 @@ request id of the call they are about."""
 
 import json
 import logging
-import time
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from apps.cache.models import CacheEntry
 from apps.core import logs
 from apps.core.redis import sync_client
+from tests.cache.test_cache_gateway import entries
 
 
 def scrape(url: str) -> dict[tuple[str, tuple], float]:
@@ -30,10 +29,7 @@ def test_metrics_count_requests_latency_cache_models_and_upstream_errors(live, s
     with httpx.Client(base_url=live.url, headers=auth, timeout=30) as client:
         assert client.post("/v1/chat/completions", json=chat).status_code == 200       # miss
         live.records(expected=1)
-        # The answer is stored after its ledger row: the exact hit needs the entry first.
-        deadline = time.monotonic() + 10
-        while not CacheEntry.objects.for_tenant(live.tenant).exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert entries(live, timeout=10)  # stored after its ledger row: the exact hit needs it first
         assert client.post("/v1/chat/completions", json=chat).status_code == 200       # exact hit
         failing = {**chat, "messages": [{"role": "user", "content": "x [[fault:500 model=gpt-4o-mini]]"}]}
         assert client.post("/v1/chat/completions", json=failing,

@@ -161,7 +161,6 @@ async def test_an_unlimited_tenant_and_key_cost_no_round_trip_to_redis():
         for _ in range(3):
             await ratelimit.enforce(p)
     assert degraded_count() == before  # Redis was never asked
-    assert not ratelimit.near_limit(p)
 
 
 async def test_hung_redis_costs_a_call_only_the_timeout(tmp_path):
