@@ -175,7 +175,9 @@ class EmbeddingBatcher:
         return await future
 
     def _next_batch(self) -> None:
-        batch, self.pending = self.pending[: self.MAX_BATCH], self.pending[self.MAX_BATCH :]
+        # A lookup that found an exact hit has cancelled the embedding it started beside it.
+        waiting = [(text, future) for text, future in self.pending if not future.cancelled()]
+        batch, self.pending = waiting[: self.MAX_BATCH], waiting[self.MAX_BATCH :]
         if not batch:
             self.busy = False
             return

@@ -5,13 +5,13 @@ call, and feedback on calls (the router's labels)."""
 import logging
 import random
 from dataclasses import dataclass, fields
-from decimal import Decimal
 
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
+from apps.core.llm import Usage
 from apps.core.snapshots import Snapshots
 from apps.providers import dispatch
 from apps.providers.catalog import ModelInfo
@@ -258,9 +258,8 @@ OTHER_OUTPUT_PER_PROMPT_TOKEN = 1.0
 def saving(*, cheap: ModelInfo, strong: ModelInfo, task: str, prompt_tokens: int) -> float:
     """What serving the cheap model instead of the strong one is expected to save
     (micro-dollars), from the prompt's size."""
-    output = 1 + prompt_tokens * OUTPUT_PER_PROMPT_TOKEN.get(task, OTHER_OUTPUT_PER_PROMPT_TOKEN)
-    return float((strong.input_per_mtok - cheap.input_per_mtok) * prompt_tokens
-                 + (strong.output_per_mtok - cheap.output_per_mtok) * Decimal(output))
+    usage = Usage(prompt_tokens, round(1 + prompt_tokens * OUTPUT_PER_PROMPT_TOKEN.get(task, OTHER_OUTPUT_PER_PROMPT_TOKEN)))
+    return float(strong.cost_micros(usage) - cheap.cost_micros(usage))
 
 
 budget = QualityBudget()
