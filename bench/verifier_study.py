@@ -189,16 +189,6 @@ def fitted(folds: dict, names: list[str], variant: str):
     return score, [p for n in names for p in folds[n]["calibrate"]]
 
 
-def cutoff(curve: list, target: float) -> float:
-    """verifier.Model.cutoff on a bare curve."""
-    best = 0.0
-    for cut, rate in curve:
-        if rate > target:
-            break
-        best = cut
-    return best
-
-
 def rates(outcomes: list, probs: dict, cut: float) -> tuple[float, float]:
     hits = wrong = 0
     for i, o in enumerate(outcomes):
@@ -251,7 +241,7 @@ def main() -> None:
                 outcomes = tests[name]
                 judged = [i for i, o in enumerate(outcomes) if isinstance(o, Pair)]
                 probs = dict(zip(judged, score([outcomes[i] for i in judged]), strict=True))
-                cells = [rates(outcomes, probs, cutoff(curve, t)) for t in TARGETS]
+                cells = [rates(outcomes, probs, verifier.cutoff(curve, t)) for t in TARGETS]
                 goal = cells[1][0] >= GOAL_HITS and cells[1][1] <= GOAL_WRONG
                 print(f"{variant:>24} {label:>9} {name:>9} | "
                       + " | ".join(f"{'':>12}{h:6.1%} {w:6.2%}" for h, w in cells)

@@ -229,16 +229,20 @@ class Model:
         return 1.0 / (1.0 + math.exp(-raw))
 
     def cutoff(self, target: float) -> float:
-        """The largest cut-off (the most hits) whose calibrated wrong-hit rate is at most
-        `target`; a hit is served when its wrong probability is below it. Monotonic: a
-        lower target never gives a higher cut-off. 0.0 (no semantic hits) below the
-        strictest point measured."""
-        best = 0.0
-        for cut, rate in self.curve:
-            if rate > target:
-                break
-            best = cut
-        return best
+        return cutoff(self.curve, target)
+
+
+def cutoff(curve: list[list[float]], target: float) -> float:
+    """The largest cut-off of a calibration curve (the most hits) whose wrong-hit rate is
+    at most `target`; a hit is served when its wrong probability is below it. Monotonic: a
+    lower target never gives a higher cut-off. 0.0 (no semantic hits) below the strictest
+    point measured."""
+    best = 0.0
+    for cut, rate in curve:
+        if rate > target:
+            break
+        best = cut
+    return best
 
 
 @cache

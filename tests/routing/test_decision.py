@@ -13,7 +13,7 @@ from apps.cache.embedder import embedder
 from apps.core.llm import ChatRequest
 from apps.providers.catalog import ModelInfo
 from apps.routing import breaker
-from apps.routing.classify import subjects, task_of
+from apps.routing.classify import task_of
 from apps.routing.judges import Verdict, after_verdict
 from apps.routing.predictor import Neighbour, priors
 from apps.routing.services import Config, Exploration, QualityBudget, decide_with, judge_label
@@ -220,6 +220,9 @@ def test_a_multiple_choice_question_takes_its_likely_subjects_rates():
                 "A. Ribosome\nB. Mitochondrion\nC. Golgi apparatus\nD. Lysosome\nAnswer:")
     cheap, strong, subject = priors(task_of(question), embedder().embed([question])[0])
     assert subject in ("high_school_biology", "college_biology", "medical_genetics", "anatomy")
-    known = subjects()
-    assert known.rates[:, 0].min() <= cheap <= known.rates[:, 0].max() and cheap < strong
+    assert cheap < strong
+    # Subjects far apart get far-apart rates, not one flat blend of all of them.
+    algebra = "Find the order of the factor group Z_6/<3>.\nA. 2\nB. 3\nC. 6\nD. 12\nAnswer:"
+    algebra_cheap, _, algebra_subject = priors(task_of(algebra), embedder().embed([algebra])[0])
+    assert algebra_subject == "abstract_algebra" and cheap - algebra_cheap > 0.2
     assert priors(task_of(question), None) == (0.68, 0.80, "choice")   # no embedding: the task class's rates
