@@ -183,7 +183,7 @@ async def lookup(plan: Plan) -> Hit | Miss:
     embedding = None
     if plan.read:
         if plan.exact not in exact_keys:
-            embedding = asyncio.ensure_future(batcher().embed(plan.prompt))
+            embedding = batcher().embed(plan.prompt)
         try:
             entry = await store.exact(tenant_id=plan.tenant_id, context_key=plan.context, exact_key=plan.exact)
         except BaseException:

@@ -13,10 +13,11 @@ class Model:
     """Records each batch; the first one waits until released, so others queue behind it."""
 
     def __init__(self) -> None:
-        self.batches, self.release = [], threading.Event()
+        self.batches, self.release, self.called = [], threading.Event(), threading.Event()
 
     def embed(self, texts):
         self.batches.append(list(texts))
+        self.called.set()
         self.release.wait(5)
         return np.zeros((len(texts), DIMENSIONS), np.float32)
 
@@ -36,3 +37,16 @@ def test_an_embedding_cancelled_while_queued_is_left_out_of_the_next_batch():
         return model.batches
 
     assert asyncio.run(run()) == [["busy"], ["a miss"]]
+
+
+def test_an_idle_model_starts_on_a_text_before_the_caller_first_awaits():
+    """The lookup asks for the embedding, then does its own work up to the exact
+    lookup's first await; the model runs on its thread meanwhile."""
+    async def run():
+        model = Model()
+        model.release.set()
+        pending = EmbeddingBatcher(model).embed("a miss")
+        started = model.called.wait(2)   # blocks the loop: no task of it can run meanwhile
+        return started, (await pending).shape
+
+    assert asyncio.run(run()) == (True, (DIMENSIONS,))

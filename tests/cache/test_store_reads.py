@@ -128,8 +128,10 @@ def test_a_hit_on_the_nearest_entry_reads_no_more_and_another_choice_reads_its_o
 
     monkeypatch.setattr(store, "answer", counted)
 
-    async def embed(text):
-        return unit(int(text))
+    def embed(text):
+        vector = asyncio.get_running_loop().create_future()
+        vector.set_result(unit(int(text)))
+        return vector
 
     monkeypatch.setattr(services, "batcher", lambda: type("Batcher", (), {"embed": staticmethod(embed)})())
 
@@ -161,12 +163,15 @@ def test_the_embedding_runs_beside_the_exact_lookup_unless_the_key_hit_exactly_h
         looked_up.set()
         return found
 
-    async def embed(text):
-        # Finishes only once the exact lookup has answered: an embedding run before it,
-        # rather than beside it, times out here.
+    def embed(text):
+        # Started when asked (as the batcher does), finished only once the exact lookup
+        # has answered: an embedding run before it, rather than beside it, times out here.
         events.append("embed")
-        await asyncio.wait_for(looked_up.wait(), 10)
-        return unit(int(text))
+
+        async def vector():
+            await asyncio.wait_for(looked_up.wait(), 10)
+            return unit(int(text))
+        return asyncio.ensure_future(vector())
 
     monkeypatch.setattr(store, "exact", logged_exact)
     monkeypatch.setattr(services, "batcher", lambda: type("Batcher", (), {"embed": staticmethod(embed)})())
