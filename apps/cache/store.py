@@ -3,7 +3,6 @@ tenant and the context key as required arguments and filters on both: there is n
 here that could read or touch another tenant's entries, and each one is pruned to the
 single partition that holds its (tenant, context)."""
 
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -103,22 +102,8 @@ async def _connection():
     return (await pg.pool()).connection()
 
 
-@asynccontextmanager
-async def _reading():
-    """A pool connection for single read statements, outside a transaction: in a pool
-    connection's default mode every statement is preceded by a BEGIN and the connection's
-    return by a ROLLBACK, three round trips to the server instead of one. The mode is set
-    back before the connection returns to the pool, for those that write in transactions."""
-    async with await _connection() as conn:
-        await conn.set_autocommit(True)
-        try:
-            yield conn
-        finally:
-            await conn.set_autocommit(False)
-
-
 async def _entry(statement: str, params: dict) -> Entry | None:
-    async with _reading() as conn:
+    async with pg.reading() as conn:
         cur = await conn.execute(statement, params)
         found = await cur.fetchone()
     return None if found is None else Entry(*found)
@@ -135,7 +120,7 @@ async def answer(*, tenant_id: int, scope: str, context_key: str, entry_id: int)
 
 async def nearest(*, tenant_id: int, scope: str, context_key: str, vector: np.ndarray, k: int) -> list[Neighbour]:
     """The k entries nearest to `vector`, nearest first; the first carries its Entry."""
-    async with _reading() as conn:
+    async with pg.reading() as conn:
         await pg.with_vectors(conn)
         # Binary results: 20 candidate vectors parse far faster than from text.
         cur = await conn.execute(SEMANTIC, {"tenant": tenant_id, "scope": scope, "context": context_key,

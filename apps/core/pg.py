@@ -7,6 +7,7 @@ loop, instead of through Django's ORM, which would hop to a thread for every que
 import asyncio
 import logging
 import time
+from contextlib import asynccontextmanager
 
 import psycopg
 from django.conf import settings
@@ -77,6 +78,21 @@ async def pool() -> AsyncConnectionPool:
             await opened.open()
             _pools[loop_id] = opened
     return _pools[loop_id]
+
+
+@asynccontextmanager
+async def reading():
+    """A pool connection for single read statements, outside a transaction: in a pool
+    connection's default mode every statement is preceded by a BEGIN and the connection's
+    return by a ROLLBACK, three round trips to the server instead of one. The mode is set
+    back before the connection returns to the pool, for those that write in transactions
+    (the ledger's SET LOCAL and batch share one)."""
+    async with (await pool()).connection() as conn:
+        await conn.set_autocommit(True)
+        try:
+            yield conn
+        finally:
+            await conn.set_autocommit(False)
 
 
 async def with_vectors(conn) -> None:

@@ -35,7 +35,7 @@ class Sample:
 
 
 async def nearest(*, tenant_id: int, vector: np.ndarray, models: list[str], k: int) -> list[Neighbour]:
-    async with (await pg.pool()).connection() as conn:
+    async with pg.reading() as conn:
         await pg.with_vectors(conn)
         cur = await conn.execute(NEAREST, {"tenant": tenant_id, "vec": vector, "models": models, "k": k},
                                  binary=True)

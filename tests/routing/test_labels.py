@@ -179,3 +179,28 @@ def test_tenants_beyond_the_memory_budget_are_routed_by_the_query(loop, monkeypa
         assert labels._copy_of(small.pk) is not None  # ...puts its copy back in its place
 
     loop.run_until_complete(scenario())
+
+
+def test_the_pgvector_query_is_one_statement_outside_a_transaction(loop, tmp_path):
+    """In a pool connection's default mode it would be BEGIN, the query and, when the
+    connection goes back, ROLLBACK: three round trips for one read. Seen in libpq's trace
+    of every pool connection."""
+    tenant, _ = factories.make_tenant()
+    trace = tmp_path / "libpq.trace"
+
+    async def scenario(out: int):
+        await history(tenant.pk, 4)
+        pool = await pg.pool()
+        idle = [await pool.getconn() for _ in range(pool.get_stats()["pool_available"])]
+        for conn in idle:
+            conn.pgconn.trace(out)
+            await pool.putconn(conn)
+        found = await store.nearest(tenant_id=tenant.pk, vector=near(1000, 0.05), models=POOL, k=3)
+        for conn in idle:
+            conn.pgconn.untrace()
+        return found
+
+    with open(trace, "w") as out:
+        assert len(loop.run_until_complete(scenario(out.fileno()))) == 3
+    sent = trace.read_text()   # what the client sent and the server answered, BEGIN or not
+    assert "routing_sample" in sent and "BEGIN" not in sent and "ROLLBACK" not in sent, sent[:2000]
