@@ -10,8 +10,10 @@ them with wrk:
   load on a shared machine falls on each alike; medians over rounds. Printed side by side:
   the added latency and the ratio to the upstream's, requests per second per worker for one
   and two workers and their ratio, and the CPU each process spent per request (gateway
-  workers, simulator, wrk): CPU per request barely moves with the machine's load, where
-  latency and rate do, and it bounds what two cores can do at all;
+  workers, simulator, wrk, and the rest of the machine: Postgres, Redis, the kernel's
+  network work, time stolen by the hypervisor) with the share of the machine left idle:
+  CPU per request barely moves with the machine's load, where latency and rate do, and
+  it bounds what two cores can do at all;
 - exact hit: the same request again and again, served from the cache;
 - semantic hit: paraphrases of a cached prompt, each embedded and matched (readonly,
   so they stay semantic hits);
@@ -109,9 +111,12 @@ def lua_script(key: str, bodies: list[str] | None = None, headers: dict | None =
 
 def wrk(url: str, script: str, connections: int, watch: dict[str, list[psutil.Process]] | None = None) -> dict:
     """wrk's figures; with `watch`, also the CPU ms per request of each named group of
-    processes (and of wrk itself) over the run."""
+    processes (and of wrk itself) over the run, of everything else on the machine
+    (Postgres, Redis, the kernel's network work, other guests' steal) and the share of
+    the machine's CPU time left idle."""
     watch = watch or {}
     before = {name: _cpu(procs) for name, procs in watch.items()}
+    machine = _machine()
     proc = subprocess.Popen(["wrk", "-t1", f"-c{connections}", f"-d{DURATION}", "--latency", "-s", script, url],
                             stdout=subprocess.PIPE, text=True)
     load = psutil.Process(proc.pid)
@@ -127,6 +132,10 @@ def wrk(url: str, script: str, connections: int, watch: dict[str, list[psutil.Pr
     for name, procs in watch.items():
         figures[f"cpu {name}"] = (_cpu(procs) - before[name]) * 1000 / requests
     figures["cpu wrk"] = wrk_cpu * 1000 / requests
+    if watch:
+        busy, idle = (after - start for after, start in zip(_machine(), machine, strict=True))
+        figures["cpu other"] = busy * 1000 / requests - sum(figures[f"cpu {name}"] for name in (*watch, "wrk"))
+        figures["idle"] = idle / (busy + idle)
     for pct in ("50", "90", "99"):
         value, unit = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out).groups()
         figures[f"p{pct}"] = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
@@ -145,6 +154,12 @@ def _cpu(procs: list[psutil.Process]) -> float:
             continue
         total += times.user + times.system
     return total
+
+
+def _machine() -> tuple[float, float]:
+    """CPU seconds of all cores so far: busy (stolen by the hypervisor included), idle."""
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + t.irq + t.softirq + t.steal, t.idle + t.iowait
 
 
 def start_server(server: str, sim_url: str, workers: int) -> tuple[str, subprocess.Popen, list[psutil.Process]]:
@@ -384,10 +399,11 @@ def compare(key: str, direct: str, one: tuple, two: tuple, sim: list[psutil.Proc
     med = {run: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for run, rs in got.items()}
     print(f"miss path (cache off), medians of {ROUNDS} alternating rounds of {DURATION}; wrk -t1")
     print(f"{'target':12} {'conc':>4} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'req/s':>8} {'non-2xx':>7}"
-          f" | CPU ms/request: {'gateway':>7} {'simulator':>9} {'wrk':>6}")
+          f" | CPU ms/request: {'gateway':>7} {'simulator':>9} {'wrk':>6} {'other':>6} | idle")
     for (name, conc), r in med.items():
         print(f"{name:12} {conc:>4} {r['p50']:>8.2f} {r['p90']:>8.2f} {r['p99']:>8.2f} {r['rps']:>8.0f} {r['errors']:>7.0f}"
-              f" | {'':>15} {r['cpu gateway']:>7.3f} {r['cpu simulator']:>9.3f} {r['cpu wrk']:>6.3f}")
+              f" | {'':>15} {r['cpu gateway']:>7.3f} {r['cpu simulator']:>9.3f} {r['cpu wrk']:>6.3f}"
+              f" {r['cpu other']:>6.3f} | {r['idle']:>4.0%}")
     up1, gw1 = med[("upstream", 1)], med[("gateway 1w", 1)]
     one32, two32 = med[("gateway 1w", 32)], med[("gateway 2w", 32)]
     print(f"\nadded latency at c=1: p50 {gw1['p50'] - up1['p50']:+.2f} ms (target <= 1.0), "
@@ -397,11 +413,12 @@ def compare(key: str, direct: str, one: tuple, two: tuple, sim: list[psutil.Proc
           f"{two32['rps'] / 2:.0f} each ({two32['rps']:.0f} in all); two workers / one: "
           f"{two32['rps'] / one32['rps']:.2f}x (target >= 1.8)")
     cores = os.cpu_count() or 1
-    per_call = two32["cpu gateway"] + two32["cpu simulator"] + two32["cpu wrk"]
+    per_call = two32["cpu gateway"] + two32["cpu simulator"] + two32["cpu wrk"] + two32["cpu other"]
     print(f"CPU-bound ceiling: a gateway worker given a whole core would do {1000 / one32['cpu gateway']:.0f} req/s "
-          f"({one32['cpu gateway']:.3f} ms CPU each); gateway, simulator and wrk together spend {per_call:.3f} ms "
-          f"CPU per call, so {cores} cores can carry at most {cores * 1000 / per_call:.0f} calls/s through the "
-          f"two-worker gateway, with nothing else running")
+          f"({one32['cpu gateway']:.3f} ms CPU each); the gateway, the simulator, wrk and the rest of the machine"
+          f" (Postgres, Redis, the kernel's network work, steal) together spend {per_call:.3f} ms CPU per call, so"
+          f" {cores} cores carry at most {cores * 1000 / per_call:.0f} calls/s through the two-worker gateway; it"
+          f" left {two32['idle']:.0%} of the machine idle")
     return med
 
 
