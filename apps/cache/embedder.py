@@ -6,9 +6,10 @@ Two implementations behind one interface, chosen by AKA_EMBEDDER:
 - "onnx" (default): the same network exported once to ONNX from the shipped weights
   (into AKA_MODEL_DIR) and run by ONNX Runtime, its 36 weight matrices stored as 8-bit
   integers with a scale per block of 32 (MatMulNBits). A lone query reads every weight
-  for a few tokens, so its run is bound by memory: in 8 bits it takes 1.6-2.2 ms here
-  instead of 2.7-3.3 (batches of 8 cost 0.1-0.4 ms more per text; bench/embed_batch.py),
-  and a worker holds 25 MB less (bench/startup.py). The vectors stay within cosine 0.998
+  for a few tokens, so its run is bound by memory: in 8 bits it takes 1.4-1.6 ms here
+  instead of 2.2-2.3, batches of 8 and 32 cost what they did per text (bench/embed_batch.py,
+  both exports alternately on an idle machine), and a worker holds 25 MB less
+  (bench/startup.py). The vectors stay within cosine 0.998
   of the torch model's, pairwise similarities move by at most 0.013 (0.003 at the median;
   tests/cache/test_embedder_vectors.py); through bench/cache_quality at the default 1%
   target, Banking77 got 744 hits against the 32-bit export's 742 (8 wrong each), HWU64
