@@ -9,7 +9,7 @@ looks for exactly such differences:
   a light suffix stemmer, stop-words dropped), and how many of the words are shared;
 - person: first person (I, me, my, we ...) and second person (you, your ...) present in one
   and absent from the other, and a swap of the two;
-- negation (not, never, no, n't, ...) in one and not the other;
+- negation (not, never, no, n't, the prefix non-, ...) in one and not the other;
 - numbers, amounts, dates and times (digits, number words, currency, weekdays, months,
   today/tomorrow, am/pm ...) that differ;
 - named entities, by a cheap heuristic: capitalised words after the first, and all-caps
@@ -51,7 +51,7 @@ _RAW_WORD = re.compile(r"[A-Za-z][A-Za-z]+")
 
 FIRST_PERSON = frozenset("i me my mine myself we us our ours ourselves 'm im".split())
 SECOND_PERSON = frozenset("you your yours yourself yourselves u ur".split())
-NEGATION = frozenset("not no never none nothing nobody nowhere neither nor without cannot cant dont doesnt didnt "
+NEGATION = frozenset("not non no never none nothing nobody nowhere neither nor without cannot cant dont doesnt didnt "
                      "isnt wasnt arent werent wont wouldnt shouldnt couldnt havent hasnt hadnt".split())
 NUMBER_WORDS = frozenset(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "

@@ -19,6 +19,7 @@ REFUSED = [
     ("could you tell me my name", "could you tell me your name"),                 # person swap
     ("is my card not working", "is my card working"),                             # negation
     ("My card payment did not go through", "My card payment went through"),       # negation
+    ("can I have a non virtual card?", "Can i have a virtual card?"),             # negation by prefix
     ("set an alarm for 7 am", "set an alarm for 8 am"),                           # a number
     ("I was charged a 5 dollar fee", "I was charged a 10 dollar fee"),            # an amount
     ("what is on my calendar for friday", "what is on my calendar for saturday"),  # a date
@@ -68,6 +69,7 @@ def test_contradictions_are_named():
 
     assert reason("please start calling me bob", "i want to start calling you bob") == "person"
     assert reason("I don't want my card", "I want my card") == "negation"
+    assert reason("I need a non-contactless card", "I need a contactless card") == "negation"
     assert reason("wake me up at 6", "wake me up at six thirty") == "quantity"
     assert reason("Can you send me a new card?", "I need a new card") is None   # both persons: no swap
     assert reason("my card has not arrived", "my card hasn't arrived") is None
