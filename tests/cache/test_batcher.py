@@ -50,3 +50,20 @@ def test_an_idle_model_starts_on_a_text_before_the_caller_first_awaits():
         return started, (await pending).shape
 
     assert asyncio.run(run()) == (True, (DIMENSIONS,))
+
+
+def test_a_batch_whose_run_was_cancelled_does_not_leave_the_batcher_busy():
+    """Its texts are cancelled and the next text is embedded, not left waiting for ever
+    (the old code let the CancelledError out of the callback, the batcher stayed busy)."""
+    async def run():
+        model = Model()                      # holds its first run until released
+        batcher = EmbeddingBatcher(model)
+        lost = batcher.embed("lost")
+        cancelled_run = asyncio.get_running_loop().create_future()
+        cancelled_run.cancel()
+        batcher._finish([("lost", lost)], cancelled_run)   # as the executor's callback would
+        following = batcher.embed("next")
+        model.release.set()
+        return lost.cancelled(), (await asyncio.wait_for(following, 5)).shape
+
+    assert asyncio.run(run()) == (True, (DIMENSIONS,))
