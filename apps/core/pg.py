@@ -92,7 +92,8 @@ async def reading():
         try:
             yield conn
         finally:
-            await conn.set_autocommit(False)
+            if not conn.broken:   # else setting it would hide the error that broke it
+                await conn.set_autocommit(False)
 
 
 async def with_vectors(conn) -> None:

@@ -191,14 +191,17 @@ def test_the_pgvector_query_is_one_statement_outside_a_transaction(loop, tmp_pat
     async def scenario(out: int):
         await history(tenant.pk, 4)
         pool = await pg.pool()
+        await pool.wait()   # every connection made, so that every one is traced
         idle = [await pool.getconn() for _ in range(pool.get_stats()["pool_available"])]
         for conn in idle:
+            await pg.with_vectors(conn)   # registering the types would be a transaction of its own
             conn.pgconn.trace(out)
             await pool.putconn(conn)
-        found = await store.nearest(tenant_id=tenant.pk, vector=near(1000, 0.05), models=POOL, k=3)
-        for conn in idle:
-            conn.pgconn.untrace()
-        return found
+        try:
+            return await store.nearest(tenant_id=tenant.pk, vector=near(1000, 0.05), models=POOL, k=3)
+        finally:
+            for conn in idle:
+                conn.pgconn.untrace()
 
     with open(trace, "w") as out:
         assert len(loop.run_until_complete(scenario(out.fileno()))) == 3
