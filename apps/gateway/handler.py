@@ -15,7 +15,9 @@ import asyncio
 import logging
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.urls import get_resolver
+from django.urls.resolvers import RoutePattern, URLPattern
 
 from apps.core import metrics
 from apps.core.errors import ApiError
@@ -138,8 +140,13 @@ async def _send(answer: Answer, receive, send) -> None:
 
 class GatewayHandler:
     def __init__(self) -> None:
-        # The gateway's URLs are plain paths (apps/gateway/urls.py): found by a dict lookup.
-        self.views = {"/" + str(p.pattern): p.callback for p in get_resolver(URLCONF).url_patterns}
+        # The gateway's URLs are plain paths (apps/gateway/urls.py): found by a dict lookup,
+        # which a path with a parameter would never match.
+        patterns = get_resolver(URLCONF).url_patterns
+        if not all(isinstance(p, URLPattern) and isinstance(p.pattern, RoutePattern) and not p.pattern.converters
+                   for p in patterns):
+            raise ImproperlyConfigured(f"{URLCONF} may hold only plain path() routes, no parameters or regexes.")
+        self.views = {"/" + str(p.pattern): p.callback for p in patterns}
 
     async def _answer(self, scope, receive) -> Answer | None:
         wire = for_path(scope["path"])

@@ -1,6 +1,13 @@
 """What the gateway's views read of a request (apps/gateway/handler.py), as Django's
 request would give it."""
 
+import types
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import path, re_path
+
+from apps.gateway import handler
 from apps.gateway.handler import GatewayHandler, Request
 from apps.gateway.views import chat_completions, messages
 
@@ -37,3 +44,12 @@ def test_the_handler_finds_each_gateway_url_and_nothing_else():
     assert views["/v1/chat/completions"] is chat_completions
     assert views["/v1/messages"] is messages
     assert set(views) == {"/v1/chat/completions", "/v1/messages", "/v1/models", "/v1/embeddings", "/v1/feedback"}
+
+
+@pytest.mark.parametrize("route", [path("v1/calls/<int:pk>", chat_completions), re_path(r"^v1/x$", chat_completions)])
+def test_a_gateway_url_the_dict_lookup_could_not_match_is_refused_at_start(monkeypatch, route):
+    urls = types.ModuleType("gateway_urls_with_a_parameter")
+    urls.urlpatterns = [path("v1/messages", messages), route]
+    monkeypatch.setattr(handler, "URLCONF", urls)
+    with pytest.raises(ImproperlyConfigured, match="plain path"):
+        GatewayHandler()
