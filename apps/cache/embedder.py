@@ -9,12 +9,11 @@ Two implementations behind one interface, chosen by AKA_EMBEDDER:
   for a few tokens, so its run is bound by memory: in 8 bits it takes 1.4-1.6 ms here
   instead of 2.2-2.3, batches of 8 and 32 cost what they did per text (bench/embed_batch.py,
   both exports alternately on an idle machine), and a worker holds 25 MB less
-  (bench/startup.py). The vectors stay within cosine 0.998
-  of the torch model's, pairwise similarities move by at most 0.013 among 400 Banking77
-  test queries (0.003 at the median; tests/cache/test_embedder_vectors.py checks its own
-  32 sentences); through bench/cache_quality at the default 1%
-  target, Banking77 got 744 hits against the 32-bit export's 742 (8 wrong each), HWU64
-  112 against 111 (none wrong). The export is made by
+  (bench/startup.py). The vectors stay within cosine 0.998 of the torch model's, and
+  pairwise similarities move by at most 0.013 among 400 Banking77 test queries (0.003 at
+  the median; tests/cache/test_embedder_vectors.py checks its own 32 sentences). Through
+  bench/cache_quality at the default 1% target, Banking77 got 744 hits against the 32-bit
+  export's 742 (8 wrong each), HWU64 112 against 111 (none wrong). The export is made by
   `manage.py export_embedder` (scripts/bootstrap.sh and the image build run it), never
   by a web process: torch and transformers would add about 20 s and 300 MB to every
   worker's start (bench/startup.py).

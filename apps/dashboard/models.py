@@ -56,9 +56,10 @@ class RollupState(models.Model):
     through = models.DateTimeField()
     refreshed_at = models.DateTimeField()
     # The ledger's highest committed id at this refresh and at the one before (the same
-    # on a first refresh; None: not known yet). A row above the earlier one that is older than the re-checked hours came
-    # late, from a replayed spool. The earlier one, because ids are taken at insert and
-    # seen at commit: a replay in flight during this refresh holds ids below this one.
+    # on a first refresh; None: not known yet). A row above the earlier one that is
+    # older than the re-checked hours came late, from a replayed spool. The earlier one,
+    # because ids are taken at insert and seen at commit: a replay in flight during this
+    # refresh holds ids below this one.
     ledger_id = models.BigIntegerField(null=True)
     ledger_id_before = models.BigIntegerField(null=True)
 

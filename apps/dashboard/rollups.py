@@ -5,11 +5,11 @@ deletes and re-inserts them, so it is idempotent and safe to run twice or at onc
 advisory lock makes concurrent runs take turns). Each run recomputes only the hours since
 the previous run's watermark, plus one hour before it for ledger rows that committed late
 (created_at is the call's arrival; its row commits after the call and its batch), plus
-any older hour holding rows committed since that run (a spool replayed when a process came
-back, hours after its calls: their ids are above the ledger's highest two runs ago, while
-created_at keeps the call's time). Only complete hours are rolled up; pages read the ledger's rows
-after the watermark themselves (`ledger_tail_sql`), so what they show is never behind
-the ledger.
+any older hour holding rows committed since that run (a spool replayed when a process
+came back, hours after its calls: their ids are above the ledger's highest two runs ago,
+while created_at keeps the call's time). Only complete hours are rolled up; pages read
+the ledger's rows after the watermark themselves (`ledger_tail_sql`), so what they show
+is never behind the ledger.
 """
 
 from datetime import UTC, datetime, timedelta
