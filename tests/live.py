@@ -175,6 +175,7 @@ def start_production_server(*, env: dict[str, str], workers: int = 1,
 _SERVE_THEN_LIST_MODULES = """
 import asyncio, json, sys
 from akaplatform.asgi import application
+from tests.asgi import http_scope
 async def get(path, headers):
     status, asked = [], False
     async def receive():
@@ -186,10 +187,9 @@ async def get(path, headers):
     async def send(message):
         if message["type"] == "http.response.start":
             status.append(message["status"])
-    await application({"type": "http", "method": "GET", "path": path, "query_string": b"", "root_path": "",
-                       "headers": [(b"host", b"127.0.0.1"), *((k.encode(), v.encode()) for k, v in headers.items())],
-                       "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 5000), "scheme": "http",
-                       "http_version": "1.1", "asgi": {"version": "3.0"}}, receive, send)
+    await application(http_scope("GET", path, [(b"host", b"127.0.0.1"),
+                                                 *((k.encode(), v.encode()) for k, v in headers.items())]),
+                      receive, send)
     return status[0]
 asked, watched = json.loads(sys.argv[1])
 print(json.dumps([[asyncio.run(get(path, headers)) for path, headers in asked],

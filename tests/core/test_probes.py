@@ -6,6 +6,7 @@ import json
 import pytest
 from django.test import override_settings
 
+from tests.asgi import http_scope
 from tests.live import served_then_loaded
 
 
@@ -20,10 +21,7 @@ def get(path: str, host: bytes = b"127.0.0.1") -> tuple[int, dict, bytes]:
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "method": "GET", "path": path, "query_string": b"", "root_path": "",
-             "headers": [(b"host", host)], "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 5000),
-             "scheme": "http", "http_version": "1.1", "asgi": {"version": "3.0"}}
-    asyncio.run(application(scope, receive, send))
+    asyncio.run(application(http_scope("GET", path, [(b"host", host)]), receive, send))
     start, body = sent
     return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body["body"]
 

@@ -5,6 +5,7 @@ import asyncio
 
 from apps.core.lifecycle import run_shutdown
 from apps.gateway.handler import GatewayHandler
+from tests.asgi import http_scope
 
 
 def through_handler(path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[int, dict[str, str], bytes]:
@@ -20,9 +21,7 @@ def through_handler(path: str, body: bytes, headers: list[tuple[bytes, bytes]]) 
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": path, "query_string": b"", "root_path": "",
-             "headers": [(b"content-type", b"application/json"), *headers], "server": ("127.0.0.1", 80),
-             "client": ("127.0.0.1", 5000), "scheme": "http", "http_version": "1.1", "asgi": {"version": "3.0"}}
+    scope = http_scope("POST", path, [(b"content-type", b"application/json"), *headers])
 
     async def run():
         await GatewayHandler()(scope, receive, send)
