@@ -75,8 +75,8 @@ def test_custom_period_counts_only_its_days(party):
 def test_the_overview_page_refreshes_its_numbers_with_htmx(client, party):
     ledger.calls(party.tenant, n=5, start=timezone.now() - timedelta(minutes=30), span=timedelta(minutes=10))
     client.force_login(party.bob)
-    page = client.get("/?period=today").content.decode()
+    page = client.get("/?period=7d").content.decode()
     assert 'hx-trigger="every 5s"' in page and 'data-testid="calls">5<' in page
     ledger.calls(party.tenant, n=2, start=timezone.now() - timedelta(minutes=1), span=timedelta(seconds=10), seed=3)
-    fragment = client.get("/?period=today", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="numbers").content.decode()
+    fragment = client.get("/?period=7d", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="numbers").content.decode()
     assert "<html" not in fragment and 'data-testid="calls">7<' in fragment
