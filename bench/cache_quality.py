@@ -145,15 +145,17 @@ async def warm_in_process(client: httpx.AsyncClient, slug: str, key: str, expect
     from apps.tenants.models import Tenant
 
     tenant = await orm.run(Tenant.objects.get, slug=slug)
+    warmed = []   # context keys: the probe must be this context's entry, not an earlier one's of the same text
     for system, texts in contexts:
         texts = random.Random(0).sample(texts, len(texts))   # as warm(): a shuffled stream
         await replay(client, key, system, texts[:1], {"Cache-Control": "no-cache"})
         for _ in range(100):   # written just after the response
             probe = await orm.run(lambda t=texts[0]: CacheEntry.objects.for_tenant(tenant).filter(prompt_text=t)
-                                  .order_by("-created_at").first())
+                                  .exclude(context_key__in=warmed).first())
             if probe is not None:
                 break
             await asyncio.sleep(0.1)
+        warmed.append(probe.context_key)
         for text in texts[1:]:
             plan = services.Plan(tenant_id=tenant.pk, api_key_id=probe.api_key_id, scope="",
                                  context=probe.context_key, exact=exact_key(probe.context_key, "", text), prompt=text,
