@@ -357,7 +357,7 @@ async def parts(tenant_id: int, context: str, rounds: int = 30) -> dict[str, flo
                     tenant_id=tenant_id, scope="", context_key=context, entry_id=chosen[0].entry_id))
                 t4 = time.perf_counter()
                 if entry:
-                    verifier.verify(question, entry.prompt_text, chosen=chosen[0], candidates=candidates,
+                    verifier.verify(question, entry.prompt_text, vector=vector, chosen=chosen[0], candidates=candidates,
                                     adjusted=chosen[1], target=0.01)
                 t5 = time.perf_counter()
                 for name, took in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):

@@ -209,7 +209,7 @@ async def lookup(plan: Plan) -> Hit | Miss:
             tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context, entry_id=candidate.entry_id)
         if entry is None:   # gone since the candidates were read
             metrics.CACHE.labels("miss").inc()
-        elif plan.target is None or verifier.verify(plan.prompt, entry.prompt_text, chosen=candidate,
+        elif plan.target is None or verifier.verify(plan.prompt, entry.prompt_text, vector=vector, chosen=candidate,
                                                     candidates=candidates, adjusted=adjusted, target=plan.target):
             metrics.CACHE.labels("semantic").inc()
             return Hit("semantic", entry.id, candidate.similarity, _result(entry))

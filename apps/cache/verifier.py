@@ -19,16 +19,24 @@ looks for exactly such differences:
   nearest, how close it sits to the other nearest entries (inside one cluster or between
   two), its radius, and how many candidates are nearer to the query than it.
 
+- the two embeddings themselves (Pair): a logistic regression over their elementwise product
+  and squared difference, which learns the directions in which a difference changes the
+  intent ("turn on" / "turn off", "where can I order" / "order").
+
 A person swap, a negation on one side only, and numbers that differ on both sides refuse
 the hit outright (`contradicts`): the training data hold too few such pairs for a model to
 learn it, and an answer about "your name" is wrong for "my name" however close the
-vectors are. For everything else a small gradient-boosted model (scripts/train_verifier.py: pairs mined from the training
-splits' nearest neighbours, same intent against different intent) turns these into the
-probability that the cached answer is wrong for the query. Its trees and the calibration
-that maps a tenant's target wrong-hit rate to a cut-off on that probability are in
-data/verifier.json; inference is plain Python over a few thousand tree nodes and one 9x384
-product (well under 1 ms per decision: the training script prints the figure). The
-calibration keeps the target on the worst of the datasets it was measured on.
+vectors are. For everything else small gradient-boosted models (scripts/train_verifier.py:
+pairs mined from the training splits' nearest neighbours, same intent against different
+intent) turn these into the probability that the cached answer is wrong for the query.
+There are four of them, each fitted with one quarter of the training data held out, and the
+probability is their mean: the calibration that maps a tenant's target wrong-hit rate to a
+cut-off is drawn over every quarter, each scored by the model that did not see it, four
+times the data one held-out quarter gives (a curve from one quarter moved the 1% cut-off by
+a factor of five between seeds). Trees, pair weights and calibration are in
+data/verifier.json; inference is plain Python over the trees and a few 384-wide products
+(well under 1 ms per decision: the training script prints the figure). The calibration
+keeps the target on the worst of the datasets it was measured on.
 """
 
 import json
@@ -125,7 +133,7 @@ def read(text: str) -> Reading:
 FEATURES = ("cosine", "adjusted", "adjusted_minus_cosine", "only_query", "only_cached", "shared", "content_jaccard",
             "first_person_differs", "second_person_differs", "person_swap", "negation_differs", "quantities_differ",
             "quantity_in_one", "entities_differ", "length_ratio", "words", "lexicon_max", "lexicon_mean",
-            "unknown_words", "margin", "coherence", "radius", "rank")
+            "unknown_words", "margin", "coherence", "radius", "rank", "pair")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,10 +160,11 @@ def neighbourhood(chosen: Candidate, candidates: list[Candidate]) -> Neighbourho
 
 
 def features(query: Reading, cached: Reading, cosine: float, adjusted: float, lexicon: dict[str, float],
-             around: Neighbourhood) -> list[float]:
+             around: Neighbourhood, pair: float) -> list[float]:
     """The model's inputs for one (query, cached entry) pair, in FEATURES order. `lexicon`:
     per content word, how often a near pair that differs by it had different intents in
-    training (the model's; words it does not hold count as unknown)."""
+    training (the model's; words it does not hold count as unknown). `pair`: the Pair
+    model's probability from the two embeddings."""
     only_q, only_c = query.content - cached.content, cached.content - query.content
     shared = len(query.content & cached.content)
     union = shared + len(only_q) + len(only_c)
@@ -167,8 +176,8 @@ def features(query: Reading, cached: Reading, cosine: float, adjusted: float, le
             float(bool(query.quantities) != bool(cached.quantities)), float(len(query.entities ^ cached.entities)),
             min(query.words, cached.words) / max(query.words, cached.words, 1),
             float(query.words + cached.words) / 2, max(scores, default=0.0),
-            sum(scores) / len(scores) if scores else 0.0, float(len(only_q) + len(only_c) - len(scores)),
-            around.margin, around.coherence, around.radius, around.rank]
+            math.fsum(scores) / len(scores) if scores else 0.0, float(len(only_q) + len(only_c) - len(scores)),
+            around.margin, around.coherence, around.radius, around.rank, pair]
 
 
 def swapped(query: Reading, cached: Reading) -> bool:
@@ -191,33 +200,32 @@ def contradicts(query: Reading, cached: Reading) -> str | None:
     return None
 
 
-class Model:
-    """Gradient-boosted trees over FEATURES (log-odds that the cached answer is wrong), and
-    the calibration from a target wrong-hit rate to a cut-off on that probability."""
+class Pair:
+    """Logistic regression over two unit embeddings' elementwise product and squared
+    difference: the probability, from the vectors alone, that the pair's intents differ."""
 
     def __init__(self, spec: dict) -> None:
-        if tuple(spec["features"]) != FEATURES:
-            raise ValueError("verifier model was trained on other features; run scripts/train_verifier.py")
+        self.product = np.array(spec["product"], dtype=np.float32)
+        self.distance = np.array(spec["distance"], dtype=np.float32)
+        self.bias = spec["bias"]
+
+    def probability(self, query: np.ndarray, cached: np.ndarray) -> float:
+        difference = query - cached
+        raw = float((query * cached) @ self.product + (difference * difference) @ self.distance) + self.bias
+        return 1.0 / (1.0 + math.exp(-raw))
+
+
+class Member:
+    """One of the model's gradient-boosted tree ensembles (log-odds that the cached answer is
+    wrong), with the lexicon and Pair model fitted on the same data."""
+
+    def __init__(self, spec: dict) -> None:
         self.base = spec["base"]
         self.rate = spec["learning_rate"]
         # Per tree: (feature, threshold, left, right, value) arrays; leaves have left == -1.
         self.trees = [(t["feature"], t["threshold"], t["left"], t["right"], t["value"]) for t in spec["trees"]]
-        # (cut-off, wrong-hit rate among the held-out hits whose probability is below it),
-        # cut-offs ascending, rates made non-decreasing: see cutoff().
-        self.curve = [tuple(point) for point in spec["calibration"]["curve"]]
         self.lexicon = spec["lexicon"]
-        self.typical = Neighbourhood(**spec["typical_neighbourhood"])
-        self.spec = spec
-
-    def wrong_probability(self, query: Reading, cached: Reading, cosine: float, adjusted: float,
-                          around: Neighbourhood | None) -> float:
-        """The probability that the answer cached for `cached` is wrong for `query`: 1.0 on
-        a contradiction, else the model's. Without a neighbourhood (a nearly empty context,
-        which training never saw) the model is shown the typical one of its calibration hits
-        rather than values far outside what it learned from."""
-        if contradicts(query, cached):
-            return 1.0
-        return self.score(features(query, cached, cosine, adjusted, self.lexicon, around or self.typical))
+        self.pair = Pair(spec["pair"])
 
     def score(self, x: list[float]) -> float:
         raw = self.base
@@ -227,6 +235,34 @@ class Model:
                 node = left[node] if x[feature[node]] <= threshold[node] else right[node]
             raw += self.rate * value[node]
         return 1.0 / (1.0 + math.exp(-raw))
+
+
+class Model:
+    """The members (their mean probability that the cached answer is wrong), and the
+    calibration from a target wrong-hit rate to a cut-off on that probability."""
+
+    def __init__(self, spec: dict) -> None:
+        if tuple(spec["features"]) != FEATURES:
+            raise ValueError("verifier model was trained on other features; run scripts/train_verifier.py")
+        self.members = [Member(member) for member in spec["members"]]
+        # (cut-off, wrong-hit rate among the held-out hits whose probability is below it),
+        # cut-offs ascending, rates made non-decreasing: see cutoff().
+        self.curve = [tuple(point) for point in spec["calibration"]["curve"]]
+        self.typical = Neighbourhood(**spec["typical_neighbourhood"])
+        self.spec = spec
+
+    def wrong_probability(self, query: Reading, cached: Reading, vectors: tuple[np.ndarray, np.ndarray],
+                          cosine: float, adjusted: float, around: Neighbourhood | None) -> float:
+        """The probability that the answer cached for `cached` is wrong for `query`
+        (`vectors`: their embeddings): 1.0 on a contradiction, else the members' mean.
+        Without a neighbourhood (a nearly empty context, which training never saw) the
+        members are shown the typical one of the calibration hits rather than values far
+        outside what they learned from."""
+        if contradicts(query, cached):
+            return 1.0
+        return math.fsum(member.score(features(query, cached, cosine, adjusted, member.lexicon, around or self.typical,
+                                               member.pair.probability(*vectors)))
+                         for member in self.members) / len(self.members)
 
     def cutoff(self, target: float) -> float:
         return cutoff(self.curve, target)
@@ -256,10 +292,10 @@ def cutoff_for(target: float) -> float:
     return model().cutoff(target)
 
 
-def verify(query: str, cached: str, *, chosen: Candidate, candidates: list[Candidate], adjusted: float,
-           target: float) -> bool:
+def verify(query: str, cached: str, *, vector: np.ndarray, chosen: Candidate, candidates: list[Candidate],
+           adjusted: float, target: float) -> bool:
     """Whether the entry cached for the prompt `cached` (the first stage's `chosen` among
-    `candidates`, at its `adjusted` similarity) may answer `query`, at the tenant's target
-    wrong-hit rate (a fraction, e.g. 0.01)."""
-    return model().wrong_probability(read(query), read(cached), chosen.similarity, adjusted,
-                                     neighbourhood(chosen, candidates)) < cutoff_for(target)
+    `candidates`, at its `adjusted` similarity) may answer `query` (embedded as `vector`),
+    at the tenant's target wrong-hit rate (a fraction, e.g. 0.01)."""
+    return model().wrong_probability(read(query), read(cached), (vector, chosen.embedding), chosen.similarity,
+                                     adjusted, neighbourhood(chosen, candidates)) < cutoff_for(target)

@@ -23,6 +23,7 @@ REFUSED = [
     ("set an alarm for 7 am", "set an alarm for 8 am"),                           # a number
     ("I was charged a 5 dollar fee", "I was charged a 10 dollar fee"),            # an amount
     ("what is on my calendar for friday", "what is on my calendar for saturday"),  # a date
+    ("i want the room to be less bright", "i want to bright the room more"),       # the direction (Pair model)
 ]
 SERVED = [("How can I reset my card PIN?", "How do I reset my card PIN?")]
 
@@ -61,6 +62,29 @@ def test_the_verifier_refuses_what_the_first_stage_serves(query, cached):
 def test_a_true_paraphrase_is_still_served(query, cached):
     tenant, _ = factories.make_tenant()
     assert run(cache_and_ask(tenant.pk, cached, query, [None, 0.01, 0.02])) == ["semantic"] * 3
+
+
+def test_the_pair_model_reads_a_direction_from_the_embeddings():
+    """Opposite requests on the same thing score above a paraphrase in every member's Pair
+    model, from the two vectors alone."""
+    texts = ["make the lights brighter", "make the lights dimmer", "turn on the rice cooker socket",
+             "turn off the rice cooker socket", "How can I reset my card PIN?", "How do I reset my card PIN?"]
+    vectors = embedder().embed(texts)
+    for member in verifier.model().members:
+        paraphrase = member.pair.probability(vectors[4], vectors[5])
+        assert member.pair.probability(vectors[0], vectors[1]) > 1.5 * paraphrase
+        assert member.pair.probability(vectors[2], vectors[3]) > 1.5 * paraphrase
+
+
+def test_the_probability_is_the_members_mean():
+    query, cached = verifier.read("how do I freeze my card"), verifier.read("how can I freeze my card")
+    vectors = tuple(embedder().embed(["how do I freeze my card", "how can I freeze my card"]))
+    spec = verifier.model().spec
+    alone = [verifier.Model({**spec, "members": [member]}).wrong_probability(query, cached, vectors, 0.97, 0.97, None)
+             for member in spec["members"]]
+    assert len(set(alone)) > 1   # the members differ, so the mean is not any one of them
+    assert verifier.model().wrong_probability(query, cached, vectors, 0.97, 0.97, None) == pytest.approx(
+        sum(alone) / len(alone))
 
 
 def test_contradictions_are_named():
