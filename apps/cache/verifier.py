@@ -21,7 +21,7 @@ looks for exactly such differences:
 
 - the two embeddings themselves (Pair): a logistic regression over their elementwise product
   and squared difference, which learns the directions in which a difference changes the
-  intent ("turn on" / "turn off", "where can I order" / "order").
+  intent ("turn on" / "turn off", "brighter" / "dimmer").
 
 A person swap, a negation on one side only, and numbers that differ on both sides refuse
 the hit outright (`contradicts`): the training data hold too few such pairs for a model to
@@ -31,12 +31,12 @@ pairs mined from the training splits' nearest neighbours, same intent against di
 intent) turn these into the probability that the cached answer is wrong for the query.
 There are four of them, each fitted with one quarter of the training data held out, and the
 probability is their mean: the calibration that maps a tenant's target wrong-hit rate to a
-cut-off is drawn over every quarter, each scored by the model that did not see it, four
-times the data one held-out quarter gives (a curve from one quarter moved the 1% cut-off by
-a factor of five between seeds). Trees, pair weights and calibration are in
-data/verifier.json; inference is plain Python over the trees and a few 384-wide products
-(well under 1 ms per decision: the training script prints the figure). The calibration
-keeps the target on the worst of the datasets it was measured on.
+cut-off is drawn over every quarter, each scored by the model that did not see it, and is
+an upper bound on the wrong-hit rate, not the rate observed (train_verifier.curve). Trees,
+pair weights and calibration are in data/verifier.json; inference is plain Python over the
+trees and a few 384-wide products (well under 1 ms per decision: the training script prints
+the figure). The calibration keeps the target on the worst of the datasets it was measured
+on.
 """
 
 import json
@@ -245,8 +245,8 @@ class Model:
         if tuple(spec["features"]) != FEATURES:
             raise ValueError("verifier model was trained on other features; run scripts/train_verifier.py")
         self.members = [Member(member) for member in spec["members"]]
-        # (cut-off, wrong-hit rate among the held-out hits whose probability is below it),
-        # cut-offs ascending, rates made non-decreasing: see cutoff().
+        # (cut-off, upper bound on the wrong-hit rate of the held-out hits whose probability
+        # is below it), cut-offs ascending, bounds non-decreasing: see cutoff().
         self.curve = [tuple(point) for point in spec["calibration"]["curve"]]
         self.typical = Neighbourhood(**spec["typical_neighbourhood"])
         self.spec = spec
