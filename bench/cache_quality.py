@@ -151,10 +151,12 @@ async def warm_in_process(client: httpx.AsyncClient, slug: str, key: str, expect
         await replay(client, key, system, texts[:1], {"Cache-Control": "no-cache"})
         for _ in range(100):   # written just after the response
             probe = await orm.run(lambda t=texts[0]: CacheEntry.objects.for_tenant(tenant).filter(prompt_text=t)
-                                  .exclude(context_key__in=warmed).first())
+                                  .exclude(context_key__in=warmed).order_by("-created_at").first())
             if probe is not None:
                 break
             await asyncio.sleep(0.1)
+        else:
+            raise SystemExit(f"the gateway did not store the probe {texts[0]!r} within 10 s")
         warmed.append(probe.context_key)
         for text in texts[1:]:
             plan = services.Plan(tenant_id=tenant.pk, api_key_id=probe.api_key_id, scope="",

@@ -20,8 +20,8 @@ looks for exactly such differences:
   two), its radius, and how many candidates are nearer to the query than it.
 
 - the two embeddings themselves (Pair): a logistic regression over their elementwise product
-  and squared difference, which learns the directions in which a difference changes the
-  intent ("turn on" / "turn off", "brighter" / "dimmer").
+  and squared difference, which learns where in the space, and along which dimensions, near
+  pairs of training queries changed intent.
 
 A person swap, a negation on one side only, and numbers that differ on both sides refuse
 the hit outright (`contradicts`): the training data hold too few such pairs for a model to

@@ -64,16 +64,17 @@ def test_a_true_paraphrase_is_still_served(query, cached):
     assert run(cache_and_ask(tenant.pk, cached, query, [None, 0.01, 0.02])) == ["semantic"] * 3
 
 
-def test_the_pair_model_reads_a_direction_from_the_embeddings():
-    """Opposite requests on the same thing score above a paraphrase in every member's Pair
-    model, from the two vectors alone."""
-    texts = ["make the lights brighter", "make the lights dimmer", "turn on the rice cooker socket",
-             "turn off the rice cooker socket", "How can I reset my card PIN?", "How do I reset my card PIN?"]
-    vectors = embedder().embed(texts)
-    for member in verifier.model().members:
-        paraphrase = member.pair.probability(vectors[4], vectors[5])
-        assert member.pair.probability(vectors[0], vectors[1]) > 1.5 * paraphrase
-        assert member.pair.probability(vectors[2], vectors[3]) > 1.5 * paraphrase
+def test_the_pair_model_is_what_refuses_a_pair_the_words_do_not_tell_apart():
+    """"less bright" / "bright the room more" is refused at the 2% target because of what the
+    Pair model reads from the two embeddings: given the embeddings of a close paraphrase
+    instead (everything else the same), the verifier serves it."""
+    query, cached = verifier.read("i want the room to be less bright"), verifier.read("i want to bright the room more")
+    vectors = embedder().embed(["i want the room to be less bright", "i want to bright the room more",
+                                "how do I freeze my card", "how can I freeze my card"])
+    cosine = float(vectors[0] @ vectors[1])
+    model = verifier.model()
+    assert model.wrong_probability(query, cached, (vectors[0], vectors[1]), cosine, cosine, None) >= model.cutoff(0.02)
+    assert model.wrong_probability(query, cached, (vectors[2], vectors[3]), cosine, cosine, None) < model.cutoff(0.02)
 
 
 def test_the_probability_is_the_members_mean():

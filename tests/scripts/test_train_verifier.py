@@ -26,14 +26,13 @@ def test_a_few_wrong_pairs_at_the_strict_end_do_not_close_the_strict_targets():
     assert 0.03 < cutoff(probabilities, wrong, 0.01) < 0.08
 
 
-def test_the_cut_off_keeps_the_target_on_the_sample_and_loosens_with_more_evidence():
-    probabilities, wrong = calibration_sample(20000)
-    for target in (0.005, 0.01, 0.02):
-        cut = cutoff(probabilities, wrong, target)
-        below = probabilities < cut
-        assert wrong[below].mean() <= target
-        assert cut / 8 <= target   # the true rate below the cut-off too
+def test_the_cut_off_keeps_the_target_in_most_samples_and_loosens_with_more_evidence():
+    # The true rate below the 1% cut-off, over 100 samples: the bound keeps it in 79 of them
+    # (curve()'s docstring); the estimate without the bound (its median) kept it in 44.
+    over = sum(cutoff(*calibration_sample(4000, seed), 0.01) / 8 > 0.01 for seed in range(100))
+    assert over <= 30
     # Five times the evidence for the same rates: a narrower bound, a looser cut-off.
+    probabilities, wrong = calibration_sample(4000)
     assert cutoff(np.repeat(probabilities, 5), np.repeat(wrong, 5), 0.01) > cutoff(probabilities, wrong, 0.01)
 
 
