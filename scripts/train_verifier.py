@@ -183,11 +183,6 @@ def lexicon(mined: list[tuple]) -> dict[str, float]:
             for w, n in sorted(seen.items()) if n >= LEXICON_MIN}
 
 
-def pair_inputs(mined: list[tuple]) -> np.ndarray:
-    query, cached = (np.array([m[8][side] for m in mined], dtype=np.float64) for side in (0, 1))
-    return np.hstack([query * cached, (query - cached) ** 2])
-
-
 def fit_member(mined: list[tuple]) -> dict:
     """Trees, lexicon and Pair model of one member. The training rows' lexicon and Pair
     features are cross-fitted (each half of the queries scored with the other half's), so
@@ -196,8 +191,8 @@ def fit_member(mined: list[tuple]) -> dict:
     halves = [[m for m in mined if m[5] % 2 == h] for h in (0, 1)]
     rows, labels = [], []
     for h in (0, 1):
-        lex, pair = lexicon(halves[1 - h]), verifier.Pair(fit_pair(halves[1 - h]))
-        rows += [verifier.features(q, c, cos, adj, lex, around, pair.probability(*vectors))
+        lex, pair = lexicon(halves[1 - h]), verifier.Pairs([fit_pair(halves[1 - h])])
+        rows += [verifier.features(q, c, cos, adj, lex, around, pair.probabilities(*vectors)[0])
                  for q, c, cos, adj, _, _, around, _, vectors in halves[h]]
         labels += [m[4] for m in halves[h]]
     x, y = np.array(rows), np.array(labels)
@@ -208,17 +203,17 @@ def fit_member(mined: list[tuple]) -> dict:
 
 
 def fit_pair(mined: list[tuple]) -> dict:
-    """The Pair model (verifier.Pair) fitted on the pairs' two embeddings, checked against
+    """The Pair model (verifier.Pairs) fitted on the pairs' two embeddings, checked against
     the exported weights on the first pair."""
     from sklearn.linear_model import LogisticRegression
 
-    x = pair_inputs(mined) * PAIR_SCALE
+    x = verifier.pair_inputs(*(np.array([m[8][side] for m in mined], dtype=np.float64) for side in (0, 1))) * PAIR_SCALE
     model = LogisticRegression(C=PAIR_C, max_iter=3000).fit(x, [m[4] for m in mined])
     weights = model.coef_[0] * PAIR_SCALE
     dim = len(weights) // 2
     pair = {"product": [round(float(w), 6) for w in weights[:dim]],
             "distance": [round(float(w), 6) for w in weights[dim:]], "bias": float(model.intercept_[0])}
-    exported = verifier.Pair(pair).probability(*mined[0][8])
+    exported = verifier.Pairs([pair]).probabilities(*mined[0][8])[0]
     assert abs(exported - model.predict_proba(x[:1])[0, 1]) < 1e-4, exported
     return pair
 

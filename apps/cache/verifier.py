@@ -34,9 +34,9 @@ probability is their mean: the calibration that maps a tenant's target wrong-hit
 cut-off is drawn over every quarter, each scored by the model that did not see it, and is
 an upper bound on the wrong-hit rate, not the rate observed (train_verifier.curve). Trees,
 pair weights and calibration are in data/verifier.json; inference is plain Python over the
-trees and a few 384-wide products (well under 1 ms per decision: the training script prints
-the figure). The calibration keeps the target on the worst of the datasets it was measured
-on.
+trees, the text features once and the members' Pair models in one 4x768 product (well under
+1 ms per decision: the training script prints the figure). The calibration keeps the target
+on the worst of the datasets it was measured on.
 """
 
 import json
@@ -165,19 +165,39 @@ def features(query: Reading, cached: Reading, cosine: float, adjusted: float, le
     per content word, how often a near pair that differs by it had different intents in
     training (the model's; words it does not hold count as unknown). `pair`: the Pair
     model's probability from the two embeddings."""
+    return with_member(*text_features(query, cached, cosine, adjusted, around), lexicon, pair)
+
+
+# The inputs a member's own lexicon and Pair model give; text_features leaves them 0.0.
+_LEXICON_SLOTS = slice(FEATURES.index("lexicon_max"), FEATURES.index("unknown_words") + 1)
+_PAIR_SLOT = FEATURES.index("pair")
+
+
+def text_features(query: Reading, cached: Reading, cosine: float, adjusted: float,
+                  around: Neighbourhood) -> tuple[list[float], frozenset]:
+    """The inputs every member shares, in FEATURES order, and the content words in one
+    text only (which each member's lexicon then scores): computed once per decision."""
     only_q, only_c = query.content - cached.content, cached.content - query.content
     shared = len(query.content & cached.content)
     union = shared + len(only_q) + len(only_c)
-    swap = swapped(query, cached)
-    scores = [lexicon[w] for w in only_q | only_c if w in lexicon]
     return [cosine, adjusted, adjusted - cosine, float(len(only_q)), float(len(only_c)), float(shared),
             shared / union if union else 1.0, float(query.first != cached.first), float(query.second != cached.second),
-            float(swap), float(query.negated != cached.negated), float(len(query.quantities ^ cached.quantities)),
-            float(bool(query.quantities) != bool(cached.quantities)), float(len(query.entities ^ cached.entities)),
-            min(query.words, cached.words) / max(query.words, cached.words, 1),
-            float(query.words + cached.words) / 2, max(scores, default=0.0),
-            math.fsum(scores) / len(scores) if scores else 0.0, float(len(only_q) + len(only_c) - len(scores)),
-            around.margin, around.coherence, around.radius, around.rank, pair]
+            float(swapped(query, cached)), float(query.negated != cached.negated),
+            float(len(query.quantities ^ cached.quantities)), float(bool(query.quantities) != bool(cached.quantities)),
+            float(len(query.entities ^ cached.entities)), min(query.words, cached.words) / max(query.words, cached.words, 1),
+            float(query.words + cached.words) / 2, 0.0, 0.0, 0.0,
+            around.margin, around.coherence, around.radius, around.rank, 0.0], only_q | only_c
+
+
+def with_member(shared: list[float], differing: frozenset, lexicon: dict[str, float], pair: float) -> list[float]:
+    """`shared` (text_features) completed with one member's lexicon scores of the differing
+    words and its Pair probability."""
+    scores = [lexicon[w] for w in differing if w in lexicon]
+    x = shared.copy()
+    x[_LEXICON_SLOTS] = [max(scores, default=0.0), math.fsum(scores) / len(scores) if scores else 0.0,
+                         float(len(differing) - len(scores))]
+    x[_PAIR_SLOT] = pair
+    return x
 
 
 def swapped(query: Reading, cached: Reading) -> bool:
@@ -200,24 +220,30 @@ def contradicts(query: Reading, cached: Reading) -> str | None:
     return None
 
 
-class Pair:
-    """Logistic regression over two unit embeddings' elementwise product and squared
-    difference: the probability, from the vectors alone, that the pair's intents differ."""
+def pair_inputs(query: np.ndarray, cached: np.ndarray) -> np.ndarray:
+    """The Pair model's inputs: two unit embeddings' elementwise product and squared
+    difference, side by side (rows of them for 2-D arrays)."""
+    difference = query - cached
+    return np.concatenate([query * cached, difference * difference], axis=-1)
 
-    def __init__(self, spec: dict) -> None:
-        self.product = np.array(spec["product"], dtype=np.float32)
-        self.distance = np.array(spec["distance"], dtype=np.float32)
-        self.bias = spec["bias"]
 
-    def probability(self, query: np.ndarray, cached: np.ndarray) -> float:
-        difference = query - cached
-        raw = float((query * cached) @ self.product + (difference * difference) @ self.distance) + self.bias
-        return 1.0 / (1.0 + math.exp(-raw))
+class Pairs:
+    """The Pair models of one or more members: logistic regressions over pair_inputs, each
+    the probability, from the vectors alone, that the pair's intents differ. All of them in
+    one product."""
+
+    def __init__(self, specs: list[dict]) -> None:
+        self.weights = np.array([spec["product"] + spec["distance"] for spec in specs], dtype=np.float32)
+        self.bias = np.array([spec["bias"] for spec in specs])
+
+    def probabilities(self, query: np.ndarray, cached: np.ndarray) -> list[float]:
+        raw = self.weights @ pair_inputs(query, cached) + self.bias
+        return (1.0 / (1.0 + np.exp(-raw))).tolist()
 
 
 class Member:
     """One of the model's gradient-boosted tree ensembles (log-odds that the cached answer is
-    wrong), with the lexicon and Pair model fitted on the same data."""
+    wrong), with the lexicon fitted on the same data (its Pair model: Model.pairs)."""
 
     def __init__(self, spec: dict) -> None:
         self.base = spec["base"]
@@ -225,7 +251,6 @@ class Member:
         # Per tree: (feature, threshold, left, right, value) arrays; leaves have left == -1.
         self.trees = [(t["feature"], t["threshold"], t["left"], t["right"], t["value"]) for t in spec["trees"]]
         self.lexicon = spec["lexicon"]
-        self.pair = Pair(spec["pair"])
 
     def score(self, x: list[float]) -> float:
         raw = self.base
@@ -245,6 +270,7 @@ class Model:
         if tuple(spec["features"]) != FEATURES:
             raise ValueError("verifier model was trained on other features; run scripts/train_verifier.py")
         self.members = [Member(member) for member in spec["members"]]
+        self.pairs = Pairs([member["pair"] for member in spec["members"]])
         # (cut-off, upper bound on the wrong-hit rate of the held-out hits whose probability
         # is below it), cut-offs ascending, bounds non-decreasing: see cutoff().
         self.curve = [tuple(point) for point in spec["calibration"]["curve"]]
@@ -260,9 +286,10 @@ class Model:
         outside what they learned from."""
         if contradicts(query, cached):
             return 1.0
-        return math.fsum(member.score(features(query, cached, cosine, adjusted, member.lexicon, around or self.typical,
-                                               member.pair.probability(*vectors)))
-                         for member in self.members) / len(self.members)
+        shared, differing = text_features(query, cached, cosine, adjusted, around or self.typical)
+        return math.fsum(member.score(with_member(shared, differing, member.lexicon, pair))
+                         for member, pair in zip(self.members, self.pairs.probabilities(*vectors), strict=True)
+                         ) / len(self.members)
 
     def cutoff(self, target: float) -> float:
         return cutoff(self.curve, target)
