@@ -9,8 +9,9 @@ stage alone at the default threshold), with `x-aka-cache: readonly` so the cache
 training sets. A hit is correct when the cached entry's intent equals the query's; in the
 held-out context a query of a held-out intent is wrong whenever it hits.
 
-Prints per dataset hit rate and wrong-hit rate per setting for both contexts, and 10
-sampled wrong hits at the default setting to read by eye.
+Prints per dataset hit rate and wrong-hit rate per setting for both contexts (with the 90%
+interval of the true wrong-hit rate behind the count), and 10 sampled wrong hits at the
+default setting to read by eye.
 
 `--warm-in-process`: the first training query of each context goes through the gateway;
 the rest are written by the cache's own lookup and store code (services.lookup, then
@@ -179,6 +180,30 @@ def figures(test: list[tuple[str, str]], results: list[dict], gone: set, held_ou
     return (len(hits), len(hits) / len(test), len(wrong), len(wrong) / len(hits) if hits else 0.0), wrong
 
 
+def interval(wrong: int, hits: int) -> str:
+    """The 90% interval of the true wrong-hit rate behind `wrong` of `hits` (Jeffreys): the
+    test splits are samples, and at HWU64's size (about 200 hits at the default) one wrong
+    hit more or less moves the rate by half a point."""
+    from scipy.stats import beta
+
+    if not hits:
+        return "-"
+    low, high = beta.ppf([0.05, 0.95], wrong + 0.5, hits - wrong + 0.5)
+    return f"{0.0 if wrong == 0 else low:.2%}-{1.0 if wrong == hits else high:.2%}"
+
+
+def header(first: str) -> str:
+    columns = f"{'hits':>6} {'hit rate':>8} {'wrong':>5} {'wrong rate':>10} {'90% interval':>13}"
+    return f"{first:>8} | {columns} | {HELD_OUT} intents held out: {columns}"
+
+
+def line(name: str, counts: tuple, held_out: tuple) -> str:
+    """One row of the table: (hits, hit rate, wrong, wrong rate) in both contexts."""
+    (h, hr, w, wr), (h2, hr2, w2, wr2) = counts, held_out
+    return (f"{name:>8} | {h:>6} {hr:>8.1%} {w:>5} {wr:>10.2%} {interval(w, h):>13} | {'':>21}"
+            f"{h2:>6} {hr2:>8.1%} {w2:>5} {wr2:>10.2%} {interval(w2, h2):>13}")
+
+
 async def judge(client: httpx.AsyncClient, key: str, test: list[tuple[str, str]], results: list[dict],
                 train_intents: dict[str, str]) -> tuple[int, int]:
     """Thumbs on every semantic hit of a replay, as a client that checks its answers would
@@ -215,14 +240,12 @@ async def learn(client: httpx.AsyncClient, key: str, admin_key: str, test: list[
     kept = [test[i] for i in evaluated]
     print(f"learning at {DEFAULT_TARGET:.0%}: {len(learning)} test queries sent, {up + down} semantic hits judged "
           f"({down} thumbs down); the other {len(evaluated)} test queries, never judged, before and after:")
-    print(f"{'':>8} | {'hits':>6} {'hit rate':>8} {'wrong':>5} {'wrong rate':>10} | "
-          f"{HELD_OUT} intents held out: {'hits':>6} {'hit rate':>8} {'wrong':>5} {'wrong rate':>10}")
+    print(header(''))
     after = {system: await replay(client, key, system, [t for t, _ in kept], {"x-aka-cache": "readonly"})
              for system in (SYSTEM, HELD_OUT_SYSTEM)}
     for name, runs in (("before", {s: [r[i] for i in evaluated] for s, r in before.items()}), ("after", after)):
-        (h, hr, w, wr), _ = figures(kept, runs[SYSTEM], gone, False, train_intents)
-        (h2, hr2, w2, wr2), _ = figures(kept, runs[HELD_OUT_SYSTEM], gone, True, train_intents)
-        print(f"{name:>8} | {h:>6} {hr:>8.1%} {w:>5} {wr:>10.2%} | {'':>21}{h2:>6} {hr2:>8.1%} {w2:>5} {wr2:>10.2%}")
+        print(line(name, figures(kept, runs[SYSTEM], gone, False, train_intents)[0],
+                   figures(kept, runs[HELD_OUT_SYSTEM], gone, True, train_intents)[0]))
 
 
 async def dataset(client: httpx.AsyncClient, directory: Path, warmed: str | None, targets: list,
@@ -248,26 +271,24 @@ async def dataset(client: httpx.AsyncClient, directory: Path, warmed: str | None
     print(f"\n{directory.name}: tenant {slug}, {entries} entries ({len(train)} training queries; {len(kept)} without "
           f"{HELD_OUT} intents), {how}; {len(test)} test queries, "
           f"{sum(c in gone for _, c in test)} of them of the held-out intents")
-    print(f"{'target':>8} | {'hits':>6} {'hit rate':>8} {'wrong':>5} {'wrong rate':>10} | "
-          f"{HELD_OUT} intents held out: {'hits':>6} {'hit rate':>8} {'wrong':>5} {'wrong rate':>10}")
+    print(header('target'))
     table, sample, at_default = [], [], {}
     for target in targets:
         await client.patch("/api/cache/settings/", headers={"authorization": f"Bearer {warm_key}"},
                            json={"target_wrong_hit_rate": target})
         await asyncio.sleep(2.5)  # every process re-reads tenant settings within AKA_KEY_CACHE_TTL
-        line = []
+        both = []
         for system in (SYSTEM, HELD_OUT_SYSTEM):
             results = await replay(client, test_key, system, [t for t, _ in test], {"x-aka-cache": "readonly"})
             counts, wrong = figures(test, results, gone, system == HELD_OUT_SYSTEM, train_intents)
-            line.append(counts)
+            both.append(counts)
             if target == DEFAULT_TARGET:
                 at_default[system] = results
                 if system == SYSTEM:
                     sample = random.Random(0).sample(wrong, min(10, len(wrong)))
         name = "off" if target is None else f"{target:.1%}"
-        (h, hr, w, wr), (h2, hr2, w2, wr2) = line
-        print(f"{name:>8} | {h:>6} {hr:>8.1%} {w:>5} {wr:>10.2%} | {'':>21}{h2:>6} {hr2:>8.1%} {w2:>5} {wr2:>10.2%}")
-        table.append({"target": target, "all": line[0], "held_out": line[1]})
+        print(line(name, *both))
+        table.append({"target": target, "all": both[0], "held_out": both[1]})
     if DEFAULT_TARGET in targets:
         print(f"{len(sample)} sampled wrong hits at {DEFAULT_TARGET:.0%} (query [intent] -> cached prompt [intent], "
               "similarity):")

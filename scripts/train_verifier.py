@@ -23,7 +23,8 @@ Banking77 and HWU64), never their test splits:
 
 Then it reports, offline (exact search, no gateway), on each TEST split with the whole
 training split cached: hit rate and wrong-hit rate per target, with and without 10
-intents held out of the cache; and the carry-over (trained and calibrated on one dataset,
+intents held out of the cache; how many first-stage hits have the query's words but
+another intent (label noise no verifier can refuse); and the carry-over (trained and calibrated on one dataset,
 tested on the other). bench/cache_quality measures the same through the gateway.
 
     .venv/bin/python scripts/train_verifier.py                      # train, write, report
@@ -37,6 +38,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import fields
@@ -368,6 +370,26 @@ def report(title: str, model: verifier.Model, data, threshold: float) -> None:
         print(f"{name:>8} {h:>7.1%} {w:>7.2%} | {'':>23}{h2:>7.1%} {w2:>7.2%}")
 
 
+def label_noise(train: Split, test: Split, threshold: float) -> None:
+    """How often the first stage's choice has the same words as the query, order aside
+    ("turn off the sound" / "turn the sound off"), and yet another intent: wrong hits no
+    reading of the texts can refuse, so a floor under what a verifier can reach near the
+    target. Training queries are asked against the rest of the training split, test queries
+    against all of it."""
+    def words(text: str) -> list[str]:
+        return sorted(re.findall(r"[a-z0-9']+", text.lower()))
+
+    for name, queries, own in (("training", train, np.arange(len(train.texts))), ("test", test, None)):
+        same = wrong = 0
+        for qi, exact, _pool, ranked in candidates(queries, train, own):
+            chosen, adjusted = ranked[0]
+            if exact is None and adjusted >= threshold and words(queries.texts[qi]) == words(train.texts[chosen.entry_id]):
+                same += 1
+                wrong += int(train.labels[chosen.entry_id] != queries.labels[qi])
+        print(f"  {name} queries: {same} first-stage hits with the same words as the query, {wrong} of them of another "
+              f"intent ({wrong / max(same, 1):.1%})")
+
+
 def timing(model: verifier.Model, split: Split) -> float:
     """Mean ms per verify() call (both texts read, features, trees), over 2,000 pairs."""
     n = min(2000, len(split.texts) - 21)
@@ -405,6 +427,8 @@ def main() -> None:
     print(f"verify(): {timing(model, first[0]):.3f} ms per decision (both texts read, features, trees)")
     for directory, split in data.items():
         report(f"{directory.name} test, cache = its training split, shipped model", model, split, args.threshold)
+        print(f"{directory.name}: label noise among first-stage hits")
+        label_noise(*split, args.threshold)
     if not args.no_carry_over and len(data) == 2:
         (a, da), (b, db) = data.items()
         for (src, dsrc), (dst, ddst) in (((a, da), (b, db)), ((b, db), (a, da))):
