@@ -8,9 +8,9 @@ urlpatterns = [
 
 api_urlpatterns = [
     path("invoices/", api.invoice_collection, name="api-invoices"),
-    path("invoices/<str:invoice_id>/", api.invoice_detail, name="api-invoice"),
-    path("invoices/<str:invoice_id>/lines/", api.invoice_lines, name="api-invoice-lines"),
-    path("invoices/<str:invoice_id>/csv", api.invoice_csv, name="api-invoice-csv"),
+    path("invoices/<id:invoice_id>/", api.invoice_detail, name="api-invoice"),
+    path("invoices/<id:invoice_id>/lines/", api.invoice_lines, name="api-invoice-lines"),
+    path("invoices/<id:invoice_id>/csv", api.invoice_csv, name="api-invoice-csv"),
     path("billing/", api.billing_account, name="api-billing"),
     path("billing/checkout/", api.checkout, name="api-billing-checkout"),
     path("billing/portal/", api.portal, name="api-billing-portal"),

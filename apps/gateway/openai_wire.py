@@ -1,6 +1,8 @@
 """OpenAI Chat Completions on the client side: request -> canonical, canonical -> response
 and SSE chunks."""
 
+import re
+
 import orjson
 
 from apps.core.errors import ApiError
@@ -233,6 +235,9 @@ def model_list(ids: list[str]) -> bytes:
 
 
 THUMBS = {"up": 1.0, "down": -1.0}
+# A call's x-request-id (Call.request_id): "req_" and hex. Anything else, a NUL above all
+# (PostgreSQL text cannot hold one: the lookup answered 500), names no call.
+REQUEST_ID = re.compile(r"req_[A-Za-z0-9]{1,36}")
 COMMENT_LIMIT = 2000
 
 
@@ -241,7 +246,7 @@ def parse_feedback(body: bytes) -> tuple[str, float, str]:
     `thumbs` "up"/"down"."""
     data = json_object(body)
     request_id = field(data, "request_id", str, required=True)
-    if not request_id.startswith("req_") or len(request_id) > 40:
+    if not REQUEST_ID.fullmatch(request_id):
         raise ApiError(400, "'request_id' must be the x-request-id of one of your calls.", code="invalid_value",
                        param="request_id")
     score, thumbs = number_in(data, "score", -1, 1), field(data, "thumbs", str)

@@ -74,6 +74,7 @@ def test_feedback_on_another_tenants_call_is_404_and_changes_nothing(live):
 @pytest.mark.parametrize("body, param", [
     ({"thumbs": "down"}, "request_id"),
     ({"request_id": "nope", "thumbs": "down"}, "request_id"),
+    ({"request_id": "req_\x00", "thumbs": "up"}, "request_id"),     # was a 500: the database refuses NUL
     ({"request_id": "req_x"}, "score"),
     ({"request_id": "req_x", "score": 2}, "score"),
     ({"request_id": "req_x", "thumbs": "sideways"}, "score"),
