@@ -263,7 +263,7 @@ def curve(probabilities: np.ndarray, wrong: np.ndarray, dataset: np.ndarray) -> 
     true rate below the 1% cut-off stayed within the target in 79 of 100, not 90. It is drawn
     on single members' scores while the gateway serves the members' mean, which only the
     test splits check (README). Where few held-out hits sit (the strict end) the bound has a
-    floor, and a target under it maps to a cut-off of 0 (exact hits only): 0.46% for the
+    floor, and a target under it maps to a cut-off of 0 (exact hits only): 0.36% for the
     shipped model.
 
     The rate is the worst dataset's, not the pooled one: pooled, a dataset with many

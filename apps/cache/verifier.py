@@ -23,10 +23,11 @@ looks for exactly such differences:
   and squared difference, which learns where in the space, and along which dimensions, near
   pairs of training queries changed intent.
 
-A person swap, a negation on one side only, and numbers that differ on both sides refuse
-the hit outright (`contradicts`): the training data hold too few such pairs for a model to
-learn it, and an answer about "your name" is wrong for "my name" however close the
-vectors are. For everything else small gradient-boosted models (scripts/train_verifier.py:
+A person swap, a negation on one side only, numbers that differ on both sides, and a
+direction reversed (on/off, up/down, enable/disable ...) refuse the hit outright
+(`contradicts`): the training data hold too few such pairs for a model to learn it, and an
+answer about "your name" is wrong for "my name", "turn the volume up" for "turn the volume
+down", however close the vectors are. For everything else small gradient-boosted models (scripts/train_verifier.py:
 pairs mined from the training splits' nearest neighbours, same intent against different
 intent) turn these into the probability that the cached answer is wrong for the query.
 There are four of them, each fitted with one quarter of the training data held out, and the
@@ -69,6 +70,20 @@ TIME_WORDS = frozenset(
     "today tomorrow yesterday tonight morning afternoon evening night noon midnight weekend week weeks month months "
     "year years day days hour hours minute minutes am pm o'clock monday tuesday wednesday thursday friday saturday "
     "sunday january february march april may june july august september october november december".split())
+# Words whose opposite reverses a command or a question: one text with the one and the other
+# with its opposite is a contradiction. Among the training splits' held-out first-stage hits
+# (scripts/train_verifier.py's calibration pairs) on/off pairs were another intent 16 times
+# in 17, up/down 10 in 10, higher/lower 2 in 2, louder/quieter 1 in 1; enable/disable 1 in
+# 3, but HWU64 labels "enable shuffle" and "disable shuffle" alike, and their answers still
+# differ. The other pairs did not occur there; they are listed for what they mean. in/out
+# and more/less are left out: they were another intent 0 times in 4 (take out / call in
+# orders; more / less cash than expected).
+_OPPOSITES = (("on", "off"), ("up", "down"), ("enable", "disable"), ("activate", "deactivate"),
+              ("increase", "decrease"), ("raise", "lower"), ("higher", "lower"), ("louder", "quieter"),
+              ("brighter", "dimmer"), ("brighten", "dim"), ("lock", "unlock"), ("mute", "unmute"),
+              ("start", "stop"), ("open", "close"), ("add", "remove"))
+OPPOSITE = {a: frozenset(b for x, b in _OPPOSITES + tuple((y, x) for x, y in _OPPOSITES) if x == a)
+            for pair in _OPPOSITES for a in pair}
 CURRENCY = frozenset("$ £ € ¥ % dollar dollars pound pounds euro euros usd gbp eur aud cad jpy chf cent cents".split())
 # Function words only: anything that could change the answer (person, negation, numbers,
 # question words like when/where/how) is kept out of this list.
@@ -101,6 +116,7 @@ class Reading:
     negated: bool
     quantities: frozenset
     entities: frozenset
+    directions: frozenset   # its words that have an opposite (OPPOSITE)
 
 
 @lru_cache(maxsize=8192)   # popular entries' prompts are read again on every hit
@@ -127,7 +143,8 @@ def read(text: str) -> Reading:
                 persons.add((person, ">" + tokens[i + 1]))
     return Reading(words=len(tokens), content=content, first=any(t in FIRST_PERSON for t in tokens),
                    second=any(t in SECOND_PERSON for t in tokens), persons=frozenset(persons),
-                   negated=sum(t in NEGATION for t in tokens) % 2 == 1, quantities=quantities, entities=entities)
+                   negated=sum(t in NEGATION for t in tokens) % 2 == 1, quantities=quantities, entities=entities,
+                   directions=frozenset(t for t in tokens if t in OPPOSITE))
 
 
 FEATURES = ("cosine", "adjusted", "adjusted_minus_cosine", "only_query", "only_cached", "shared", "content_jaccard",
@@ -207,16 +224,26 @@ def swapped(query: Reading, cached: Reading) -> bool:
                if (person, neighbour) not in cached.persons)
 
 
+def reversed_direction(query: Reading, cached: Reading) -> bool:
+    """One text has a word and the other its opposite, each without the other's word: "turn
+    down media volume" / "turn up media volume"."""
+    only_query, only_cached = query.directions - cached.directions, cached.directions - query.directions
+    return any(OPPOSITE[word] & only_cached for word in only_query)
+
+
 def contradicts(query: Reading, cached: Reading) -> str | None:
     """A difference that changes the answer whatever the model says: the person swapped
-    (my name / your name), one text negated and the other not, or both naming numbers,
-    amounts, dates or times that differ. None when there is none."""
+    (my name / your name), one text negated and the other not, both naming numbers,
+    amounts, dates or times that differ, or a direction reversed (on/off, up/down ...).
+    None when there is none."""
     if swapped(query, cached):
         return "person"
     if query.negated != cached.negated:
         return "negation"
     if query.quantities and cached.quantities and query.quantities != cached.quantities:
         return "quantity"
+    if reversed_direction(query, cached):
+        return "direction"
     return None
 
 

@@ -24,6 +24,8 @@ REFUSED = [
     ("I was charged a 5 dollar fee", "I was charged a 10 dollar fee"),            # an amount
     ("what is on my calendar for friday", "what is on my calendar for saturday"),  # a date
     ("i want the room to be less bright", "i want to bright the room more"),       # the direction (Pair model)
+    ("turn down media volume", "turn up media volume"),                            # a direction reversed
+    ("enable the smart socket", "disable the smart socket"),                       # a direction reversed
 ]
 SERVED = [("How can I reset my card PIN?", "How do I reset my card PIN?")]
 
@@ -96,6 +98,10 @@ def test_contradictions_are_named():
     assert reason("I don't want my card", "I want my card") == "negation"
     assert reason("I need a non-contactless card", "I need a contactless card") == "negation"
     assert reason("wake me up at 6", "wake me up at six thirty") == "quantity"
+    assert reason("turn on the lamp", "turn the lamp off") == "direction"
+    assert reason("set lights brightness higher", "lower brightness of lights") == "direction"
+    assert reason("turn off the lights please", "turn the lights off please") is None   # same direction, moved
+    assert reason("turn the lights on and off", "turn on the lights") is None   # not reversed: both have "on"
     assert reason("Can you send me a new card?", "I need a new card") is None   # both persons: no swap
     assert reason("my card has not arrived", "my card hasn't arrived") is None
 
