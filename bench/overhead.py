@@ -418,7 +418,7 @@ def compare(key: str, direct: str, one: tuple, two: tuple, sim: list[psutil.Proc
           f"({one32['cpu gateway']:.3f} ms CPU each); the gateway, the simulator, wrk and the rest of the machine"
           f" (Postgres, Redis, the kernel's network work, steal) together spend {per_call:.3f} ms CPU per call, so"
           f" {cores} cores carry at most {cores * 1000 / per_call:.0f} calls/s through the two-worker gateway"
-          f" ({cores * 1000 / per_call / one32['rps']:.2f}x one worker, whatever the gateway does); it"
+          f" ({cores * 1000 / per_call / one32['rps']:.2f}x one worker's rate); it"
           f" left {two32['idle']:.0%} of the machine idle")
     return med
 
