@@ -8,7 +8,10 @@ among the gateway's URLs, awaits the async view directly with what it reads of t
 request (every view answers through apps.gateway.pipeline), bounds the request body
 before reading it, sends the answer
 (driving event streams itself, so a client disconnect cancels the stream and the
-upstream call at once), and then ends the call off the client's connection.
+upstream call at once), and then ends the call off the client's connection. From the end
+of the body on it watches for the client hanging up: a whole answer whose client left
+while it was made is not sent and is recorded as abandoned (499, not billed), as a
+stream's is; an SDK that times out and retries would otherwise pay for every attempt.
 """
 
 import asyncio
@@ -99,21 +102,23 @@ def _headers(answer: Answer) -> list[tuple[bytes, bytes]]:
             *((name.encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers.items())]
 
 
-async def _stream(answer: Answer, receive, send) -> None:
-    """Sends the stream's chunks until it ends or the client disconnects; on a
-    disconnect the producing generator is cancelled and closed at once."""
+async def _watch(receive) -> None:
+    """Returns when the client hangs up (called once the request body has been read)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _stream(answer: Answer, watcher: asyncio.Task, send) -> None:
+    """Sends the stream's chunks until it ends or the client disconnects (`watcher` ends);
+    on a disconnect the producing generator is cancelled and closed at once."""
 
     async def pump():
         async for chunk in answer.events:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def watch():
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
     await send({"type": "http.response.start", "status": answer.status, "headers": _headers(answer)})
-    producer, watcher = asyncio.create_task(pump()), asyncio.create_task(watch())
+    producer = asyncio.create_task(pump())
     try:
         await asyncio.wait({producer, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -128,9 +133,13 @@ async def _stream(answer: Answer, receive, send) -> None:
             metrics.UNHANDLED.labels("stream").inc()
 
 
-async def _send(answer: Answer, receive, send) -> None:
+async def _send(answer: Answer, watcher: asyncio.Task | None, send) -> None:
+    """`watcher`: done once the client has hung up; None when the body was not read whole."""
     if answer.events is not None:
-        await _stream(answer, receive, send)
+        await _stream(answer, watcher, send)
+        return
+    if watcher is not None and watcher.done():
+        pipeline.abandoned(answer.call)
         return
     await pipeline.promise(answer.call)  # the row outlives this process before the client has the answer
     headers = [*_headers(answer), (b"content-length", str(len(answer.body)).encode())]
@@ -148,40 +157,48 @@ class GatewayHandler:
             raise ImproperlyConfigured(f"{URLCONF} may hold only plain path() routes, no parameters or regexes.")
         self.views = {"/" + str(p.pattern): p.callback for p in patterns}
 
-    async def _answer(self, scope, receive) -> Answer | None:
+    async def _answer(self, scope, receive) -> tuple[Answer | None, asyncio.Task | None]:
+        """The answer, and the task that ends when the client hangs up (watching from the end
+        of the request body on; None when the body was not read whole)."""
         wire = for_path(scope["path"])
         endpoint = OTHER_ENDPOINTS.get(scope["path"], wire.endpoint)  # a bounded set of metric labels
         if not host_allowed(scope):
             return await pipeline.refuse(Call(endpoint=endpoint), wire, ApiError(
-                400, "Invalid Host header: the gateway does not serve this host name.", code="invalid_host"))
+                400, "Invalid Host header: the gateway does not serve this host name.", code="invalid_host")), None
         try:
             body = await _read_body(scope, receive, settings.AKA_MAX_BODY_BYTES)
         except ClientGone:
-            return None
+            return None, None
         except BodyReadTimeout:
             answer = await pipeline.refuse(Call(endpoint=endpoint), wire, ApiError(408, MESSAGE, code="body_timeout"))
             answer.headers["connection"] = "close"  # the rest of its body would be read as the next request
-            return answer
+            return answer, None
         except BodyTooLarge:
             return await pipeline.refuse(Call(endpoint=endpoint), wire, ApiError(
                 413, f"Request body is larger than the limit of {settings.AKA_MAX_BODY_BYTES} bytes.",
-                code="request_too_large"))
+                code="request_too_large")), None
+        watcher = asyncio.create_task(_watch(receive))
         view = self.views.get(scope["path"])
-        if view is None:
-            return await pipeline.refuse(Call(endpoint=endpoint), wire, ApiError(
-                404, f"Unknown endpoint: {scope['method']} {scope['path']}", code="unknown_url"))
         try:
-            return await view(Request(scope, body))
+            if view is None:
+                return await pipeline.refuse(Call(endpoint=endpoint), wire, ApiError(
+                    404, f"Unknown endpoint: {scope['method']} {scope['path']}", code="unknown_url")), watcher
+            return await view(Request(scope, body)), watcher
         except Exception as exc:  # views answer their own failures; this is the last line for a bug
-            return await pipeline.refuse(Call(endpoint=endpoint), wire, exc)
+            return await pipeline.refuse(Call(endpoint=endpoint), wire, exc), watcher
+        except BaseException:
+            watcher.cancel()
+            raise
 
     async def __call__(self, scope, receive, send) -> None:
-        answer = await self._answer(scope, receive)
+        answer, watcher = await self._answer(scope, receive)
         if answer is None:
             return
         try:
-            await _send(answer, receive, send)
+            await _send(answer, watcher, send)
         finally:
+            if watcher is not None:
+                watcher.cancel()
             # In its own task: neither its time nor a failure of its own reaches this
             # connection or the next request on it.
             after_response(pipeline.end(answer.call), answer.call.request_id)

@@ -347,6 +347,14 @@ async def refuse(call: Call, wire: Wire, failure: Exception) -> Answer:
 # Record
 
 
+def abandoned(call: Call) -> None:
+    """The client hung up before a whole answer went out, which is then not sent: an answer
+    is recorded as a stream's would be (499, not billed; it is still cached), an error as
+    the error it was (an upstream failure is the fact worth keeping; it is not billed either)."""
+    if call.status == 200:
+        call.status, call.error_type = 499, "client_closed"
+
+
 async def promise(call: Call) -> None:
     """Before a whole answer's bytes go out: its ledger row in the journal, so that a
     process killed before the row is committed does not take it along."""
@@ -381,7 +389,9 @@ async def end(call: Call) -> None:
     routing.observe(failed=call.outcome.failed, served=call.served.id if call.served and call.status == 200 else None)
     await _learn(call)
     await billing.call_record(facts=facts, promised=promised)
-    if call.cache == "miss" and call.answer is not None and call.status == 200:
+    # A whole answer its client left before it went out is stored too: an SDK that timed out
+    # and retries then gets it from the cache.
+    if call.cache == "miss" and call.answer is not None and call.status in (200, 499):
         await cache.remember(call.cache_plan, call.cache_miss, call.answer)
 
 
