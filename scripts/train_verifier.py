@@ -71,7 +71,7 @@ TRAIN_FLOOR = 0.80
 HELD_OUT_INTENTS = 10
 FOLDS = 4             # members: each holds out one quarter of each training split, which it calibrates
 LEXICON_MIN = 3
-CONFIDENCE = 0.9      # the calibration's upper bound on the wrong-hit rate: see curve()
+CONFIDENCE = 0.95     # the calibration's upper bound on the wrong-hit rate: see curve()
 LEXICON_SMOOTHING = 5.0
 # The Pair model's inputs are scaled by PAIR_SCALE for the fit (squared differences of unit
 # vectors are around 1e-3: unscaled, the solver stops far from the optimum) and its weights
@@ -258,12 +258,17 @@ def curve(probabilities: np.ndarray, wrong: np.ndarray, dataset: np.ndarray) -> 
       as the probability rises, so the rate below a cut-off is at most the rate below any
       higher one.
 
-    Its limits. The bound holds per point, and the cut-off is the last of many points under
-    the target: on simulated samples of 4,000 hits (tests/scripts/test_train_verifier) the
-    true rate below the 1% cut-off stayed within the target in 79 of 100, not 90. It is drawn
+    The bound holds per point, and the cut-off is the last of many points under the target,
+    so CONFIDENCE is the quantile whose cut-off keeps the target in at least 9 of 10 samples:
+    on simulated samples of 4,000 hits (tests/scripts/test_train_verifier) the true rate
+    below the 1% cut-off stayed within it in 94 of 100 at 0.95, in 79 at 0.9 (the previous
+    setting: after a retraining that left out one more pair, the 1% target served
+    Banking77's test split at 1.15% wrong through the gateway).
+
+    Its limits. It is drawn
     on single members' scores while the gateway serves the members' mean, which only the
     test splits check (README). Where few held-out hits sit (the strict end) the bound has a
-    floor, and a target under it maps to a cut-off of 0 (exact hits only): 0.36% for the
+    floor, and a target under it maps to a cut-off of 0 (exact hits only): 0.60% for the
     shipped model.
 
     The rate is the worst dataset's, not the pooled one: pooled, a dataset with many

@@ -23,8 +23,9 @@ looks for exactly such differences:
   and squared difference, which learns where in the space, and along which dimensions, near
   pairs of training queries changed intent.
 
-A person swap, a negation on one side only, numbers that differ on both sides, and a
-direction reversed (on/off, up/down, enable/disable ...) refuse the hit outright
+A person swap, a negation on one side only, numbers that differ on both sides, a direction
+reversed (on/off, up/down, enable/disable ...), and the same words with two parts exchanged
+("is 7 greater than 5" / "is 5 greater than 7") refuse the hit outright
 (`contradicts`): the training data hold too few such pairs for a model to learn it, and an
 answer about "your name" is wrong for "my name", "turn the volume up" for "turn the volume
 down", however close the vectors are. For everything else small gradient-boosted models (scripts/train_verifier.py:
@@ -84,6 +85,8 @@ _OPPOSITES = (("on", "off"), ("up", "down"), ("enable", "disable"), ("activate",
               ("start", "stop"), ("open", "close"), ("add", "remove"))
 OPPOSITE = {a: frozenset(b for x, b in _OPPOSITES + tuple((y, x) for x, y in _OPPOSITES) if x == a)
             for pair in _OPPOSITES for a in pair}
+SYMMETRIC = frozenset("and or".split())   # the order of what they join does not matter
+EXCHANGED_PART = 2   # words: "New York"; see exchanged()
 CURRENCY = frozenset("$ £ € ¥ % dollar dollars pound pounds euro euros usd gbp eur aud cad jpy chf cent cents".split())
 # Function words only: anything that could change the answer (person, negation, numbers,
 # question words like when/where/how) is kept out of this list.
@@ -117,6 +120,7 @@ class Reading:
     quantities: frozenset
     entities: frozenset
     directions: frozenset   # its words that have an opposite (OPPOSITE)
+    tokens: tuple           # every word, in order
 
 
 @lru_cache(maxsize=8192)   # popular entries' prompts are read again on every hit
@@ -144,7 +148,7 @@ def read(text: str) -> Reading:
     return Reading(words=len(tokens), content=content, first=any(t in FIRST_PERSON for t in tokens),
                    second=any(t in SECOND_PERSON for t in tokens), persons=frozenset(persons),
                    negated=sum(t in NEGATION for t in tokens) % 2 == 1, quantities=quantities, entities=entities,
-                   directions=frozenset(t for t in tokens if t in OPPOSITE))
+                   directions=frozenset(t for t in tokens if t in OPPOSITE), tokens=tuple(tokens))
 
 
 FEATURES = ("cosine", "adjusted", "adjusted_minus_cosine", "only_query", "only_cached", "shared", "content_jaccard",
@@ -231,11 +235,36 @@ def reversed_direction(query: Reading, cached: Reading) -> bool:
     return any(OPPOSITE[word] & only_cached for word in only_query)
 
 
+def exchanged(query: Reading, cached: Reading) -> bool:
+    """The same words, but two parts of them have changed places around something between
+    them: "is 7 greater than 5" / "is 5 greater than 7", "from Paris to London" / "from
+    London to Paris", "the time in Tokyo when it is 9 am in New York" and the cities the
+    other way round. The parts are slots of at most EXCHANGED_PART words (numbers, names,
+    units, places): longer ones exchanged are clauses turned round ("I did not set up a
+    direct debit I have" / "I have a direct debit I didn't set up"). Not around a bare "and"
+    or "or" ("eggs and milk" / "milk and eggs"), and not a part moved to the other end ("turn
+    off the lights" / "turn the lights off")."""
+    a, b = query.tokens, cached.tokens
+    if len(a) != len(b) or a == b or sorted(a) != sorted(b):
+        return False
+    start = next(i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
+    end = len(a) - next(i for i, (x, y) in enumerate(zip(reversed(a), reversed(b), strict=True)) if x != y)
+    ours, theirs = a[start:end], b[start:end]
+    n = len(ours)
+    for first in range(1, min(n - 1, EXCHANGED_PART + 1)):
+        for last in range(1, min(n - first, EXCHANGED_PART + 1)):   # leaving at least one word between them
+            between = ours[first:n - last]
+            if (theirs == ours[n - last:] + between + ours[:first] and ours[:first] != ours[n - last:]
+                    and not set(between) <= SYMMETRIC):
+                return True
+    return False
+
+
 def contradicts(query: Reading, cached: Reading) -> str | None:
     """A difference that changes the answer whatever the model says: the person swapped
     (my name / your name), one text negated and the other not, both naming numbers,
-    amounts, dates or times that differ, or a direction reversed (on/off, up/down ...).
-    None when there is none."""
+    amounts, dates or times that differ, a direction reversed (on/off, up/down ...), or two
+    parts exchanged (from Paris to London / from London to Paris). None when there is none."""
     if swapped(query, cached):
         return "person"
     if query.negated != cached.negated:
@@ -244,6 +273,8 @@ def contradicts(query: Reading, cached: Reading) -> str | None:
         return "quantity"
     if reversed_direction(query, cached):
         return "direction"
+    if exchanged(query, cached):
+        return "order"
     return None
 
 

@@ -26,6 +26,8 @@ REFUSED = [
     ("i want the room to be less bright", "i want to bright the room more"),       # the direction (Pair model)
     ("turn down media volume", "turn up media volume"),                            # a direction reversed
     ("enable the smart socket", "disable the smart socket"),                       # a direction reversed
+    ("Is 5 greater than 7?", "Is 7 greater than 5?"),                             # two parts exchanged
+    ("Convert 10 EUR to USD", "Convert 10 USD to EUR"),                            # two parts exchanged
 ]
 SERVED = [("How can I reset my card PIN?", "How do I reset my card PIN?")]
 
@@ -102,6 +104,12 @@ def test_contradictions_are_named():
     assert reason("set lights brightness higher", "lower brightness of lights") == "direction"
     assert reason("turn off the lights please", "turn the lights off please") is None   # same direction, moved
     assert reason("turn the lights on and off", "turn on the lights") is None   # not reversed: both have "on"
+    assert reason("flight from Paris to London", "flight from London to Paris") == "order"
+    assert reason("What time is it in Tokyo when it is 9 am in New York?",
+                  "What time is it in New York when it is 9 am in Tokyo?") == "order"
+    assert reason("add eggs and milk to my list", "add milk and eggs to my list") is None   # around "and"
+    assert reason("transfer money from savings to checking", "transfer money to checking from savings") is None
+    assert reason("I did not set up a direct debit I have", "I have a direct debit I didn't set up") is None
     assert reason("Can you send me a new card?", "I need a new card") is None   # both persons: no swap
     assert reason("my card has not arrived", "my card hasn't arrived") is None
 

@@ -27,10 +27,11 @@ def test_a_few_wrong_pairs_at_the_strict_end_do_not_close_the_strict_targets():
 
 
 def test_the_cut_off_keeps_the_target_in_most_samples_and_loosens_with_more_evidence():
-    # The true rate below the 1% cut-off, over 100 samples: the bound keeps it in 79 of them
-    # (curve()'s docstring); the estimate without the bound (its median) kept it in 44.
+    # The true rate below the 1% cut-off, over 100 samples: the bound keeps it in 94 of them
+    # (curve()'s docstring); at a 0.9 quantile it kept it in 79, without the bound (its
+    # median) in 44.
     over = sum(cutoff(*calibration_sample(4000, seed), 0.01) / 8 > 0.01 for seed in range(100))
-    assert over <= 30
+    assert over <= 10
     # Five times the evidence for the same rates: a narrower bound, a looser cut-off.
     probabilities, wrong = calibration_sample(4000)
     assert cutoff(np.repeat(probabilities, 5), np.repeat(wrong, 5), 0.01) > cutoff(probabilities, wrong, 0.01)
