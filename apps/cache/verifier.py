@@ -85,7 +85,7 @@ _OPPOSITES = (("on", "off"), ("up", "down"), ("enable", "disable"), ("activate",
               ("start", "stop"), ("open", "close"), ("add", "remove"))
 OPPOSITE = {a: frozenset(b for x, b in _OPPOSITES + tuple((y, x) for x, y in _OPPOSITES) if x == a)
             for pair in _OPPOSITES for a in pair}
-SYMMETRIC = frozenset("and or".split())   # the order of what they join does not matter
+SYMMETRIC = frozenset("and or vs versus".split())   # the order of what they join does not matter
 EXCHANGED_PART = 2   # words: "New York"; see exchanged()
 CURRENCY = frozenset("$ £ € ¥ % dollar dollars pound pounds euro euros usd gbp eur aud cad jpy chf cent cents".split())
 # Function words only: anything that could change the answer (person, negation, numbers,
@@ -241,9 +241,10 @@ def exchanged(query: Reading, cached: Reading) -> bool:
     London to Paris", "the time in Tokyo when it is 9 am in New York" and the cities the
     other way round. The parts are slots of at most EXCHANGED_PART words (numbers, names,
     units, places): longer ones exchanged are clauses turned round ("I did not set up a
-    direct debit I have" / "I have a direct debit I didn't set up"). Not around a bare "and"
-    or "or" ("eggs and milk" / "milk and eggs"), and not a part moved to the other end ("turn
-    off the lights" / "turn the lights off")."""
+    direct debit I have" / "I have a direct debit I didn't set up"). Not when an "and", "or"
+    or "vs" lies between them ("eggs and milk" / "milk and eggs", "a credit card and a debit
+    card", "by card or by cash"), and not a part moved to the other end ("turn off the
+    lights" / "turn the lights off")."""
     a, b = query.tokens, cached.tokens
     if len(a) != len(b) or a == b or sorted(a) != sorted(b):
         return False
@@ -255,7 +256,7 @@ def exchanged(query: Reading, cached: Reading) -> bool:
         for last in range(1, min(n - first, EXCHANGED_PART + 1)):   # leaving at least one word between them
             between = ours[first:n - last]
             if (theirs == ours[n - last:] + between + ours[:first] and ours[:first] != ours[n - last:]
-                    and not set(between) <= SYMMETRIC):
+                    and not SYMMETRIC.intersection(between)):
                 return True
     return False
 

@@ -72,6 +72,13 @@ class Call:
     def hit(self) -> bool:
         return self.cache in ("exact", "semantic")
 
+    @property
+    def answered(self) -> bool:
+        """The call got its answer, whether or not the client stayed to read it: 200, or a
+        whole answer its client hung up before (499 with the answer finished). The provider
+        served it, and the cache may keep it."""
+        return self.status == 200 or (self.status == 499 and self.answer is not None)
+
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
 

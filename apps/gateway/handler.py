@@ -12,6 +12,8 @@ upstream call at once), and then ends the call off the client's connection. From
 of the body on it watches for the client hanging up: a whole answer whose client left
 while it was made is not sent and is recorded as abandoned (499, not billed), as a
 stream's is; an SDK that times out and retries would otherwise pay for every attempt.
+(With HTTP pipelining uvicorn tells only the newest request of a connection that the
+client left; an earlier one still in flight is answered and billed.)
 """
 
 import asyncio
@@ -108,6 +110,15 @@ async def _watch(receive) -> None:
         pass
 
 
+def _stop(watcher: asyncio.Task) -> None:
+    """Cancels the watcher, or reads how it ended (so a failed receive() is not reported
+    as a task exception never retrieved)."""
+    if not watcher.done():
+        watcher.cancel()
+    elif not watcher.cancelled():
+        watcher.exception()
+
+
 async def _stream(answer: Answer, watcher: asyncio.Task, send) -> None:
     """Sends the stream's chunks until it ends or the client disconnects (`watcher` ends);
     on a disconnect the producing generator is cancelled and closed at once."""
@@ -138,10 +149,13 @@ async def _send(answer: Answer, watcher: asyncio.Task | None, send) -> None:
     if answer.events is not None:
         await _stream(answer, watcher, send)
         return
-    if watcher is not None and watcher.done():
+    gone = watcher is not None and watcher.done()
+    if not gone:
+        await pipeline.promise(answer.call)  # the row outlives this process before the client has the answer
+        gone = watcher is not None and watcher.done()
+    if gone:   # before the answer could go out (if while its row was promised, `end` records it as it ended)
         pipeline.abandoned(answer.call)
         return
-    await pipeline.promise(answer.call)  # the row outlives this process before the client has the answer
     headers = [*_headers(answer), (b"content-length", str(len(answer.body)).encode())]
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
     await send({"type": "http.response.body", "body": answer.body})
@@ -178,17 +192,21 @@ class GatewayHandler:
                 413, f"Request body is larger than the limit of {settings.AKA_MAX_BODY_BYTES} bytes.",
                 code="request_too_large")), None
         watcher = asyncio.create_task(_watch(receive))
-        view = self.views.get(scope["path"])
         try:
-            if view is None:
-                return await pipeline.refuse(Call(endpoint=endpoint), wire, ApiError(
-                    404, f"Unknown endpoint: {scope['method']} {scope['path']}", code="unknown_url")), watcher
-            return await view(Request(scope, body)), watcher
-        except Exception as exc:  # views answer their own failures; this is the last line for a bug
-            return await pipeline.refuse(Call(endpoint=endpoint), wire, exc), watcher
+            return await self._view(scope, body, wire, endpoint), watcher
         except BaseException:
-            watcher.cancel()
+            _stop(watcher)
             raise
+
+    async def _view(self, scope, body: bytes, wire, endpoint: str) -> Answer:
+        view = self.views.get(scope["path"])
+        if view is None:
+            return await pipeline.refuse(Call(endpoint=endpoint), wire, ApiError(
+                404, f"Unknown endpoint: {scope['method']} {scope['path']}", code="unknown_url"))
+        try:
+            return await view(Request(scope, body))
+        except Exception as exc:  # views answer their own failures; this is the last line for a bug
+            return await pipeline.refuse(Call(endpoint=endpoint), wire, exc)
 
     async def __call__(self, scope, receive, send) -> None:
         answer, watcher = await self._answer(scope, receive)
@@ -198,7 +216,7 @@ class GatewayHandler:
             await _send(answer, watcher, send)
         finally:
             if watcher is not None:
-                watcher.cancel()
+                _stop(watcher)
             # In its own task: neither its time nor a failure of its own reaches this
             # connection or the next request on it.
             after_response(pipeline.end(answer.call), answer.call.request_id)

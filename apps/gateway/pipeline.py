@@ -379,19 +379,19 @@ async def end(call: Call) -> None:
     call.stop_clock()
     metrics.REQUESTS.labels(call.endpoint, str(call.status)).inc()
     metrics.LATENCY.labels(call.endpoint).observe(call.latency_ms / 1000)
-    if call.served is not None and call.status == 200 and not call.hit:
+    if call.served is not None and call.answered and not call.hit:
         fallback = call.model is not None and call.served.id != call.model.id
         metrics.SERVED.labels(call.served.id, "yes" if fallback else "no").inc()
     if call.principal is None or not call.ledger:
         return  # never authenticated (metrics only), or not a call (the model list)
     facts = await _facts(call)
     promised = call.promised or billing.call_promise(facts=facts)
-    routing.observe(failed=call.outcome.failed, served=call.served.id if call.served and call.status == 200 else None)
+    routing.observe(failed=call.outcome.failed, served=call.served.id if call.served and call.answered else None)
     await _learn(call)
     await billing.call_record(facts=facts, promised=promised)
     # A whole answer its client left before it went out is stored too: an SDK that timed out
     # and retries then gets it from the cache.
-    if call.cache == "miss" and call.answer is not None and call.status in (200, 499):
+    if call.cache == "miss" and call.answer is not None and call.answered:
         await cache.remember(call.cache_plan, call.cache_miss, call.answer)
 
 
@@ -434,7 +434,7 @@ async def _learn(call: Call) -> None:
         shown = routing.judge_label(call.decision, done.verdict)
         samples.append(routing.Sample(request_id=call.request_id, model=call.speculation.draft.id,
                                       task=call.decision.task, good=shown, source="judge" if shown is not None else ""))
-    if call.served is not None and call.status == 200 and all(s.model != call.served.id for s in samples):
+    if call.served is not None and call.answered and all(s.model != call.served.id for s in samples):
         samples.append(routing.Sample(request_id=call.request_id, model=call.served.id, task=call.decision.task))
     if samples:
         try:
