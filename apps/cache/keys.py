@@ -33,13 +33,16 @@ def last_user_turn(req: ChatRequest) -> tuple[int, str] | None:
 
 
 def context_key(req: ChatRequest, route: str) -> str:
+    sampling = {name: getattr(req, name) for name in SAMPLING}
+    if req.top_k is not None:   # only when given: the keys of entries cached before it was read stay as they were
+        sampling["top_k"] = req.top_k
     material = {
         "route": route,
         "history": req.messages[:-1],
         "tools": req.tools,
         "tool_choice": req.tool_choice,
         "response_format": req.response_format,
-        "sampling": {name: getattr(req, name) for name in SAMPLING},
+        "sampling": sampling,
         "extra": req.extra,
     }
     return hashlib.blake2b(orjson.dumps(material, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()

@@ -16,6 +16,7 @@ class ChatRequest:
     max_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
+    top_k: int | None = None                 # Anthropic's and Gemini's; OpenAI's API has none
     stop: list[str] | None = None
     n: int = 1
     tools: list[dict] | None = None          # OpenAI shape: {"type": "function", "function": {...}}

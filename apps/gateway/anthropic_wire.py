@@ -135,6 +135,13 @@ def _tool_choice(data: dict):
     return TOOL_CHOICES[kind]
 
 
+def _top_k(data: dict) -> int | None:
+    value = field(data, "top_k", int)
+    if value is not None and value < 0:
+        raise ApiError(400, "top_k: Input should be greater than or equal to 0", param="top_k")
+    return value
+
+
 def parse_messages(body: bytes) -> ChatRequest:
     data = json_object(body)
     model = model_name(data)
@@ -158,6 +165,7 @@ def parse_messages(body: bytes) -> ChatRequest:
         max_tokens=max_tokens,
         temperature=number_in(data, "temperature", 0, 1),
         top_p=number_in(data, "top_p", 0, 1),
+        top_k=_top_k(data),
         stop=stop_list(data.get("stop_sequences"), "stop_sequences"),
         tools=_tools(data),
         tool_choice=_tool_choice(data),

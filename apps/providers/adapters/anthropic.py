@@ -92,6 +92,8 @@ class AnthropicAdapter(Adapter):
             body["temperature"] = min(req.temperature, 1.0)  # Anthropic's range is 0..1
         if req.top_p is not None:
             body["top_p"] = req.top_p
+        if req.top_k is not None:
+            body["top_k"] = req.top_k
         if req.stop:
             body["stop_sequences"] = req.stop
         if req.tools:

@@ -68,6 +68,8 @@ class GeminiAdapter(Adapter):
             config["temperature"] = req.temperature
         if req.top_p is not None:
             config["topP"] = req.top_p
+        if req.top_k is not None:
+            config["topK"] = req.top_k
         if req.stop:
             config["stopSequences"] = req.stop
         if req.response_format and req.response_format.get("type") in ("json_object", "json_schema"):
