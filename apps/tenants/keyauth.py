@@ -88,7 +88,7 @@ _principals = Snapshots(_load, lambda: settings.AKA_KEY_CACHE_TTL)
 def _check(raw: str | None, principal: Principal | None) -> Principal:
     if raw is None:
         metrics.AUTH_FAILURES.labels("missing").inc()
-        raise ApiError(401, "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+        raise ApiError(401, "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.",
                        code="missing_api_key")
     if principal is None:
         metrics.AUTH_FAILURES.labels("invalid").inc()

@@ -32,6 +32,7 @@ def test_unknown_and_missing_keys_get_401(db):
     with pytest.raises(ApiError) as err:
         resolve_key(None)
     assert (err.value.status, err.value.code) == (401, "missing_api_key")
+    assert "x-api-key" in err.value.message   # both headers work on both endpoints: Anthropic clients send this one
 
 
 def test_suspended_tenant_gets_403(party):
