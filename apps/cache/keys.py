@@ -14,6 +14,9 @@ import orjson
 from apps.core.llm import ChatRequest
 
 SAMPLING = ("temperature", "top_p", "max_tokens", "stop", "logprobs", "top_logprobs", "n")
+# Sampling parameters read since entries were first cached: in the key only when given, so
+# that the keys of requests without them, and the entries cached under those, stay as they were.
+LATER_SAMPLING = ("top_k",)
 
 
 def last_user_turn(req: ChatRequest) -> tuple[int, str] | None:
@@ -34,8 +37,7 @@ def last_user_turn(req: ChatRequest) -> tuple[int, str] | None:
 
 def context_key(req: ChatRequest, route: str) -> str:
     sampling = {name: getattr(req, name) for name in SAMPLING}
-    if req.top_k is not None:   # only when given: the keys of entries cached before it was read stay as they were
-        sampling["top_k"] = req.top_k
+    sampling.update((name, getattr(req, name)) for name in LATER_SAMPLING if getattr(req, name) is not None)
     material = {
         "route": route,
         "history": req.messages[:-1],

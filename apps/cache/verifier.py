@@ -83,8 +83,8 @@ _OPPOSITES = (("on", "off"), ("up", "down"), ("enable", "disable"), ("activate",
               ("increase", "decrease"), ("raise", "lower"), ("higher", "lower"), ("louder", "quieter"),
               ("brighter", "dimmer"), ("brighten", "dim"), ("lock", "unlock"), ("mute", "unmute"),
               ("start", "stop"), ("open", "close"), ("add", "remove"))
-OPPOSITE = {a: frozenset(b for x, b in _OPPOSITES + tuple((y, x) for x, y in _OPPOSITES) if x == a)
-            for pair in _OPPOSITES for a in pair}
+OPPOSITE = {word: frozenset(other for pair in _OPPOSITES if word in pair for other in pair if other != word)
+            for pair in _OPPOSITES for word in pair}
 SYMMETRIC = frozenset("and or vs versus".split())   # the order of what they join does not matter
 EXCHANGED_PART = 2   # words: "New York"; see exchanged()
 CURRENCY = frozenset("$ £ € ¥ % dollar dollars pound pounds euro euros usd gbp eur aud cad jpy chf cent cents".split())
@@ -110,7 +110,6 @@ def _stem(word: str) -> str:
 class Reading:
     """What the features need of one text, computed once per text."""
 
-    words: int
     content: frozenset
     first: bool
     second: bool
@@ -121,6 +120,10 @@ class Reading:
     entities: frozenset
     directions: frozenset   # its words that have an opposite (OPPOSITE)
     tokens: tuple           # every word, in order
+
+    @property
+    def words(self) -> int:
+        return len(self.tokens)
 
 
 @lru_cache(maxsize=8192)   # popular entries' prompts are read again on every hit
@@ -145,7 +148,7 @@ def read(text: str) -> Reading:
                 persons.add((person, "<" + tokens[i - 1]))
             if i + 1 < len(tokens):
                 persons.add((person, ">" + tokens[i + 1]))
-    return Reading(words=len(tokens), content=content, first=any(t in FIRST_PERSON for t in tokens),
+    return Reading(content=content, first=any(t in FIRST_PERSON for t in tokens),
                    second=any(t in SECOND_PERSON for t in tokens), persons=frozenset(persons),
                    negated=sum(t in NEGATION for t in tokens) % 2 == 1, quantities=quantities, entities=entities,
                    directions=frozenset(t for t in tokens if t in OPPOSITE), tokens=tuple(tokens))

@@ -6,7 +6,7 @@ import orjson
 from apps.core.errors import ApiError
 from apps.core.llm import ChatRequest, ChatResult, Delta, Usage
 
-from .parsing import field, json_object, model_name, number_in, positive_int, stop_list
+from .parsing import field, int_at_least, json_object, model_name, number_in, stop_list
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
 
@@ -135,17 +135,10 @@ def _tool_choice(data: dict):
     return TOOL_CHOICES[kind]
 
 
-def _top_k(data: dict) -> int | None:
-    value = field(data, "top_k", int)
-    if value is not None and value < 0:
-        raise ApiError(400, "top_k: Input should be greater than or equal to 0", param="top_k")
-    return value
-
-
 def parse_messages(body: bytes) -> ChatRequest:
     data = json_object(body)
     model = model_name(data)
-    max_tokens = positive_int(data, "max_tokens")
+    max_tokens = int_at_least(data, "max_tokens")
     if max_tokens is None:
         raise ApiError(400, "max_tokens: Field required", param="max_tokens")
     messages = field(data, "messages", list, required=True)
@@ -165,7 +158,7 @@ def parse_messages(body: bytes) -> ChatRequest:
         max_tokens=max_tokens,
         temperature=number_in(data, "temperature", 0, 1),
         top_p=number_in(data, "top_p", 0, 1),
-        top_k=_top_k(data),
+        top_k=int_at_least(data, "top_k", 0),
         stop=stop_list(data.get("stop_sequences"), "stop_sequences"),
         tools=_tools(data),
         tool_choice=_tool_choice(data),

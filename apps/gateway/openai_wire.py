@@ -8,7 +8,7 @@ import orjson
 from apps.core.errors import ApiError
 from apps.core.llm import ChatRequest, ChatResult, Delta, Usage
 
-from .parsing import check_depth, field, json_object, model_name, number_in, positive_int, stop_list
+from .parsing import check_depth, field, int_at_least, json_object, model_name, number_in, stop_list
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 # Accepted and forwarded to OpenAI-compatible upstreams as they are.
@@ -130,7 +130,7 @@ def _response_format(data: dict) -> dict | None:
 def parse_chat(body: bytes) -> ChatRequest:
     data = json_object(body)
     model = model_name(data)
-    n = positive_int(data, "n") or 1
+    n = int_at_least(data, "n") or 1
     stream = field(data, "stream", bool, default=False)
     if n != 1:
         raise ApiError(400, "Only n=1 is supported.", code="unsupported_value", param="n")
@@ -139,7 +139,7 @@ def parse_chat(body: bytes) -> ChatRequest:
         model=model,
         messages=_messages(data),
         stream=stream,
-        max_tokens=positive_int(data, "max_completion_tokens") or positive_int(data, "max_tokens"),
+        max_tokens=int_at_least(data, "max_completion_tokens") or int_at_least(data, "max_tokens"),
         temperature=number_in(data, "temperature", 0, 2),
         top_p=number_in(data, "top_p", 0, 1),
         stop=stop_list(data.get("stop")),

@@ -74,10 +74,10 @@ def number_in(data: dict, name: str, low: float, high: float) -> float | None:
     return value
 
 
-def positive_int(data: dict, name: str) -> int | None:
+def int_at_least(data: dict, name: str, minimum: int = 1) -> int | None:
     value = field(data, name, int)
-    if value is not None and value < 1:
-        raise ApiError(400, f"'{name}' must be at least 1.", code="invalid_value", param=name)
+    if value is not None and value < minimum:
+        raise ApiError(400, f"'{name}' must be at least {minimum}.", code="invalid_value", param=name)
     return value
 
 

@@ -72,7 +72,7 @@ ANTHROPIC_CASES = {
         "The request body is nested more than"),
     "NUL in model": (anthropic_body(model="claude-haiku-4-5\u0000"), "'model' must not contain NUL"),
     "top_k not an integer": (anthropic_body(top_k="x"), "Invalid type for 'top_k'"),   # was accepted and dropped
-    "top_k negative": (anthropic_body(top_k=-1), "top_k:"),
+    "top_k negative": (anthropic_body(top_k=-1), "'top_k' must be at least 0"),
     "model over 100 characters": (anthropic_body(model="claude-" + "x" * 94), "'model' must be at most 100"),
 }
 
