@@ -268,6 +268,13 @@ def stream_error(error: ApiError) -> bytes:
     return _event("error", _error(error))
 
 
+def _model(name: str) -> dict:
+    return {"type": "model", "id": name, "display_name": name, "created_at": "2025-01-01T00:00:00Z"}
+
+
 def model_list(ids: list[str]) -> bytes:
-    data = [{"type": "model", "id": i, "display_name": i, "created_at": "2025-01-01T00:00:00Z"} for i in ids]
-    return orjson.dumps({"data": data, "has_more": False, "first_id": ids[0], "last_id": ids[-1]})
+    return orjson.dumps({"data": [_model(i) for i in ids], "has_more": False, "first_id": ids[0], "last_id": ids[-1]})
+
+
+def model_object(name: str) -> bytes:
+    return orjson.dumps(_model(name))

@@ -18,6 +18,7 @@ client left; an earlier one still in flight is answered and billed.)
 
 import asyncio
 import logging
+import re
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -163,19 +164,40 @@ async def _send(answer: Answer, watcher: asyncio.Task | None, send) -> None:
 
 class GatewayHandler:
     def __init__(self) -> None:
-        # The gateway's URLs are plain paths (apps/gateway/urls.py): found by a dict lookup,
-        # which a path with a parameter would never match.
-        patterns = get_resolver(URLCONF).url_patterns
-        if not all(isinstance(p, URLPattern) and isinstance(p.pattern, RoutePattern) and not p.pattern.converters
-                   for p in patterns):
-            raise ImproperlyConfigured(f"{URLCONF} may hold only plain path() routes, no parameters or regexes.")
-        self.views = {"/" + str(p.pattern): p.callback for p in patterns}
+        # The gateway's URLs are found by a dict lookup: plain paths by the whole path, and
+        # paths whose one parameter is their last segment (v1/models/<str:model>) by what
+        # comes before it. A parameter anywhere else could never match.
+        self.views, self.last_segment = {}, {}
+        for p in get_resolver(URLCONF).url_patterns:
+            route = str(p.pattern) if isinstance(p, URLPattern) and isinstance(p.pattern, RoutePattern) else None
+            head, _, last = (route or "").rpartition("/")
+            if route is not None and not p.pattern.converters:
+                self.views["/" + route] = p.callback
+            elif route is not None and len(p.pattern.converters) == 1 and "<" not in head and last.startswith("<"):
+                (name, converter), = p.pattern.converters.items()
+                self.last_segment["/" + head + "/"] = (p.callback, name, converter)
+            else:
+                raise ImproperlyConfigured(f"{URLCONF} may hold only plain path() routes, or ones whose only "
+                                           "parameter is their last segment; no regexes.")
+
+    def _find(self, path: str):
+        """The view for `path` and its keyword arguments, or (None, None)."""
+        view = self.views.get(path)
+        if view is not None:
+            return view, {}
+        head, _, last = path.rpartition("/")
+        found = self.last_segment.get(head + "/")
+        if found is None or not re.fullmatch(found[2].regex, last):
+            return None, None
+        view, name, converter = found
+        return view, {name: converter.to_python(last)}
 
     async def _answer(self, scope, receive) -> tuple[Answer | None, asyncio.Task | None]:
         """The answer, and the task that ends when the client hangs up (watching from the end
         of the request body on; None when the body was not read whole)."""
         wire = for_path(scope["path"])
-        endpoint = OTHER_ENDPOINTS.get(scope["path"], wire.endpoint)  # a bounded set of metric labels
+        path = scope["path"]   # the metric's label, of a bounded set: /v1/models/{model} counts as models
+        endpoint = OTHER_ENDPOINTS.get(path) or OTHER_ENDPOINTS.get(path.rpartition("/")[0], wire.endpoint)
         if not host_allowed(scope):
             return await pipeline.refuse(Call(endpoint=endpoint), wire, ApiError(
                 400, "Invalid Host header: the gateway does not serve this host name.", code="invalid_host")), None
@@ -199,12 +221,12 @@ class GatewayHandler:
             raise
 
     async def _view(self, scope, body: bytes, wire, endpoint: str) -> Answer:
-        view = self.views.get(scope["path"])
+        view, kwargs = self._find(scope["path"])
         if view is None:
             return await pipeline.refuse(Call(endpoint=endpoint), wire, ApiError(
                 404, f"Unknown endpoint: {scope['method']} {scope['path']}", code="unknown_url"))
         try:
-            return await view(Request(scope, body))
+            return await view(Request(scope, body), **kwargs)
         except Exception as exc:  # views answer their own failures; this is the last line for a bug
             return await pipeline.refuse(Call(endpoint=endpoint), wire, exc)
 

@@ -229,9 +229,16 @@ def stream_error(error: ApiError) -> bytes:
     return b"data: " + orjson.dumps(_error(error)) + b"\n\n"
 
 
+def _model(name: str) -> dict:
+    return {"id": name, "object": "model", "created": 1735689600, "owned_by": "akarouter"}
+
+
 def model_list(ids: list[str]) -> bytes:
-    return orjson.dumps({"object": "list", "data": [
-        {"id": i, "object": "model", "created": 1735689600, "owned_by": "akarouter"} for i in ids]})
+    return orjson.dumps({"object": "list", "data": [_model(i) for i in ids]})
+
+
+def model_object(name: str) -> bytes:
+    return orjson.dumps(_model(name))
 
 
 THUMBS = {"up": 1.0, "down": -1.0}

@@ -114,9 +114,13 @@ def parse(call: Call, wire: Wire, body: bytes) -> ChatRequest:
 async def resolve_model(name: str, capability: str = "chat") -> ModelInfo:
     model = (await amodels()).get(settings.AKA_AUTO_MODEL if name == "auto" else name)
     if model is None or not model.supports(capability):
-        raise ApiError(404, f"The model '{name}' does not exist or you do not have access to it.",
-                       code="model_not_found", param="model")
+        raise unknown_model(name)
     return model
+
+
+def unknown_model(name: str) -> ApiError:
+    return ApiError(404, f"The model '{name}' does not exist or you do not have access to it.",
+                    code="model_not_found", param="model")
 
 
 async def resolve(call: Call, req: ChatRequest) -> list[ModelInfo]:
@@ -477,8 +481,9 @@ async def serve_embeddings(request) -> Answer:
         return await refuse(call, OPENAI, failure)
 
 
-async def serve_models(request) -> Answer:
-    """The models a tenant may call, plus `auto`, in its client's list shape."""
+async def serve_models(request, model: str | None = None) -> Answer:
+    """The models a tenant may call, plus `auto`, in its client's list shape; or the one
+    named `model` (GET /v1/models/{model}, which SDKs call to check a name)."""
     wire = for_request(request)
     call = Call(endpoint="models", ledger=False)
     try:
@@ -486,7 +491,11 @@ async def serve_models(request) -> Answer:
         await count(call)
         ids = ["auto", *sorted((await amodels()).keys())]
         await call.admission
-        return ok(call, wire.model_list(ids), {})
+        if model is None:
+            return ok(call, wire.model_list(ids), {})
+        if model not in ids:
+            raise unknown_model(model)
+        return ok(call, wire.model_object(model), {})
     except Exception as failure:
         return await refuse(call, wire, failure)
 

@@ -21,5 +21,9 @@ async def models(request):
     return await pipeline.serve_models(request)
 
 
+async def model(request, model: str):
+    return await pipeline.serve_models(request, model)
+
+
 async def feedback(request):
     return await pipeline.serve_feedback(request)

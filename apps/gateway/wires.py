@@ -16,12 +16,15 @@ class Wire:
     error_body: Callable      # ApiError -> bytes
     stream_error: Callable    # ApiError -> SSE bytes
     model_list: Callable      # model ids -> bytes
+    model_object: Callable    # one model id -> bytes
 
 
 OPENAI = Wire("chat.completions", "chatcmpl-", openai_wire.parse_chat, openai_wire.completion, openai_wire.ChunkWriter,
-              openai_wire.error_body, openai_wire.stream_error, openai_wire.model_list)
+              openai_wire.error_body, openai_wire.stream_error, openai_wire.model_list,
+              openai_wire.model_object)
 ANTHROPIC = Wire("messages", "msg_", anthropic_wire.parse_messages, anthropic_wire.message, anthropic_wire.EventWriter,
-                 anthropic_wire.error_body, anthropic_wire.stream_error, anthropic_wire.model_list)
+                 anthropic_wire.error_body, anthropic_wire.stream_error, anthropic_wire.model_list,
+                 anthropic_wire.model_object)
 
 
 def for_path(path: str) -> Wire:

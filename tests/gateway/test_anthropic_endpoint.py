@@ -85,3 +85,11 @@ def test_bad_key_is_401_in_anthropic_shape(live):
 def test_models_list_in_anthropic_shape(live):
     ids = [m.id for m in sdk(live).models.list()]
     assert "auto" in ids and "claude-haiku-4-5" in ids
+
+
+def test_one_model_is_retrieved_in_anthropic_shape(live):
+    model = sdk(live).models.retrieve("claude-haiku-4-5")
+    assert (model.type, model.id, model.display_name) == ("model", "claude-haiku-4-5", "claude-haiku-4-5")
+    with pytest.raises(anthropic.NotFoundError) as err:
+        sdk(live).models.retrieve("claude-9")
+    assert err.value.body["error"]["type"] == "not_found_error"

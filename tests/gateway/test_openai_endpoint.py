@@ -145,6 +145,22 @@ def test_models_list(live):
     assert live.records(expected=0, timeout=0.2) == []  # listing models is not a billable call
 
 
+def test_one_model_is_retrieved_by_its_name(live):
+    # SDKs and frameworks check a model name this way before they use it.
+    model = sdk(live).models.retrieve("gemini-2.5-flash")
+    assert (model.id, model.object, model.owned_by) == ("gemini-2.5-flash", "model", "akarouter")
+    assert sdk(live).models.retrieve("auto").id == "auto"
+    with pytest.raises(openai.NotFoundError) as err:
+        sdk(live).models.retrieve("gpt-9")
+    assert err.value.body["code"] == "model_not_found" and "'gpt-9'" in err.value.body["message"]
+    for path in ("/v1/models/gpt-4o/x", "/v1/models/"):   # not a model's URL: the gateway's own 404
+        answer = httpx.get(f"{live.url}{path}", headers={"authorization": f"Bearer {live.raw_key}"})
+        assert answer.status_code == 404 and answer.json()["error"]["code"] == "unknown_url"
+    answer = httpx.get(f"{live.url}/v1/models/gpt-4o%00")
+    assert answer.status_code == 401 and answer.json()["error"]["type"] == "authentication_error"
+    assert live.records(expected=0, timeout=0.2) == []
+
+
 def test_auto_is_served_by_the_default_model(live):
     completion = sdk(live).chat.completions.create(model="auto", messages=[{"role": "user", "content": PROMPT}])
     assert completion.model == "gpt-4o-mini"

@@ -46,10 +46,22 @@ def test_the_handler_finds_each_gateway_url_and_nothing_else():
     assert set(views) == {"/v1/chat/completions", "/v1/messages", "/v1/models", "/v1/embeddings", "/v1/feedback"}
 
 
-@pytest.mark.parametrize("route", [path("v1/calls/<int:pk>", chat_completions), re_path(r"^v1/x$", chat_completions)])
+def test_a_url_whose_last_segment_is_a_parameter_is_found_by_what_comes_before_it(monkeypatch):
+    urls = types.ModuleType("gateway_urls_with_a_last_parameter")
+    urls.urlpatterns = [path("v1/calls/<int:pk>", chat_completions), path("v1/messages", messages)]
+    monkeypatch.setattr(handler, "URLCONF", urls)
+    found = GatewayHandler()
+    assert found._find("/v1/calls/42") == (chat_completions, {"pk": 42})
+    assert found._find("/v1/messages") == (messages, {})
+    for unknown in ("/v1/calls/x", "/v1/calls/", "/v1/calls/4/2", "/v1/calls", "/v1/other/42"):
+        assert found._find(unknown) == (None, None)
+
+
+@pytest.mark.parametrize("route", [path("v1/<int:pk>/calls", chat_completions), re_path(r"^v1/x$", chat_completions),
+                                   path("v1/<str:a>/<int:pk>", chat_completions)])
 def test_a_gateway_url_the_dict_lookup_could_not_match_is_refused_at_start(monkeypatch, route):
     urls = types.ModuleType("gateway_urls_with_a_parameter")
     urls.urlpatterns = [path("v1/messages", messages), route]
     monkeypatch.setattr(handler, "URLCONF", urls)
-    with pytest.raises(ImproperlyConfigured, match="plain path"):
+    with pytest.raises(ImproperlyConfigured, match="only plain path"):
         GatewayHandler()
