@@ -356,6 +356,11 @@ class Model:
     def cutoff(self, target: float) -> float:
         return cutoff(self.curve, target)
 
+    def floor(self) -> float:
+        """The lowest target that serves semantic hits: below it the cut-off is 0, and only
+        exact repeats hit (the calibration's strict end, train_verifier.curve)."""
+        return min((rate for cut, rate in self.curve if cut > 0.0), default=1.0)
+
 
 def cutoff(curve: list[list[float]], target: float) -> float:
     """The largest cut-off of a calibration curve (the most hits) whose wrong-hit rate is

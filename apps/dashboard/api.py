@@ -5,25 +5,22 @@ owner's service; the composition lives here because the dashboard may import eve
 and none of them may import each other upwards."""
 
 from collections.abc import Mapping
-from datetime import timedelta
 
 from django.db import transaction
-from django.utils import timezone
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from apps.audit.services import audit_changes
-from apps.billing import selectors as ledger
 from apps.cache import services as cache_services
 from apps.cache.selectors import cache_settings_for
 from apps.cache.serializers import CacheSettingsSerializer
-from apps.routing import selectors as feedback
 from apps.tenants import services as tenant_services
 from apps.tenants.serializers import TenantSettingsSerializer
 
+from .selectors import observed_wrong_hits
+
 CACHE = "cache_"
-OBSERVED_DAYS = 30
 
 
 def _prefixed(data: Mapping, prefix: str) -> dict:
@@ -64,14 +61,4 @@ def tenant_settings(request):
                 audit_changes(tenant=tenant, actor=request.user, area="cache", before=before,
                               after=cache_form.validated_data)
     return Response({**TenantSettingsSerializer(tenant).data, **_prefixed(CacheSettingsSerializer(cache).data, CACHE),
-                     **_observed_wrong_hits(tenant)})
-
-
-def _observed_wrong_hits(tenant) -> dict:
-    """Semantic hits in the last 30 days, and the share the tenant's feedback called wrong
-    (read-only: shown beside the threshold it judges)."""
-    since = timezone.now() - timedelta(days=OBSERVED_DAYS)
-    hits = ledger.semantic_hits(tenant=tenant, since=since)
-    wrong = ledger.semantic_hits(tenant=tenant, since=since, among=feedback.negative_request_ids(tenant=tenant, since=since))
-    return {"semantic_hits_30d": hits, "semantic_hits_judged_wrong_30d": wrong,
-            "observed_wrong_hit_rate": round(wrong / hits, 4) if hits else None}
+                     **observed_wrong_hits(tenant=tenant)})

@@ -3,15 +3,18 @@ bounds) from the owning apps' models, so the limits live in one place."""
 
 import django_filters
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.forms.models import fields_for_model
 
 from apps.billing.models import CallRecord
+from apps.cache import verifier
 from apps.cache.models import CacheSettings
 from apps.providers.models import CatalogModel
 from apps.routing.models import RoutingSettings
 from apps.tenants.models import Membership, Plan, Tenant
 
-CACHE_FIELDS = ["enabled", "threshold", "ttl_seconds", "user_scope", "tool_calls", "high_temperature"]
+CACHE_FIELDS = ["enabled", "target_wrong_hit_rate", "threshold", "ttl_seconds", "user_scope", "tool_calls",
+                "high_temperature"]
 
 
 def model_fields(model, names: list[str]) -> dict[str, forms.Field]:
@@ -22,6 +25,21 @@ def model_fields(model, names: list[str]) -> dict[str, forms.Field]:
     return found
 
 
+class PercentField(forms.FloatField):
+    """A rate kept as a fraction (0.01), shown, typed and bounded as a percentage (1)."""
+
+    def __init__(self, *, fraction_validators, **kwargs):
+        bounds = {type(v): v.limit_value * 100 for v in fraction_validators}
+        super().__init__(min_value=bounds.get(MinValueValidator), max_value=bounds.get(MaxValueValidator), **kwargs)
+
+    def prepare_value(self, value):
+        return f"{value * 100:g}" if isinstance(value, float) else value
+
+    def clean(self, value):
+        value = super().clean(value)
+        return None if value is None else round(value / 100, 6)
+
+
 class CacheSettingsForm(forms.Form):
     locals().update(model_fields(CacheSettings, CACHE_FIELDS))
 
@@ -29,6 +47,15 @@ class CacheSettingsForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["enabled"].label = "Cache on"
         self.fields["ttl_seconds"].label = "Keep answers for (seconds)"
+        target = self.fields["target_wrong_hit_rate"]
+        # What a tenant chooses: a share of wrong hits, in percent; the similarity below is the expert's knob.
+        self.fields["target_wrong_hit_rate"] = PercentField(
+            label="Wrong hits allowed (%)", required=False, fraction_validators=target.validators,
+            widget=forms.NumberInput(attrs={"step": "any"}),
+            help_text=f"share of semantic hits allowed to be wrong, in percent (0.1-10, e.g. 1; lower is stricter). "
+                      f"Below {verifier.model().floor():.2%} only exact repeats are answered from the cache. "
+                      "Empty: the similarity threshold alone (expert)")
+        self.fields["threshold"].label = "Similarity threshold (expert)"
 
 
 class BaselineForm(forms.Form):

@@ -10,9 +10,11 @@ from django.db import connection
 from django.http import Http404
 from django.utils import timezone
 
+from apps.billing import selectors as ledger
 from apps.billing.models import DEFAULT_BASELINE_MODEL, BillingSettings, CallRecord
 from apps.cache.models import CacheEntry
 from apps.core.paging import first_page, page_after
+from apps.routing import selectors as feedback
 
 from .latency import BOUNDS, percentile
 from .models import CallRollup
@@ -23,6 +25,17 @@ LOOKED_UP = ("miss", "exact", "semantic")
 # The speculation outcome that means the cheap draft was served (apps/routing writes it).
 ACCEPTED = "accepted"
 MICROS = Decimal(1_000_000)
+OBSERVED_DAYS = 30
+
+
+def observed_wrong_hits(*, tenant) -> dict:
+    """Semantic hits in the last OBSERVED_DAYS days, and the share the tenant's feedback
+    called wrong: shown beside the settings that decide them (the page and the API)."""
+    since = timezone.now() - timedelta(days=OBSERVED_DAYS)
+    hits = ledger.semantic_hits(tenant=tenant, since=since)
+    wrong = ledger.semantic_hits(tenant=tenant, since=since, among=feedback.negative_request_ids(tenant=tenant, since=since))
+    return {"semantic_hits_30d": hits, "semantic_hits_judged_wrong_30d": wrong,
+            "observed_wrong_hit_rate": round(wrong / hits, 4) if hits else None}
 
 
 @dataclass(frozen=True)

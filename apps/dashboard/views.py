@@ -206,7 +206,8 @@ def _settings_context(request, bound=None, **extra):
     return {"tenant": tenant, "sections": sections, "members": tenant_selectors.members_of(tenant=tenant),
             "invite": InviteForm(), "roles": RoleForm.base_fields["role"].choices,
             "is_owner": membership.role == membership.Role.OWNER, "me": membership,
-            "trail": audit_trail(tenant=tenant, limit=20), **extra}
+            "trail": audit_trail(tenant=tenant, limit=20), "observed": selectors.observed_wrong_hits(tenant=tenant),
+            **extra}
 
 
 @tenant_member(manage=True)

@@ -15,7 +15,8 @@ from tests import factories
 
 pytestmark = pytest.mark.django_db
 
-CACHE = {"cache-enabled": "on", "cache-threshold": "0.95", "cache-ttl_seconds": "3600", "cache-user_scope": "on"}
+CACHE = {"cache-enabled": "on", "cache-target_wrong_hit_rate": "1", "cache-threshold": "0.95",
+         "cache-ttl_seconds": "3600", "cache-user_scope": "on"}
 
 
 def events(tenant):
@@ -38,6 +39,25 @@ def test_owner_changes_the_cache_and_every_changed_value_is_audited(client, part
     client.post("/settings/cache/", CACHE)  # the same values again change nothing
     assert len(events(party.tenant)) == 3
     assert "0.95" in client.get("/settings/").content.decode()
+
+
+def test_the_wrong_hit_target_is_chosen_in_percent_and_emptied_for_the_threshold_alone(client, party):
+    client.force_login(party.alice)
+    page = client.get("/settings/").content.decode()
+    assert 'name="cache-target_wrong_hit_rate" value="1"' in page   # the default, 0.01, shown as 1 (%)
+    assert "Below 0.60% only exact repeats" in page                 # the shipped calibration's floor
+    assert client.post("/settings/cache/", {**CACHE, "cache-target_wrong_hit_rate": "0.5"}).status_code == 302
+    assert cache_settings_for(tenant=party.tenant).target_wrong_hit_rate == 0.005
+    assert 'name="cache-target_wrong_hit_rate" value="0.5"' in client.get("/settings/").content.decode()
+    for bad in ("0.05", "11", "one"):   # the model's bounds, 0.001-0.10, read in percent
+        response = client.post("/settings/cache/", {**CACHE, "cache-target_wrong_hit_rate": bad})
+        assert response.status_code == 400
+    assert "greater than or equal to 0.1" in client.post("/settings/cache/", {
+        **CACHE, "cache-target_wrong_hit_rate": "0.05"}).content.decode()
+    assert client.post("/settings/cache/", {**CACHE, "cache-target_wrong_hit_rate": ""}).status_code == 302
+    assert cache_settings_for(tenant=party.tenant).target_wrong_hit_rate is None
+    assert [(f, o, n) for _, _, f, o, n, _ in events(party.tenant) if f == "target_wrong_hit_rate"] == [
+        ("target_wrong_hit_rate", 0.01, 0.005), ("target_wrong_hit_rate", 0.005, None)]
 
 
 def test_out_of_range_threshold_is_refused_with_the_models_own_bounds(client, party):
