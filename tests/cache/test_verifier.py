@@ -144,6 +144,21 @@ def test_the_shipped_model_matches_the_features():
 
 
 
+def test_shared_words_carry_their_topics_risk_and_a_word_never_seen_the_prior():
+    lexicons = verifier.Lexicons(differing={"cash": 0.3}, shared={"pin": 0.08, "card": 0.02}, prior=0.03)
+    around = verifier.Neighbourhood(margin=0.01, coherence=0.6, radius=0.7, rank=0.0)
+
+    def topic(query, cached):
+        x = verifier.features(verifier.read(query), verifier.read(cached), 0.95, 0.95, lexicons, around, 0.1)
+        return x[verifier.FEATURES.index("topic_max")], x[verifier.FEATURES.index("topic_mean")]
+
+    assert topic("how do I reset my pin", "how can I reset my pin") == pytest.approx((0.08, (0.08 + 2 * 0.03) / 3))
+    assert topic("where is my card", "where's my card") == pytest.approx((0.03, 0.025))   # "where" unseen: prior
+    # Another domain's words, none of them seen in training: average risk, not none.
+    assert topic("turn the radio on", "switch the radio on") == pytest.approx((0.03, 0.03))
+    assert topic("hello", "hello there") == pytest.approx((0.03, 0.03))   # no content word in common
+
+
 def test_the_neighbourhood_says_where_the_chosen_entry_sits_among_the_candidates():
     axes = np.eye(4, dtype=np.float32)
     candidates = [Candidate(1, 0.95, axes[0], 0.7), Candidate(2, 0.93, axes[1], None),

@@ -5,6 +5,7 @@ import pytest
 from django.core import mail
 
 from apps.audit.models import AuditEvent
+from apps.cache import verifier
 from apps.cache.models import DEFAULT_THRESHOLD
 from apps.cache.selectors import cache_settings_for
 from apps.dashboard.selectors import baseline_model_of
@@ -45,7 +46,7 @@ def test_the_wrong_hit_target_is_chosen_in_percent_and_emptied_for_the_threshold
     client.force_login(party.alice)
     page = client.get("/settings/").content.decode()
     assert 'name="cache-target_wrong_hit_rate" value="1"' in page   # the default, 0.01, shown as 1 (%)
-    assert "Below 0.60% only exact repeats" in page                 # the shipped calibration's floor
+    assert f"Below {verifier.model().floor():.2%} only exact repeats" in page   # the calibration's floor
     assert client.post("/settings/cache/", {**CACHE, "cache-target_wrong_hit_rate": "0.5"}).status_code == 302
     assert cache_settings_for(tenant=party.tenant).target_wrong_hit_rate == 0.005
     assert 'name="cache-target_wrong_hit_rate" value="0.5"' in client.get("/settings/").content.decode()
