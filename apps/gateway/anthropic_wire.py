@@ -135,11 +135,13 @@ def _tool_choice(data: dict):
     return TOOL_CHOICES[kind]
 
 
-def parse_messages(body: bytes) -> ChatRequest:
+def parse_messages(body: bytes, *, counting: bool = False) -> ChatRequest:
+    """The canonical request of a Messages body; `counting` (count_tokens): max_tokens is
+    not required."""
     data = json_object(body)
     model = model_name(data)
     max_tokens = int_at_least(data, "max_tokens")
-    if max_tokens is None:
+    if max_tokens is None and not counting:
         raise ApiError(400, "max_tokens: Field required", param="max_tokens")
     messages = field(data, "messages", list, required=True)
     if not messages:
@@ -270,6 +272,10 @@ def stream_error(error: ApiError) -> bytes:
 
 def _model(name: str) -> dict:
     return {"type": "model", "id": name, "display_name": name, "created_at": "2025-01-01T00:00:00Z"}
+
+
+def token_count(tokens: int) -> bytes:
+    return orjson.dumps({"input_tokens": tokens})
 
 
 def model_list(ids: list[str]) -> bytes:

@@ -24,7 +24,7 @@ from apps.tenants.keyauth import Principal
 
 @dataclass
 class Call:
-    endpoint: str                    # chat.completions | messages | embeddings | models | feedback
+    endpoint: str                    # chat.completions | messages | embeddings | models | feedback | count_tokens
     request_id: str = field(default_factory=lambda: "req_" + uuid.uuid4().hex)
     started: float = field(default_factory=time.perf_counter)
     arrived: datetime = field(default_factory=lambda: datetime.now(UTC))  # its ledger row's time

@@ -23,6 +23,7 @@ import re
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import get_resolver
+from django.urls.converters import PathConverter
 from django.urls.resolvers import RoutePattern, URLPattern
 
 from apps.core import metrics
@@ -37,7 +38,8 @@ from .wires import for_path
 
 log = logging.getLogger(__name__)
 URLCONF = "apps.gateway.urls"
-OTHER_ENDPOINTS = {"/v1/embeddings": "embeddings", "/v1/models": "models", "/v1/feedback": "feedback"}
+OTHER_ENDPOINTS = {"/v1/embeddings": "embeddings", "/v1/models": "models", "/v1/feedback": "feedback",
+                   "/v1/messages/count_tokens": "count_tokens"}
 
 
 class Request:
@@ -165,20 +167,22 @@ async def _send(answer: Answer, watcher: asyncio.Task | None, send) -> None:
 class GatewayHandler:
     def __init__(self) -> None:
         # The gateway's URLs are found by a dict lookup: plain paths by the whole path, and
-        # paths whose one parameter is their last segment (v1/models/<str:model>) by what
-        # comes before it. A parameter anywhere else could never match.
+        # paths whose one parameter is their whole last segment (v1/models/<str:model>) by
+        # what comes before it. Anything else could never match, or match the wrong way.
         self.views, self.last_segment = {}, {}
         for p in get_resolver(URLCONF).url_patterns:
             route = str(p.pattern) if isinstance(p, URLPattern) and isinstance(p.pattern, RoutePattern) else None
             head, _, last = (route or "").rpartition("/")
             if route is not None and not p.pattern.converters:
                 self.views["/" + route] = p.callback
-            elif route is not None and len(p.pattern.converters) == 1 and "<" not in head and last.startswith("<"):
+            elif (route is not None and len(p.pattern.converters) == 1 and "<" not in head
+                  and re.fullmatch(r"<(?:\w+:)?\w+>", last) and "/" + head + "/" not in self.last_segment
+                  and not isinstance(*p.pattern.converters.values(), PathConverter)):
                 (name, converter), = p.pattern.converters.items()
                 self.last_segment["/" + head + "/"] = (p.callback, name, converter)
             else:
                 raise ImproperlyConfigured(f"{URLCONF} may hold only plain path() routes, or ones whose only "
-                                           "parameter is their last segment; no regexes.")
+                                           "parameter is their whole last segment, one per prefix; no regexes.")
 
     def _find(self, path: str):
         """The view for `path` and its keyword arguments, or (None, None)."""
@@ -190,14 +194,22 @@ class GatewayHandler:
         if found is None or not re.fullmatch(found[2].regex, last):
             return None, None
         view, name, converter = found
-        return view, {name: converter.to_python(last)}
+        try:
+            return view, {name: converter.to_python(last)}
+        except ValueError:   # as Django's resolver reads it: no match
+            return None, None
+
+    def _endpoint(self, path: str, wire) -> str:
+        """The call's metric label, of a bounded set: /v1/models/{model} counts as models."""
+        head = path.rpartition("/")[0]
+        return OTHER_ENDPOINTS.get(path) or (OTHER_ENDPOINTS.get(head) if head + "/" in self.last_segment else None) \
+            or wire.endpoint
 
     async def _answer(self, scope, receive) -> tuple[Answer | None, asyncio.Task | None]:
         """The answer, and the task that ends when the client hangs up (watching from the end
         of the request body on; None when the body was not read whole)."""
         wire = for_path(scope["path"])
-        path = scope["path"]   # the metric's label, of a bounded set: /v1/models/{model} counts as models
-        endpoint = OTHER_ENDPOINTS.get(path) or OTHER_ENDPOINTS.get(path.rpartition("/")[0], wire.endpoint)
+        endpoint = self._endpoint(scope["path"], wire)
         if not host_allowed(scope):
             return await pipeline.refuse(Call(endpoint=endpoint), wire, ApiError(
                 400, "Invalid Host header: the gateway does not serve this host name.", code="invalid_host")), None

@@ -35,9 +35,9 @@ from apps.routing import speculation
 from apps.tenants import ratelimit
 from apps.tenants.keyauth import aresolve_key, extract_key
 
-from . import openai_wire, sse
+from . import anthropic_wire, openai_wire, sse
 from .call import Call
-from .wires import OPENAI, Wire, for_request
+from .wires import ANTHROPIC, OPENAI, Wire, for_request
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
@@ -60,7 +60,7 @@ class Answer:
 async def serve_chat(request, wire: Wire) -> Answer:
     call = Call(endpoint=wire.endpoint)
     try:
-        require_post(request)
+        require_method(request, "POST")
         await admit(call, request.headers)
         req = parse(call, wire, request.body)
         chain = await resolve(call, req)
@@ -81,9 +81,9 @@ async def serve_chat(request, wire: Wire) -> Answer:
         return await refuse(call, wire, failure)
 
 
-def require_post(request) -> None:
-    if request.method != "POST":
-        raise ApiError(405, f"Use POST for {request.path}.")
+def require_method(request, method: str) -> None:
+    if request.method != method:
+        raise ApiError(405, f"Use {method} for {request.path}.")
 
 
 # Admit
@@ -463,7 +463,7 @@ async def serve_embeddings(request) -> Answer:
     retries and fallbacks as chat."""
     call = Call(endpoint="embeddings")
     try:
-        require_post(request)
+        require_method(request, "POST")
         await admit(call, request.headers)
         call.model_requested, data = openai_wire.parse_embeddings(request.body)
         call.model = await resolve_model(call.model_requested, capability="embeddings")
@@ -482,14 +482,17 @@ async def serve_embeddings(request) -> Answer:
 
 
 async def serve_models(request, model: str | None = None) -> Answer:
-    """The models a tenant may call, plus `auto`, in its client's list shape; or the one
-    named `model` (GET /v1/models/{model}, which SDKs call to check a name)."""
+    """The names a tenant may call in its client's list shape: `auto`, its aliases, the
+    catalog's models; or the one named `model` (GET /v1/models/{model}, which SDKs call to
+    check a name before using it)."""
     wire = for_request(request)
     call = Call(endpoint="models", ledger=False)
     try:
+        require_method(request, "GET")
         await admit(call, request.headers)
         await count(call)
-        ids = ["auto", *sorted((await amodels()).keys())]
+        aliases = (await routing.snapshot(call.principal.tenant_id)).aliases
+        ids = ["auto", *sorted(aliases), *sorted((await amodels()).keys())]
         await call.admission
         if model is None:
             return ok(call, wire.model_list(ids), {})
@@ -500,12 +503,29 @@ async def serve_models(request, model: str | None = None) -> Answer:
         return await refuse(call, wire, failure)
 
 
+async def serve_count_tokens(request) -> Answer:
+    """POST /v1/messages/count_tokens: the input tokens of a Messages request, counted by
+    its model's provider (Anthropic's and Gemini's APIs have the endpoint; OpenAI's has
+    not: 400). Rate-limited like a call, not billed."""
+    call = Call(endpoint="count_tokens", ledger=False)
+    try:
+        require_method(request, "POST")
+        await admit(call, request.headers)
+        req = anthropic_wire.parse_messages(request.body, counting=True)
+        model = await resolve_model(req.model)
+        await count(call)
+        tokens = await alongside_admission(call, dispatch.count_tokens(req, model))
+        return ok(call, anthropic_wire.token_count(tokens), {})
+    except Exception as failure:
+        return await refuse(call, ANTHROPIC, failure)
+
+
 async def serve_feedback(request) -> Answer:
     """A tenant's verdict on one of its calls: a label for the router and, when it says a
     semantic cache hit was wrong, the end of that entry's semantic serving."""
     call = Call(endpoint="feedback", ledger=False)
     try:
-        require_post(request)
+        require_method(request, "POST")
         await admit(call, request.headers)
         request_id, score, comment = openai_wire.parse_feedback(request.body)
         tenant_id = call.principal.tenant_id

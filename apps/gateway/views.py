@@ -13,6 +13,10 @@ async def messages(request):
     return await pipeline.serve_chat(request, ANTHROPIC)
 
 
+async def count_tokens(request):
+    return await pipeline.serve_count_tokens(request)
+
+
 async def embeddings(request):
     return await pipeline.serve_embeddings(request)
 

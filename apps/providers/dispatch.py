@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from apps.core import metrics
+from apps.core.errors import ApiError
 from apps.core.llm import ChatRequest, ChatResult, Usage
 
 from .adapters import adapter_for
@@ -108,3 +109,14 @@ async def embed(data: dict, chain: list[ModelInfo], outcome: Outcome) -> tuple[M
         outcome.last_error = None
         return model, body, usage
     raise outcome.last_error
+
+
+async def count_tokens(req: ChatRequest, model: ModelInfo) -> int:
+    """The input tokens of `req` as `model`'s provider counts them: no retries or fallbacks,
+    the count is this model's. A 400 for a provider without a counting endpoint (OpenAI's
+    API has none, and a count by another tokenizer would be wrong for it)."""
+    adapter = adapter_for(model.provider)
+    if not adapter.counts_tokens:
+        raise ApiError(400, f"Token counting is not available for '{model.id}': its provider has no counting endpoint.",
+                       code="unsupported_model", param="model")
+    return await adapter.count_tokens(req, model)

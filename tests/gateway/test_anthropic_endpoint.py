@@ -82,6 +82,26 @@ def test_bad_key_is_401_in_anthropic_shape(live):
     assert err.value.body["error"]["type"] == "authentication_error"
 
 
+def test_input_tokens_are_counted_by_the_models_provider_and_not_billed(live):
+    client = sdk(live)
+    conversation = {"system": "Be brief.", "messages": [{"role": "user", "content": PROMPT}]}
+    for model in ("claude-haiku-4-5", "gemini-2.5-flash"):   # Anthropic's endpoint, Gemini's countTokens
+        counted = client.messages.count_tokens(model=model, **conversation).input_tokens
+        answered = client.messages.create(model=model, max_tokens=64, **conversation).usage.input_tokens
+        assert counted == answered > 0, model
+    longer = {**conversation, "messages": [{"role": "user", "content": PROMPT * 3}]}
+    assert client.messages.count_tokens(model="claude-haiku-4-5", **longer).input_tokens > counted
+    with pytest.raises(anthropic.BadRequestError) as err:   # OpenAI's API counts nothing: no guess either
+        client.messages.count_tokens(model="gpt-4o-mini", **conversation)
+    assert err.value.body["error"]["type"] == "invalid_request_error"
+    assert "not available for 'gpt-4o-mini'" in err.value.body["error"]["message"]
+    with pytest.raises(anthropic.NotFoundError):
+        client.messages.count_tokens(model="claude-9", **conversation)
+    with pytest.raises(anthropic.BadRequestError):
+        client.messages.count_tokens(model="claude-haiku-4-5", messages=[])
+    assert sorted(row.endpoint for row in live.records(expected=2)) == ["messages", "messages"]   # the two answers only
+
+
 def test_models_list_in_anthropic_shape(live):
     ids = [m.id for m in sdk(live).models.list()]
     assert "auto" in ids and "claude-haiku-4-5" in ids

@@ -1,10 +1,13 @@
 """/v1/chat/completions through the official OpenAI SDK, for every provider family."""
 
 import json
+import time
 
 import httpx
 import openai
 import pytest
+
+from apps.routing.services import routing_settings_update
 
 PROMPT = "Where is my new debit card?"
 FAMILIES = ["gpt-4o-mini", "claude-haiku-4-5", "gemini-2.5-flash", "llama-3.1-8b-instruct"]
@@ -158,7 +161,17 @@ def test_one_model_is_retrieved_by_its_name(live):
         assert answer.status_code == 404 and answer.json()["error"]["code"] == "unknown_url"
     answer = httpx.get(f"{live.url}/v1/models/gpt-4o%00")
     assert answer.status_code == 401 and answer.json()["error"]["type"] == "authentication_error"
+    for method in ("DELETE", "POST"):   # models.delete and the like: nothing here to change
+        answer = httpx.request(method, f"{live.url}/v1/models/gpt-4o", headers={"authorization": f"Bearer {live.raw_key}"})
+        assert answer.status_code == 405 and "Use GET" in answer.json()["error"]["message"]
     assert live.records(expected=0, timeout=0.2) == []
+
+
+def test_a_tenants_aliases_are_listed_and_retrieved_as_the_names_it_may_call(live):
+    routing_settings_update(tenant=live.tenant, aliases={"aka:support": ["gpt-4o-mini", "gpt-4o"]})
+    time.sleep(0.6)   # the gateway's settings snapshot lives AKA_KEY_CACHE_TTL (0.5 s in tests)
+    assert [m.id for m in sdk(live).models.list()][:2] == ["auto", "aka:support"]
+    assert sdk(live).models.retrieve("aka:support").id == "aka:support"
 
 
 def test_auto_is_served_by_the_default_model(live):

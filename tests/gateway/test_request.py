@@ -9,7 +9,8 @@ from django.urls import path, re_path
 
 from apps.gateway import handler
 from apps.gateway.handler import GatewayHandler, Request
-from apps.gateway.views import chat_completions, messages
+from apps.gateway.views import chat_completions, messages, model
+from apps.gateway.wires import OPENAI
 
 
 def request(headers: list[tuple[bytes, bytes]]) -> Request:
@@ -43,7 +44,13 @@ def test_the_handler_finds_each_gateway_url_and_nothing_else():
     views = GatewayHandler().views
     assert views["/v1/chat/completions"] is chat_completions
     assert views["/v1/messages"] is messages
-    assert set(views) == {"/v1/chat/completions", "/v1/messages", "/v1/models", "/v1/embeddings", "/v1/feedback"}
+    assert set(views) == {"/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens", "/v1/models",
+                          "/v1/embeddings", "/v1/feedback"}
+    assert {prefix: route[:2] for prefix, route in GatewayHandler().last_segment.items()} == {
+        "/v1/models/": (model, "model")}
+    labels = GatewayHandler()
+    assert labels._endpoint("/v1/models/gpt-4o", OPENAI) == labels._endpoint("/v1/models", OPENAI) == "models"
+    assert labels._endpoint("/v1/feedback/x", OPENAI) == "chat.completions"   # no such URL: the wire's label
 
 
 def test_a_url_whose_last_segment_is_a_parameter_is_found_by_what_comes_before_it(monkeypatch):
@@ -57,11 +64,14 @@ def test_a_url_whose_last_segment_is_a_parameter_is_found_by_what_comes_before_i
         assert found._find(unknown) == (None, None)
 
 
-@pytest.mark.parametrize("route", [path("v1/<int:pk>/calls", chat_completions), re_path(r"^v1/x$", chat_completions),
-                                   path("v1/<str:a>/<int:pk>", chat_completions)])
-def test_a_gateway_url_the_dict_lookup_could_not_match_is_refused_at_start(monkeypatch, route):
+@pytest.mark.parametrize("routes", [
+    [path("v1/<int:pk>/calls", chat_completions)], [re_path(r"^v1/x$", chat_completions)],
+    [path("v1/<str:a>/<int:pk>", chat_completions)], [path("v1/calls/<int:pk>.json", chat_completions)],
+    [path("v1/files/<path:name>", chat_completions)],
+    [path("v1/calls/<int:pk>", chat_completions), path("v1/calls/<str:name>", messages)]])
+def test_a_gateway_url_the_dict_lookup_could_not_match_is_refused_at_start(monkeypatch, routes):
     urls = types.ModuleType("gateway_urls_with_a_parameter")
-    urls.urlpatterns = [path("v1/messages", messages), route]
+    urls.urlpatterns = [path("v1/messages", messages), *routes]
     monkeypatch.setattr(handler, "URLCONF", urls)
     with pytest.raises(ImproperlyConfigured, match="only plain path"):
         GatewayHandler()

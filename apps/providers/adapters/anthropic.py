@@ -73,6 +73,8 @@ def to_anthropic_tool_choice(choice):
 
 
 class AnthropicAdapter(Adapter):
+    counts_tokens = True
+
     def url(self, upstream: Upstream, model: ModelInfo, stream: bool) -> str:
         return f"{upstream.base_url}/v1/messages"
 
@@ -110,6 +112,17 @@ class AnthropicAdapter(Adapter):
         if req.stream:
             body["stream"] = True
         return body
+
+    def count_url(self, upstream: Upstream, model: ModelInfo) -> str:
+        return f"{upstream.base_url}/v1/messages/count_tokens"
+
+    def count_payload(self, req: ChatRequest, model: ModelInfo) -> dict:
+        # What counts: the generation settings are not accepted there.
+        body = self.payload(req, model)
+        return {name: body[name] for name in ("model", "messages", "system", "tools", "tool_choice") if name in body}
+
+    def count_of(self, body: dict) -> int:
+        return body["input_tokens"]
 
     def parse(self, body: dict, model: ModelInfo) -> ChatResult:
         texts, calls = [], []

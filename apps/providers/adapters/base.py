@@ -56,6 +56,7 @@ def error_from_exception(exc: Exception) -> UpstreamError:
 
 class Adapter:
     provider: str
+    counts_tokens = False   # whether the provider has an endpoint that counts a request's input tokens
 
     def __init__(self, provider: str):
         self.provider = provider
@@ -77,20 +78,47 @@ class Adapter:
         """Canonical events from the provider's SSE (event name, data) pairs."""
         raise NotImplementedError
 
+    def count_url(self, upstream: Upstream, model: ModelInfo) -> str:   # when counts_tokens
+        raise NotImplementedError
+
+    def count_payload(self, req: ChatRequest, model: ModelInfo) -> dict:
+        raise NotImplementedError
+
+    def count_of(self, body: dict) -> int:
+        raise NotImplementedError
+
     # --- shared -------------------------------------------------------------------
-    async def complete(self, req: ChatRequest, model: ModelInfo) -> ChatResult:
-        upstream = upstream_for(self.provider)
+    async def post(self, url: str, payload: dict, upstream: Upstream, model: ModelInfo) -> dict:
+        """The provider's JSON answer to one POST; UpstreamError when the exchange fails,
+        the provider refuses, or the answer is not JSON."""
         try:
-            async with client().post(self.url(upstream, model, stream=False), data=orjson.dumps(self.payload(req, model)),
-                                     headers=self.headers(upstream), timeout=timeout(stall_timeout(model.id))) as response:
+            async with client().post(url, data=orjson.dumps(payload), headers=self.headers(upstream),
+                                     timeout=timeout(stall_timeout(model.id))) as response:
                 body = await response.read()
         except TRANSPORT_ERRORS as exc:
             raise error_from_exception(exc) from exc
         if response.status != 200:
             raise error_from_response(response, body)
         try:
-            return self.parse(orjson.loads(body), model)
-        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError(502, f"unreadable upstream answer ({exc})", retryable=True) from exc
+
+    async def complete(self, req: ChatRequest, model: ModelInfo) -> ChatResult:
+        upstream = upstream_for(self.provider)
+        body = await self.post(self.url(upstream, model, stream=False), self.payload(req, model), upstream, model)
+        try:
+            return self.parse(body, model)
+        except (KeyError, IndexError, TypeError) as exc:
+            raise UpstreamError(502, f"unreadable upstream answer ({exc})", retryable=True) from exc
+
+    async def count_tokens(self, req: ChatRequest, model: ModelInfo) -> int:
+        """The input tokens of `req` for `model`, as its provider counts them."""
+        upstream = upstream_for(self.provider)
+        body = await self.post(self.count_url(upstream, model), self.count_payload(req, model), upstream, model)
+        try:
+            return int(self.count_of(body))
+        except (KeyError, TypeError, ValueError) as exc:
             raise UpstreamError(502, f"unreadable upstream answer ({exc})", retryable=True) from exc
 
     async def stream(self, req: ChatRequest, model: ModelInfo) -> AsyncIterator[StreamEvent]:

@@ -48,6 +48,8 @@ def to_gemini_contents(messages: list[dict]) -> tuple[dict | None, list[dict]]:
 
 
 class GeminiAdapter(Adapter):
+    counts_tokens = True
+
     def url(self, upstream: Upstream, model: ModelInfo, stream: bool) -> str:
         if stream:
             return f"{upstream.base_url}/models/{model.upstream_id}:streamGenerateContent?alt=sse"
@@ -55,6 +57,16 @@ class GeminiAdapter(Adapter):
 
     def headers(self, upstream: Upstream) -> dict[str, str]:
         return {"content-type": "application/json", "x-goog-api-key": upstream.api_key}
+
+    def count_url(self, upstream: Upstream, model: ModelInfo) -> str:
+        return f"{upstream.base_url}/models/{model.upstream_id}:countTokens"
+
+    def count_payload(self, req: ChatRequest, model: ModelInfo) -> dict:
+        # The whole request, so the system instruction and tools are counted with the turns.
+        return {"generateContentRequest": {"model": f"models/{model.upstream_id}", **self.payload(req, model)}}
+
+    def count_of(self, body: dict) -> int:
+        return body["totalTokens"]
 
     def payload(self, req: ChatRequest, model: ModelInfo) -> dict:
         system, contents = to_gemini_contents(req.messages)

@@ -6,9 +6,8 @@ from apps.core.llm import ChatRequest, ChatResult, Delta, Final, Finish, Usage
 
 from ..catalog import ModelInfo
 from ..errors import UpstreamError
-from ..http import client
 from ..upstreams import Upstream, upstream_for
-from .base import TRANSPORT_ERRORS, Adapter, error_from_exception, error_from_response
+from .base import Adapter
 
 
 def usage_of(raw: dict | None) -> Usage:
@@ -85,14 +84,6 @@ class OpenAIAdapter(Adapter):
     async def embed(self, data: dict, model: ModelInfo) -> tuple[dict, Usage]:
         """An /embeddings call, returned in OpenAI's shape under our model id."""
         upstream = upstream_for(self.provider)
-        try:
-            async with client().post(f"{upstream.base_url}/embeddings", headers=self.headers(upstream),
-                                     data=orjson.dumps({**data, "model": model.upstream_id})) as response:
-                content = await response.read()
-        except TRANSPORT_ERRORS as exc:
-            raise error_from_exception(exc) from exc
-        if response.status != 200:
-            raise error_from_response(response, content)
-        body = orjson.loads(content)
+        body = await self.post(f"{upstream.base_url}/embeddings", {**data, "model": model.upstream_id}, upstream, model)
         body["model"] = model.id
         return body, usage_of(body.get("usage"))
