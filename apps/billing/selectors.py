@@ -2,7 +2,6 @@
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
 
 from django.http import Http404
 
@@ -30,14 +29,6 @@ def call_of(*, tenant_id: int, request_id: str) -> CallSummary | None:
              .values_list("request_id", "cache", "cache_entry_id", "model_served", "route", "speculation",
                           "predicted_quality").first())
     return CallSummary(*found) if found else None
-
-
-def semantic_hits(*, tenant, since: datetime, among: list[str] | None = None) -> int:
-    """Calls served from a semantic cache hit since `since` (only those in `among`, if given)."""
-    calls = CallRecord.objects.for_tenant(tenant).filter(cache=CallRecord.Cache.SEMANTIC, created_at__gte=since)
-    if among is not None:
-        calls = calls.filter(request_id__in=among)
-    return calls.count()
 
 
 def invoice_list(*, tenant):

@@ -1,5 +1,6 @@
 from django.db import connection
 
+from . import verifier
 from .models import CacheSettings
 
 # One pass over the tenant's entries (in every partition: its contexts hash across them).
@@ -22,3 +23,9 @@ def cache_settings_for(*, tenant) -> CacheSettings:
     change, an unsaved one with the defaults."""
     tenant_id = getattr(tenant, "pk", tenant)
     return CacheSettings.objects.for_tenant(tenant_id).first() or CacheSettings(tenant_id=tenant_id)
+
+
+def semantic_floor() -> float:
+    """The lowest target wrong-hit rate that serves semantic hits (below it only exact
+    repeats hit): the shipped calibration's strict end."""
+    return verifier.model().floor()

@@ -7,8 +7,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.forms.models import fields_for_model
 
 from apps.billing.models import CallRecord
-from apps.cache import verifier
 from apps.cache.models import CacheSettings
+from apps.cache.selectors import semantic_floor
+from apps.core.percent import as_percent, from_percent
 from apps.providers.models import CatalogModel
 from apps.routing.models import RoutingSettings
 from apps.tenants.models import Membership, Plan, Tenant
@@ -26,18 +27,20 @@ def model_fields(model, names: list[str]) -> dict[str, forms.Field]:
 
 
 class PercentField(forms.FloatField):
-    """A rate kept as a fraction (0.01), shown, typed and bounded as a percentage (1)."""
+    """A rate kept as a fraction (0.007), shown, typed and bounded as a percentage (0.7),
+    converted exactly (apps.core.percent)."""
 
     def __init__(self, *, fraction_validators, **kwargs):
-        bounds = {type(v): v.limit_value * 100 for v in fraction_validators}
-        super().__init__(min_value=bounds.get(MinValueValidator), max_value=bounds.get(MaxValueValidator), **kwargs)
+        bounds = {type(v): as_percent(v.limit_value) for v in fraction_validators}
+        super().__init__(min_value=float(bounds[MinValueValidator]), max_value=float(bounds[MaxValueValidator]),
+                         **kwargs)
 
     def prepare_value(self, value):
-        return f"{value * 100:g}" if isinstance(value, float) else value
+        return as_percent(value) if isinstance(value, float) else value
 
     def clean(self, value):
         value = super().clean(value)
-        return None if value is None else round(value / 100, 6)
+        return None if value is None else from_percent(value)
 
 
 class CacheSettingsForm(forms.Form):
@@ -47,15 +50,23 @@ class CacheSettingsForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["enabled"].label = "Cache on"
         self.fields["ttl_seconds"].label = "Keep answers for (seconds)"
-        target = self.fields["target_wrong_hit_rate"]
         # What a tenant chooses: a share of wrong hits, in percent; the similarity below is the expert's knob.
-        self.fields["target_wrong_hit_rate"] = PercentField(
-            label="Wrong hits allowed (%)", required=False, fraction_validators=target.validators,
-            widget=forms.NumberInput(attrs={"step": "any"}),
-            help_text=f"share of semantic hits allowed to be wrong, in percent (0.1-10, e.g. 1; lower is stricter). "
-                      f"Below {verifier.model().floor():.2%} only exact repeats are answered from the cache. "
-                      "Empty: the similarity threshold alone (expert)")
+        target = PercentField(fraction_validators=self.fields["target_wrong_hit_rate"].validators,
+                              label="Wrong hits allowed (%)", required=False)
+        target.help_text = (
+            f"share of semantic hits allowed to be wrong, in percent ({target.min_value:g}-{target.max_value:g}, "
+            f"e.g. 1; lower is stricter). Below {semantic_floor():.3%} only exact repeats are answered from the "
+            "cache. Empty: the similarity threshold alone (expert)")
+        self.fields["target_wrong_hit_rate"] = target
         self.fields["threshold"].label = "Similarity threshold (expert)"
+
+    def clean(self):
+        # A field the POST does not carry keeps its value (a page from before the field
+        # existed, a script): for the target, empty means off, and off is not a default.
+        cleaned = super().clean()
+        if self.is_bound and self.add_prefix("target_wrong_hit_rate") not in self.data:
+            cleaned.pop("target_wrong_hit_rate", None)
+        return cleaned
 
 
 class BaselineForm(forms.Form):

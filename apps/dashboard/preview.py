@@ -30,9 +30,8 @@ from django.utils import timezone
 
 from apps.billing.models import CallRecord
 from apps.cache.decision import Candidate, decide
-from apps.routing.selectors import negative_request_ids
 
-from .selectors import overview, period_of
+from .selectors import judged_wrong_hits, overview, period_of
 
 SAMPLE = 200         # cache entries replayed
 SAMPLE_HITS = 5000   # latest served semantic hits whose similarity is read
@@ -135,8 +134,7 @@ def threshold_preview(*, tenant, threshold: float, current: float) -> Preview:
     period = period_of(key="custom", start=(timezone.now() - timedelta(days=DAYS)).date(), end=timezone.now().date())
     numbers = overview(tenant=tenant, period=period)
     hits = CallRecord.objects.for_tenant(tenant).filter(created_at__gte=period.start, cache="semantic")
-    kept, wrong = numbers.semantic, negative_request_ids(tenant=tenant, since=period.start)
-    judged = hits.filter(request_id__in=wrong)  # few: only the hits a tenant called wrong
+    kept, judged = numbers.semantic, judged_wrong_hits(tenant=tenant, since=period.start)
     if threshold > current:
         # The share of the latest served hits at or above the new threshold, applied to all.
         latest = list(hits.order_by("-created_at").values_list("cache_similarity", flat=True)[:SAMPLE_HITS])
@@ -145,6 +143,6 @@ def threshold_preview(*, tenant, threshold: float, current: float) -> Preview:
     replayed, hits_now, replay_hits, replay_wrong = _replay(tenant, threshold, current)
     return Preview(
         threshold=threshold, current=current, lookups=numbers.lookups, exact=numbers.exact,
-        semantic=numbers.semantic, semantic_kept=kept, wrong_kept=judged.count() if wrong else 0, replayed=replayed,
+        semantic=numbers.semantic, semantic_kept=kept, wrong_kept=judged.count(), replayed=replayed,
         replay_hits_now=hits_now, replay_hits=replay_hits, replay_wrong=replay_wrong,
         misses=numbers.lookups - numbers.hits)

@@ -10,7 +10,6 @@ from django.db import connection
 from django.http import Http404
 from django.utils import timezone
 
-from apps.billing import selectors as ledger
 from apps.billing.models import DEFAULT_BASELINE_MODEL, BillingSettings, CallRecord
 from apps.cache.models import CacheEntry
 from apps.core.paging import first_page, page_after
@@ -25,17 +24,26 @@ LOOKED_UP = ("miss", "exact", "semantic")
 # The speculation outcome that means the cheap draft was served (apps/routing writes it).
 ACCEPTED = "accepted"
 MICROS = Decimal(1_000_000)
-OBSERVED_DAYS = 30
+OBSERVED = "30d"   # the period of the observed wrong-hit rate shown with the cache settings
 
 
 def observed_wrong_hits(*, tenant) -> dict:
-    """Semantic hits in the last OBSERVED_DAYS days, and the share the tenant's feedback
-    called wrong: shown beside the settings that decide them (the page and the API)."""
-    since = timezone.now() - timedelta(days=OBSERVED_DAYS)
-    hits = ledger.semantic_hits(tenant=tenant, since=since)
-    wrong = ledger.semantic_hits(tenant=tenant, since=since, among=feedback.negative_request_ids(tenant=tenant, since=since))
+    """Semantic hits in the last 30 days (from the rollups, as the overview counts them),
+    and the share the tenant's feedback called wrong: shown beside the settings that
+    decide them (the page and the API)."""
+    period = period_of(key=OBSERVED)
+    hits = overview(tenant=tenant, period=period).semantic
+    wrong = judged_wrong_hits(tenant=tenant, since=period.start).count()
     return {"semantic_hits_30d": hits, "semantic_hits_judged_wrong_30d": wrong,
             "observed_wrong_hit_rate": round(wrong / hits, 4) if hits else None}
+
+
+def judged_wrong_hits(*, tenant, since: datetime):
+    """The tenant's semantic hits since `since` that its feedback called wrong (its few
+    negative verdicts, read as a subquery)."""
+    return CallRecord.objects.for_tenant(tenant).filter(
+        created_at__gte=since, cache=CallRecord.Cache.SEMANTIC,
+        request_id__in=feedback.negative_request_ids(tenant=tenant, since=since))
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,11 @@ from .models import Feedback, RoutingSettings
 NEGATIVE = 0.0
 
 
-def negative_request_ids(*, tenant, since: datetime) -> list[str]:
-    """The calls the tenant said were answered wrongly since `since`."""
-    return list(Feedback.objects.for_tenant(tenant).filter(score__lt=NEGATIVE, created_at__gte=since)
-                .values_list("request_id", flat=True))
+def negative_request_ids(*, tenant, since: datetime):
+    """The request ids of the calls the tenant said were answered wrongly since `since`
+    (a query: filter by it, as a subquery, or list it)."""
+    return (Feedback.objects.for_tenant(tenant).filter(score__lt=NEGATIVE, created_at__gte=since)
+            .values_list("request_id", flat=True))
 
 
 def routing_settings_for(*, tenant) -> RoutingSettings:

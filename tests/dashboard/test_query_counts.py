@@ -10,6 +10,7 @@ from django.utils import timezone
 from apps.billing import invoices
 from apps.billing.models import MeterDiscrepancy
 from apps.dashboard.rollups import rollups_refresh
+from apps.routing.models import Feedback
 from apps.tenants.models import Membership
 from tests import factories
 from tests.billing.helpers import ledger_rows
@@ -24,7 +25,7 @@ PAGES = {
     "/calls/": 6,
     "/calls/?cache=miss&status=ok": 6,
     "/keys/": 4,
-    "/settings/": 13,  # two of them: the semantic hits of 30 days, and those feedback called wrong
+    "/settings/": 14,  # three of them: 30 days' semantic hits (the overview's two) and those feedback called wrong
     "/invoices/": 4,  # the invoices (a draft keeps its running totals on its own row)
 }
 STAFF_PAGES = {"/staff/": 4, "/staff/audit/": 3, "/staff/tenants/{tenant}/": 5}
@@ -44,6 +45,8 @@ def populate(party, scale: int):
         ledger_rows(party.tenant, 60, at=period.start)
         invoice = invoices.period_close(tenant_id=party.tenant.pk, period=period)
     client_calls = ledger.calls(party.tenant, n=5, start=now - timedelta(minutes=30), span=timedelta(minutes=5))
+    for call in client_calls[:scale]:   # verdicts: read as a subquery, never one query each
+        Feedback.objects.for_tenant(party.tenant).create(tenant=party.tenant, request_id=call.request_id, score=-1.0)
     return client_calls[0], invoice
 
 

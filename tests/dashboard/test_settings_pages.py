@@ -1,13 +1,17 @@
 """Settings through the page: each change written by its owning app and audited (who,
 when, old, new); members invited, re-roled and removed; a tenant keeps an owner."""
 
+import io
+
 import pytest
 from django.core import mail
+from django.core.management import call_command
 
 from apps.audit.models import AuditEvent
-from apps.cache import verifier
 from apps.cache.models import DEFAULT_THRESHOLD
 from apps.cache.selectors import cache_settings_for
+from apps.cache.services import cache_settings_update
+from apps.dashboard import forms
 from apps.dashboard.selectors import baseline_model_of
 from apps.providers.catalog import sync_from_seed
 from apps.routing.selectors import routing_settings_for
@@ -42,11 +46,12 @@ def test_owner_changes_the_cache_and_every_changed_value_is_audited(client, part
     assert "0.95" in client.get("/settings/").content.decode()
 
 
-def test_the_wrong_hit_target_is_chosen_in_percent_and_emptied_for_the_threshold_alone(client, party):
+def test_the_wrong_hit_target_is_chosen_in_percent_and_emptied_for_the_threshold_alone(client, party, monkeypatch):
+    monkeypatch.setattr(forms, "semantic_floor", lambda: 0.00456)
     client.force_login(party.alice)
     page = client.get("/settings/").content.decode()
     assert 'name="cache-target_wrong_hit_rate" value="1"' in page   # the default, 0.01, shown as 1 (%)
-    assert f"Below {verifier.model().floor():.2%} only exact repeats" in page   # the calibration's floor
+    assert "Below 0.456% only exact repeats" in page                # the calibration's floor
     assert client.post("/settings/cache/", {**CACHE, "cache-target_wrong_hit_rate": "0.5"}).status_code == 302
     assert cache_settings_for(tenant=party.tenant).target_wrong_hit_rate == 0.005
     assert 'name="cache-target_wrong_hit_rate" value="0.5"' in client.get("/settings/").content.decode()
@@ -59,6 +64,22 @@ def test_the_wrong_hit_target_is_chosen_in_percent_and_emptied_for_the_threshold
     assert cache_settings_for(tenant=party.tenant).target_wrong_hit_rate is None
     assert [(f, o, n) for _, _, f, o, n, _ in events(party.tenant) if f == "target_wrong_hit_rate"] == [
         ("target_wrong_hit_rate", 0.01, 0.005), ("target_wrong_hit_rate", 0.005, None)]
+
+
+def test_a_target_set_elsewhere_survives_a_save_of_the_page_and_a_post_without_it(client, party):
+    call_command("set_cache_target", party.tenant.slug, "0.7%", stdout=io.StringIO())
+    assert cache_settings_for(tenant=party.tenant).target_wrong_hit_rate == 0.007   # not 0.006999999999999999
+    client.force_login(party.alice)
+    assert 'name="cache-target_wrong_hit_rate" value="0.7"' in client.get("/settings/").content.decode()
+    cache_settings_update(tenant=party.tenant, changes={"target_wrong_hit_rate": 0.0012345})   # the API takes any
+    shown = '0.12345'
+    assert f'name="cache-target_wrong_hit_rate" value="{shown}"' in client.get("/settings/").content.decode()
+    assert client.post("/settings/cache/", {**CACHE, "cache-target_wrong_hit_rate": shown}).status_code == 302
+    without = {name: value for name, value in CACHE.items() if name != "cache-target_wrong_hit_rate"}
+    assert client.post("/settings/cache/", {**without, "cache-ttl_seconds": "7200"}).status_code == 302
+    row = cache_settings_for(tenant=party.tenant)
+    assert (row.target_wrong_hit_rate, row.ttl_seconds) == (0.0012345, 7200)
+    assert "target_wrong_hit_rate" not in {f for _, _, f, *_ in events(party.tenant)}
 
 
 def test_out_of_range_threshold_is_refused_with_the_models_own_bounds(client, party):

@@ -42,7 +42,7 @@ def test_negative_feedback_on_a_semantic_hit_demotes_its_entry(live):
     assert (observed["semantic_hits_30d"], observed["semantic_hits_judged_wrong_30d"],
             observed["observed_wrong_hit_rate"]) == (1, 1, 1.0)
     page = owner.get("/settings/").content.decode()   # and beside the settings on the page
-    assert "1 semantic hits, 1 of them called wrong by your feedback (100.0%)" in page
+    assert "1 semantic hit, 1 of them called wrong by your feedback (100.0%)" in page
 
 
 def test_positive_feedback_demotes_nothing_and_a_later_verdict_replaces_it(live):

@@ -1,5 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.core.percent import from_percent
+
 from ..settings_change import change_settings
 
 
@@ -8,7 +10,7 @@ def _rate(text: str) -> float | None:
     if text.lower() == "off":
         return None
     try:
-        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        return from_percent(text[:-1]) if text.endswith("%") else float(text)
     except ValueError:
         raise CommandError(f"not a rate: {text!r} (give e.g. 1% or 0.01, or off)") from None
 
