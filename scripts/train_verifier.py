@@ -174,7 +174,7 @@ def mine(queries: Split, cache: Split, own: np.ndarray | None, floor: float, per
 
 def lexicons(mined: list[tuple]) -> verifier.Lexicons:
     """Per content word: the smoothed share of the pairs with the word in one text only
-    (`differing`), and in both (`shared`), that were wrong, for words seen in at least
+    (`differing`), and in both (`topics`), that were wrong, for words seen in at least
     LEXICON_MIN such pairs; and the share over all pairs (`prior`)."""
     prior = float(np.mean([m[4] for m in mined]))
 
@@ -205,7 +205,7 @@ def fit_member(mined: list[tuple]) -> dict:
     x, y = np.array(rows), np.array(labels)
     model = fit(x, y)
     words = lexicons(mined)
-    member = {**export(model, x), "lexicon": words.differing, "topics": words.shared, "prior": words.prior,
+    member = {**export(model, x), "lexicon": words.differing, "topics": words.topics, "prior": words.prior,
               "pair": fit_pair(mined)}
     assert abs(verifier.Member(member).score(list(x[0])) - model.predict_proba(x[:1])[0, 1]) < 1e-5
     return member

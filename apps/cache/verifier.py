@@ -190,13 +190,12 @@ def neighbourhood(chosen: Candidate, candidates: list[Candidate]) -> Neighbourho
 class Lexicons:
     """What one member learned of words, from its training pairs: per content word, the
     smoothed share of near pairs that had different intents when the word was in one text
-    only (`differing`: "card" against "cash") and when it was in both (`shared`: the topic's
-    risk, high where a dataset files the same question under several intents, as Banking77
-    does with cards and PINs); `prior`, the share over all pairs, is the risk of a shared
-    word it never saw, so a text from another domain reads as average, not as safe."""
+    only (`differing`: "card" against "cash") and when it was in both (`topics`: high where
+    a dataset files the same words under several intents, such as HWU64's lights); `prior`,
+    the share over all pairs, is the risk of a shared word it never saw."""
 
     differing: dict[str, float]
-    shared: dict[str, float]
+    topics: dict[str, float]
     prior: float
 
 
@@ -219,7 +218,8 @@ def text_features(query: Reading, cached: Reading, cosine: float, adjusted: floa
     only and those in both (which each member's lexicons then score): computed once per
     decision."""
     only_q, only_c = query.content - cached.content, cached.content - query.content
-    shared = len(query.content & cached.content)
+    common = query.content & cached.content
+    shared = len(common)
     union = shared + len(only_q) + len(only_c)
     return [cosine, adjusted, adjusted - cosine, float(len(only_q)), float(len(only_c)), float(shared),
             shared / union if union else 1.0, float(query.first != cached.first), float(query.second != cached.second),
@@ -227,8 +227,7 @@ def text_features(query: Reading, cached: Reading, cosine: float, adjusted: floa
             float(len(query.quantities ^ cached.quantities)), float(bool(query.quantities) != bool(cached.quantities)),
             float(len(query.entities ^ cached.entities)), min(query.words, cached.words) / max(query.words, cached.words, 1),
             float(query.words + cached.words) / 2, 0.0, 0.0, 0.0, 0.0, 0.0,
-            around.margin, around.coherence, around.radius, around.rank, 0.0], only_q | only_c, \
-        query.content & cached.content
+            around.margin, around.coherence, around.radius, around.rank, 0.0], only_q | only_c, common
 
 
 def with_member(shared: list[float], differing: frozenset, common: frozenset, lexicons: Lexicons,
@@ -236,7 +235,7 @@ def with_member(shared: list[float], differing: frozenset, common: frozenset, le
     """`shared` (text_features) completed with one member's lexicon scores of the differing
     and the common words and its Pair probability."""
     scores = [lexicons.differing[w] for w in differing if w in lexicons.differing]
-    risks = [lexicons.shared.get(w, lexicons.prior) for w in common]
+    risks = [lexicons.topics.get(w, lexicons.prior) for w in common]
     x = shared.copy()
     x[_LEXICON_SLOTS] = [max(scores, default=0.0), math.fsum(scores) / len(scores) if scores else 0.0,
                          float(len(differing) - len(scores)), max(risks, default=lexicons.prior),
@@ -379,8 +378,15 @@ class Model:
 
     def floor(self) -> float:
         """The lowest target that serves semantic hits: below it the cut-off is 0, and only
-        exact repeats hit (the calibration's strict end, train_verifier.curve)."""
-        return min((rate for cut, rate in self.curve if cut > 0.0), default=1.0)
+        exact repeats hit (the calibration's strict end, train_verifier.curve). cutoff()
+        walks the curve until a rate exceeds the target, so this is the highest rate up to
+        the first point with a cut-off above 0."""
+        highest = 0.0
+        for cut, rate in self.curve:
+            highest = max(highest, rate)
+            if cut > 0.0:
+                return highest
+        return 1.0
 
 
 def cutoff(curve: list[list[float]], target: float) -> float:

@@ -138,6 +138,14 @@ def test_a_curve_that_is_not_monotonic_is_read_as_its_envelope():
     assert [model.cutoff(t) for t in (0.001, 0.005, 0.01, 0.02)] == [0.0, 0.1, 0.1, 0.3]
 
 
+def test_the_floor_is_the_lowest_target_that_gets_a_cut_off_above_zero():
+    spec = {**verifier.model().spec, "calibration": {"curve": [[0.0, 0.002], [0.1, 0.012], [0.2, 0.009]]}}
+    model = verifier.Model(spec)
+    assert model.floor() == 0.012
+    assert model.cutoff(0.012) > 0.0 and model.cutoff(0.0119) == 0.0   # not 0.009, the lowest rate past it
+    assert verifier.Model({**spec, "calibration": {"curve": [[0.0, 0.002]]}}).floor() == 1.0   # never serves
+
+
 def test_the_shipped_model_matches_the_features():
     with pytest.raises(ValueError, match="other features"):
         verifier.Model({**verifier.model().spec, "features": ["cosine"]})
@@ -145,7 +153,7 @@ def test_the_shipped_model_matches_the_features():
 
 
 def test_shared_words_carry_their_topics_risk_and_a_word_never_seen_the_prior():
-    lexicons = verifier.Lexicons(differing={"cash": 0.3}, shared={"pin": 0.08, "card": 0.02}, prior=0.03)
+    lexicons = verifier.Lexicons(differing={"cash": 0.3}, topics={"pin": 0.08, "card": 0.02}, prior=0.03)
     around = verifier.Neighbourhood(margin=0.01, coherence=0.6, radius=0.7, rank=0.0)
 
     def topic(query, cached):
