@@ -1,6 +1,8 @@
 """The dashboard's forms. Settings forms take their fields (and so their validation
 bounds) from the owning apps' models, so the limits live in one place."""
 
+import math
+
 import django_filters
 from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -55,8 +57,8 @@ class CacheSettingsForm(forms.Form):
                               label="Wrong hits allowed (%)", required=False)
         target.help_text = (
             f"share of semantic hits allowed to be wrong, in percent ({target.min_value:g}-{target.max_value:g}, "
-            f"e.g. 1; lower is stricter). Below {semantic_floor():.3%} only exact repeats are answered from the "
-            "cache. Empty: the similarity threshold alone (expert)")
+            f"e.g. 1; lower is stricter). Below {math.ceil(semantic_floor() * 1e5) / 1e5:.3%} only exact repeats are "
+            "answered from the cache. Empty: the similarity threshold alone (expert)")
         self.fields["target_wrong_hit_rate"] = target
         self.fields["threshold"].label = "Similarity threshold (expert)"
 
@@ -64,7 +66,7 @@ class CacheSettingsForm(forms.Form):
         # A field the POST does not carry keeps its value (a page from before the field
         # existed, a script): for the target, empty means off, and off is not a default.
         cleaned = super().clean()
-        if self.is_bound and self.add_prefix("target_wrong_hit_rate") not in self.data:
+        if self.add_prefix("target_wrong_hit_rate") not in self.data:
             cleaned.pop("target_wrong_hit_rate", None)
         return cleaned
 

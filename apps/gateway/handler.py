@@ -23,7 +23,6 @@ import re
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import get_resolver
-from django.urls.converters import PathConverter
 from django.urls.resolvers import RoutePattern, URLPattern
 
 from apps.core import metrics
@@ -177,12 +176,15 @@ class GatewayHandler:
                 self.views["/" + route] = p.callback
             elif (route is not None and len(p.pattern.converters) == 1 and "<" not in head
                   and re.fullmatch(r"<(?:\w+:)?\w+>", last) and "/" + head + "/" not in self.last_segment
-                  and not isinstance(*p.pattern.converters.values(), PathConverter)):
+                  and not re.fullmatch(next(iter(p.pattern.converters.values())).regex, "a/b")):
                 (name, converter), = p.pattern.converters.items()
                 self.last_segment["/" + head + "/"] = (p.callback, name, converter)
             else:
                 raise ImproperlyConfigured(f"{URLCONF} may hold only plain path() routes, or ones whose only "
                                            "parameter is their whole last segment, one per prefix; no regexes.")
+        if any(path.rpartition("/")[0] + "/" in self.last_segment for path in self.views):
+            # Django would try the routes in order; the lookup tries the plain one first.
+            raise ImproperlyConfigured(f"{URLCONF}: a plain route lies under a parameter's prefix.")
 
     def _find(self, path: str):
         """The view for `path` and its keyword arguments, or (None, None)."""

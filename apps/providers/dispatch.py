@@ -18,7 +18,7 @@ from apps.core import metrics
 from apps.core.errors import ApiError
 from apps.core.llm import ChatRequest, ChatResult, Usage
 
-from .adapters import adapter_for
+from .adapters import Adapter, adapter_for
 from .catalog import ModelInfo
 from .errors import UpstreamError
 
@@ -111,12 +111,13 @@ async def embed(data: dict, chain: list[ModelInfo], outcome: Outcome) -> tuple[M
     raise outcome.last_error
 
 
-async def count_tokens(req: ChatRequest, model: ModelInfo) -> int:
-    """The input tokens of `req` as `model`'s provider counts them: no retries or fallbacks,
-    the count is this model's. A 400 for a provider without a counting endpoint (OpenAI's
-    API has none, and a count by another tokenizer would be wrong for it)."""
+def counter_for(model: ModelInfo) -> Adapter:
+    """The adapter that counts `model`'s input tokens with its provider (no retries or
+    fallbacks: the count is this model's); a 400 when the gateway has no counting endpoint
+    for its provider (OpenAI's /v1/responses/input_tokens is not used yet, and another
+    tokenizer's count would be wrong for it)."""
     adapter = adapter_for(model.provider)
     if not adapter.counts_tokens:
-        raise ApiError(400, f"Token counting is not available for '{model.id}': its provider has no counting endpoint.",
+        raise ApiError(400, f"Token counting is not available for '{model.id}' through the gateway.",
                        code="unsupported_model", param="model")
-    return await adapter.count_tokens(req, model)
+    return adapter

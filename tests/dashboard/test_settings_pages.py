@@ -5,7 +5,7 @@ import io
 
 import pytest
 from django.core import mail
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from apps.audit.models import AuditEvent
 from apps.cache.models import DEFAULT_THRESHOLD
@@ -47,11 +47,11 @@ def test_owner_changes_the_cache_and_every_changed_value_is_audited(client, part
 
 
 def test_the_wrong_hit_target_is_chosen_in_percent_and_emptied_for_the_threshold_alone(client, party, monkeypatch):
-    monkeypatch.setattr(forms, "semantic_floor", lambda: 0.00456)
+    monkeypatch.setattr(forms, "semantic_floor", lambda: 0.0045601)   # shown rounded up: 0.4561% serves nothing
     client.force_login(party.alice)
     page = client.get("/settings/").content.decode()
     assert 'name="cache-target_wrong_hit_rate" value="1"' in page   # the default, 0.01, shown as 1 (%)
-    assert "Below 0.456% only exact repeats" in page                # the calibration's floor
+    assert "Below 0.457% only exact repeats" in page                # the calibration's floor
     assert client.post("/settings/cache/", {**CACHE, "cache-target_wrong_hit_rate": "0.5"}).status_code == 302
     assert cache_settings_for(tenant=party.tenant).target_wrong_hit_rate == 0.005
     assert 'name="cache-target_wrong_hit_rate" value="0.5"' in client.get("/settings/").content.decode()
@@ -69,6 +69,10 @@ def test_the_wrong_hit_target_is_chosen_in_percent_and_emptied_for_the_threshold
 def test_a_target_set_elsewhere_survives_a_save_of_the_page_and_a_post_without_it(client, party):
     call_command("set_cache_target", party.tenant.slug, "0.7%", stdout=io.StringIO())
     assert cache_settings_for(tenant=party.tenant).target_wrong_hit_rate == 0.007   # not 0.006999999999999999
+    for bad in ("nan%", "inf", "NaN", "1e400%", "x%"):   # NaN passes every bound: refused before
+        with pytest.raises(CommandError):
+            call_command("set_cache_target", party.tenant.slug, bad, stdout=io.StringIO())
+    assert cache_settings_for(tenant=party.tenant).target_wrong_hit_rate == 0.007
     client.force_login(party.alice)
     assert 'name="cache-target_wrong_hit_rate" value="0.7"' in client.get("/settings/").content.decode()
     cache_settings_update(tenant=party.tenant, changes={"target_wrong_hit_rate": 0.0012345})   # the API takes any

@@ -1,8 +1,12 @@
 """/v1/messages through the official Anthropic SDK."""
 
+import time
+
 import anthropic
 import httpx
 import pytest
+
+from apps.routing.services import routing_settings_update
 
 PROMPT = "Can I get a refund for a duplicate charge?"
 
@@ -91,10 +95,16 @@ def test_input_tokens_are_counted_by_the_models_provider_and_not_billed(live):
         assert counted == answered > 0, model
     longer = {**conversation, "messages": [{"role": "user", "content": PROMPT * 3}]}
     assert client.messages.count_tokens(model="claude-haiku-4-5", **longer).input_tokens > counted
-    with pytest.raises(anthropic.BadRequestError) as err:   # OpenAI's API counts nothing: no guess either
+    with pytest.raises(anthropic.BadRequestError) as err:   # not counted by another tokenizer either
         client.messages.count_tokens(model="gpt-4o-mini", **conversation)
     assert err.value.body["error"]["type"] == "invalid_request_error"
     assert "not available for 'gpt-4o-mini'" in err.value.body["error"]["message"]
+    routing_settings_update(tenant=live.tenant, aliases={"aka:support": ["gpt-4o-mini", "claude-haiku-4-5"]})
+    time.sleep(0.6)   # the gateway's settings snapshot lives AKA_KEY_CACHE_TTL (0.5 s in tests)
+    for routed in ("auto", "aka:support"):   # which model answers is decided per prompt: no one count
+        with pytest.raises(anthropic.BadRequestError) as err:
+            client.messages.count_tokens(model=routed, **conversation)
+        assert f"'{routed}' is routed per prompt" in err.value.body["error"]["message"]
     with pytest.raises(anthropic.NotFoundError):
         client.messages.count_tokens(model="claude-9", **conversation)
     with pytest.raises(anthropic.BadRequestError):

@@ -68,10 +68,11 @@ def test_a_url_whose_last_segment_is_a_parameter_is_found_by_what_comes_before_i
     [path("v1/<int:pk>/calls", chat_completions)], [re_path(r"^v1/x$", chat_completions)],
     [path("v1/<str:a>/<int:pk>", chat_completions)], [path("v1/calls/<int:pk>.json", chat_completions)],
     [path("v1/files/<path:name>", chat_completions)],
-    [path("v1/calls/<int:pk>", chat_completions), path("v1/calls/<str:name>", messages)]])
+    [path("v1/calls/<int:pk>", chat_completions), path("v1/calls/<str:name>", messages)],
+    [path("v1/calls/<int:pk>", chat_completions), path("v1/calls/latest", messages)]])
 def test_a_gateway_url_the_dict_lookup_could_not_match_is_refused_at_start(monkeypatch, routes):
     urls = types.ModuleType("gateway_urls_with_a_parameter")
     urls.urlpatterns = [path("v1/messages", messages), *routes]
     monkeypatch.setattr(handler, "URLCONF", urls)
-    with pytest.raises(ImproperlyConfigured, match="only plain path"):
+    with pytest.raises(ImproperlyConfigured, match="plain"):
         GatewayHandler()

@@ -54,6 +54,15 @@ def error_from_exception(exc: Exception) -> UpstreamError:
     return UpstreamError(502, f"upstream connection failed ({exc.__class__.__name__})", retryable=True)
 
 
+def read_answer(read, answer):
+    """`read(answer)`, or a 502 when the provider's 200 answer is not what it needs (not
+    JSON, a list where an object belongs, a field missing or of another type)."""
+    try:
+        return read(answer)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:   # JSONDecodeError is a ValueError
+        raise UpstreamError(502, f"unreadable upstream answer ({exc})", retryable=True) from exc
+
+
 class Adapter:
     provider: str
     counts_tokens = False   # whether the provider has an endpoint that counts a request's input tokens
@@ -99,27 +108,18 @@ class Adapter:
             raise error_from_exception(exc) from exc
         if response.status != 200:
             raise error_from_response(response, body)
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamError(502, f"unreadable upstream answer ({exc})", retryable=True) from exc
+        return read_answer(orjson.loads, body)
 
     async def complete(self, req: ChatRequest, model: ModelInfo) -> ChatResult:
         upstream = upstream_for(self.provider)
         body = await self.post(self.url(upstream, model, stream=False), self.payload(req, model), upstream, model)
-        try:
-            return self.parse(body, model)
-        except (KeyError, IndexError, TypeError) as exc:
-            raise UpstreamError(502, f"unreadable upstream answer ({exc})", retryable=True) from exc
+        return read_answer(lambda answer: self.parse(answer, model), body)
 
     async def count_tokens(self, req: ChatRequest, model: ModelInfo) -> int:
         """The input tokens of `req` for `model`, as its provider counts them."""
         upstream = upstream_for(self.provider)
         body = await self.post(self.count_url(upstream, model), self.count_payload(req, model), upstream, model)
-        try:
-            return int(self.count_of(body))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UpstreamError(502, f"unreadable upstream answer ({exc})", retryable=True) from exc
+        return read_answer(lambda answer: int(self.count_of(answer)), body)
 
     async def stream(self, req: ChatRequest, model: ModelInfo) -> AsyncIterator[StreamEvent]:
         """Canonical stream events. Failing before the first event raises UpstreamError

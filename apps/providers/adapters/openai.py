@@ -7,7 +7,7 @@ from apps.core.llm import ChatRequest, ChatResult, Delta, Final, Finish, Usage
 from ..catalog import ModelInfo
 from ..errors import UpstreamError
 from ..upstreams import Upstream, upstream_for
-from .base import Adapter
+from .base import Adapter, read_answer
 
 
 def usage_of(raw: dict | None) -> Usage:
@@ -85,5 +85,4 @@ class OpenAIAdapter(Adapter):
         """An /embeddings call, returned in OpenAI's shape under our model id."""
         upstream = upstream_for(self.provider)
         body = await self.post(f"{upstream.base_url}/embeddings", {**data, "model": model.upstream_id}, upstream, model)
-        body["model"] = model.id
-        return body, usage_of(body.get("usage"))
+        return read_answer(lambda answer: ({**answer, "model": model.id}, usage_of(answer.get("usage"))), body)

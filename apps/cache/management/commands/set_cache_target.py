@@ -1,3 +1,5 @@
+from decimal import Decimal, InvalidOperation
+
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.core.percent import from_percent
@@ -10,8 +12,8 @@ def _rate(text: str) -> float | None:
     if text.lower() == "off":
         return None
     try:
-        return from_percent(text[:-1]) if text.endswith("%") else float(text)
-    except ValueError:
+        return from_percent(text[:-1] if text.endswith("%") else Decimal(text) * 100)
+    except (ValueError, InvalidOperation):
         raise CommandError(f"not a rate: {text!r} (give e.g. 1% or 0.01, or off)") from None
 
 
