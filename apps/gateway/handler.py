@@ -171,17 +171,17 @@ class GatewayHandler:
         self.views, self.last_segment = {}, {}
         for p in get_resolver(URLCONF).url_patterns:
             route = str(p.pattern) if isinstance(p, URLPattern) and isinstance(p.pattern, RoutePattern) else None
-            head, _, last = (route or "").rpartition("/")
             if route is not None and not p.pattern.converters:
                 self.views["/" + route] = p.callback
-            elif (route is not None and len(p.pattern.converters) == 1 and "<" not in head
-                  and re.fullmatch(r"<(?:\w+:)?\w+>", last) and "/" + head + "/" not in self.last_segment
-                  and not re.fullmatch(next(iter(p.pattern.converters.values())).regex, "a/b")):
-                (name, converter), = p.pattern.converters.items()
-                self.last_segment["/" + head + "/"] = (p.callback, name, converter)
-            else:
+                continue
+            head, _, last = (route or "").rpartition("/")
+            if (route is None or "<" in head or not re.fullmatch(r"<(?:\w+:)?\w+>", last)
+                    or "/" + head + "/" in self.last_segment
+                    or re.fullmatch(next(iter(p.pattern.converters.values())).regex, "a/b")):   # takes a slash too
                 raise ImproperlyConfigured(f"{URLCONF} may hold only plain path() routes, or ones whose only "
                                            "parameter is their whole last segment, one per prefix; no regexes.")
+            (name, converter), = p.pattern.converters.items()
+            self.last_segment["/" + head + "/"] = (p.callback, name, converter)
         if any(path.rpartition("/")[0] + "/" in self.last_segment for path in self.views):
             # Django would try the routes in order; the lookup tries the plain one first.
             raise ImproperlyConfigured(f"{URLCONF}: a plain route lies under a parameter's prefix.")
@@ -202,10 +202,13 @@ class GatewayHandler:
             return None, None
 
     def _endpoint(self, path: str, wire) -> str:
-        """The call's metric label, of a bounded set: /v1/models/{model} counts as models."""
-        head = path.rpartition("/")[0]
-        return OTHER_ENDPOINTS.get(path) or (OTHER_ENDPOINTS.get(head) if head + "/" in self.last_segment else None) \
-            or wire.endpoint
+        """The call's metric label, of a bounded set: /v1/models/{model} counts as models.
+        A chat call's path costs two dict reads."""
+        label = OTHER_ENDPOINTS.get(path)
+        if label is None and path not in self.views:
+            head = path.rpartition("/")[0]
+            label = OTHER_ENDPOINTS.get(head) if head + "/" in self.last_segment else None
+        return label or wire.endpoint
 
     async def _answer(self, scope, receive) -> tuple[Answer | None, asyncio.Task | None]:
         """The answer, and the task that ends when the client hangs up (watching from the end

@@ -505,15 +505,16 @@ async def serve_models(request, model: str | None = None) -> Answer:
 
 async def serve_count_tokens(request) -> Answer:
     """POST /v1/messages/count_tokens: the input tokens of a Messages request, counted by
-    its model's provider (Claude and Gemini models; others, and names routed per prompt,
-    get a 400 before they count against the rate limit). Rate-limited like a call, not
+    its model's provider (Claude and Gemini models; others, and names the router decides
+    per prompt as a chat call would, get a 400 before they count against the rate limit). Rate-limited like a call, not
     billed."""
     call = Call(endpoint="count_tokens", ledger=False)
     try:
         require_method(request, "POST")
         await admit(call, request.headers)
         req = anthropic_wire.parse_messages(request.body, counting=True)
-        if req.model == "auto" or req.model in (await routing.snapshot(call.principal.tenant_id)).aliases:
+        needs = {"tools"} if req.tools else set()
+        if routing.pool_for(await routing.snapshot(call.principal.tenant_id), req.model, await amodels(), needs):
             raise ApiError(400, f"'{req.model}' is routed per prompt among several models: name one of them to count "
                            "its tokens.", code="unsupported_model", param="model")
         model = await resolve_model(req.model)

@@ -99,9 +99,12 @@ def test_input_tokens_are_counted_by_the_models_provider_and_not_billed(live):
         client.messages.count_tokens(model="gpt-4o-mini", **conversation)
     assert err.value.body["error"]["type"] == "invalid_request_error"
     assert "not available for 'gpt-4o-mini'" in err.value.body["error"]["message"]
-    routing_settings_update(tenant=live.tenant, aliases={"aka:support": ["gpt-4o-mini", "claude-haiku-4-5"]})
+    routing_settings_update(tenant=live.tenant, aliases={"aka:support": ["gpt-4o-mini", "claude-haiku-4-5"]},
+                            allow_substitution=True)
     time.sleep(0.6)   # the gateway's settings snapshot lives AKA_KEY_CACHE_TTL (0.5 s in tests)
-    for routed in ("auto", "aka:support"):   # which model answers is decided per prompt: no one count
+    # Which model answers is decided per prompt, as for a chat call: no one count. With
+    # substitution allowed, a model of the tenant's pool (gpt-4o) is routed too.
+    for routed in ("auto", "aka:support", "gpt-4o"):
         with pytest.raises(anthropic.BadRequestError) as err:
             client.messages.count_tokens(model=routed, **conversation)
         assert f"'{routed}' is routed per prompt" in err.value.body["error"]["message"]
