@@ -140,7 +140,7 @@ async def warm_in_process(client: httpx.AsyncClient, slug: str, key: str, expect
     django.setup()
     from apps.cache import services
     from apps.cache.keys import exact_key
-    from apps.cache.models import CacheEntry
+    from apps.cache.models import DEFAULT_THRESHOLD, CacheEntry
     from apps.core import orm
     from apps.core.llm import ChatResult, Usage
     from apps.tenants.models import Tenant
@@ -162,7 +162,8 @@ async def warm_in_process(client: httpx.AsyncClient, slug: str, key: str, expect
         for text in texts[1:]:
             plan = services.Plan(tenant_id=tenant.pk, api_key_id=probe.api_key_id, scope="",
                                  context=probe.context_key, exact=exact_key(probe.context_key, "", text), prompt=text,
-                                 threshold=0.85, target=None, ttl_seconds=7 * 24 * 3600, tool_calls=False, read=False)
+                                 threshold=DEFAULT_THRESHOLD, target=None, ttl_seconds=7 * 24 * 3600, tool_calls=False,
+                                 read=False)
             miss = await services.lookup(plan)
             usage = probe.response.get("usage") or {}
             await services.remember(plan, miss, ChatResult(

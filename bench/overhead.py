@@ -60,9 +60,10 @@ from psycopg.types.json import Jsonb  # noqa: E402
 
 from akaplatform.server import command  # noqa: E402
 from apps.cache import store, verifier  # noqa: E402
-from apps.cache.decision import RADIUS_K, Candidate, choose, entry_statistic, update_statistic  # noqa: E402
+from apps.cache.decision import RADIUS_K, Candidate, entry_statistic, ranked, update_statistic  # noqa: E402
 from apps.cache.embedder import embedder  # noqa: E402
 from apps.cache.keys import exact_key  # noqa: E402
+from apps.cache.models import DEFAULT_THRESHOLD  # noqa: E402
 from apps.core import pg  # noqa: E402
 from tests.live import free_port, start_simulator  # noqa: E402
 
@@ -339,8 +340,8 @@ def lookup_plan(tenant_id: int, context: str, vector: np.ndarray, runs: int = 20
 async def parts(tenant_id: int, context: str, rounds: int = 30) -> dict[str, float]:
     """Median ms of each part of a semantic lookup, in this process (the gateway's code, no
     HTTP): embedding the paraphrase, the nearest-entries query (vectors and radii, and the
-    nearest one's answer), the first stage, the chosen entry's answer when it is not the
-    nearest (else nothing) and the verifier."""
+    nearest one's answer), the first stage, the verifier on its best few, and the chosen
+    entry's answer when it is not the nearest (else nothing)."""
     times: dict[str, list[float]] = {"embed": [], "nearest": [], "first stage": [], "answer": [], "verifier": []}
     try:
         for _ in range(rounds):
@@ -351,16 +352,16 @@ async def parts(tenant_id: int, context: str, rounds: int = 30) -> dict[str, flo
                 rows = await store.nearest(tenant_id=tenant_id, scope="", context_key=context, vector=vector, k=20)
                 t2 = time.perf_counter()
                 candidates = [Candidate(r.id, r.similarity, r.embedding, r.neighbour_stat) for r in rows]
-                chosen = choose(vector, candidates, 0.85)
+                choices = ranked(candidates, DEFAULT_THRESHOLD, verifier.CANDIDATES)
                 t3 = time.perf_counter()
-                entry = chosen and (rows[0].entry if rows[0].id == chosen[0].entry_id else await store.answer(
-                    tenant_id=tenant_id, scope="", context_key=context, entry_id=chosen[0].entry_id))
+                texts = {r.id: r.prompt_text for r in rows}
+                chosen = choices and verifier.choose(question, [(c, a, texts[c.entry_id]) for c, a in choices],
+                                                     vector=vector, candidates=candidates, target=0.01)
                 t4 = time.perf_counter()
-                if entry:
-                    verifier.verify(question, entry.prompt_text, vector=vector, chosen=chosen[0], candidates=candidates,
-                                    adjusted=chosen[1], target=0.01)
+                if chosen and rows[0].id != chosen.entry_id:
+                    await store.answer(tenant_id=tenant_id, scope="", context_key=context, entry_id=chosen.entry_id)
                 t5 = time.perf_counter()
-                for name, took in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
+                for name, took in zip(times, (t1 - t0, t2 - t1, t3 - t2, t5 - t4, t4 - t3), strict=True):
                     times[name].append(took * 1000)
     finally:
         await pg.close_pools()
@@ -375,7 +376,7 @@ def make_tenant() -> tuple[str, str]:
          "--plan", "Scale", "--rate-limit", str(RATE_LIMIT), "--key"],
         cwd=ROOT, env=env, capture_output=True, text=True, check=True,
     ).stdout
-    subprocess.run([sys.executable, "manage.py", "set_cache_threshold", slug, "0.85"], cwd=ROOT, env=env,
+    subprocess.run([sys.executable, "manage.py", "set_cache_threshold", slug, str(DEFAULT_THRESHOLD)], cwd=ROOT, env=env,
                    capture_output=True, check=True)
     return slug, re.search(r"aka_[A-Za-z0-9_-]{43}", out).group(0)
 

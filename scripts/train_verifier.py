@@ -16,10 +16,11 @@ Banking77 and HWU64), never their test splits:
   model's probability is the members' mean.
 - calibration: each held-out quarter's queries through the first stage at the default
   threshold (0.85, CacheSettings') against a cache of the whole training split less the
-  query (as dense as what the test queries meet), scored by the member that did not see
-  them. The curve maps a cut-off to an upper bound on the wrong-hit rate of the accepted
-  hits below it on the WORST dataset (see curve()): a target wrong-hit rate maps to a
-  cut-off that keeps it on each.
+  query (as dense as what the test queries meet), its best verifier.CANDIDATES (3) scored
+  by the member that did not see them, and the least likely wrong of them counted as the
+  one served, as the gateway serves it (verifier.choose). The curve maps a cut-off to an
+  upper bound on the wrong-hit rate of the accepted hits below it on the WORST dataset (see
+  curve()): a target wrong-hit rate maps to a cut-off that keeps it on each.
 
 Then it reports, offline (exact search, no gateway), on each TEST split with the whole
 training split cached: hit rate and wrong-hit rate per target, with and without 10
@@ -146,11 +147,7 @@ def candidates(queries: Split, cache: Split, own: np.ndarray | None):
                 exact = None
             pool = [Candidate(int(i), float(row[i]), cache.vectors[i], r[i]) for i in ids
                     if cache.texts[i] != query][:K]
-            chosen, adjusted = decision.adjusted_similarities(pool)
-            if adjusted is None:
-                adjusted = np.array([c.similarity for c in chosen])
-            order = np.argsort(-adjusted, kind="stable")
-            yield qi, exact, pool, [(chosen[j], float(adjusted[j])) for j in order]
+            yield qi, exact, pool, decision.ranked(pool, -np.inf, len(pool))
 
 
 def mine(queries: Split, cache: Split, own: np.ndarray | None, floor: float, per_query: int) -> list[tuple]:
@@ -322,13 +319,20 @@ def train(datasets: dict, threshold: float) -> dict:
             rest, held = np.sort(np.concatenate(chunks[name][:k] + chunks[name][k + 1:])), np.sort(chunks[name][k])
             part = split.subset(rest)
             mined += mine(part, part, np.arange(len(rest)), TRAIN_FLOOR, PAIRS_PER_QUERY)
-            held_out += mine(split.subset(held), split, held, threshold, 1)
+            held_out += mine(split.subset(held), split, held, threshold, verifier.CANDIDATES)
         members.append(fit_member(mined))
         pairs += len(mined)
         alone = verifier.Model(model_spec(members[-1:], {"margin": 0.0, "coherence": 0.0, "radius": -1.0, "rank": 0.0}))
         probs += [alone.wrong_probability(q, c, vectors, cos, adj, around)
                   for q, c, cos, adj, _, _, around, _, vectors in held_out]
-        found += held_out
+        found += [(k, *m) for m in held_out]
+    served = {}   # per held-out query, the candidate the gateway would serve: the least likely wrong
+    for p, (k, *m) in zip(probs, found, strict=True):
+        key = (k, m[7], m[5])
+        if key not in served or p < served[key][0]:
+            served[key] = (p, m)
+    probs = [p for p, _ in served.values()]
+    found = [m for _, m in served.values()]
     wrongs, names = np.array([m[4] for m in found]), np.array([m[7] for m in found])
     typical = {field: round(float(np.median([getattr(m[6], field) for m in found])), 6)
                for field in (f.name for f in fields(verifier.Neighbourhood))}
@@ -347,29 +351,33 @@ def model_spec(members: list[dict], typical: dict) -> dict:
 
 def evaluate(model: verifier.Model, train: Split, test: Split, threshold: float, held_out: int) -> list[tuple]:
     """Offline replay: cache = the training split (minus `held_out` intents), queries = test.
-    Exact repeats hit without the verifier. Rows: (target, hit rate, wrong-hit rate)."""
+    Exact repeats hit without the verifier; otherwise, as in the gateway, the least likely
+    wrong of the first stage's best verifier.CANDIDATES is served when under the cut-off
+    (target None: the first stage's own choice). Rows: (target, hit rate, wrong-hit rate)."""
     rng = np.random.default_rng(SEED)
     gone = set(rng.choice(sorted(set(train.labels)), held_out, replace=False)) if held_out else set()
     cache = train.subset(np.array([i for i, lab in enumerate(train.labels) if lab not in gone]))
-    outcomes = []   # per query: (exact correct | None, wrong probability, candidate wrong) or None
+    # Per query: None (a miss), or (wrong probability, served wrong, first stage's choice wrong);
+    # an exact repeat hits without the verifier (probability -inf).
+    outcomes = []
     for qi, exact, pool, ranked in candidates(test, cache, None):
         if exact is not None:
-            outcomes.append(("exact", cache.labels[exact] != test.labels[qi]))
+            wrong = cache.labels[exact] != test.labels[qi]
+            outcomes.append((-np.inf, wrong, wrong))
             continue
-        c, adj = ranked[0]
-        if adj < threshold:
-            outcomes.append(None)
-            continue
-        p = model.wrong_probability(test.readings[qi], cache.readings[c.entry_id],
-                                    (test.vectors[qi], cache.vectors[c.entry_id]), c.similarity, adj,
-                                    verifier.neighbourhood(c, pool))
-        outcomes.append((p, cache.labels[c.entry_id] != test.labels[qi]))
+        scored = [(model.wrong_probability(test.readings[qi], cache.readings[c.entry_id],
+                                           (test.vectors[qi], cache.vectors[c.entry_id]), c.similarity, adj,
+                                           verifier.neighbourhood(c, pool)), cache.labels[c.entry_id] != test.labels[qi])
+                  for c, adj in ranked[:verifier.CANDIDATES] if adj >= threshold]
+        outcomes.append((*min(scored, key=lambda s: s[0]), scored[0][1]) if scored else None)
     rows = []
     for target in (None, *TARGETS):
-        cut = np.inf if target is None else model.cutoff(target)
-        hits = [o for o in outcomes if o is not None and (o[0] == "exact" or o[0] < cut)]
-        wrong = sum(o[1] for o in hits)
-        rows.append((target, len(hits) / len(outcomes), wrong / len(hits) if hits else 0.0))
+        if target is None:   # the first stage alone: its own choice
+            served = [o[2] for o in outcomes if o is not None]
+        else:
+            cut = model.cutoff(target)
+            served = [o[1] for o in outcomes if o is not None and o[0] < cut]
+        rows.append((target, len(served) / len(outcomes), sum(served) / len(served) if served else 0.0))
     return rows
 
 

@@ -89,24 +89,31 @@ def adjusted_similarities(candidates: list[Candidate]) -> tuple[list[Candidate],
     return pool, sims + BETA * dense * (agreement - MARGIN)
 
 
-def choose(query: np.ndarray, candidates: list[Candidate], threshold: float) -> tuple[Candidate, float] | None:
-    """The cached entry the first stage would serve for `query` with its adjusted
-    similarity, or None (a miss).
+def ranked(candidates: list[Candidate], threshold: float, n: int = 1) -> list[tuple[Candidate, float]]:
+    """The first stage's choices for a query: up to `n` entries whose adjusted similarity
+    reaches `threshold` (the tenant's setting, 0.80-0.999), best first, each with its
+    adjusted similarity; empty for a miss.
 
     `candidates` are the nearest cache entries (any order; the store returns up to
-    AKA_CACHE_CANDIDATES of them), `threshold` the tenant's setting (0.80-0.999): the
-    minimum adjusted similarity of a hit. `query` is not needed beyond the similarities
-    the store computed; it is part of the interface. The second stage (apps.cache.verifier)
-    may still refuse the choice.
+    AKA_CACHE_CANDIDATES of them). With too few of them to judge a neighbourhood, the
+    static rule: their plain similarity. The second stage (apps.cache.verifier) serves
+    the one of these least likely to be wrong, or none.
     """
     if not candidates:
-        return None
+        return []
     pool, adjusted = adjusted_similarities(candidates)
-    if adjusted is None:   # too few entries: the static rule on the nearest one
-        best = pool[0]
-        return (best, best.similarity) if best.similarity >= threshold else None
-    i = int(np.argmax(adjusted))
-    return (pool[i], float(adjusted[i])) if adjusted[i] >= threshold else None
+    if adjusted is None:
+        adjusted = np.fromiter((c.similarity for c in pool), dtype=np.float64, count=len(pool))
+    order = np.argsort(-adjusted, kind="stable")[:n]
+    return [(pool[i], float(adjusted[i])) for i in order if adjusted[i] >= threshold]
+
+
+def choose(query: np.ndarray, candidates: list[Candidate], threshold: float) -> tuple[Candidate, float] | None:
+    """The entry the first stage alone would serve for `query` (ranked()'s best) with its
+    adjusted similarity, or None (a miss). `query` is not needed beyond the similarities
+    the store computed; it is part of the interface."""
+    best = ranked(candidates, threshold)
+    return best[0] if best else None
 
 
 def decide(query: np.ndarray, candidates: list[Candidate], threshold: float) -> Candidate | None:

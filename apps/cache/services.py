@@ -24,7 +24,7 @@ from apps.core.snapshots import Snapshots
 from apps.tenants.keyauth import Principal
 
 from . import store, verifier
-from .decision import UPDATE_RATE, Candidate, choose, entry_statistic
+from .decision import UPDATE_RATE, Candidate, entry_statistic, ranked
 from .embedder import batcher
 from .keys import context_key, exact_key, last_user_turn
 from .models import CacheSettings
@@ -201,22 +201,25 @@ async def lookup(plan: Plan) -> Hit | Miss:
                                k=settings.AKA_CACHE_CANDIDATES)
     candidates = [Candidate(entry_id=r.id, similarity=r.similarity, embedding=r.embedding,
                             neighbour_similarity=r.neighbour_stat) for r in rows]
-    chosen = choose(vector, candidates, plan.threshold) if plan.read else None
-    if chosen is not None:
-        candidate, adjusted = chosen
-        # The nearest candidate came with its answer; another one's is read now.
-        entry = rows[0].entry if rows[0].id == candidate.entry_id else await store.answer(
-            tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context, entry_id=candidate.entry_id)
-        if entry is None:   # gone since the candidates were read
-            metrics.CACHE.labels("miss").inc()
-        elif plan.target is None or verifier.verify(plan.prompt, entry.prompt_text, vector=vector, chosen=candidate,
-                                                    candidates=candidates, adjusted=adjusted, target=plan.target):
-            metrics.CACHE.labels("semantic").inc()
-            return Hit("semantic", entry.id, candidate.similarity, _result(entry))
-        else:
-            metrics.CACHE.labels("refused").inc()   # the second stage said the answer does not fit
-    else:
+    choices = ranked(candidates, plan.threshold, 1 if plan.target is None else verifier.CANDIDATES) \
+        if plan.read else []
+    if not choices:
         metrics.CACHE.labels("miss").inc()
+    else:
+        texts = {r.id: r.prompt_text for r in rows}
+        chosen = choices[0][0] if plan.target is None else verifier.choose(
+            plan.prompt, [(c, adjusted, texts[c.entry_id]) for c, adjusted in choices], vector=vector,
+            candidates=candidates, target=plan.target)
+        if chosen is None:
+            metrics.CACHE.labels("refused").inc()   # the second stage said no answer fits
+        else:
+            # The nearest candidate came with its answer; another one's is read now.
+            entry = rows[0].entry if rows[0].id == chosen.entry_id else await store.answer(
+                tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context, entry_id=chosen.entry_id)
+            if entry is not None:
+                metrics.CACHE.labels("semantic").inc()
+                return Hit("semantic", entry.id, chosen.similarity, _result(entry))
+            metrics.CACHE.labels("miss").inc()   # gone since the candidates were read
     return Miss(vector, tuple((r.id, r.similarity) for r in rows))
 
 

@@ -25,7 +25,8 @@ from .decision import COHERENCE_K
 # index serves the ORDER BY either way. Only the COHERENCE_K nearest carry their vectors:
 # the first stage and the verifier compare those alone (decision.adjusted_similarities,
 # verifier.neighbourhood), and the others' would be half of the rows' bytes to send and
-# parse; their similarities and radii still come.
+# parse; their similarities and radii still come. The same ones carry their prompts: the
+# verifier reads the texts of the first stage's best few among them (verifier.CANDIDATES).
 NEAREST = """
 SELECT id, embedding <=> %(vec)s AS distance, embedding, neighbour_stat, response, model, prompt_text FROM cache_entry
 WHERE tenant_id = %(tenant)s AND scope = %(scope)s AND context_key = %(context)s AND expires_at > now()
@@ -34,7 +35,8 @@ ORDER BY distance LIMIT %(k)s
 """
 SEMANTIC = f"""
 SELECT id, distance, CASE WHEN rank <= {COHERENCE_K} THEN embedding END, neighbour_stat,
-       CASE WHEN rank = 1 THEN response END, CASE WHEN rank = 1 THEN model END, CASE WHEN rank = 1 THEN prompt_text END
+       CASE WHEN rank = 1 THEN response END, CASE WHEN rank = 1 THEN model END,
+       CASE WHEN rank <= {COHERENCE_K} THEN prompt_text END
 FROM (SELECT *, row_number() OVER (ORDER BY distance, id) AS rank FROM ({NEAREST}) AS candidates) AS ranked
 ORDER BY distance, id
 """
@@ -89,12 +91,13 @@ class Entry:
 class Neighbour:
     """A semantic candidate, as the first stage sees it; the nearest one (the first) also
     carries its entry, read in the same statement. Beyond the COHERENCE_K nearest, no
-    embedding (SEMANTIC)."""
+    embedding and no prompt (SEMANTIC)."""
 
     id: int
     similarity: float
     embedding: np.ndarray | None
     neighbour_stat: float | None
+    prompt_text: str | None = None
     entry: Entry | None = None
 
 
@@ -127,7 +130,8 @@ async def nearest(*, tenant_id: int, scope: str, context_key: str, vector: np.nd
                                             "vec": vector, "k": k}, binary=True)
         rows = await cur.fetchall()
     return [Neighbour(id=r[0], similarity=1.0 - r[1], embedding=None if r[2] is None else r[2].to_numpy(),
-                      neighbour_stat=r[3], entry=None if r[4] is None else Entry(r[0], r[4], r[5], r[6]))
+                      neighbour_stat=r[3], prompt_text=r[6],
+                      entry=None if r[4] is None else Entry(r[0], r[4], r[5], r[6]))
             for r in rows]
 
 

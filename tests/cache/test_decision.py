@@ -127,6 +127,24 @@ def test_serves_a_lower_candidate_whose_neighbourhood_agrees_over_the_nearest_th
     assert decide(QUERY, cands, adj[1] + 1e-6) is None
 
 
+def test_ranked_gives_the_best_few_by_adjusted_similarity_that_reach_the_threshold():
+    """What the verifier chooses from (verifier.CANDIDATES of them): the same order as the
+    rule's own choice, the nearest outlier ranked below the agreeing cluster."""
+    p = 0.95
+    nearest = cand(10, 0.95, outlier(0.5, p), 0.85)
+    cluster = [cand(i, s, clustered(i, p), 0.70) for i, s in ((11, 0.92), (12, 0.91), (13, 0.90), (14, 0.89))]
+    cands = [*cluster, nearest]
+    _, adj = adjusted_similarities(sorted(cands, key=lambda c: -c.similarity))
+    ranks = decision.ranked(cands, 0.0, 3)
+    assert [c.entry_id for c, _ in ranks] == [11, 12, 13]
+    assert [a for _, a in ranks] == pytest.approx(sorted(adj, reverse=True)[:3])
+    assert ranks[0] == choose(QUERY, cands, 0.0)
+    assert [c.entry_id for c, _ in decision.ranked(cands, adj[2] - 1e-6, 3)] == [11, 12]   # the third falls short
+    assert decision.ranked(cands, 2.0, 3) == [] and decision.ranked([], 0.0, 3) == []
+    two = cands[:2]   # too few for a neighbourhood: plain similarity
+    assert [(c.entry_id, a) for c, a in decision.ranked(two, 0.915, 3)] == [(11, 0.92)]
+
+
 def test_a_candidate_without_radius_is_judged_by_raw_similarity():
     p = 0.9
     nearest = cand(1, 0.96, outlier(0.3, p), None)   # written into an empty partition

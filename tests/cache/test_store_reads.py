@@ -92,7 +92,7 @@ def test_the_nearest_candidate_comes_with_the_entry_a_separate_read_returns(loop
     loop.run_until_complete(scenario())
 
 
-def test_only_the_ten_nearest_candidates_come_with_their_vectors(loop):
+def test_only_the_ten_nearest_candidates_come_with_their_vectors_and_prompts(loop):
     """The first stage and the verifier read no other (tests/cache/test_decision.py): the
     rest would be half of the bytes a lookup reads and parses."""
     tenant, _ = factories.make_tenant()
@@ -102,6 +102,7 @@ def test_only_the_ten_nearest_candidates_come_with_their_vectors(loop):
         candidates = await store.nearest(tenant_id=tenant.pk, scope="", context_key="ctx", vector=unit(0), k=20)
         assert sorted(c.id for c in candidates) == ids
         assert [c.embedding is None for c in candidates] == [False] * COHERENCE_K + [True] * 3
+        assert [c.prompt_text for c in candidates] == [f"q{ids.index(c.id)}" for c in candidates[:COHERENCE_K]] + [None] * 3
         for c in candidates[:COHERENCE_K]:
             assert c.embedding.tobytes() == unit(ids.index(c.id)).tobytes()
             assert c.neighbour_stat == 0.5
@@ -139,8 +140,8 @@ def test_a_hit_on_the_nearest_entry_reads_no_more_and_another_choice_reads_its_o
         ids = [await write(tenant.pk, n) for n in range(4)]
         hit = await services.lookup(plan(tenant.pk, "2"))
         assert (hit.kind, hit.entry_id, hit.result.content, reads) == ("semantic", ids[2], "answer 2", [])
-        second = lambda query, candidates, threshold: (sorted(candidates, key=lambda c: -c.similarity)[1], 0.9)  # noqa: E731
-        monkeypatch.setattr(services, "choose", second)
+        second = lambda candidates, threshold, n: [(sorted(candidates, key=lambda c: -c.similarity)[1], 0.9)]  # noqa: E731
+        monkeypatch.setattr(services, "ranked", second)
         hit = await services.lookup(plan(tenant.pk, "2"))
         assert hit.entry_id != ids[2] and reads == [hit.entry_id]
         assert hit.result.content == f"answer {ids.index(hit.entry_id)}"

@@ -11,6 +11,7 @@ from apps.cache import services, store, verifier
 from apps.cache.decision import Candidate
 from apps.cache.embedder import embedder
 from apps.cache.keys import exact_key
+from apps.cache.models import DEFAULT_THRESHOLD
 from tests import factories
 from tests.cache.helpers import run
 
@@ -34,18 +35,22 @@ SERVED = [("How can I reset my card PIN?", "How do I reset my card PIN?")]
 
 def plan(tenant_id: int, prompt: str, target: float | None) -> services.Plan:
     return services.Plan(tenant_id=tenant_id, api_key_id="", scope="", context=CONTEXT,
-                         exact=exact_key(CONTEXT, "", prompt), prompt=prompt, threshold=0.85, target=target,
+                         exact=exact_key(CONTEXT, "", prompt), prompt=prompt, threshold=DEFAULT_THRESHOLD, target=target,
                          ttl_seconds=3600, tool_calls=False)
+
+
+async def cache(tenant_id: int, prompt: str) -> int:
+    return await store.insert(tenant_id=tenant_id, scope="", context_key=CONTEXT,
+                              exact_key=exact_key(CONTEXT, "", prompt), api_key_id=None, prompt_text=prompt,
+                              vector=embedder().embed([prompt])[0], neighbour_stat=None,
+                              response={"content": f"answer to {prompt}", "finish_reason": "stop"}, model="m",
+                              ttl=timedelta(hours=1), now=datetime.now(UTC))
 
 
 async def cache_and_ask(tenant_id: int, cached: str, query: str, targets: list[float | None]) -> list[str]:
     """Caches an answer for `cached` (alone in its context: the static rule), then looks up
     `query` at each target; the outcomes."""
-    vector = embedder().embed([cached])[0]
-    await store.insert(tenant_id=tenant_id, scope="", context_key=CONTEXT, exact_key=exact_key(CONTEXT, "", cached),
-                       api_key_id=None, prompt_text=cached, vector=vector, neighbour_stat=None,
-                       response={"content": f"answer to {cached}", "finish_reason": "stop"}, model="m",
-                       ttl=timedelta(hours=1), now=datetime.now(UTC))
+    await cache(tenant_id, cached)
     outcomes = []
     for target in targets:
         found = await services.lookup(plan(tenant_id, query, target))
@@ -66,6 +71,28 @@ def test_the_verifier_refuses_what_the_first_stage_serves(query, cached):
 def test_a_true_paraphrase_is_still_served(query, cached):
     tenant, _ = factories.make_tenant()
     assert run(cache_and_ask(tenant.pk, cached, query, [None, 0.01, 0.02])) == ["semantic"] * 3
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("query, refused, served", [
+    ("turn down media volume", "turn up media volume", "please turn down media volume"),
+    ("could you tell me my name", "could you tell me your name", "could you please tell me my name"),
+])
+def test_when_the_nearest_answer_is_refused_the_next_one_that_fits_is_served(query, refused, served):
+    """The refused entry is nearer to the query than the fitting one, so the first stage
+    alone serves the wrong answer; the verifier scores its best few and serves the fitting
+    one (before, it refused the nearest and missed)."""
+    tenant, _ = factories.make_tenant()
+
+    async def scenario():
+        wrong, right = await cache(tenant.pk, refused), await cache(tenant.pk, served)
+        vectors = embedder().embed([query, refused, served])
+        assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] > 0.85
+        alone, verified = [await services.lookup(plan(tenant.pk, query, target)) for target in (None, 0.01)]
+        return wrong, right, alone.entry_id, verified.entry_id
+
+    wrong, right, alone, verified = run(scenario())
+    assert (alone, verified) == (wrong, right)
 
 
 def test_the_pair_model_is_what_refuses_a_pair_the_words_do_not_tell_apart():
