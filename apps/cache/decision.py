@@ -19,7 +19,9 @@ At lookup, for the query ``q`` and its nearest candidates ``c_1..c_n`` (the top
 
 and the candidate with the highest adjusted similarity is served when it reaches the tenant's
 ``threshold`` (so a higher threshold is still stricter, and in a sparse region, where
-``r_i <= DENSE``, the rule *is* the static threshold ``cos(q, c) >= threshold``). In a dense
+``r_i <= DENSE``, the rule *is* the static threshold ``cos(q, c) >= threshold``); with the
+second stage on, the best few that reach it go to the verifier, which serves the one least
+likely to be wrong (``ranked``, apps.cache.verifier.choose). In a dense
 region the entry's similarity is lowered when the query's neighbours are scattered outside
 the entry's neighbourhood (the query grazes the entry from another cluster) and raised when
 they sit well inside it; the denser the region, the more weight this evidence gets. A lower
@@ -96,14 +98,15 @@ def ranked(candidates: list[Candidate], threshold: float, n: int = 1) -> list[tu
 
     `candidates` are the nearest cache entries (any order; the store returns up to
     AKA_CACHE_CANDIDATES of them). With too few of them to judge a neighbourhood, the
-    static rule: their plain similarity. The second stage (apps.cache.verifier) serves
-    the one of these least likely to be wrong, or none.
+    static rule on the nearest alone: the verifier has no neighbourhood to place the others
+    in, and was never calibrated on such sparse contexts. The second stage
+    (apps.cache.verifier) serves the one of these least likely to be wrong, or none.
     """
     if not candidates:
         return []
     pool, adjusted = adjusted_similarities(candidates)
     if adjusted is None:
-        adjusted = np.fromiter((c.similarity for c in pool), dtype=np.float64, count=len(pool))
+        pool, adjusted = pool[:1], np.array([pool[0].similarity])
     order = np.argsort(-adjusted, kind="stable")[:n]
     return [(pool[i], float(adjusted[i])) for i in order if adjusted[i] >= threshold]
 

@@ -17,7 +17,7 @@ from .decision import COHERENCE_K
 # The candidates carry what the first stage decides on, not their answers: reading 20
 # answers (each a TOAST fetch and a decompression, then parsed) to serve one of them was
 # most of a lookup's database time at real answer sizes. Only the nearest candidate's
-# answer is read (the one the hit rule serves almost always; ANSWER fetches any other),
+# answer is read (the one served most often; ANSWER fetches any other),
 # in the same statement: one round trip to the server instead of two. The window picks
 # it after the index scan, whose relaxed order is not exact; the other rows' answers stay
 # unread TOAST pointers. NEAREST is ordered by the selected distance, so a sequential scan
@@ -43,12 +43,12 @@ ORDER BY distance, id
 # The same conditions again: an entry purged, expired or demoted since the candidates were
 # read is not served.
 ANSWER = """
-SELECT id, response, model, prompt_text FROM cache_entry
+SELECT id, response, model FROM cache_entry
 WHERE tenant_id = %(tenant)s AND context_key = %(context)s AND id = %(id)s AND scope = %(scope)s
   AND expires_at > now() AND demoted_at IS NULL
 """
 EXACT = """
-SELECT id, response, model, prompt_text FROM cache_entry
+SELECT id, response, model FROM cache_entry
 WHERE tenant_id = %(tenant)s AND context_key = %(context)s AND exact_key = %(exact)s AND expires_at > now()
 """
 INSERT = """
@@ -79,12 +79,11 @@ WHERE tenant_id = %(tenant)s AND context_key = %(context)s AND id = %(id)s
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """What serving an entry takes: its answer, and its prompt for the verifier."""
+    """What serving an entry takes: its answer."""
 
     id: int
     response: dict
     model: str
-    prompt_text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +130,7 @@ async def nearest(*, tenant_id: int, scope: str, context_key: str, vector: np.nd
         rows = await cur.fetchall()
     return [Neighbour(id=r[0], similarity=1.0 - r[1], embedding=None if r[2] is None else r[2].to_numpy(),
                       neighbour_stat=r[3], prompt_text=r[6],
-                      entry=None if r[4] is None else Entry(r[0], r[4], r[5], r[6]))
+                      entry=None if r[4] is None else Entry(r[0], r[4], r[5]))
             for r in rows]
 
 

@@ -138,11 +138,11 @@ def test_ranked_gives_the_best_few_by_adjusted_similarity_that_reach_the_thresho
     ranks = decision.ranked(cands, 0.0, 3)
     assert [c.entry_id for c, _ in ranks] == [11, 12, 13]
     assert [a for _, a in ranks] == pytest.approx(sorted(adj, reverse=True)[:3])
-    assert ranks[0] == choose(QUERY, cands, 0.0)
     assert [c.entry_id for c, _ in decision.ranked(cands, adj[2] - 1e-6, 3)] == [11, 12]   # the third falls short
     assert decision.ranked(cands, 2.0, 3) == [] and decision.ranked([], 0.0, 3) == []
-    two = cands[:2]   # too few for a neighbourhood: plain similarity
-    assert [(c.entry_id, a) for c, a in decision.ranked(two, 0.915, 3)] == [(11, 0.92)]
+    two = cands[:2]   # too few for a neighbourhood: the static rule, on the nearest alone
+    assert [(c.entry_id, a) for c, a in decision.ranked(two, 0.5, 3)] == [(11, 0.92)]
+    assert decision.ranked(two, 0.93, 3) == []
 
 
 def test_a_candidate_without_radius_is_judged_by_raw_similarity():

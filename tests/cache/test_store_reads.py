@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from apps.cache import services, store
+from apps.cache import services, store, verifier
 from apps.cache.decision import COHERENCE_K
 from apps.core import pg
 from tests import factories
@@ -47,7 +47,7 @@ def test_the_chosen_candidate_is_answered_unless_demoted_expired_or_purged_since
             return store.answer(tenant_id=tenant.pk, scope="", context_key="ctx", entry_id=entry_id)
 
         found = await answer(kept)
-        assert (found.id, found.response["content"], found.model, found.prompt_text) == (kept, "answer 0", "m", "q0")
+        assert (found.id, found.response["content"], found.model) == (kept, "answer 0", "m")
         assert [await answer(i) for i in (demoted, purged, expired)] == [None, None, None]
         assert await store.answer(tenant_id=tenant.pk, scope="user:x", context_key="ctx", entry_id=kept) is None
 
@@ -145,6 +145,10 @@ def test_a_hit_on_the_nearest_entry_reads_no_more_and_another_choice_reads_its_o
         hit = await services.lookup(plan(tenant.pk, "2"))
         assert hit.entry_id != ids[2] and reads == [hit.entry_id]
         assert hit.result.content == f"answer {ids.index(hit.entry_id)}"
+        # The second stage refuses every candidate: no answer is read at all.
+        monkeypatch.setattr(verifier, "choose", lambda *args, **kwargs: None)
+        refused = await services.lookup(replace(plan(tenant.pk, "2"), target=0.01))
+        assert isinstance(refused, services.Miss) and reads == [hit.entry_id]
 
     loop.run_until_complete(scenario())
 

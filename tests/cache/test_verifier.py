@@ -81,11 +81,13 @@ def test_a_true_paraphrase_is_still_served(query, cached):
 def test_when_the_nearest_answer_is_refused_the_next_one_that_fits_is_served(query, refused, served):
     """The refused entry is nearer to the query than the fitting one, so the first stage
     alone serves the wrong answer; the verifier scores its best few and serves the fitting
-    one (before, it refused the nearest and missed)."""
+    one (before, it refused the nearest and missed). A third, unrelated entry gives the
+    context a neighbourhood (with fewer than three entries only the nearest is asked)."""
     tenant, _ = factories.make_tenant()
 
     async def scenario():
         wrong, right = await cache(tenant.pk, refused), await cache(tenant.pk, served)
+        await cache(tenant.pk, "what is the weather like in paris")
         vectors = embedder().embed([query, refused, served])
         assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] > 0.85
         alone, verified = [await services.lookup(plan(tenant.pk, query, target)) for target in (None, 0.01)]
@@ -93,6 +95,34 @@ def test_when_the_nearest_answer_is_refused_the_next_one_that_fits_is_served(que
 
     wrong, right, alone, verified = run(scenario())
     assert (alone, verified) == (wrong, right)
+
+
+def test_choose_serves_the_least_likely_wrong_under_the_cut_off_and_asks_nothing_below_the_floor(monkeypatch):
+    """Which of the first stage's choices is served, with the model's probabilities set by
+    hand: the lowest under the cut-off, whatever its rank; the first of equals; none when
+    all are at or over it; and no scoring at all when the target maps to a cut-off of 0."""
+    asked = []
+
+    class Fixed:
+        def wrong_probability(self, query, cached, vectors, cosine, adjusted, around):
+            asked.append(cached.tokens)
+            return {"a": 0.008, "b": 0.003, "c": 0.003, "d": 0.02}[cached.tokens[0]]
+
+    monkeypatch.setattr(verifier, "model", Fixed)
+    vector = np.eye(4, dtype=np.float32)[0]
+    pool = [Candidate(i, 0.95 - 0.01 * i, np.eye(4, dtype=np.float32)[i % 4], 0.7) for i in range(4)]
+
+    def served(texts, cut):
+        monkeypatch.setattr(verifier, "cutoff_for", lambda target: cut)
+        choices = [(pool[i], 0.9, text) for i, text in enumerate(texts)]
+        chosen = verifier.choose("q", choices, vector=vector, candidates=pool, target=0.01)
+        return None if chosen is None else texts[chosen.entry_id]
+
+    assert served(["a", "b", "c"], 0.01) == "b"    # lower-ranked, less likely wrong; the first of two equals
+    assert served(["a", "d"], 0.01) == "a"
+    assert served(["d", "a"], 0.005) is None and served(["d"], 0.02) is None   # at the cut-off is not under it
+    asked.clear()
+    assert served(["b", "c"], 0.0) is None and asked == []
 
 
 def test_the_pair_model_is_what_refuses_a_pair_the_words_do_not_tell_apart():
