@@ -204,7 +204,7 @@ def fit_member(mined: list[tuple]) -> dict:
     words = lexicons(mined)
     member = {**export(model, x), "lexicon": words.differing, "topics": words.topics, "prior": words.prior,
               "pair": fit_pair(mined)}
-    assert abs(verifier.Member(member).score(list(x[0])) - model.predict_proba(x[:1])[0, 1]) < 1e-5
+    assert abs(verifier.Forest([member]).probabilities(x[None, :1])[0, 0] - model.predict_proba(x[:1])[0, 1]) < 1e-5
     return member
 
 

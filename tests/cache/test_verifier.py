@@ -104,9 +104,9 @@ def test_choose_serves_the_least_likely_wrong_under_the_cut_off_and_asks_nothing
     asked = []
 
     class Fixed:
-        def wrong_probability(self, query, cached, vectors, cosine, adjusted, around):
-            asked.append(cached.tokens)
-            return {"a": 0.008, "b": 0.003, "c": 0.003, "d": 0.02}[cached.tokens[0]]
+        def wrong_probabilities(self, query, pairs):
+            asked.extend(cached.tokens for cached, *_ in pairs)
+            return [{"a": 0.008, "b": 0.003, "c": 0.003, "d": 0.02}[cached.tokens[0]] for cached, *_ in pairs]
 
     monkeypatch.setattr(verifier, "model", Fixed)
     vector = np.eye(4, dtype=np.float32)[0]
@@ -147,6 +147,25 @@ def test_the_probability_is_the_members_mean():
     assert len(set(alone)) > 1   # the members differ, so the mean is not any one of them
     assert verifier.model().wrong_probability(query, cached, vectors, 0.97, 0.97, None) == pytest.approx(
         sum(alone) / len(alone))
+
+
+def test_the_forest_walks_each_tree_to_its_leaf_for_every_member_and_row():
+    """Two members of hand-made trees of unequal depth (a stump and a three-level tree),
+    against the log-odds worked out by hand for each row."""
+    stump = {"feature": [0, -2, -2], "threshold": [0.5, -2.0, -2.0], "left": [1, -1, -1], "right": [2, -1, -1],
+             "value": [0.0, -1.0, 1.0]}
+    deep = {"feature": [0, 1, -2, 2, -2, -2, -2], "threshold": [0.5, 0.5, -2.0, 0.5, -2.0, -2.0, -2.0],
+            "left": [1, 2, -1, 4, -1, -1, -1], "right": [6, 3, -1, 5, -1, -1, -1],
+            "value": [0.0, 0.0, 10.0, 0.0, 20.0, 30.0, 40.0]}
+    forest = verifier.Forest([{"learning_rate": 0.5, "base": 0.25, "trees": [stump, deep]},
+                              {"learning_rate": 1.0, "base": -1.0, "trees": [deep]}])
+    rows = np.array([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    # leaves reached per row: stump -1 -1 -1 +1; deep 10 20 30 40
+    first = 0.25 + 0.5 * np.array([-1 + 10, -1 + 20, -1 + 30, 1 + 40])
+    second = -1.0 + np.array([10, 20, 30, 40])
+    expected = 1 / (1 + np.exp(-np.array([first, second])))
+    assert forest.probabilities(np.stack([rows, rows])) == pytest.approx(expected)
+    assert forest.depth == 3
 
 
 def test_contradictions_are_named():
