@@ -374,7 +374,8 @@ def unseen_entries(model: verifier.Model, datasets: dict, threshold: float) -> N
                     if name == directory.name and entry_unseen == unseen]
             line = f"  {directory.name}, {'unseen' if unseen else 'seen'} entries: {len(hits)} held-out hits;"
             for target in (0.01, 0.02):
-                below = [wrong for p, wrong in hits if p < model.cutoff(target)]
+                cut = model.cutoff(target)
+                below = [wrong for p, wrong in hits if p < cut]
                 rate = sum(below) / max(len(below), 1)
                 line += f" under the {target:.0%} cut-off {len(below)}, {sum(below)} wrong ({rate:.2%});"
             print(line)
@@ -450,7 +451,7 @@ def label_noise(train: Split, test: Split, threshold: float) -> None:
 
 
 def timing(model: verifier.Model, split: Split) -> float:
-    """Mean ms per verify() call (both texts read, features, trees), over 2,000 pairs."""
+    """Mean ms to score one candidate (both texts read, features, trees), over 2,000 pairs."""
     n = min(2000, len(split.texts) - 21)
     pools = [[Candidate(j, 0.9 - 0.01 * (j - i), split.vectors[j], 0.7) for j in range(i, i + 20)] for i in range(n)]
     started = time.perf_counter()
@@ -483,7 +484,7 @@ def main() -> None:
               f"({spec['calibration']['held_out_wrong']} wrong)")
     print("target -> cut-off:", ", ".join(f"{t:.2%} -> {model.cutoff(t):.3f}" for t in TARGETS))
     first = next(iter(data.values()))
-    print(f"verify(): {timing(model, first[0]):.3f} ms per decision (both texts read, features, trees)")
+    print(f"one candidate scored in {timing(model, first[0]):.3f} ms (both texts read, features, trees)")
     for directory, split in data.items():
         report(f"{directory.name} test, cache = its training split, shipped model", model, split, args.threshold)
         print(f"{directory.name}: label noise among first-stage hits")

@@ -338,10 +338,13 @@ class Forest:
     """The members' gradient-boosted trees (each member's log-odds that the cached answer is
     wrong), walked for every member and every candidate of a lookup at once: the trees in
     padded arrays, leaves pointing at themselves, one numpy step per level for all of them.
-    Walked one by one in Python, the 600 trees cost 0.5 ms per candidate on a slow machine
-    (three candidates: 1.3 ms of a semantic hit at 100,000 entries, bench/overhead)."""
+    Walked one by one in Python, the 600 trees were most of a candidate's scoring (three
+    candidates: 1.3 ms of a semantic hit at 100,000 entries in bench/overhead, on a slow
+    machine)."""
 
     def __init__(self, specs: list[dict]) -> None:
+        if not all(spec["trees"] for spec in specs):
+            raise ValueError("every member needs at least one tree")   # reduceat would read the next one's
         trees = [(m, spec["learning_rate"], tree) for m, spec in enumerate(specs) for tree in spec["trees"]]
         width = max(len(tree["feature"]) for _, _, tree in trees)
 
@@ -369,6 +372,8 @@ class Forest:
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """`x`: (members, rows, features), each member's inputs for each row; the members'
         probabilities, (members, rows)."""
+        if x.shape[0] != len(self.base):
+            raise ValueError(f"{x.shape[0]} members' inputs for {len(self.base)} members")
         rows = np.arange(x.shape[1])[None, :]
         tree = np.arange(len(self.member))[:, None]
         node = np.zeros((len(self.member), x.shape[1]), np.intp)

@@ -150,22 +150,42 @@ def test_the_probability_is_the_members_mean():
 
 
 def test_the_forest_walks_each_tree_to_its_leaf_for_every_member_and_row():
-    """Two members of hand-made trees of unequal depth (a stump and a three-level tree),
-    against the log-odds worked out by hand for each row."""
+    """Two members of hand-made trees of unequal depth (a stump and a three-level tree), each
+    given its own rows, one of them exactly at a threshold (which goes left), against the
+    log-odds worked out by hand."""
     stump = {"feature": [0, -2, -2], "threshold": [0.5, -2.0, -2.0], "left": [1, -1, -1], "right": [2, -1, -1],
-             "value": [0.0, -1.0, 1.0]}
+             "value": [0.0, -0.1, 0.1]}
     deep = {"feature": [0, 1, -2, 2, -2, -2, -2], "threshold": [0.5, 0.5, -2.0, 0.5, -2.0, -2.0, -2.0],
             "left": [1, 2, -1, 4, -1, -1, -1], "right": [6, 3, -1, 5, -1, -1, -1],
-            "value": [0.0, 0.0, 10.0, 0.0, 20.0, 30.0, 40.0]}
+            "value": [0.0, 0.0, 0.1, 0.0, 0.2, 0.3, 0.4]}
     forest = verifier.Forest([{"learning_rate": 0.5, "base": 0.25, "trees": [stump, deep]},
                               {"learning_rate": 1.0, "base": -1.0, "trees": [deep]}])
-    rows = np.array([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
-    # leaves reached per row: stump -1 -1 -1 +1; deep 10 20 30 40
-    first = 0.25 + 0.5 * np.array([-1 + 10, -1 + 20, -1 + 30, 1 + 40])
-    second = -1.0 + np.array([10, 20, 30, 40])
-    expected = 1 / (1 + np.exp(-np.array([first, second])))
-    assert forest.probabilities(np.stack([rows, rows])) == pytest.approx(expected)
+    first = np.array([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.5, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    second = first[::-1]
+    # first member, leaves: stump -0.1 -0.1 -0.1 0.1 (0.5 goes left); deep 0.1 0.2 0.3 0.4
+    expected = np.array([0.25 + 0.5 * np.array([0.0, 0.1, 0.2, 0.5]),
+                         -1.0 + np.array([0.4, 0.3, 0.2, 0.1])])
+    probabilities = forest.probabilities(np.stack([first, second]))
+    assert np.log(probabilities / (1 - probabilities)) == pytest.approx(expected, abs=1e-12)
     assert forest.depth == 3
+    with pytest.raises(ValueError):
+        verifier.Forest([{"learning_rate": 0.5, "base": 0.0, "trees": []}, {"learning_rate": 0.5, "base": 0.0,
+                                                                             "trees": [stump]}])
+
+
+def test_several_entries_scored_at_once_score_as_each_alone():
+    """What choose() asks: three cached prompts for one query in one pass, a contradiction
+    between them, against each scored on its own."""
+    texts = ["how do I freeze my card", "how can I freeze my card", "how do I unfreeze my card",
+             "how do I not freeze my card"]
+    vectors = embedder().embed(texts)
+    query, model = verifier.read(texts[0]), verifier.model()
+    pairs = [(verifier.read(text), (vectors[0], vector), float(vectors[0] @ vector), float(vectors[0] @ vector), None)
+             for text, vector in zip(texts[1:], vectors[1:], strict=True)]
+    pairs[1], pairs[2] = pairs[2], pairs[1]   # the contradiction (a negation) in the middle
+    together = model.wrong_probabilities(query, pairs)
+    assert together[1] == 1.0 and len(set(together)) == 3
+    assert together == [pytest.approx(model.wrong_probability(query, *pair), abs=1e-15) for pair in pairs]
 
 
 def test_contradictions_are_named():
