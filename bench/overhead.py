@@ -355,11 +355,11 @@ async def parts(tenant_id: int, context: str, rounds: int = 30) -> dict[str, flo
                 choices = ranked(candidates, DEFAULT_THRESHOLD, verifier.CANDIDATES)
                 t3 = time.perf_counter()
                 texts = {r.id: r.prompt_text for r in rows}
-                chosen = choices and verifier.choose(question, [(c, a, texts[c.entry_id]) for c, a in choices],
+                served = choices and verifier.choose(question, [(c, a, texts[c.entry_id]) for c, a in choices],
                                                      vector=vector, candidates=candidates, target=0.01)
                 t4 = time.perf_counter()
-                if chosen and rows[0].id != chosen.entry_id:
-                    await store.answer(tenant_id=tenant_id, scope="", context_key=context, entry_id=chosen.entry_id)
+                if served and rows[0].id != served[0].entry_id:
+                    await store.answer(tenant_id=tenant_id, scope="", context_key=context, entry_id=served[0].entry_id)
                 t5 = time.perf_counter()
                 for name, took in zip(times, (t1 - t0, t2 - t1, t3 - t2, t5 - t4, t4 - t3), strict=True):
                     times[name].append(took * 1000)

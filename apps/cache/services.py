@@ -207,19 +207,18 @@ async def lookup(plan: Plan) -> Hit | Miss:
         metrics.CACHE.labels("miss").inc()
     else:
         texts = {r.id: r.prompt_text for r in rows}
-        chosen = choices[0][0] if plan.target is None else verifier.choose(
+        served = [choices[0][0]] if plan.target is None else verifier.choose(
             plan.prompt, [(c, adjusted, texts[c.entry_id]) for c, adjusted in choices], vector=vector,
             candidates=candidates, target=plan.target)
-        if chosen is None:
-            metrics.CACHE.labels("refused").inc()   # the second stage said no answer fits
-        else:
+        for chosen in served:
             # The nearest candidate came with its answer; another one's is read now.
             entry = rows[0].entry if rows[0].id == chosen.entry_id else await store.answer(
                 tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context, entry_id=chosen.entry_id)
             if entry is not None:
                 metrics.CACHE.labels("semantic").inc()
                 return Hit("semantic", entry.id, chosen.similarity, _result(entry))
-            metrics.CACHE.labels("miss").inc()   # gone since the candidates were read
+        # Refused by the second stage, or every accepted entry gone since the candidates were read.
+        metrics.CACHE.labels("refused" if not served else "miss").inc()
     return Miss(vector, tuple((r.id, r.similarity) for r in rows))
 
 

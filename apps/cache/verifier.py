@@ -467,19 +467,17 @@ def cutoff_for(target: float) -> float:
 
 
 def choose(query: str, choices: list[tuple[Candidate, float, str]], *, vector: np.ndarray,
-           candidates: list[Candidate], target: float) -> Candidate | None:
+           candidates: list[Candidate], target: float) -> list[Candidate]:
     """Which of the first stage's `choices` (decision.ranked: candidate, adjusted similarity,
     and the prompt its entry was cached for) may answer `query` (embedded as `vector`) at the
-    tenant's target wrong-hit rate (a fraction, e.g. 0.01): the one least likely to be wrong,
-    when that is below the target's cut-off; else None. The calibration was drawn the same
-    way (train_verifier: up to CANDIDATES per query, the least likely wrong served)."""
-    best, lowest = None, cutoff_for(target)
-    if lowest == 0.0:   # a target under the calibration's floor: exact repeats only
-        return None
+    tenant's target wrong-hit rate (a fraction, e.g. 0.01): those below the target's cut-off,
+    least likely wrong first (equals in rank order). The first is served; the next only if
+    the first was purged or demoted since the candidates were read. The calibration was drawn
+    the same way (train_verifier: up to CANDIDATES per query, the least likely wrong served)."""
+    cut = cutoff_for(target)
+    if cut == 0.0:   # a target under the calibration's floor: exact repeats only
+        return []
     scores = model().wrong_probabilities(read(query), [
         (read(cached), (vector, candidate.embedding), candidate.similarity, adjusted, neighbourhood(candidate, candidates))
         for candidate, adjusted, cached in choices])
-    for (candidate, _, _), p in zip(choices, scores, strict=True):
-        if p < lowest:
-            best, lowest = candidate, p
-    return best
+    return [choices[i][0] for p, i in sorted((p, i) for i, p in enumerate(scores) if p < cut)]

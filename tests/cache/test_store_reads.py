@@ -146,9 +146,49 @@ def test_a_hit_on_the_nearest_entry_reads_no_more_and_another_choice_reads_its_o
         assert hit.entry_id != ids[2] and reads == [hit.entry_id]
         assert hit.result.content == f"answer {ids.index(hit.entry_id)}"
         # The second stage refuses every candidate: no answer is read at all.
-        monkeypatch.setattr(verifier, "choose", lambda *args, **kwargs: None)
+        monkeypatch.setattr(verifier, "choose", lambda *args, **kwargs: [])
         refused = await services.lookup(replace(plan(tenant.pk, "2"), target=0.01))
         assert isinstance(refused, services.Miss) and reads == [hit.entry_id]
+
+    loop.run_until_complete(scenario())
+
+
+def test_an_accepted_entry_purged_since_the_candidates_were_read_gives_way_to_the_next_accepted(loop, monkeypatch):
+    """A purge between the candidate read and the answer read: the next entry the second
+    stage accepted is served; with none left, a miss."""
+    tenant, _ = factories.make_tenant()
+    reads = []
+    answer = store.answer
+
+    async def purged_first(**kwargs):   # the first answer read races a purge of its entry
+        reads.append(kwargs["entry_id"])
+        if len(reads) == 1:
+            async with (await pg.pool()).connection() as conn:
+                await conn.execute("DELETE FROM cache_entry WHERE tenant_id = %s AND id = %s",
+                                   [tenant.pk, kwargs["entry_id"]])
+        return await answer(**kwargs)
+
+    def embed(text):
+        vector = asyncio.get_running_loop().create_future()
+        vector.set_result(unit(int(text)))
+        return vector
+
+    monkeypatch.setattr(store, "answer", purged_first)
+    monkeypatch.setattr(services, "batcher", lambda: type("Batcher", (), {"embed": staticmethod(embed)})())
+    # The first stage offers two entries other than the nearest, and the verifier accepts both.
+    monkeypatch.setattr(services, "ranked", lambda candidates, threshold, n: [
+        (c, 0.9) for c in sorted(candidates, key=lambda c: -c.similarity)[1:3]])
+    monkeypatch.setattr(verifier, "choose", lambda query, choices, **kwargs: [c for c, _, _ in choices])
+
+    async def scenario():
+        [await write(tenant.pk, n) for n in range(4)]
+        hit = await services.lookup(replace(plan(tenant.pk, "2"), target=0.01))
+        first, second = reads
+        assert (hit.kind, hit.entry_id) == ("semantic", second)
+        reads.clear()   # now the verifier accepts one entry, and it is purged as it is read
+        monkeypatch.setattr(verifier, "choose", lambda query, choices, **kwargs: [choices[0][0]])
+        gone = await services.lookup(replace(plan(tenant.pk, "2"), target=0.01))
+        assert isinstance(gone, services.Miss) and len(reads) == 1 and reads[0] != first
 
     loop.run_until_complete(scenario())
 

@@ -97,10 +97,12 @@ def test_when_the_nearest_answer_is_refused_the_next_one_that_fits_is_served(que
     assert (alone, verified) == (wrong, right)
 
 
-def test_choose_serves_the_least_likely_wrong_under_the_cut_off_and_asks_nothing_below_the_floor(monkeypatch):
-    """Which of the first stage's choices is served, with the model's probabilities set by
-    hand: the lowest under the cut-off, whatever its rank; the first of equals; none when
-    all are at or over it; and no scoring at all when the target maps to a cut-off of 0."""
+def test_choose_orders_what_is_under_the_cut_off_least_likely_wrong_first_and_asks_nothing_below_the_floor(
+        monkeypatch):
+    """Which of the first stage's choices may be served, with the model's probabilities set
+    by hand: those under the cut-off, least likely wrong first whatever their rank, equals
+    in rank order; none when all are at or over it; no scoring at all when the target maps
+    to a cut-off of 0."""
     asked = []
 
     class Fixed:
@@ -115,14 +117,13 @@ def test_choose_serves_the_least_likely_wrong_under_the_cut_off_and_asks_nothing
     def served(texts, cut):
         monkeypatch.setattr(verifier, "cutoff_for", lambda target: cut)
         choices = [(pool[i], 0.9, text) for i, text in enumerate(texts)]
-        chosen = verifier.choose("q", choices, vector=vector, candidates=pool, target=0.01)
-        return None if chosen is None else texts[chosen.entry_id]
+        return [texts[c.entry_id] for c in verifier.choose("q", choices, vector=vector, candidates=pool, target=0.01)]
 
-    assert served(["a", "b", "c"], 0.01) == "b"    # lower-ranked, less likely wrong; the first of two equals
-    assert served(["a", "d"], 0.01) == "a"
-    assert served(["d", "a"], 0.005) is None and served(["d"], 0.02) is None   # at the cut-off is not under it
+    assert served(["a", "b", "c"], 0.01) == ["b", "c", "a"]   # lower-ranked but less likely wrong first
+    assert served(["c", "d", "b"], 0.01) == ["c", "b"]
+    assert served(["d", "a"], 0.005) == [] and served(["d"], 0.02) == []   # at the cut-off is not under it
     asked.clear()
-    assert served(["b", "c"], 0.0) is None and asked == []
+    assert served(["b", "c"], 0.0) == [] and asked == []
 
 
 def test_the_pair_model_is_what_refuses_a_pair_the_words_do_not_tell_apart():
