@@ -38,6 +38,7 @@ Embeddings (the cache's own MiniLM embedder) are cached under /tmp/aka_verifier/
 import argparse
 import csv
 import hashlib
+import itertools
 import json
 import os
 import sys
@@ -273,7 +274,7 @@ def curve(probabilities: np.ndarray, wrong: np.ndarray, dataset: np.ndarray) -> 
     Its limits. It is drawn
     on single members' scores while the gateway serves the members' mean, which only the
     test splits check (README). Where few held-out hits sit (the strict end) the bound has a
-    floor, and a target under it maps to a cut-off of 0 (exact hits only): 0.33% for the
+    floor, and a target under it maps to a cut-off of 0 (exact hits only): 0.39% for the
     shipped model (verifier.Model.floor).
 
     The rate is the worst dataset's, not the pooled one: pooled, a dataset with many
@@ -352,14 +353,25 @@ def held_out_hits(members: list[dict], datasets: dict, threshold: float) -> list
         alone = verifier.Model(model_spec([member], {"margin": 0.0, "coherence": 0.0, "radius": -1.0, "rank": 0.0}))
         for name, (split, _) in datasets.items():
             held = np.sort(chunks[name][k])
-            inside, best = set(held.tolist()), {}
-            for q, c, cos, adj, wrong, qi, around, _, vectors, entry in mine(split.subset(held), split, held, threshold,
-                                                                               verifier.CANDIDATES):
-                p = alone.wrong_probability(q, c, vectors, cos, adj, around)
-                if qi not in best or p < best[qi][0]:
-                    best[qi] = (p, wrong, split.name, entry in inside, around)
-            served += best.values()
+            inside = set(held.tolist())
+            # mine() yields each query's pairs together, best first.
+            for _, group in itertools.groupby(mine(split.subset(held), split, held, threshold, verifier.CANDIDATES),
+                                              key=lambda m: m[5]):
+                group = list(group)
+                i, p = served_of(alone, group[0][0], [(c, vectors, cos, adj, around)
+                                                      for _, c, cos, adj, _, _, around, _, vectors, _ in group])
+                _, _, _, _, wrong, _, around, _, _, entry = group[i]
+                served.append((p, wrong, split.name, entry in inside, around))
     return served
+
+
+def served_of(model: verifier.Model, query: verifier.Reading, pairs: list[tuple]) -> tuple[int, float]:
+    """Which of one query's candidates the gateway serves (verifier.choose), `pairs` as
+    Model.wrong_probabilities takes them, best first: the least likely wrong, the first of
+    equals; with its probability."""
+    probabilities = model.wrong_probabilities(query, pairs)
+    best = min(range(len(pairs)), key=probabilities.__getitem__)
+    return best, probabilities[best]
 
 
 def unseen_entries(model: verifier.Model, datasets: dict, threshold: float) -> None:
@@ -402,11 +414,15 @@ def evaluate(model: verifier.Model, train: Split, test: Split, threshold: float,
             wrong = cache.labels[exact] != test.labels[qi]
             outcomes.append((-np.inf, wrong, wrong))
             continue
-        scored = [(model.wrong_probability(test.readings[qi], cache.readings[c.entry_id],
-                                           (test.vectors[qi], cache.vectors[c.entry_id]), c.similarity, adj,
-                                           verifier.neighbourhood(c, pool)), cache.labels[c.entry_id] != test.labels[qi])
-                  for c, adj in ranked[:verifier.CANDIDATES] if adj >= threshold]
-        outcomes.append((*min(scored, key=lambda s: s[0]), scored[0][1]) if scored else None)
+        choices = [(c, adj) for c, adj in ranked[:verifier.CANDIDATES] if adj >= threshold]
+        if not choices:
+            outcomes.append(None)
+            continue
+        i, p = served_of(model, test.readings[qi], [
+            (cache.readings[c.entry_id], (test.vectors[qi], cache.vectors[c.entry_id]), c.similarity, adj,
+             verifier.neighbourhood(c, pool)) for c, adj in choices])
+        wrong = [cache.labels[c.entry_id] != test.labels[qi] for c, _ in choices]
+        outcomes.append((p, wrong[i], wrong[0]))
     rows = []
     for target in (None, *TARGETS):
         if target is None:   # the first stage alone: its own choice

@@ -111,18 +111,12 @@ def ranked(candidates: list[Candidate], threshold: float, n: int = 1) -> list[tu
     return [(pool[i], float(adjusted[i])) for i in order if adjusted[i] >= threshold]
 
 
-def choose(query: np.ndarray, candidates: list[Candidate], threshold: float) -> tuple[Candidate, float] | None:
-    """The entry the first stage alone would serve for `query` (ranked()'s best) with its
-    adjusted similarity, or None (a miss). `query` is not needed beyond the similarities
-    the store computed; it is part of the interface."""
-    best = ranked(candidates, threshold)
-    return best[0] if best else None
-
-
 def decide(query: np.ndarray, candidates: list[Candidate], threshold: float) -> Candidate | None:
-    """The first stage's choice alone (choose() without its adjusted similarity)."""
-    chosen = choose(query, candidates, threshold)
-    return chosen[0] if chosen else None
+    """The entry the first stage alone would serve for `query` (ranked()'s best), or None
+    (a miss). `query` is not needed beyond the similarities the store computed; it is part
+    of the interface."""
+    best = ranked(candidates, threshold)
+    return best[0][0] if best else None
 
 
 def entry_statistic(embedding: np.ndarray, neighbour_similarities: list[float]) -> float | None:

@@ -203,22 +203,22 @@ async def lookup(plan: Plan) -> Hit | Miss:
                             neighbour_similarity=r.neighbour_stat) for r in rows]
     choices = ranked(candidates, plan.threshold, 1 if plan.target is None else verifier.CANDIDATES) \
         if plan.read else []
-    if not choices:
-        metrics.CACHE.labels("miss").inc()
+    if plan.target is None or not choices:
+        served = [c for c, _ in choices]
     else:
         texts = {r.id: r.prompt_text for r in rows}
-        served = [choices[0][0]] if plan.target is None else verifier.choose(
-            plan.prompt, [(c, adjusted, texts[c.entry_id]) for c, adjusted in choices], vector=vector,
-            candidates=candidates, target=plan.target)
-        for chosen in served:
-            # The nearest candidate came with its answer; another one's is read now.
-            entry = rows[0].entry if rows[0].id == chosen.entry_id else await store.answer(
-                tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context, entry_id=chosen.entry_id)
-            if entry is not None:
-                metrics.CACHE.labels("semantic").inc()
-                return Hit("semantic", entry.id, chosen.similarity, _result(entry))
-        # Refused by the second stage, or every accepted entry gone since the candidates were read.
-        metrics.CACHE.labels("refused" if not served else "miss").inc()
+        served = verifier.choose(plan.prompt, [(c, adjusted, texts[c.entry_id]) for c, adjusted in choices],
+                                 vector=vector, candidates=candidates, target=plan.target)
+    for chosen in served:
+        # The nearest candidate came with its answer; another one's is read now.
+        entry = rows[0].entry if rows[0].id == chosen.entry_id else await store.answer(
+            tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context, entry_id=chosen.entry_id)
+        if entry is not None:
+            metrics.CACHE.labels("semantic").inc()
+            return Hit("semantic", entry.id, chosen.similarity, _result(entry))
+    # Refused: the second stage said none fits. Miss: none reached the threshold, or every
+    # accepted entry was purged or demoted since the candidates were read.
+    metrics.CACHE.labels("refused" if choices and not served else "miss").inc()
     return Miss(vector, tuple((r.id, r.similarity) for r in rows))
 
 

@@ -19,7 +19,6 @@ from apps.cache.decision import (
     RADIUS_K,
     Candidate,
     adjusted_similarities,
-    choose,
     decide,
     entry_statistic,
     update_statistic,
@@ -169,7 +168,7 @@ def test_no_embedding_beyond_the_ten_nearest_is_read_by_the_rule_or_the_verifier
         cands = [cand(i, float(sims[i]), vecs[i], float(rng.uniform(0.6, 0.95))) for i in range(20)]
         nearest = set(np.argsort(-sims)[:COHERENCE_K])
         trimmed = [c if c.entry_id in nearest else replace(c, embedding=None) for c in cands]
-        full, cut = choose(QUERY, cands, -10.0), choose(QUERY, trimmed, -10.0)   # always a choice
+        (full,), (cut,) = decision.ranked(cands, -10.0), decision.ranked(trimmed, -10.0)   # always a choice
         assert (full[0].entry_id, full[1]) == (cut[0].entry_id, cut[1])
         assert verifier.neighbourhood(full[0], cands) == verifier.neighbourhood(cut[0], trimmed)
 

@@ -12,6 +12,7 @@ from apps.cache.decision import Candidate
 from apps.cache.embedder import embedder
 from apps.cache.keys import exact_key
 from apps.cache.models import DEFAULT_THRESHOLD
+from apps.core import metrics
 from tests import factories
 from tests.cache.helpers import run
 
@@ -64,6 +65,28 @@ def test_the_verifier_refuses_what_the_first_stage_serves(query, cached):
     tenant, _ = factories.make_tenant()
     first_stage_alone, verified = run(cache_and_ask(tenant.pk, cached, query, [None, 0.02]))
     assert (first_stage_alone, verified) == ("semantic", "miss")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_lookup_is_counted_as_served_refused_or_missed():
+    """aka_cache_lookups_total: refused when the second stage turns down every candidate
+    that reached the threshold, a miss when none reached it."""
+    tenant, _ = factories.make_tenant()
+
+    def counts():
+        return [metrics.CACHE.labels(label)._value.get() for label in ("semantic", "refused", "miss")]
+
+    async def scenario():
+        await cache(tenant.pk, "could you tell me your name")
+        before, seen = counts(), []
+        for query, target in (("could you tell me my name", None), ("could you tell me my name", 0.02),
+                              ("what is the weather like in paris", 0.02)):
+            await services.lookup(plan(tenant.pk, query, target))
+            seen.append([after - was for after, was in zip(counts(), before, strict=True)])
+            before = counts()
+        return seen
+
+    assert run(scenario()) == [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
 
 
 @pytest.mark.django_db(transaction=True)
