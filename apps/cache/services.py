@@ -9,6 +9,7 @@ never cross tenants, scopes or context keys.
 import asyncio
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 
@@ -179,6 +180,21 @@ class ExactKeys:
 exact_keys = ExactKeys()
 
 
+def serving(prompt: str, vector: np.ndarray, candidates: list[Candidate], prompts: Callable[[], dict[int, str]], *,
+            threshold: float, target: float | None) -> tuple[list[Candidate], bool]:
+    """The hit rule: the entries a lookup of `prompt` (embedded as `vector`) may serve, in
+    the order it tries them, and whether any reached the first stage's `threshold` (none
+    served then is a refusal, not a miss). Without a `target` the first stage's choice;
+    with one, the verifier's pick of its best few (`prompts()`: the cached prompts by entry
+    id, asked for only then). The staff console's preview replays it."""
+    choices = ranked(candidates, threshold, 1 if target is None else verifier.CANDIDATES)
+    if target is None or not choices:
+        return [c for c, _ in choices], bool(choices)
+    texts = prompts()
+    return verifier.choose(prompt, [(c, adjusted, texts[c.entry_id]) for c, adjusted in choices], vector=vector,
+                           candidates=candidates, target=target), True
+
+
 async def lookup(plan: Plan) -> Hit | Miss:
     embedding = None
     if plan.read:
@@ -201,14 +217,8 @@ async def lookup(plan: Plan) -> Hit | Miss:
                                k=settings.AKA_CACHE_CANDIDATES)
     candidates = [Candidate(entry_id=r.id, similarity=r.similarity, embedding=r.embedding,
                             neighbour_similarity=r.neighbour_stat) for r in rows]
-    choices = ranked(candidates, plan.threshold, 1 if plan.target is None else verifier.CANDIDATES) \
-        if plan.read else []
-    if plan.target is None or not choices:
-        served = [c for c, _ in choices]
-    else:
-        texts = {r.id: r.prompt_text for r in rows}
-        served = verifier.choose(plan.prompt, [(c, adjusted, texts[c.entry_id]) for c, adjusted in choices],
-                                 vector=vector, candidates=candidates, target=plan.target)
+    served, reached = serving(plan.prompt, vector, candidates, lambda: {r.id: r.prompt_text for r in rows},
+                              threshold=plan.threshold, target=plan.target) if plan.read else ([], False)
     for chosen in served:
         # The nearest candidate came with its answer; another one's is read now.
         entry = rows[0].entry if rows[0].id == chosen.entry_id else await store.answer(
@@ -218,7 +228,7 @@ async def lookup(plan: Plan) -> Hit | Miss:
             return Hit("semantic", entry.id, chosen.similarity, _result(entry))
     # Refused: the second stage said none fits. Miss: none reached the threshold, or every
     # accepted entry was purged or demoted since the candidates were read.
-    metrics.CACHE.labels("refused" if choices and not served else "miss").inc()
+    metrics.CACHE.labels("refused" if reached and not served else "miss").inc()
     return Miss(vector, tuple((r.id, r.similarity) for r in rows))
 
 

@@ -45,6 +45,18 @@ class PercentField(forms.FloatField):
         return None if value is None else from_percent(value)
 
 
+def target_field() -> PercentField:
+    """What a tenant (and staff) choose: a share of wrong hits, in percent; the similarity
+    threshold is the expert's knob."""
+    target = PercentField(fraction_validators=model_fields(CacheSettings, ["target_wrong_hit_rate"])[
+        "target_wrong_hit_rate"].validators, label="Wrong hits allowed (%)", required=False)
+    target.help_text = (
+        f"share of semantic hits allowed to be wrong, in percent ({target.min_value:g}-{target.max_value:g}, "
+        f"e.g. 1; lower is stricter). Below {math.ceil(semantic_floor() * 1e5) / 1e5:.3%} only exact repeats are "
+        "answered from the cache. Empty: the similarity threshold alone (expert)")
+    return target
+
+
 class CacheSettingsForm(forms.Form):
     locals().update(model_fields(CacheSettings, CACHE_FIELDS))
 
@@ -52,14 +64,7 @@ class CacheSettingsForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["enabled"].label = "Cache on"
         self.fields["ttl_seconds"].label = "Keep answers for (seconds)"
-        # What a tenant chooses: a share of wrong hits, in percent; the similarity below is the expert's knob.
-        target = PercentField(fraction_validators=self.fields["target_wrong_hit_rate"].validators,
-                              label="Wrong hits allowed (%)", required=False)
-        target.help_text = (
-            f"share of semantic hits allowed to be wrong, in percent ({target.min_value:g}-{target.max_value:g}, "
-            f"e.g. 1; lower is stricter). Below {math.ceil(semantic_floor() * 1e5) / 1e5:.3%} only exact repeats are "
-            "answered from the cache. Empty: the similarity threshold alone (expert)")
-        self.fields["target_wrong_hit_rate"] = target
+        self.fields["target_wrong_hit_rate"] = target_field()
         self.fields["threshold"].label = "Similarity threshold (expert)"
 
     def clean(self):
@@ -114,8 +119,15 @@ class RoutingForm(forms.Form):
         self.fields["judge_threshold"].label = "Judge's pass threshold"
 
 
-class ThresholdForm(forms.Form):
+class RuleForm(forms.Form):
+    """The staff console's tuning: a tenant's target and threshold (the cache's hit rule)."""
+
     threshold = model_fields(CacheSettings, ["threshold"])["threshold"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields = {"target_wrong_hit_rate": target_field(), **self.fields}
+        self.fields["threshold"].label = "Similarity threshold (expert)"
 
 
 class InviteForm(forms.Form):

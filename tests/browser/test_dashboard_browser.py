@@ -145,7 +145,7 @@ def test_a_tenant_signs_up_calls_and_manages_its_dashboard(page, gateway, gatewa
     assert cache_settings_for(tenant=tenant).threshold == 0.95
 
 
-def test_staff_tune_a_tenants_threshold_with_a_preview(page, gateway):  # noqa: F811
+def test_staff_tune_a_tenants_cache_rule_with_a_preview(page, gateway):  # noqa: F811
     page.goto(f"{gateway}/accounts/login/")
     check(page, "09-login")
     tenant, _ = factories.make_tenant("Tuned Co")
@@ -161,13 +161,18 @@ def test_staff_tune_a_tenants_threshold_with_a_preview(page, gateway):  # noqa: 
     check(page, "10-staff-console")
     page.locator("tr", has_text="tuned-co").get_by_role("link", name="Tune").click()
     expect(page.get_by_test_id("preview-hit-rate")).to_be_visible()   # loaded with the page
+    expect(page.get_by_test_id("preview-hit-rate")).to_contain_text("at 0.85, 1.0% target")   # the current rule
     page.fill("#id_threshold", "0.93")
-    expect(page.get_by_test_id("preview-hit-rate")).to_contain_text("at 0.93", timeout=10_000)
+    expect(page.get_by_test_id("preview-hit-rate")).to_contain_text("at 0.93, 1.0% target", timeout=10_000)
+    page.fill("#id_target_wrong_hit_rate", "0.5")
+    expect(page.get_by_test_id("preview-hit-rate")).to_contain_text("at 0.93, 0.5% target", timeout=10_000)
     check(page, "11-staff-tune-preview")
-    page.click("text=Apply threshold")
+    page.click("text=Apply rule")
     expect(page.get_by_test_id("current-threshold")).to_have_text("0.93")
-    expect(page.get_by_test_id("preview-hit-rate")).to_contain_text("at 0.93")  # the new page's own preview
-    assert cache_settings_for(tenant=tenant).threshold == 0.93
+    expect(page.get_by_test_id("current-target")).to_have_text("0.5% wrong hits allowed")
+    expect(page.get_by_test_id("preview-hit-rate")).to_contain_text("at 0.93, 0.5% target")  # the new page's own preview
+    settings = cache_settings_for(tenant=tenant)
+    assert (settings.threshold, settings.target_wrong_hit_rate) == (0.93, 0.005)
     page.goto(f"{gateway}/staff/audit/")
     expect(page.locator("main")).to_contain_text("ops@akarouter.test")
     check(page, "12-staff-audit")

@@ -1,4 +1,5 @@
-"""The staff console: figures per tenant, tuning a threshold with a preview, the trail."""
+"""The staff console: figures per tenant, tuning a cache rule (target and threshold) with a
+preview, the trail."""
 
 import json
 import re
@@ -16,7 +17,7 @@ from apps.audit.models import AuditEvent
 from apps.billing.models import CallRecord, MeterDiscrepancy
 from apps.cache.models import DEFAULT_THRESHOLD
 from apps.cache.selectors import cache_settings_for
-from apps.dashboard.preview import threshold_preview
+from apps.dashboard.preview import Rule, rule_preview
 from apps.dashboard.rollups import rollups_refresh
 from apps.dashboard.selectors import tenants_figures
 from tests.dashboard import ledger
@@ -52,22 +53,37 @@ def test_the_console_lists_every_tenant_with_volume_hit_rate_saving_and_margin(c
 def test_staff_tune_a_threshold_and_it_is_audited_as_staff(client, party, staff):
     assert client.get(f"/staff/tenants/{party.tenant.pk}/").status_code == 200
     assert client.post(f"/staff/tenants/{party.tenant.pk}/", {"threshold": "0.5"}).status_code == 400
-    assert client.post(f"/staff/tenants/{party.tenant.pk}/", {"threshold": "0.94"}).status_code == 302
+    assert client.post(f"/staff/tenants/{party.tenant.pk}/",
+                       {"threshold": "0.94", "target_wrong_hit_rate": "1"}).status_code == 302
     assert cache_settings_for(tenant=party.tenant).threshold == 0.94
-    event = AuditEvent.objects.for_tenant(party.tenant).get()
+    event = AuditEvent.objects.for_tenant(party.tenant).get()   # the target was already 1%: not a change
     assert (event.actor_email, event.staff, event.field, event.old_value, event.new_value) == (
         "ops@akarouter.test", True, "threshold", DEFAULT_THRESHOLD, 0.94)
     assert "alpha-corp" in client.get("/staff/audit/").content.decode()
 
 
-def _entry(tenant_id, entry_id, vector, answer, minutes_ago, context="ctx"):
+def test_staff_set_a_tenants_target_in_percent_or_turn_it_off(client, party, staff):
+    url = f"/staff/tenants/{party.tenant.pk}/"
+    assert client.post(url, {"threshold": "0.9", "target_wrong_hit_rate": "20"}).status_code == 400   # over 10%
+    assert cache_settings_for(tenant=party.tenant).target_wrong_hit_rate == 0.01
+    assert client.post(url, {"threshold": "0.9", "target_wrong_hit_rate": "0.5"}).status_code == 302
+    assert cache_settings_for(tenant=party.tenant).target_wrong_hit_rate == 0.005
+    event = AuditEvent.objects.for_tenant(party.tenant).get(field="target_wrong_hit_rate")
+    assert (event.staff, event.old_value, event.new_value) == (True, 0.01, 0.005)
+    assert 'value="0.5"' in client.get(url).content.decode()   # shown in percent
+    assert client.post(url, {"threshold": "0.9", "target_wrong_hit_rate": ""}).status_code == 302
+    assert cache_settings_for(tenant=party.tenant).target_wrong_hit_rate is None   # off: the threshold alone
+
+
+def _entry(tenant_id, entry_id, vector, answer, minutes_ago, context="ctx", prompt=None):
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO cache_entry (tenant_id, context_key, id, scope, exact_key, prompt_text, embedding, response,"
             " model, created_at, expires_at) OVERRIDING SYSTEM VALUE"
             " VALUES (%s, %s, %s, '', %s, %s, %s::vector, %s::jsonb, 'gpt-4o-mini',"
             " now() - %s * interval '1 minute', now() + interval '1 day')",
-            [tenant_id, context, entry_id, f"k{entry_id}", f"prompt {entry_id}", "[" + ",".join(map(str, vector)) + "]",
+            [tenant_id, context, entry_id, f"k{entry_id}", prompt or f"prompt {entry_id}",
+             "[" + ",".join(map(str, vector)) + "]",
              json.dumps({"content": answer, "finish_reason": "stop"}), minutes_ago])
 
 
@@ -87,18 +103,38 @@ def test_the_preview_replays_recent_misses_with_the_real_hit_rule(party):
     _entry(party.tenant.pk, 2, _unit(near), "Your card arrives in five days.", 20)   # same answer: a right hit
     _entry(party.tenant.pk, 3, _unit(far), "Fees are listed on the pricing page.", 10)
     ledger.calls(party.tenant, n=40, start=timezone.now() - timedelta(hours=2), span=timedelta(hours=1))
-    strict = threshold_preview(tenant=party.tenant, threshold=0.99, current=0.95)
-    loose = threshold_preview(tenant=party.tenant, threshold=0.90, current=0.95)
+    strict = rule_preview(tenant=party.tenant, rule=Rule(0.99, None), current=Rule(0.95, None))
+    loose = rule_preview(tenant=party.tenant, rule=Rule(0.90, None), current=Rule(0.95, None))
     assert strict.replayed == loose.replayed == 3
     assert (strict.replay_hits, loose.replay_hits, loose.replay_hits_now) == (0, 1, 0)
     assert loose.replay_wrong == 0 and loose.new_hits > 0 and loose.hit_rate > loose.current_hit_rate
     assert strict.semantic_kept <= strict.semantic and strict.hit_rate <= strict.current_hit_rate
 
 
+def test_the_preview_replays_the_verifier_at_the_target(party):
+    """The first stage accepts "turn down the media volume" for "turn up the media volume"
+    (cosine 0.944); at a target the verifier refuses it (a direction reversed), so the
+    replayed would-be hit is gone and served hits shrink by the replay's share."""
+    base = np.zeros(384, dtype=np.float32)
+    base[0] = 1
+    near = base.copy()
+    near[1] = 0.35
+    _entry(party.tenant.pk, 1, _unit(base), "Volume up.", 30, prompt="turn up the media volume")
+    _entry(party.tenant.pk, 2, _unit(near), "Volume down.", 20, prompt="turn down the media volume")
+    ledger.calls(party.tenant, n=40, start=timezone.now() - timedelta(hours=2), span=timedelta(hours=1))
+    threshold_alone = rule_preview(tenant=party.tenant, rule=Rule(0.90, None), current=Rule(0.95, None))
+    assert (threshold_alone.replay_hits, threshold_alone.replay_wrong) == (1, 1)   # a wrong answer served
+    verified = rule_preview(tenant=party.tenant, rule=Rule(0.90, 0.01), current=Rule(0.95, None))
+    assert verified.replay_hits == 0 and verified.new_hits == 0
+    stricter = rule_preview(tenant=party.tenant, rule=Rule(0.90, 0.01), current=Rule(0.90, None))
+    assert (stricter.replay_hits_now, stricter.replay_kept) == (1, 0)
+    assert stricter.semantic > 0 and stricter.semantic_kept == 0 and stricter.hit_rate < stricter.current_hit_rate
+
+
 def test_the_preview_fragment_renders(client, party, staff):
-    body = client.get(f"/staff/tenants/{party.tenant.pk}/preview/?threshold=0.92",
+    body = client.get(f"/staff/tenants/{party.tenant.pk}/preview/?threshold=0.92&target_wrong_hit_rate=2",
                       HTTP_HX_REQUEST="true").content.decode()
-    assert 'id="preview"' in body and "<html" not in body and "Hit rate" in body
+    assert 'id="preview"' in body and "<html" not in body and "at 0.92, 2.0% target" in body
 
 
 def test_the_console_shows_unresolved_billing_reconciliation_flags(client, party, staff):
