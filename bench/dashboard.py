@@ -219,7 +219,7 @@ def main() -> None:
             ("settings", tenant_client, "/settings/", {}),
             ("staff console", staff_client, "/staff/?sort=-margin_usd", {}),
             ("staff tune page", staff_client, f"/staff/tenants/{big.pk}/", {}),
-            ("staff threshold preview (htmx)", staff_client, f"/staff/tenants/{big.pk}/preview/?threshold=0.88",
+            ("staff rule preview (htmx)", staff_client, f"/staff/tenants/{big.pk}/preview/?threshold=0.88",
              {"HTTP_HX_REQUEST": "true"}),
             ("staff audit trail", staff_client, "/staff/audit/", {}),
         ]

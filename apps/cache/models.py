@@ -60,7 +60,7 @@ class CacheSettings(TenantOwned):
     # through more candidates but served no more at the 1% target (offline prototype of the
     # embedding-reading verifier, test splits, seeds 0-2: Banking77 37.2/35.2/36.8% against
     # 38.7/36.5/40.2% at 0.85, HWU64 18.4/16.6/18.0% against 19.2/18.1/20.4%). An expert
-    # setting: staff tune it per tenant (admin, set_cache_threshold).
+    # setting: staff tune it per tenant (the console's tune page, admin, set_cache_threshold).
     threshold = models.FloatField(
         default=DEFAULT_THRESHOLD, validators=[MinValueValidator(0.80), MaxValueValidator(0.999)],
         help_text="expert: similarity a cached answer needs to be considered for a new prompt (0.80-0.999; higher"

@@ -57,23 +57,31 @@ def target_field() -> PercentField:
     return target
 
 
-class CacheSettingsForm(forms.Form):
+class TargetForm(forms.Form):
+    """A form with the target wrong-hit rate (target_field) and the similarity threshold,
+    labelled for tenants."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["target_wrong_hit_rate"] = target_field()
+        self.fields["threshold"].label = "Similarity threshold (expert)"
+
+    def clean(self):
+        # A field the request does not carry keeps its value (a page from before the field
+        # existed, a script): for the target, empty means off, and off is not a default.
+        cleaned = super().clean()
+        if self.add_prefix("target_wrong_hit_rate") not in self.data:
+            cleaned.pop("target_wrong_hit_rate", None)
+        return cleaned
+
+
+class CacheSettingsForm(TargetForm):
     locals().update(model_fields(CacheSettings, CACHE_FIELDS))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["enabled"].label = "Cache on"
         self.fields["ttl_seconds"].label = "Keep answers for (seconds)"
-        self.fields["target_wrong_hit_rate"] = target_field()
-        self.fields["threshold"].label = "Similarity threshold (expert)"
-
-    def clean(self):
-        # A field the POST does not carry keeps its value (a page from before the field
-        # existed, a script): for the target, empty means off, and off is not a default.
-        cleaned = super().clean()
-        if self.add_prefix("target_wrong_hit_rate") not in self.data:
-            cleaned.pop("target_wrong_hit_rate", None)
-        return cleaned
 
 
 class BaselineForm(forms.Form):
@@ -119,15 +127,10 @@ class RoutingForm(forms.Form):
         self.fields["judge_threshold"].label = "Judge's pass threshold"
 
 
-class RuleForm(forms.Form):
+class RuleForm(TargetForm):
     """The staff console's tuning: a tenant's target and threshold (the cache's hit rule)."""
 
-    threshold = model_fields(CacheSettings, ["threshold"])["threshold"]
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields = {"target_wrong_hit_rate": target_field(), **self.fields}
-        self.fields["threshold"].label = "Similarity threshold (expert)"
+    locals().update(model_fields(CacheSettings, ["target_wrong_hit_rate", "threshold"]))
 
 
 class InviteForm(forms.Form):

@@ -16,7 +16,11 @@ Two kinds of recent lookups are replayed:
   threshold keeps those at or above it (the share among the latest SAMPLE_HITS, applied
   to all of them); a stricter target keeps the share of the replayed lookups the current
   rule serves that the proposed rule still serves. A hit the tenant's feedback called
-  wrong counts as a wrong hit while its similarity passes the threshold.
+  wrong counts as a wrong hit while its similarity passes the threshold, and in the share a
+  stricter target keeps. The target's share is measured against the proposed threshold
+  with the current target, so that the threshold's own effect is not counted twice; with
+  no replayed hit to measure it on, it is unknown and the hits are counted as kept. A
+  target under the calibration's floor serves no semantic hit.
 
 The estimates scale the replayed share to all of the period's misses. They are
 approximations: the ledger's similarity is the raw cosine (the rule adjusts it in crowded
@@ -35,6 +39,7 @@ from django.utils import timezone
 from apps.billing.models import CallRecord
 from apps.cache.decision import Candidate
 from apps.cache.services import serving
+from apps.cache.verifier import cutoff_for
 
 from .selectors import judged_wrong_hits, overview, period_of
 
@@ -51,7 +56,7 @@ CROSS JOIN LATERAL (
   SELECT c.id, 1 - (c.embedding <=> e.embedding) AS sim, c.embedding, c.neighbour_stat, c.response, c.prompt_text
   FROM cache_entry c
   WHERE c.tenant_id = %(tenant)s AND c.context_key = e.context_key AND c.scope = e.scope
-    AND c.created_at < e.created_at
+    AND c.created_at < e.created_at AND c.expires_at > now() AND c.demoted_at IS NULL
   ORDER BY c.embedding <=> e.embedding LIMIT 20) AS n
 """
 
@@ -75,13 +80,15 @@ class Preview:
     lookups: int
     exact: int
     semantic: int                 # served in the period
-    semantic_kept: int            # of those, still served at `threshold`
-    wrong_kept: int               # of those kept, judged wrong by feedback
+    semantic_kept: int            # of those, still served by `rule` (estimate)
+    wrong_kept: int               # of those, judged wrong by feedback (estimate)
+    target_share: float | None    # the share of served hits a stricter target keeps (None: unknown, counted as 1)
     replayed: int                 # misses replayed
     replay_hits_now: int          # replayed misses the current rule would serve now
     replay_hits: int              # ... and the proposed one
     replay_kept: int              # ... both
     replay_wrong: int             # of the proposed rule's, those whose cached answer disagrees with the model's
+    replay_new_wrong: int         # ... among those the current rule does not serve
     misses: int
 
     @property
@@ -92,7 +99,8 @@ class Preview:
 
     @property
     def new_wrong(self) -> float:
-        return self.new_hits * (self.replay_wrong / self.replay_hits if self.replay_hits else 0.0)
+        new = self.replay_hits - self.replay_kept
+        return self.new_hits * self.replay_new_wrong / new if new else 0.0
 
     @property
     def hit_rate(self) -> float | None:
@@ -122,11 +130,9 @@ def _disagree(a: str | None, b: str | None) -> bool:
     return len(words_a & words_b) / len(words_a | words_b) < 0.5
 
 
-def _first(served: tuple[list[Candidate], bool]) -> Candidate | None:
-    return served[0][0] if served[0] else None
-
-
-def _replay(tenant, rule: Rule, current: Rule) -> tuple[int, int, int, int, int]:
+def _replay(tenant, rules: list[Rule]) -> tuple[int, list[list[tuple[bool, bool]]]]:
+    """The misses replayed, and per replayed entry with an earlier neighbour, under each of
+    `rules`: (served, the answer served disagrees with the model's)."""
     with connection.cursor() as cursor:
         cursor.execute(_REPLAY, {"tenant": tenant.pk, "sample": SAMPLE})
         rows = cursor.fetchall()
@@ -134,7 +140,7 @@ def _replay(tenant, rule: Rule, current: Rule) -> tuple[int, int, int, int, int]
     for entry_id, prompt, vec, answer, cand_id, sim, cand_vec, radius, cand_answer, cand_prompt in rows:
         found = lookups.setdefault(entry_id, (prompt, _vector(vec), answer, []))
         found[3].append((Candidate(cand_id, float(sim), _vector(cand_vec), radius), cand_answer, cand_prompt))
-    hits_now = hits = kept = wrong = 0
+    outcomes = []
     for prompt, vector, answer, candidates in lookups.values():
         answers = {c.entry_id: a for c, a, _ in candidates}
         pool = [c for c, _, _ in candidates]
@@ -142,18 +148,17 @@ def _replay(tenant, rule: Rule, current: Rule) -> tuple[int, int, int, int, int]
         def prompts(candidates=candidates) -> dict[int, str]:
             return {c.entry_id: p for c, _, p in candidates}
 
-        now = _first(serving(prompt, vector, pool, prompts, threshold=current.threshold, target=current.target))
-        chosen = _first(serving(prompt, vector, pool, prompts, threshold=rule.threshold, target=rule.target))
-        hits_now += now is not None
-        if chosen is not None:
-            hits, kept = hits + 1, kept + (now is not None)
-            wrong += _disagree(answers[chosen.entry_id], answer)
+        outcome = []
+        for rule in rules:
+            served, _ = serving(prompt, vector, pool, prompts, threshold=rule.threshold, target=rule.target)
+            outcome.append((bool(served), bool(served) and _disagree(answers[served[0].entry_id], answer)))
+        outcomes.append(outcome)
     # Entries with no earlier neighbour (the first in their context) were replayed too: misses.
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM (SELECT 1 FROM cache_entry WHERE tenant_id = %s LIMIT %s) AS s",
                        [tenant.pk, SAMPLE])
         replayed = cursor.fetchone()[0]
-    return replayed, hits_now, hits, kept, wrong
+    return replayed, outcomes
 
 
 def rule_preview(*, tenant, rule: Rule, current: Rule) -> Preview:
@@ -166,11 +171,19 @@ def rule_preview(*, tenant, rule: Rule, current: Rule) -> Preview:
         latest = list(hits.order_by("-created_at").values_list("cache_similarity", flat=True)[:SAMPLE_HITS])
         share = sum((s or 0) >= rule.threshold for s in latest) / len(latest) if latest else 0.0
         judged = judged.filter(cache_similarity__gte=rule.threshold)
-    replayed, hits_now, replay_hits, replay_kept, replay_wrong = _replay(tenant, rule, current)
-    if rule.stricter_target(current) and hits_now:
-        share *= replay_kept / hits_now
+    # Replayed under the current rule, the proposed threshold with the current target, and the proposed rule.
+    replayed, outcomes = _replay(tenant, [current, Rule(rule.threshold, current.target), rule])
+    target_share = 1.0
+    if rule.stricter_target(current):
+        before = [o for o in outcomes if o[1][0]]
+        target_share = 0.0 if cutoff_for(rule.target) == 0.0 else \
+            sum(o[2][0] for o in before) / len(before) if before else None
+    by_target = 1.0 if target_share is None else target_share
+    semantic_kept = round(numbers.semantic * share * by_target)
     return Preview(
-        rule=rule, current=current, lookups=numbers.lookups, exact=numbers.exact,
-        semantic=numbers.semantic, semantic_kept=round(numbers.semantic * share), wrong_kept=judged.count(),
-        replayed=replayed, replay_hits_now=hits_now, replay_hits=replay_hits, replay_kept=replay_kept,
-        replay_wrong=replay_wrong, misses=numbers.lookups - numbers.hits)
+        rule=rule, current=current, lookups=numbers.lookups, exact=numbers.exact, semantic=numbers.semantic,
+        semantic_kept=semantic_kept, wrong_kept=min(round(judged.count() * by_target), semantic_kept),
+        target_share=target_share, replayed=replayed,
+        replay_hits_now=sum(o[0][0] for o in outcomes), replay_hits=sum(o[2][0] for o in outcomes),
+        replay_kept=sum(o[0][0] and o[2][0] for o in outcomes), replay_wrong=sum(o[2][1] for o in outcomes),
+        replay_new_wrong=sum(o[2][1] and not o[0][0] for o in outcomes), misses=numbers.lookups - numbers.hits)

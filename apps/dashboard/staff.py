@@ -59,7 +59,8 @@ def tune_preview(request, tenant_id):
     current = _current(tenant)
     form = RuleForm(request.GET)
     preview = rule_preview(tenant=tenant, current=current, rule=Rule(
-        form.cleaned_data["threshold"], form.cleaned_data["target_wrong_hit_rate"])) if form.is_valid() else None
+        form.cleaned_data["threshold"], form.cleaned_data.get("target_wrong_hit_rate", current.target))) \
+        if form.is_valid() else None
     return render(request, "dashboard/staff/tune.html#preview", {"tenant": tenant, "form": form, "preview": preview,
                                                                  "current": current})
 

@@ -20,6 +20,7 @@ from apps.cache.selectors import cache_settings_for
 from apps.dashboard.preview import Rule, rule_preview
 from apps.dashboard.rollups import rollups_refresh
 from apps.dashboard.selectors import tenants_figures
+from apps.routing.models import Feedback
 from tests.dashboard import ledger
 
 pytestmark = pytest.mark.django_db
@@ -64,15 +65,21 @@ def test_staff_tune_a_threshold_and_it_is_audited_as_staff(client, party, staff)
 
 def test_staff_set_a_tenants_target_in_percent_or_turn_it_off(client, party, staff):
     url = f"/staff/tenants/{party.tenant.pk}/"
-    assert client.post(url, {"threshold": "0.9", "target_wrong_hit_rate": "20"}).status_code == 400   # over 10%
+    for out_of_bounds in ("20", "0", "0.05"):   # 0.1-10%
+        assert client.post(url, {"threshold": "0.9", "target_wrong_hit_rate": out_of_bounds}).status_code == 400
     assert cache_settings_for(tenant=party.tenant).target_wrong_hit_rate == 0.01
     assert client.post(url, {"threshold": "0.9", "target_wrong_hit_rate": "0.5"}).status_code == 302
     assert cache_settings_for(tenant=party.tenant).target_wrong_hit_rate == 0.005
     event = AuditEvent.objects.for_tenant(party.tenant).get(field="target_wrong_hit_rate")
     assert (event.staff, event.old_value, event.new_value) == (True, 0.01, 0.005)
     assert 'value="0.5"' in client.get(url).content.decode()   # shown in percent
-    assert client.post(url, {"threshold": "0.9", "target_wrong_hit_rate": ""}).status_code == 302
+    # A form without the field (a page from before it, a script) leaves the target alone.
+    assert client.post(url, {"threshold": "0.91"}).status_code == 302
+    assert cache_settings_for(tenant=party.tenant).target_wrong_hit_rate == 0.005
+    assert client.post(url, {"threshold": "0.91", "target_wrong_hit_rate": ""}).status_code == 302
     assert cache_settings_for(tenant=party.tenant).target_wrong_hit_rate is None   # off: the threshold alone
+    off = AuditEvent.objects.for_tenant(party.tenant).filter(field="target_wrong_hit_rate").latest("id")
+    assert (off.old_value, off.new_value) == (0.005, None)
 
 
 def _entry(tenant_id, entry_id, vector, answer, minutes_ago, context="ctx", prompt=None):
@@ -111,30 +118,61 @@ def test_the_preview_replays_recent_misses_with_the_real_hit_rule(party):
     assert strict.semantic_kept <= strict.semantic and strict.hit_rate <= strict.current_hit_rate
 
 
-def test_the_preview_replays_the_verifier_at_the_target(party):
-    """The first stage accepts "turn down the media volume" for "turn up the media volume"
-    (cosine 0.944); at a target the verifier refuses it (a direction reversed), so the
-    replayed would-be hit is gone and served hits shrink by the replay's share."""
+def _volume_pair(tenant_id):
+    """Two entries the first stage matches (cosine 0.944) and the verifier refuses (a
+    direction reversed), the second written after the first."""
     base = np.zeros(384, dtype=np.float32)
     base[0] = 1
     near = base.copy()
     near[1] = 0.35
-    _entry(party.tenant.pk, 1, _unit(base), "Volume up.", 30, prompt="turn up the media volume")
-    _entry(party.tenant.pk, 2, _unit(near), "Volume down.", 20, prompt="turn down the media volume")
+    _entry(tenant_id, 1, _unit(base), "Volume up.", 30, prompt="turn up the media volume")
+    _entry(tenant_id, 2, _unit(near), "Volume down.", 20, prompt="turn down the media volume")
+
+
+def test_the_preview_replays_the_verifier_at_the_target(party):
+    """At a target the verifier refuses the reversed direction the threshold alone serves,
+    so the replayed would-be hit is gone and served hits shrink by the replay's share."""
+    _volume_pair(party.tenant.pk)
     ledger.calls(party.tenant, n=40, start=timezone.now() - timedelta(hours=2), span=timedelta(hours=1))
     threshold_alone = rule_preview(tenant=party.tenant, rule=Rule(0.90, None), current=Rule(0.95, None))
     assert (threshold_alone.replay_hits, threshold_alone.replay_wrong) == (1, 1)   # a wrong answer served
+    assert threshold_alone.new_hits > 0 and threshold_alone.new_wrong == threshold_alone.new_hits
     verified = rule_preview(tenant=party.tenant, rule=Rule(0.90, 0.01), current=Rule(0.95, None))
-    assert verified.replay_hits == 0 and verified.new_hits == 0
+    assert verified.replay_hits == 0 and verified.new_hits == 0 < threshold_alone.new_hits
     stricter = rule_preview(tenant=party.tenant, rule=Rule(0.90, 0.01), current=Rule(0.90, None))
-    assert (stricter.replay_hits_now, stricter.replay_kept) == (1, 0)
+    assert (stricter.replay_hits_now, stricter.replay_kept, stricter.target_share) == (1, 0, 0.0)
     assert stricter.semantic > 0 and stricter.semantic_kept == 0 and stricter.hit_rate < stricter.current_hit_rate
+
+
+def test_a_stricter_threshold_and_target_are_not_counted_twice(party):
+    """The target's share is measured at the proposed threshold: there the replayed pair no
+    longer hits with the current target either, so the target's effect is unknown (no
+    evidence), and served hits shrink by the threshold's ledger share alone."""
+    _volume_pair(party.tenant.pk)
+    ledger.calls(party.tenant, n=40, start=timezone.now() - timedelta(hours=2), span=timedelta(hours=1))
+    both = rule_preview(tenant=party.tenant, rule=Rule(0.95, 0.01), current=Rule(0.90, None))
+    threshold_alone = rule_preview(tenant=party.tenant, rule=Rule(0.95, None), current=Rule(0.90, None))
+    assert both.replay_hits_now == 1 and both.target_share is None
+    assert 0 < both.semantic_kept == threshold_alone.semantic_kept < both.semantic
+
+
+def test_a_target_under_the_floor_keeps_no_semantic_hit_and_no_judged_wrong_one(party):
+    ledger.calls(party.tenant, n=40, start=timezone.now() - timedelta(hours=2), span=timedelta(hours=1))
+    hit = CallRecord.objects.for_tenant(party.tenant).filter(cache="semantic").first()
+    Feedback.objects.for_tenant(party.tenant).create(tenant=party.tenant, request_id=hit.request_id, score=-1.0)
+    current = rule_preview(tenant=party.tenant, rule=Rule(0.85, 0.01), current=Rule(0.85, 0.01))
+    assert current.wrong_kept == 1 and current.target_share == 1.0
+    floor = rule_preview(tenant=party.tenant, rule=Rule(0.85, 0.001), current=Rule(0.85, 0.01))
+    assert (floor.target_share, floor.semantic_kept, floor.wrong_kept) == (0.0, 0, 0)   # no replay needed to know
 
 
 def test_the_preview_fragment_renders(client, party, staff):
     body = client.get(f"/staff/tenants/{party.tenant.pk}/preview/?threshold=0.92&target_wrong_hit_rate=2",
                       HTTP_HX_REQUEST="true").content.decode()
     assert 'id="preview"' in body and "<html" not in body and "at 0.92, 2.0% target" in body
+    # Without the target (an older page), the current one: 1% by default.
+    body = client.get(f"/staff/tenants/{party.tenant.pk}/preview/?threshold=0.92", HTTP_HX_REQUEST="true")
+    assert "at 0.92, 1.0% target" in body.content.decode()
 
 
 def test_the_console_shows_unresolved_billing_reconciliation_flags(client, party, staff):
