@@ -14,13 +14,13 @@ Two kinds of recent lookups are replayed:
   served a different answer from the one the model gave.
 - Served semantic hits. The ledger keeps each one's similarity, not its prompt: a stricter
   threshold keeps those at or above it (the share among the latest SAMPLE_HITS, applied
-  to all of them); a stricter target keeps the share of the replayed lookups the current
-  rule serves that the proposed rule still serves. A hit the tenant's feedback called
-  wrong counts as a wrong hit while its similarity passes the threshold, and in the share a
-  stricter target keeps. The target's share is measured against the proposed threshold
-  with the current target, so that the threshold's own effect is not counted twice; with
-  no replayed hit to measure it on, it is unknown and the hits are counted as kept. A
-  target under the calibration's floor serves no semantic hit.
+  to all of them); a stricter target keeps the share of the replayed lookups that the
+  proposed threshold with the current target serves which the proposed rule still serves
+  (measured there so that the threshold's own effect is not counted twice; with no such
+  replayed hit it is unknown, and the hits are counted as kept). A target under the
+  calibration's floor serves no semantic hit. A hit the tenant's feedback called wrong
+  counts as a wrong hit while its similarity passes the threshold, and in the share a
+  stricter target keeps.
 
 The estimates scale the replayed share to all of the period's misses. They are
 approximations: the ledger's similarity is the raw cosine (the rule adjusts it in crowded
