@@ -166,6 +166,36 @@ def test_a_target_under_the_floor_keeps_no_semantic_hit_and_no_judged_wrong_one(
     assert (floor.target_share, floor.semantic_kept, floor.wrong_kept) == (0.0, 0, 0)   # no replay needed to know
 
 
+def test_new_hits_wrong_share_counts_the_new_hits_only(party):
+    """The volume pair (cosine 0.944, answers differ) hits under both rules; a right pair at
+    cosine 0.87 only at 0.85: the one new hit is right, so no new wrong hit."""
+    _volume_pair(party.tenant.pk)
+    base = np.zeros(384, dtype=np.float32)
+    base[0] = 1
+    near = base.copy()
+    near[1] = 0.567   # cosine about 0.87
+    _entry(party.tenant.pk, 3, _unit(base), "Fees are on the pricing page.", 30, context="fees")
+    _entry(party.tenant.pk, 4, _unit(near), "Fees are on the pricing page.", 20, context="fees")
+    ledger.calls(party.tenant, n=40, start=timezone.now() - timedelta(hours=2), span=timedelta(hours=1))
+    looser = rule_preview(tenant=party.tenant, rule=Rule(0.85, None), current=Rule(0.90, None))
+    assert (looser.replay_hits, looser.replay_kept, looser.replay_wrong, looser.replay_new_wrong) == (2, 1, 1, 0)
+    assert looser.new_hits > 0 and looser.new_wrong == 0
+
+
+def test_the_preview_replays_no_demoted_or_expired_entry(party):
+    """As the store serves none: an entry demoted by feedback or expired is no would-be hit."""
+    _volume_pair(party.tenant.pk)
+    rule, current = Rule(0.90, None), Rule(0.95, None)
+    assert rule_preview(tenant=party.tenant, rule=rule, current=current).replay_hits == 1
+    for change in ("demoted_at = now()", "expires_at = now() - interval '1 minute'"):
+        with connection.cursor() as cursor:
+            cursor.execute(f"UPDATE cache_entry SET {change} WHERE tenant_id = %s AND id = 1", [party.tenant.pk])
+        assert rule_preview(tenant=party.tenant, rule=rule, current=current).replay_hits == 0
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE cache_entry SET demoted_at = NULL, expires_at = now() + interval '1 day'"
+                           " WHERE tenant_id = %s AND id = 1", [party.tenant.pk])
+
+
 def test_the_preview_fragment_renders(client, party, staff):
     body = client.get(f"/staff/tenants/{party.tenant.pk}/preview/?threshold=0.92&target_wrong_hit_rate=2",
                       HTTP_HX_REQUEST="true").content.decode()
