@@ -48,8 +48,8 @@ class PercentField(forms.FloatField):
 def target_field() -> PercentField:
     """What a tenant (and staff) choose: a share of wrong hits, in percent; the similarity
     threshold is the expert's knob."""
-    target = PercentField(fraction_validators=model_fields(CacheSettings, ["target_wrong_hit_rate"])[
-        "target_wrong_hit_rate"].validators, label="Wrong hits allowed (%)", required=False)
+    target = PercentField(fraction_validators=CacheSettings._meta.get_field("target_wrong_hit_rate").validators,
+                          label="Wrong hits allowed (%)", required=False)
     target.help_text = (
         f"share of semantic hits allowed to be wrong, in percent ({target.min_value:g}-{target.max_value:g}, "
         f"e.g. 1; lower is stricter). Below {math.ceil(semantic_floor() * 1e5) / 1e5:.3%} only exact repeats are "

@@ -177,11 +177,15 @@ def rule_preview(*, tenant, rule: Rule, current: Rule) -> Preview:
         judged = judged.filter(cache_similarity__gte=rule.threshold)
     # Replayed under the current rule, the proposed threshold with the current target, and the proposed rule.
     replayed, outcomes = _replay(tenant, [current, Rule(rule.threshold, current.target), rule])
-    target_share = 1.0
+    target_share: float | None = 1.0
     if rule.stricter_target(current):
-        before = [o for o in outcomes if o[1][0]]
-        target_share = 0.0 if cutoff_for(rule.target) == 0.0 else \
-            sum(o[2][0] for o in before) / len(before) if before else None
+        before = [o for o in outcomes if o[1][0]]   # served at the proposed threshold with the current target
+        if cutoff_for(rule.target) == 0.0:   # under the calibration's floor: exact repeats only
+            target_share = 0.0
+        elif before:
+            target_share = sum(o[2][0] for o in before) / len(before)
+        else:
+            target_share = None   # no evidence
     by_target = 1.0 if target_share is None else target_share
     semantic_kept = round(numbers.semantic * share * by_target)
     return Preview(
