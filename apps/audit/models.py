@@ -14,7 +14,7 @@ class AuditEvent(TenantOwned):
     actor_email = models.CharField(max_length=254, blank=True)
     staff = models.BooleanField(default=False)  # made by our staff, not by the tenant
     area = models.CharField(max_length=30)      # cache | billing | tenant | members | keys | ...
-    field = models.CharField(max_length=100)
+    field = models.CharField(max_length=254)    # a setting's name, or a member's email (area "members")
     old_value = models.JSONField(null=True)
     new_value = models.JSONField(null=True)
     created_at = models.DateTimeField(db_default=Now())

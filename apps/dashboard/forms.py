@@ -14,6 +14,7 @@ from apps.cache.selectors import semantic_floor
 from apps.core.percent import as_percent, from_percent
 from apps.providers.models import CatalogModel
 from apps.routing.models import RoutingSettings
+from apps.tenants.forms import account_email
 from apps.tenants.models import Membership, Plan, Tenant
 
 CACHE_FIELDS = ["enabled", "target_wrong_hit_rate", "threshold", "ttl_seconds", "user_scope", "tool_calls",
@@ -134,7 +135,7 @@ class RuleForm(TargetForm):
 
 
 class InviteForm(forms.Form):
-    email = forms.EmailField()
+    email = account_email()
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)
 
 

@@ -4,9 +4,15 @@ from django.contrib.auth import get_user_model, password_validation
 from .models import ApiKey
 
 
+def account_email() -> forms.EmailField:
+    """An email that names a user account: the account's username is the email, so it can
+    be no longer than that column (an address longer passed the form and failed the insert)."""
+    return forms.EmailField(max_length=get_user_model()._meta.get_field("username").max_length)
+
+
 class SignupForm(forms.Form):
     organisation = forms.CharField(max_length=200, label="Organisation")
-    email = forms.EmailField()
+    email = account_email()
     password = forms.CharField(widget=forms.PasswordInput, strip=False)
 
     def clean_email(self):

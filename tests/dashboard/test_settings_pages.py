@@ -125,6 +125,16 @@ def test_members_are_invited_re_roled_and_removed(client, party):
         ("new.person@example.com", "member", None)]
 
 
+def test_an_email_longer_than_an_account_name_is_refused_and_a_long_one_audited(client, party):
+    client.force_login(party.alice)
+    too_long = "a" * 40 + "@" + "b" * 60 + "." + "c" * 45 + ".com"   # 151 characters: a username holds 150
+    response = client.post("/settings/members/invite/", {"email": too_long, "role": "member"})
+    assert response.status_code == 400 and "at most 150 characters" in response.content.decode()
+    longest = "a" * 40 + "@" + "b" * 60 + "." + "c" * 44 + ".com"
+    assert client.post("/settings/members/invite/", {"email": longest, "role": "member"}).status_code == 302
+    assert [(f, o, n) for _, _, f, o, n, _ in events(party.tenant)] == [(longest, None, "member")]
+
+
 def test_the_last_owner_can_neither_leave_nor_step_down(client, party):
     client.force_login(party.alice)
     alice = Membership.objects.for_tenant(party.tenant).get(user=party.alice)

@@ -57,6 +57,12 @@ def test_signup_rejects_a_weak_password(client, db):
     assert not Tenant.objects.filter(name="Dana Labs").exists() and mail.outbox == []
 
 
+def test_signup_refuses_an_email_longer_than_an_account_name(client, db):
+    response = signup(client, email="a" * 40 + "@" + "b" * 60 + "." + "c" * 45 + ".com")
+    assert "at most 150 characters" in response.content.decode()
+    assert mail.outbox == []
+
+
 def test_login_and_logout(client, db):
     _, user = factories.make_tenant(owner_email="erin@example.com")
     assert client.get("/").status_code == 302  # to the login page
