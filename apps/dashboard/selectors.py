@@ -56,12 +56,20 @@ class Period:
 
 
 PERIODS = {"today": "Today", "7d": "7 days", "30d": "30 days"}
+# A custom period's longest span: its chart has a point a day, and a span of centuries
+# drew 740,000 points per chart.
+CUSTOM_DAYS = 366
 
 
 def period_of(*, key: str = "7d", start: date | None = None, end: date | None = None,
               now: datetime | None = None) -> Period:
-    """Today (since midnight UTC), the last 7 or 30 days, or whole days `start`..`end`."""
+    """Today (since midnight UTC), the last 7 or 30 days, or whole days `start`..`end`
+    (ending today at the latest, and at most CUSTOM_DAYS long: its last ones)."""
     now = now or timezone.now()
+    if key == "custom" and start and end:
+        end = min(end, now.date())
+        if (end - start).days >= CUSTOM_DAYS:
+            start = end - timedelta(days=CUSTOM_DAYS - 1)
     if key == "custom" and start and end and start <= end:
         begin = datetime.combine(start, time(), tzinfo=now.tzinfo)
         finish = min(datetime.combine(end + timedelta(days=1), time(), tzinfo=now.tzinfo), now)

@@ -75,7 +75,8 @@ def overview(request):
 def _cursor(value: str):
     at, _, pk = value.rpartition("_")
     moment = _parsed(parse_datetime, at)
-    return (moment, int(pk)) if moment and pk.isdigit() else None
+    # isascii: str.isdigit accepts digits int() refuses, such as "²".
+    return (moment, int(pk)) if moment and pk.isascii() and pk.isdigit() else None
 
 
 def _next_page(request, param: str, rows, more: bool) -> str:

@@ -113,3 +113,6 @@ def test_a_bad_filter_is_an_answer_not_an_error(client, party):
     assert response.status_code == 200 and "No calls match" in response.content.decode()
     assert client.get("/calls/?before=2026-02-30T10:00:00_12").status_code == 200
     assert client.get("/?period=custom&start=2026-02-30&end=2026-13-01").status_code == 200
+    # "²" is a digit to str.isdigit, not to int(); and a period ending in year 9999 has no day after it.
+    assert client.get("/calls/?before=2024-01-01T00:00:00%2B00:00_%C2%B2").status_code == 200
+    assert client.get("/?period=custom&start=2024-01-01&end=9999-12-31").status_code == 200

@@ -1,7 +1,7 @@
 """The overview's numbers against the ledger, computed independently, for rows in the
 rollups, rows in the ledger's tail, and both."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from apps.billing.models import CallRecord
 from apps.dashboard.rollups import hour_floor, rollups_refresh
-from apps.dashboard.selectors import overview, period_of
+from apps.dashboard.selectors import CUSTOM_DAYS, overview, period_of
 from tests.dashboard import ledger
 
 pytestmark = pytest.mark.django_db
@@ -70,6 +70,14 @@ def test_custom_period_counts_only_its_days(party):
     o = overview(tenant=party.tenant, period=period)
     assert_equal_to_ledger(o, party.tenant, period)
     assert o.calls < 300
+
+
+def test_a_custom_period_ends_today_and_spans_a_year_at_most(party):
+    now = timezone.now()
+    period = period_of(key="custom", start=date(1, 1, 1), end=date(9999, 12, 31), now=now)
+    assert period.end == now and period.start.date() == now.date() - timedelta(days=CUSTOM_DAYS - 1)
+    assert len(overview(tenant=party.tenant, period=period).series) == CUSTOM_DAYS
+    assert period_of(key="custom", start=date(1, 1, 1), end=date(1, 1, 2), now=now).start.date() == date(1, 1, 1)
 
 
 def test_the_overview_page_refreshes_its_numbers_with_htmx(client, party):
