@@ -1,23 +1,15 @@
-from django import forms
 from django.contrib import admin
 
-from apps.tenants.admin import AcrossTenantsAdmin
+from apps.tenants.admin import AcrossTenantsAdmin, AcrossTenantsForm
 
 from .models import CacheSettings
 
 
-class CacheSettingsForm(forms.ModelForm):
+class CacheSettingsForm(AcrossTenantsForm):
     class Meta:
         model = CacheSettings
         fields = ["tenant", "enabled", "target_wrong_hit_rate", "threshold", "ttl_seconds", "user_scope", "tool_calls",
                   "high_temperature"]
-
-    def validate_unique(self):
-        # The model's own check would query the fail-closed manager unscoped (and raise);
-        # one row per tenant is asked of that tenant alone.
-        tenant = self.cleaned_data.get("tenant")
-        if self.instance._state.adding and tenant and CacheSettings.objects.for_tenant(tenant).exists():
-            self.add_error("tenant", "This tenant already has cache settings; change those.")
 
 
 @admin.register(CacheSettings)

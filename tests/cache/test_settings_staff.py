@@ -39,7 +39,7 @@ def test_staff_cannot_add_a_second_row_for_a_tenant(admin_client, party):
     cache_settings_update(tenant=party.tenant, changes={"threshold": 0.95})
     response = admin_client.post("/admin/cache/cachesettings/add/", {
         "tenant": party.tenant.pk, "threshold": "0.85", "ttl_seconds": "3600"})
-    assert response.status_code == 200 and "already has cache settings" in response.content.decode()
+    assert response.status_code == 200 and "with this tenant already exists" in response.content.decode()
     assert cache_settings_for(tenant=party.tenant).threshold == 0.95
 
 
