@@ -57,9 +57,13 @@ INSERT INTO cache_entry (tenant_id, scope, context_key, exact_key, api_key_id, p
 VALUES (%(tenant)s, %(scope)s, %(context)s, %(exact)s, %(api_key)s, %(prompt)s, %(vec)s, %(stat)s, %(response)s,
         %(model)s, %(expires)s)
 ON CONFLICT (tenant_id, context_key, exact_key) DO UPDATE
-    SET response = EXCLUDED.response, model = EXCLUDED.model, expires_at = EXCLUDED.expires_at, created_at = now()
+    SET response = EXCLUDED.response, model = EXCLUDED.model, expires_at = EXCLUDED.expires_at, created_at = now(),
+        api_key_id = EXCLUDED.api_key_id
 RETURNING id
 """
+# A rewritten entry belongs to the key that wrote its answer (purge by key removes what that
+# key wrote). A demotion stays: feedback said this prompt's answer was wrong for a
+# neighbour's query, and a fresh answer to the same prompt is no likelier to fit it.
 # decision.update_statistic, applied to the current value in one statement, so that
 # concurrent writers near the same entry never lose each other's update.
 NEIGHBOUR_STAT = """

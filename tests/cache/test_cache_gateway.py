@@ -6,10 +6,12 @@ import time
 import httpx
 import openai
 import pytest
+from rest_framework.test import APIClient
 
 from apps.billing.models import CallRecord
 from apps.cache.models import CacheEntry
 from apps.cache.services import cache_settings_update
+from tests import factories
 
 PIN = "How do I reset my card PIN?"
 PIN_PARAPHRASE = "How can I reset my card PIN?"
@@ -271,3 +273,19 @@ def test_refresh_skips_reading_and_replaces_the_entry(live, simulator, headers):
         assert time.monotonic() < deadline, "the entry was not refreshed"
         time.sleep(0.05)
     assert len(entries(live)) == 1
+
+
+def test_an_entry_rewritten_by_another_key_is_purged_with_that_key(live):
+    ask(sdk(live), PIN)
+    [entry] = entries(live)
+    other, raw = factories.make_key(live.tenant, "second key")
+    ask(openai.OpenAI(base_url=f"{live.url}/v1", api_key=raw, max_retries=0,
+                      default_headers={"x-aka-cache": "refresh"}), PIN)
+    deadline = time.monotonic() + 3
+    while CacheEntry.objects.for_tenant(live.tenant).get(id=entry.id).api_key_id != other.pk:
+        assert time.monotonic() < deadline, "the rewritten entry still names the first key"
+        time.sleep(0.05)
+    owner = APIClient()
+    owner.force_login(live.owner)
+    assert owner.delete(f"/api/cache/keys/{live.key.pk}/").json() == {"deleted": 0}
+    assert owner.delete(f"/api/cache/keys/{other.pk}/").json() == {"deleted": 1}
