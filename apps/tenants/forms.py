@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib.auth import get_user_model, password_validation
+from django.contrib.auth.forms import PasswordResetForm
 
 from .models import ApiKey
 
@@ -36,3 +37,12 @@ class ApiKeyForm(forms.Form):
 
     def clean_scope(self):
         return self.cleaned_data["scope"] or ApiKey.Scope.INFERENCE
+
+
+class AccountResetForm(PasswordResetForm):
+    """Django's reset, also for an account without a usable password. Here that is a person
+    invited (or an owner created by `create_tenant`) who has not chosen one yet: Django skips
+    them, so once the invitation's link expired they could never sign in."""
+
+    def get_users(self, email):
+        return get_user_model()._default_manager.filter(email__iexact=email, is_active=True)

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from . import signups, throttle
-from .forms import SignupForm
+from .forms import AccountResetForm, SignupForm
 from .sessions import SESSION_TENANT
 
 
@@ -54,6 +54,8 @@ def signup_confirm(request, token):
 class ThrottledPasswordReset(PasswordResetView):
     """Django's reset, bounded per client (429) and per address (silently: the answer is
     the same whether an email was sent, skipped, or the address is unknown)."""
+
+    form_class = AccountResetForm
 
     def post(self, request, *args, **kwargs):
         if not throttle.allow("reset-client", throttle.client_ip(request),

@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from rest_framework.test import APIClient
 
 from apps.tenants.models import ApiKey, Membership, Tenant
+from apps.tenants.services import member_invite
 from tests import factories
 
 
@@ -85,3 +86,14 @@ def test_password_reset_by_email(client, db):
     assert done.status_code == 302
     # django-axes watches every login, so it needs the request.
     assert client.login(request=HttpRequest(), username="fay@example.com", password="brand-new-secret-42")
+
+
+def test_an_invited_person_whose_link_expired_gets_a_new_one_by_reset(client, db):
+    tenant, _ = factories.make_tenant(owner_email="gil@example.com")
+    member_invite(tenant=tenant, email="hal@example.com")   # no password until one is chosen
+    assert client.post("/accounts/password_reset/", {"email": "HAL@example.com"}).status_code == 302
+    assert [m.to for m in mail.outbox] == [["hal@example.com"]]
+    link = re.search(r"http://testserver(/accounts/reset/\S+/)", mail.outbox[0].body).group(1)
+    set_url = client.get(link, follow=True).redirect_chain[-1][0]
+    assert client.post(set_url, {"new_password1": "chosen-at-last-42", "new_password2": "chosen-at-last-42"}).status_code == 302
+    assert client.login(request=HttpRequest(), username="hal@example.com", password="chosen-at-last-42")
