@@ -29,6 +29,22 @@ class ChatRequest:
     # Parameters we pass through untouched to OpenAI-compatible upstreams (seed, penalties...).
     extra: dict = field(default_factory=dict)
 
+    def needs(self) -> frozenset[str]:
+        """The catalog capabilities a model must have to serve this request whole: a fallback
+        or a routed model without one would drop what was asked (images, a schema, logprobs)
+        and answer anyway."""
+        wanted = set()
+        if self.tools:
+            wanted.add("tools")
+        if any(image_url(part) is not None for message in self.messages
+               if isinstance(message.get("content"), list) for part in message["content"]):
+            wanted.add("vision")
+        if isinstance(self.response_format, dict) and self.response_format.get("type") in ("json_object", "json_schema"):
+            wanted.add("json")
+        if self.logprobs:
+            wanted.add("logprobs")
+        return frozenset(wanted)
+
     def last_user_text(self) -> str:
         for message in reversed(self.messages):
             if message.get("role") == "user":
@@ -85,3 +101,20 @@ def content_text(content) -> str:
     if isinstance(content, str):
         return content
     return "".join(part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text")
+
+
+def image_url(part) -> str | None:
+    """The URL of an image part (OpenAI's object, or the bare string some clients send); None
+    for any other part."""
+    if not isinstance(part, dict) or part.get("type") != "image_url":
+        return None
+    value = part.get("image_url")
+    return value.get("url", "") if isinstance(value, dict) else value or ""
+
+
+def data_url(url: str) -> tuple[str, str] | None:
+    """(media type, base64 data) of a base64 data: URL; None for a URL to fetch."""
+    if not url.startswith("data:"):
+        return None
+    media, _, data = url[5:].partition(";base64,")
+    return media, data

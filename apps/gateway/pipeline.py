@@ -129,12 +129,12 @@ async def resolve(call: Call, req: ChatRequest) -> list[ModelInfo]:
     for the tenant's pool, strongest model first until the route stage picks one."""
     call.routing = await routing.snapshot(call.principal.tenant_id)
     catalog = await amodels()
-    call.pool = routing.pool_for(call.routing, req.model, catalog, needs={"tools"} if req.tools else set())
+    call.pool = routing.pool_for(call.routing, req.model, catalog, needs=req.needs())
     call.model = call.pool[-1] if call.pool else await resolve_model(req.model)
     if req.tools and not call.model.supports("tools"):
         raise ApiError(400, f"The model '{call.model.id}' does not support tools.", code="unsupported_parameter",
                        param="tools")
-    return dispatch.chain_for(call.model, await amodels(), needs={"tools"} if req.tools else set())
+    return dispatch.chain_for(call.model, catalog, needs=req.needs())
 
 
 # Admit, second half: the rate limit, counted once the call is known to be well formed
@@ -212,7 +212,7 @@ async def route(call: Call, req: ChatRequest, chain: list[ModelInfo]) -> list[Mo
     call.decision = await routing.decide(tenant_id=call.principal.tenant_id, config=call.routing, pool=call.pool,
                                          prompt=prompt, vector=call.vector)
     call.model = call.decision.model
-    return routing.chain_for(call.decision, await amodels(), needs={"tools"} if req.tools else set())
+    return routing.chain_for(call.decision, await amodels(), needs=req.needs())
 
 
 # Speculate
@@ -513,8 +513,7 @@ async def serve_count_tokens(request) -> Answer:
         require_method(request, "POST")
         await admit(call, request.headers)
         req = anthropic_wire.parse_messages(request.body, counting=True)
-        needs = {"tools"} if req.tools else set()
-        if routing.pool_for(await routing.snapshot(call.principal.tenant_id), req.model, await amodels(), needs):
+        if routing.pool_for(await routing.snapshot(call.principal.tenant_id), req.model, await amodels(), req.needs()):
             raise ApiError(400, f"'{req.model}' is routed per prompt among several models: name one of them to count "
                            "its tokens.", code="unsupported_model", param="model")
         model = await resolve_model(req.model)

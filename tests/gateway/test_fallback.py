@@ -81,3 +81,13 @@ def test_client_disconnect_mid_stream_is_recorded_once(live, sim):
     while httpx.get(f"{sim}/_sim/stats").json()["cancelled"].get("gpt-4o") != 1 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert httpx.get(f"{sim}/_sim/stats").json()["cancelled"] == {"gpt-4o": 1}
+
+
+def test_a_fallback_that_would_drop_the_json_format_is_skipped(live, sim):
+    # gpt-4o-mini's fallbacks are claude-haiku-4-5 (no JSON mode) and gemini-2.5-flash.
+    raw = sdk(live).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", response_format={"type": "json_object"},
+        messages=[{"role": "user", "content": "card as JSON? [[fault:500 model=gpt-4o-mini]]"}])
+    assert raw.headers["x-aka-model"] == "gemini-2.5-flash"
+    [row] = live.records()
+    assert (row.model_served, row.status_code) == ("gemini-2.5-flash", 200)

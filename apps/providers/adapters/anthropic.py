@@ -2,7 +2,7 @@
 
 import orjson
 
-from apps.core.llm import ChatRequest, ChatResult, Delta, Final, Finish, Usage, content_text
+from apps.core.llm import ChatRequest, ChatResult, Delta, Final, Finish, Usage, content_text, data_url, image_url
 
 from ..catalog import ModelInfo
 from ..errors import UpstreamError
@@ -22,13 +22,10 @@ def _parts(content) -> list[dict]:
     for part in content or ():
         if part.get("type") == "text":
             blocks.append({"type": "text", "text": part.get("text", "")})
-        elif part.get("type") == "image_url":
-            url = part["image_url"]["url"] if isinstance(part.get("image_url"), dict) else part.get("image_url", "")
-            if url.startswith("data:"):
-                media, _, data = url[5:].partition(";base64,")
-                blocks.append({"type": "image", "source": {"type": "base64", "media_type": media, "data": data}})
-            else:
-                blocks.append({"type": "image", "source": {"type": "url", "url": url}})
+        elif (url := image_url(part)) is not None:
+            inline = data_url(url)
+            blocks.append({"type": "image", "source": {"type": "base64", "media_type": inline[0], "data": inline[1]}
+                           if inline else {"type": "url", "url": url}})
     return blocks
 
 

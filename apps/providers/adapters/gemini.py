@@ -1,10 +1,11 @@
 """Google Gemini generateContent / streamGenerateContent."""
 
 import hashlib
+import mimetypes
 
 import orjson
 
-from apps.core.llm import ChatRequest, ChatResult, Delta, Final, Finish, Usage, content_text
+from apps.core.llm import ChatRequest, ChatResult, Delta, Final, Finish, Usage, content_text, data_url, image_url
 
 from ..catalog import ModelInfo
 from ..errors import UpstreamError
@@ -18,6 +19,22 @@ FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_fil
 def _call_id(name: str, args: dict, n: int) -> str:
     # Gemini has no call ids; derive a stable one so clients can answer the call.
     return "call_" + hashlib.sha256(f"{n}:{name}:{orjson.dumps(args).decode()}".encode()).hexdigest()[:24]
+
+
+def _parts(content) -> list[dict]:
+    """A turn's text and images, in order. An image by URL goes as fileData, whose MIME type
+    Gemini requires: taken from the URL's extension, else JPEG."""
+    if not isinstance(content, list):
+        return [{"text": t} for t in [content_text(content)] if t]
+    parts = []
+    for part in content:
+        if (url := image_url(part)) is not None:
+            inline = data_url(url)
+            parts.append({"inlineData": {"mimeType": inline[0], "data": inline[1]}} if inline else
+                         {"fileData": {"mimeType": mimetypes.guess_type(url)[0] or "image/jpeg", "fileUri": url}})
+        elif isinstance(part, dict) and part.get("type") == "text" and part.get("text"):
+            parts.append({"text": part["text"]})
+    return parts
 
 
 def to_gemini_contents(messages: list[dict]) -> tuple[dict | None, list[dict]]:
@@ -34,7 +51,7 @@ def to_gemini_contents(messages: list[dict]) -> tuple[dict | None, list[dict]]:
             else:
                 contents.append({"role": "user", "parts": [part]})
         else:
-            parts = [{"text": t} for t in [content_text(message.get("content"))] if t]
+            parts = _parts(message.get("content"))
             for call in message.get("tool_calls") or ():
                 fn = call.get("function", {})
                 names[call.get("id")] = fn.get("name", "")
@@ -86,6 +103,8 @@ class GeminiAdapter(Adapter):
             config["stopSequences"] = req.stop
         if req.response_format and req.response_format.get("type") in ("json_object", "json_schema"):
             config["responseMimeType"] = "application/json"
+        if req.response_format and req.response_format.get("type") == "json_schema":
+            config["responseJsonSchema"] = req.response_format["json_schema"]["schema"]
         if config:
             body["generationConfig"] = config
         if req.tools:
