@@ -30,7 +30,7 @@ import orjson
 from . import answers, anthropic_wire, gemini_wire, openai_wire, truth
 from .asgi import read_body, read_json_object, reset_connection, respond, send_bytes, stream, wait_disconnect
 from .errors import WireError
-from .faults import STALL_SECONDS, FaultBook, valid_kind
+from .faults import JUNK, JUNK_KINDS, STALL_SECONDS, FaultBook, valid_kind, with_junk
 from .profiles import Profile, load_profiles
 from .replay import book_from_env
 from .stats import Stats
@@ -210,15 +210,15 @@ class Simulator:
         return (base_ttft if ttft is None else ttft), (base_tps if tps is None else tps)
 
     async def _fault(self, wire: ModuleType, kind: str, model: str, receive, send) -> bool:
-        """Play fault `kind`; True when the response is done (False for cut and for a
-        stall that outlived its wait: the caller answers)."""
+        """Play fault `kind`; True when the response is done (False for cut, the junk kinds
+        and a stall that outlived its wait: the caller answers)."""
         self.stats.faulted[model] += 1
         if kind == "reset":
             await reset_connection(send)
             return True
         if kind == "stall":
             return await wait_disconnect(receive, STALL_SECONDS)
-        if kind == "cut":
+        if kind == "cut" or kind in JUNK_KINDS:
             return False
         status, body, headers = wire.fault_error(int(kind))
         await send_bytes(send, status, body, headers=headers)
@@ -265,7 +265,7 @@ class Simulator:
         prompt_tokens = conv.prompt_tokens()
 
         if not conv.stream:
-            body = wire.response(conv, completions, prompt_tokens, extra)
+            body = JUNK if kind in JUNK_KINDS else wire.response(conv, completions, prompt_tokens, extra)
             delay = ttft + (sum(c.tokens for c in completions) / tps if tps > 0 else 0.0)
             await respond(send, 200, body, delay=delay, cut=cut)
             if not cut:
@@ -281,6 +281,8 @@ class Simulator:
         else:
             events = wire.stream_events(conv, completions, prompt_tokens, extra)
             content_type = wire.SSE_CONTENT_TYPE
+        if kind in JUNK_KINDS:
+            events = with_junk(events, late=kind == "late-junk")
         outcome = await stream(send, receive, events, ttft=ttft, tps=tps, cut=cut, content_type=content_type)
         if outcome == "completed":
             self.stats.completed[model] += 1
@@ -332,7 +334,8 @@ class Simulator:
             or (times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 0))
         ):
             return await send_bytes(
-                send, 400, b'{"error":"need kind (reset|stall|cut|400..599), model (id or *), times (int or null)"}'
+                send, 400,
+                b'{"error":"need kind (reset|stall|cut|junk|late-junk|400..599), model (id or *), times (int or null)"}',
             )
         self.faults.arm(model, kind, times)
         await send_bytes(send, 200, orjson.dumps({"armed": [a.as_dict() for a in self.faults.armed]}))

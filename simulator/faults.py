@@ -12,8 +12,11 @@ Three triggers, checked in this order for every generation/embedding request:
 
 Kinds: an HTTP status 400–599 (the protocol's error body; 429 carries ``Retry-After: 1``),
 ``reset`` (the TCP connection is reset before any response byte), ``stall`` (nothing is
-sent for 300 s, or until the client goes away) and ``cut`` (about a third of the answer is
-sent, then the connection is closed without completing the response).
+sent for 300 s, or until the client goes away), ``cut`` (about a third of the answer is
+sent, then the connection is closed without completing the response), ``junk`` (a stream
+opens with a data line that is not JSON, a proxy's error page, then goes on with the
+answer; a whole answer is that page, with status 200) and ``late-junk`` (that line comes
+just after the stream's first piece of text; a whole answer is the page).
 """
 
 from __future__ import annotations
@@ -23,8 +26,17 @@ from dataclasses import dataclass
 
 MARKER_RE = re.compile(r"\[\[fault:([A-Za-z0-9_-]+)((?:\s+[A-Za-z_]+=[^\s\]]*)*)\s*\]\]")
 OPTION_RE = re.compile(r"([A-Za-z_]+)=([^\s\]]*)")
-NAMED_KINDS = frozenset({"reset", "stall", "cut"})
+JUNK_KINDS = frozenset({"junk", "late-junk"})
+NAMED_KINDS = frozenset({"reset", "stall", "cut", *JUNK_KINDS})
 STALL_SECONDS = 300.0
+JUNK = b"<html>502 Bad Gateway</html>"   # what a proxy in front of a provider may answer in its place
+
+
+def with_junk(events: list[tuple[bytes, int]], *, late: bool) -> list[tuple[bytes, int]]:
+    """A stream's (bytes, tokens) events with a data line of JUNK before the first one, or
+    (late) just after the first that carries tokens."""
+    at = next((i + 1 for i, (_, tokens) in enumerate(events) if tokens), len(events)) if late else 0
+    return [*events[:at], (b"data: " + JUNK + b"\n\n", 0), *events[at:]]
 
 
 def valid_kind(kind: str) -> bool:

@@ -1,5 +1,6 @@
 """Faults on demand (header, in-prompt marker, /_sim/faults), stats and cancellations."""
 
+import json
 import time
 
 import anthropic
@@ -131,6 +132,30 @@ def test_cut_mid_stream(sim):
         ask(sim, "hi", extra_headers={"x-sim-fault": "cut"})
     assert stats(sim)["completed"] == {MODEL: 1}
     assert stats(sim)["cancelled"] == {}
+
+
+def data_lines(sim, fault):
+    """The data lines of an OpenAI stream, as sent."""
+    body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    with httpx.stream("POST", f"{sim}/v1/chat/completions", json=body, headers={"x-sim-fault": fault}) as r:
+        assert r.status_code == 200
+        return [line.removeprefix("data: ") for line in r.iter_lines() if line.startswith("data: ")]
+
+
+def test_junk_in_a_stream(sim):
+    proxy_page = "<html>502 Bad Gateway</html>"
+    early = data_lines(sim, "junk")
+    assert early[0] == proxy_page and early[-1] == "[DONE]"   # then the whole answer
+    late = data_lines(sim, "late-junk")
+    at = late.index(proxy_page)
+    texts = [json.loads(line)["choices"][0]["delta"].get("content") for line in late[:at]]
+    assert texts[-1] and not any(texts[:-1])   # just after the first piece of text
+    assert len(late) == len(early) and late[-1] == "[DONE]"   # the same answer around it
+
+    # A whole answer is the page.
+    r = httpx.post(f"{sim}/v1/chat/completions", json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]},
+                   headers={"x-sim-fault": "junk"})
+    assert (r.status_code, r.text) == (200, proxy_page)
 
 
 def test_times_marker_then_normal_answers(sim):
