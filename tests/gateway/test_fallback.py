@@ -1,5 +1,6 @@
 """Retries and fallbacks before the first byte; none after it."""
 
+import json
 import time
 
 import anthropic
@@ -53,6 +54,35 @@ def test_no_fallback_after_the_first_byte(live, sim):
         502, "upstream_stream_cut", False, "gpt-4o-mini")
     stats = httpx.get(f"{sim}/_sim/stats").json()
     assert stats["requests"] == {"gpt-4o-mini": 1}
+
+
+CHAINS = [("gpt-4o-mini", "claude-haiku-4-5"), ("claude-haiku-4-5", "gpt-4o-mini"), ("gemini-2.5-flash", "gpt-4o-mini")]
+
+
+@pytest.mark.parametrize("model, fallback", CHAINS)
+def test_stream_falls_back_from_a_chunk_it_cannot_read_before_the_first_byte(live, sim, model, fallback):
+    # The upstream's stream opens with a proxy's HTML page: retried, then the next model answers.
+    chunks = list(sdk(live).chat.completions.create(
+        model=model, stream=True, messages=[{"role": "user", "content": f"limits? [[fault:junk model={model}]]"}]))
+    assert {c.model for c in chunks} == {fallback}
+    assert "limits?" in "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    [row] = live.records()
+    assert (row.model_requested, row.model_served, row.status_code, row.attempts) == (model, fallback, 200, 4)
+
+
+@pytest.mark.parametrize("model", [model for model, _ in CHAINS])
+def test_a_chunk_it_cannot_read_after_the_first_byte_is_an_upstream_error_event(live, sim, model):
+    body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "fees? [[fault:late-junk]]"}]}
+    with httpx.stream("POST", f"{live.url}/v1/chat/completions", json=body,
+                      headers={"authorization": f"Bearer {live.raw_key}"}) as response:
+        events = [json.loads(line.removeprefix("data: ")) for line in response.iter_lines() if line.startswith("data: ")]
+    *answer, last = events
+    assert "".join(e["choices"][0]["delta"].get("content") or "" for e in answer)   # part of the answer arrived
+    assert last["error"]["code"] == "upstream_error"
+    assert last["error"]["message"].startswith("The upstream provider failed: unreadable upstream answer")
+    [row] = live.records()
+    assert (row.status_code, row.error_type, row.billable, row.model_served) == (502, "upstream_stream_cut", False, model)
+    assert httpx.get(f"{sim}/_sim/stats").json()["requests"] == {model: 1}
 
 
 def test_anthropic_stream_cut_is_an_error_event(live, sim):

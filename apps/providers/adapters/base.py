@@ -54,13 +54,22 @@ def error_from_exception(exc: Exception) -> UpstreamError:
     return UpstreamError(502, f"upstream connection failed ({exc.__class__.__name__})", retryable=True)
 
 
+# What reading a provider's 200 answer or stream chunk raises when it is not what the
+# reader needs (not JSON, a list where an object belongs, a field missing or of another type).
+UNREADABLE_ERRORS = (ValueError, KeyError, IndexError, TypeError, AttributeError)   # JSONDecodeError is a ValueError
+
+
+def unreadable(exc: Exception) -> UpstreamError:
+    # The provider's fault, not the request's: another attempt or model may answer.
+    return UpstreamError(502, f"unreadable upstream answer ({exc})", retryable=True)
+
+
 def read_answer(read, answer):
-    """`read(answer)`, or a 502 when the provider's 200 answer is not what it needs (not
-    JSON, a list where an object belongs, a field missing or of another type)."""
+    """`read(answer)`, or a 502 when the provider's 200 answer is not what it needs."""
     try:
         return read(answer)
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:   # JSONDecodeError is a ValueError
-        raise UpstreamError(502, f"unreadable upstream answer ({exc})", retryable=True) from exc
+    except UNREADABLE_ERRORS as exc:
+        raise unreadable(exc) from exc
 
 
 class Adapter:
@@ -142,6 +151,10 @@ class Adapter:
                 raise UpstreamError(502, "upstream stream ended before the answer was complete", retryable=False)
         except TRANSPORT_ERRORS as exc:
             raise error_from_exception(exc) from exc
+        except UNREADABLE_ERRORS as exc:
+            # A chunk the adapter cannot read (a proxy's HTML page, a field missing or of
+            # another type) fails like an unreadable whole answer, not as our bug.
+            raise unreadable(exc) from exc
         finally:
             # Closing the connection of a stream left unfinished (cancelled, failed) stops
             # the provider generating (and billing) tokens; a finished one goes back to the pool.
