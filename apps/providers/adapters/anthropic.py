@@ -167,11 +167,12 @@ class AnthropicAdapter(Adapter):
             elif kind == "message_delta":
                 stop_reason = (payload.get("delta") or {}).get("stop_reason") or stop_reason
                 if payload.get("usage"):
-                    # Anthropic's counts here are cumulative: replace, never add.
+                    # Anthropic's counts here are cumulative: replace, never add; a count
+                    # missing or null keeps the one message_start gave.
                     final = payload["usage"]
                     usage = Usage(
                         prompt_tokens=final.get("input_tokens") or usage.prompt_tokens,
-                        completion_tokens=final.get("output_tokens", usage.completion_tokens),
+                        completion_tokens=final.get("output_tokens") or usage.completion_tokens,
                     )
             elif kind == "message_stop":
                 yield Finish(STOP_REASONS.get(stop_reason or "end_turn", "stop"))

@@ -125,8 +125,9 @@ class GeminiAdapter(Adapter):
     @staticmethod
     def _usage(body: dict) -> Usage:
         meta = body.get("usageMetadata") or {}
-        return Usage(prompt_tokens=meta.get("promptTokenCount", 0),
-                     completion_tokens=meta.get("candidatesTokenCount", 0) + meta.get("thoughtsTokenCount", 0))
+        # A count sent as null is read as a missing one, 0: costs and ledger rows need numbers.
+        return Usage(prompt_tokens=meta.get("promptTokenCount") or 0,
+                     completion_tokens=(meta.get("candidatesTokenCount") or 0) + (meta.get("thoughtsTokenCount") or 0))
 
     def parse(self, body: dict, model: ModelInfo) -> ChatResult:
         candidate = (body.get("candidates") or [{}])[0]

@@ -12,7 +12,8 @@ from .base import Adapter, read_answer
 
 def usage_of(raw: dict | None) -> Usage:
     raw = raw or {}
-    return Usage(prompt_tokens=raw.get("prompt_tokens", 0), completion_tokens=raw.get("completion_tokens", 0))
+    # A count sent as null is read as a missing one, 0: costs and ledger rows need numbers.
+    return Usage(prompt_tokens=raw.get("prompt_tokens") or 0, completion_tokens=raw.get("completion_tokens") or 0)
 
 
 class OpenAIAdapter(Adapter):
