@@ -243,9 +243,11 @@ async def dispatch_complete(call: Call, req: ChatRequest, chain: list[ModelInfo]
 
 
 async def dispatch_speculated(call: Call, req: ChatRequest) -> ChatResult:
-    """The speculation's chosen answer; the draft, strong and judge costs go to the ledger."""
+    """The speculation's chosen answer; the draft, strong and judge costs go to the ledger,
+    also when the strong model fails (the run is the call's before it starts)."""
     async def speculate_now() -> ChatResult:
-        done = call.speculated = await speculation.run(call.speculation, req)
+        done = call.speculated = speculation.Run()
+        await speculation.run(call.speculation, req, done)
         call.served, call.usage = done.served, done.result.usage
         return done.result
 

@@ -87,11 +87,13 @@ def plan_for(*, config: Config, decision: Decision, req: ChatRequest,
                 task=decision.task)
 
 
-async def run(plan: Plan, req: ChatRequest) -> Run:
-    """Whole answers are judged: a (buffered) streaming client's call is made as a whole
-    answer, then replayed to it as a stream."""
+async def run(plan: Plan, req: ChatRequest, done: Run) -> None:
+    """Fills in `done` as the call goes, so that a call whose strong model fails still
+    tells what its draft, judge and strong part cost. Whole answers are judged: a
+    (buffered) streaming client's call is made as a whole answer, then replayed to it as
+    a stream."""
     whole = replace(req, stream=False)
-    return await (race(plan, whole) if plan.run == "race" else cascade(plan, whole))
+    await (race(plan, whole, done) if plan.run == "race" else cascade(plan, whole, done))
 
 
 def _served(result: ChatResult, req: ChatRequest) -> ChatResult:
@@ -110,22 +112,20 @@ async def _draft(plan: Plan, req: ChatRequest, done: Run) -> ChatResult | None:
     return result
 
 
-async def cascade(plan: Plan, req: ChatRequest) -> Run:
-    done = Run()
+async def cascade(plan: Plan, req: ChatRequest, done: Run) -> None:
     draft = await _draft(plan, req, done)
     if draft is not None:
         done.verdict = await plan.judge.verdict(req=req, answer=draft, task=plan.task, threshold=plan.threshold)
         if done.verdict.passed:
             done.outcome, done.served, done.result = "accepted", plan.draft, _served(draft, req)
-            return done
+            return
+    done.outcome = "rejected" if draft is not None else "draft_failed"   # also when the strong call fails
     outcome = dispatch.Outcome()
     done.outcomes.append(outcome)
     strong = await dispatch.complete(req, plan.strong_chain, outcome)
     done.served = next(m for m in plan.strong_chain if m.id == strong.model)
     done.strong_cost = done.served.cost_micros(strong.usage)
-    done.outcome = "rejected" if draft is not None else "draft_failed"
     done.result = strong
-    return done
 
 
 class StrongStream:
@@ -163,8 +163,7 @@ async def _cancel(task: asyncio.Task) -> None:
         await task
 
 
-async def race(plan: Plan, req: ChatRequest) -> Run:
-    done = Run()
+async def race(plan: Plan, req: ChatRequest, done: Run) -> None:
     strong_outcome = dispatch.Outcome()
     stream = StrongStream()
     strong_task = asyncio.ensure_future(stream.read(req, plan.strong_chain, strong_outcome))
@@ -180,7 +179,7 @@ async def race(plan: Plan, req: ChatRequest) -> Run:
             done.draft_cost = plan.draft.cost_micros(Usage(strong.usage.prompt_tokens, 0))
             done.outcome, done.served, done.result = "strong_first", stream.model, strong
             done.strong_cost = stream.model.cost_micros(strong.usage)
-            return done
+            return
         draft = await draft_task
         if draft is not None:
             done.verdict = await plan.judge.verdict(req=req, answer=draft, task=plan.task, threshold=plan.threshold)
@@ -189,7 +188,7 @@ async def race(plan: Plan, req: ChatRequest) -> Run:
                 strong = strong_task.result()   # it finished while the judge read: already paid for
                 done.outcome, done.served, done.result = "strong_first", stream.model, strong
                 done.strong_cost = stream.model.cost_micros(strong.usage)
-                return done
+                return
             if done.verdict.passed or strong_failed:
                 await _cancel(strong_task)
                 if stream.model is not None:
@@ -197,12 +196,11 @@ async def race(plan: Plan, req: ChatRequest) -> Run:
                     done.strong_cost = stream.model.cost_micros(partial)
                 done.outcome = "accepted" if done.verdict.passed else "strong_failed"
                 done.served, done.result = plan.draft, _served(draft, req)
-                return done
+                return
+        done.outcome = "rejected" if draft is not None else "draft_failed"   # also when the strong call fails
         strong = await strong_task
         done.served, done.result = stream.model, strong
         done.strong_cost = stream.model.cost_micros(strong.usage)
-        done.outcome = "rejected" if draft is not None else "draft_failed"
-        return done
     finally:
         for task in (draft_task, strong_task):
             if not task.done():

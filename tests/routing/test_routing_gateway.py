@@ -1,19 +1,26 @@
 """Routed calls through the real gateway and simulator: the route and its reasons on the
 response and in the ledger, the shift after negative feedback, cascade speculation
 calling the strong model only when the judge rejects the draft (and drafting only when
-the predictor lets it), and labels reaching the model they describe."""
+the predictor lets it), a cascade whose strong model fails still recording what it spent,
+and labels reaching the model they describe."""
 
+import asyncio
 import time
 from decimal import Decimal
 
 import httpx
 import openai
+import orjson
 import pytest
 
 from apps.cache.services import cache_settings_update
+from apps.core.llm import Usage
+from apps.providers.catalog import amodels
+from apps.routing import breaker
 from apps.routing.judges import after_verdict
 from apps.routing.models import RoutingSample
 from apps.routing.services import routing_settings_update
+from tests.gateway.inprocess import through_handler
 
 CHEAP, STRONG = "gpt-4.1-nano", "gpt-4.1"   # models no other test faults, so no circuit is open
 SUPPORT = "Where is my new debit card? I ordered it two weeks ago."
@@ -200,3 +207,36 @@ def test_an_llm_judges_cost_is_part_of_the_calls_cost(live, sim):
     assert (row.judge, row.judge_score) == ("llm", 0.0)
     assert row.draft_cost_micros > 0 and row.judge_cost_micros > 0 and row.strong_cost_micros > 0
     assert row.provider_cost_micros == row.draft_cost_micros + row.judge_cost_micros + row.strong_cost_micros
+
+
+def test_a_cascade_whose_strong_model_fails_records_what_it_spent_and_tells_the_breakers(live, sim, settings,
+                                                                                           monkeypatch):
+    """Run in this process, so that its circuit breakers can be read."""
+    settings.AKA_SIMULATOR_URL, settings.AKA_RETRY_BASE_DELAY = sim, 0.01
+    settings.AKA_BREAKER_FAILURES = settings.AKA_UPSTREAM_RETRIES + 1   # one failed call's attempts open a circuit
+    monkeypatch.setattr(breaker, "_circuits", {})
+    # The simulator's judge model answers without a 'Score: N' line: the draft is rejected.
+    settle(live, live.tenant, speculation="cascade", judge="llm", judge_model="gpt-4o-mini")
+    for model in (STRONG, "gpt-4o"):   # the strong model and its fallback
+        httpx.post(f"{sim}/_sim/faults", json={"model": model, "kind": "500", "times": None})
+    messages = [{"role": "user", "content": SUPPORT}]
+    try:
+        status, headers, body = through_handler("/v1/chat/completions",
+                                                orjson.dumps({"model": "auto", "messages": messages}),
+                                                [(b"authorization", f"Bearer {live.raw_key}".encode())])
+    finally:
+        httpx.delete(f"{sim}/_sim/faults")
+
+    assert status == 502
+    assert orjson.loads(body)["error"]["code"] == "upstream_error"
+    [row] = live.records()
+    assert (row.request_id, row.status_code, row.billable, row.price_cents) == (headers["x-request-id"], 502, False, 0)
+    assert (row.speculation, row.speculation_outcome, row.judge, row.judge_score) == ("cascade", "rejected", "llm", 0.0)
+    # The draft and the judge were paid for; the strong model's failed attempts were not.
+    drafted = httpx.post(f"{sim}/v1/chat/completions", json={"model": CHEAP, "messages": messages}).json()["usage"]
+    cheap = asyncio.run(amodels())[CHEAP]
+    assert row.draft_cost_micros == cheap.cost_micros(Usage(drafted["prompt_tokens"], drafted["completion_tokens"]))
+    assert row.judge_cost_micros > 0 and row.strong_cost_micros == 0
+    assert row.provider_cost_micros == row.draft_cost_micros + row.judge_cost_micros
+    assert row.attempts == 1 + 2 * settings.AKA_BREAKER_FAILURES
+    assert (breaker.state(STRONG), breaker.state("gpt-4o")) == ("open", "open")
