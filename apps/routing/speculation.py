@@ -152,6 +152,9 @@ class StrongStream:
                     return ChatResult(id=event.id, model=self.model.id, content="".join(self.parts),
                                       finish_reason=self.finish, usage=event.usage, provider=self.model.provider)
                 event = await anext(events)
+        except UpstreamError:
+            outcome.failed.append(self.model.id)   # failed mid-way: its circuit breaker hears of it too
+            raise
         finally:
             # Closing the stream closes the upstream connection: the provider stops generating.
             await events.aclose()
@@ -161,6 +164,12 @@ async def _cancel(task: asyncio.Task) -> None:
     task.cancel()
     with contextlib.suppress(BaseException):
         await task
+
+
+def _cut_short(stream: StrongStream, prompt_tokens: int) -> Decimal:
+    """What a strong stream that did not finish (we closed it, or it was cut) is billed:
+    its input and the output received until then; nothing if it never started."""
+    return stream.model.cost_micros(Usage(prompt_tokens, stream.received)) if stream.model else Decimal(0)
 
 
 async def race(plan: Plan, req: ChatRequest, done: Run) -> None:
@@ -191,14 +200,17 @@ async def race(plan: Plan, req: ChatRequest, done: Run) -> None:
                 return
             if done.verdict.passed or strong_failed:
                 await _cancel(strong_task)
-                if stream.model is not None:
-                    partial = Usage(draft.usage.prompt_tokens, stream.received)
-                    done.strong_cost = stream.model.cost_micros(partial)
+                done.strong_cost = _cut_short(stream, draft.usage.prompt_tokens)
                 done.outcome = "accepted" if done.verdict.passed else "strong_failed"
                 done.served, done.result = plan.draft, _served(draft, req)
                 return
         done.outcome = "rejected" if draft is not None else "draft_failed"   # also when the strong call fails
-        strong = await strong_task
+        try:
+            strong = await strong_task
+        except UpstreamError:
+            # Its input is measured by the draft's usage; unknown (not billed) when the draft failed too.
+            done.strong_cost = _cut_short(stream, draft.usage.prompt_tokens if draft else 0)
+            raise
         done.served, done.result = stream.model, strong
         done.strong_cost = stream.model.cost_micros(strong.usage)
     finally:

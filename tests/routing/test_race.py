@@ -1,7 +1,8 @@
 """Race and selective race through the real gateway, against a simulator of its own whose
 strong model streams slowly (a few tokens a second) while the cheap one answers in a
 moment: an accepted draft closes the strong stream, the simulator sees that request
-cancelled, and the ledger has both costs. Also: an open circuit is skipped."""
+cancelled, and the ledger has both costs; a strong stream cut after the draft was rejected
+fails the call, which still records both costs. Also: an open circuit is skipped."""
 
 import asyncio
 import json
@@ -11,14 +12,17 @@ from pathlib import Path
 from urllib.parse import quote
 
 import httpx
+import orjson
 import pytest
 from django.conf import settings
 
 from apps.core.llm import Usage
 from apps.providers.catalog import SEED_FILE, amodels, sync_from_seed
+from apps.routing import breaker
 from apps.routing.services import routing_settings_update
 from tests import factories
 from tests.conftest import Live, _wait_for_catalog, _wait_until_the_gateway_is_quiet
+from tests.gateway.inprocess import through_handler
 from tests.live import _python, start_gateway, start_server
 
 CHEAP, STRONG = "gpt-4o-mini", "gpt-4o"
@@ -119,6 +123,33 @@ def test_race_serves_the_strong_answer_when_the_draft_is_rejected(racing):
     assert (row.speculation_outcome, row.completion_tokens) == ("rejected", 6)
     assert row.strong_cost_micros == served.prompt_tokens * Decimal("2.5") + served.completion_tokens * Decimal(10)
     assert row.provider_cost_micros == row.draft_cost_micros + row.strong_cost_micros
+
+
+def test_a_race_whose_strong_stream_is_cut_after_the_draft_was_rejected_records_both_costs(racing, settings,
+                                                                                          monkeypatch):
+    """Run in this process, so that its circuit breakers can be read."""
+    live, sim_url = racing
+    settings.AKA_SIMULATOR_URL, settings.AKA_BREAKER_FAILURES = sim_url, 1
+    monkeypatch.setattr(breaker, "_circuits", {})
+    routing_settings_update(tenant=live.tenant, speculation="race", exploration=0.0)
+    # The draft, cut at 24 tokens, is rejected at once; the strong stream (3 s for 24 tokens) is cut a third of the way.
+    httpx.post(f"{sim_url}/_sim/faults", json={"model": STRONG, "kind": "cut", "times": 1})
+    status, headers, body = through_handler("/v1/chat/completions", orjson.dumps(
+        {"model": "auto", "max_tokens": 24, "messages": [{"role": "user", "content": SUPPORT}]}),
+        [(b"authorization", f"Bearer {live.raw_key}".encode())])
+
+    assert status == 502 and orjson.loads(body)["error"]["code"] == "upstream_error"
+    [row] = live.records()
+    assert (row.request_id, row.status_code, row.billable) == (headers["x-request-id"], 502, False)
+    assert (row.speculation, row.speculation_outcome, row.judge_score) == ("race", "rejected", 0.05)
+    prompt = full_cost(sim_url, STRONG, SUPPORT)[0].prompt_tokens
+    catalog = asyncio.run(amodels())
+    assert row.draft_cost_micros == catalog[CHEAP].cost_micros(Usage(prompt, 24))
+    # The strong stream's input, and the output received before it was cut.
+    strong = catalog[STRONG]
+    assert strong.cost_micros(Usage(prompt, 0)) < row.strong_cost_micros < strong.cost_micros(Usage(prompt, 24))
+    assert row.provider_cost_micros == row.draft_cost_micros + row.strong_cost_micros
+    assert breaker.state(STRONG) == "open"
 
 
 def test_selective_race_races_only_prompts_at_risk(racing):
