@@ -158,16 +158,16 @@ async def _admission(call: Call) -> None:
 
 
 async def alongside_admission(call: Call, work, *, settle: bool = False):
-    """`work`'s result once the rate limit has admitted the call; over the limit, the work
-    is cancelled (closing any upstream connection) and the 429 raised. With `settle` (a
-    whole answer asked of an upstream) the work finishes first instead: a provider that
-    has the request goes on generating, and charging, after we hang up, so the refused
-    call records what it cost rather than a guess."""
+    """`work`'s result once the rate limit has admitted the call; refused (over the limit,
+    or the check itself failed), the work is cancelled (closing any upstream connection)
+    and the refusal raised. With `settle` (a whole answer asked of an upstream) the work
+    finishes first instead: a provider that has the request goes on generating, and
+    charging, after we hang up, so the refused call records what it cost rather than a guess."""
     task = asyncio.ensure_future(work)
     try:
         await call.admission
     except BaseException as refused:
-        if not (settle and isinstance(refused, ApiError)):  # a client gone is not a refusal
+        if not (settle and isinstance(refused, Exception)):  # a client gone (cancelled) is not a refusal
             task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         raise
@@ -333,7 +333,7 @@ async def refuse(call: Call, wire: Wire, failure: Exception) -> Answer:
     if call.admission is not None:
         try:  # on an early failure a 429 wins, and no check is left unobserved
             await call.admission
-        except ApiError as exc:
+        except Exception as exc:  # a check that failed (the database, Redis) is answered below as any failure is
             refusal = exc
     error = refusal or failure
     if isinstance(error, UpstreamError):

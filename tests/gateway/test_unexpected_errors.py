@@ -1,11 +1,24 @@
 """A bug of ours still answers in the client's error shape, with a request id, and is
-counted in /metrics: run through the real ASGI handler in this process."""
+counted in /metrics; an admission check that fails unexpectedly (the database, a Redis
+script) is answered as such a failure of the call under way, whose row is recorded with
+what its upstream cost: run through the real ASGI handler in this process."""
 
+import asyncio
+
+import httpx
 import orjson
+import psycopg
 import pytest
+from redis.exceptions import ResponseError
 
-from apps.core import metrics
+from apps.billing import standing
+from apps.billing.models import CallRecord
+from apps.core import metrics, pg
+from apps.core.llm import Usage
 from apps.gateway import pipeline
+from apps.providers.catalog import amodels, sync_from_seed
+from apps.tenants import ratelimit
+from tests import factories
 from tests.gateway.inprocess import through_handler
 
 
@@ -40,3 +53,47 @@ def test_an_unexpected_exception_answers_500_in_the_clients_shape(broken_admissi
                                    "param": None, "code": "internal_error"}}
     assert counted(endpoint, "500") == requests + 1
     assert metrics.UNHANDLED.labels(endpoint)._value.get() == unhandled + 1
+
+
+
+async def _reload_fails(*, tenant_id):
+    """The quota count, when its tenant's standing snapshot went stale and the database is gone."""
+    raise psycopg.OperationalError("connection failed: server closed the connection unexpectedly")
+
+
+async def _script_fails(*, keys, args):
+    """The rate-limit script on a key of the wrong type (re-raised, not failed open)."""
+    raise ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("check, name, fails, status, error", [
+    (standing, "quota_count", _reload_fails, 503, {
+        "message": pg.unavailable().message, "type": "api_error", "param": None, "code": "database_unavailable"}),
+    (ratelimit, "_script", _script_fails, 500, {
+        "message": "The gateway failed to process the request.", "type": "server_error", "param": None,
+        "code": "internal_error"}),
+])
+def test_a_failed_admission_check_answers_the_call_and_records_its_upstream_cost(
+        sim, settings, monkeypatch, check, name, fails, status, error):
+    settings.AKA_SIMULATOR_URL = sim
+    monkeypatch.setattr(pg, "outage", pg.Outage())   # the outage a 503 reports ends with the test
+    monkeypatch.setattr(check, name, fails)
+    sync_from_seed()
+    tenant, _ = factories.make_tenant()
+    _, raw = factories.make_key(tenant)
+
+    answered, headers, body = through_handler("/v1/chat/completions", orjson.dumps(
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Where is my card?"}]}),
+        [(b"authorization", f"Bearer {raw}".encode()), (b"x-aka-cache", b"off")])
+
+    assert (answered, orjson.loads(body)) == (status, {"error": error})
+    # The call under way answers, not a new one made up for the error: its own id, and its row.
+    [row] = CallRecord.objects.for_tenant(tenant)
+    assert (row.request_id, row.status_code, row.billable, row.price_cents) == (
+        headers["x-request-id"], status, False, 0)
+    # The upstream had the request: it was let finish, and is recorded at what it charged.
+    assert httpx.get(f"{sim}/_sim/stats").json()["completed"] == {"gpt-4o-mini": 1}
+    model = asyncio.run(amodels())["gpt-4o-mini"]
+    assert row.model_served == "gpt-4o-mini" and row.completion_tokens > 0
+    assert row.provider_cost_micros == model.cost_micros(Usage(row.prompt_tokens, row.completion_tokens))
