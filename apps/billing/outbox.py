@@ -67,8 +67,9 @@ def identifier(tenant_id: int, start: datetime) -> str:
 # One statement: pick unstamped billable rows, add them to their tenant's window of the
 # current slot and to its draft invoice of the current period (both made if missing), and
 # stamp each row with both; it returns what it stamped per draft. The invoice's number is
-# invoices.number()'s format. A window that has been sent returns no row, so its tenant's
-# rows stay unstamped and wait for the next slot.
+# invoices.number()'s format: the id padded to 6 digits, never cut (lpad alone truncates a
+# longer id, and two tenants' numbers would collide). A window that has been sent returns
+# no row, so its tenant's rows stay unstamped and wait for the next slot.
 _COLLECT_SQL = f"""
 WITH picked AS (
     SELECT id, created_at, tenant_id FROM {CallRecord._meta.db_table}
@@ -81,8 +82,8 @@ WITH picked AS (
     INSERT INTO {Invoice._meta.db_table} AS i
         (tenant_id, number, period_start, period_end, status, calls, subtotal_cents, tax_rate_bp, tax_cents,
          total_cents, currency, late_calls, stripe_invoice_id, hosted_invoice_url, created_at)
-    SELECT tenant_id, 'AKA-' || lpad(tenant_id::text, 6, '0') || '-' || %(month)s, %(period_start)s,
-           %(period_end)s, 'draft', 0, 0, %(tax_rate_bp)s, 0, 0, %(currency)s, 0, '', '', now()
+    SELECT tenant_id, 'AKA-' || lpad(tenant_id::text, greatest(6, length(tenant_id::text)), '0') || '-' || %(month)s,
+           %(period_start)s, %(period_end)s, 'draft', 0, 0, %(tax_rate_bp)s, 0, 0, %(currency)s, 0, '', '', now()
     FROM counts
     ON CONFLICT (tenant_id, period_start) DO UPDATE SET status = i.status
     RETURNING id, tenant_id

@@ -11,7 +11,8 @@ from django.test import Client
 from apps.billing import invoices, outbox
 from apps.billing.invoices import Period
 from apps.billing.models import CallRecord, Invoice, MeterWindow
-from apps.tenants.models import Tenant
+from apps.tenants.models import Plan, Tenant
+from tests import factories
 from tests.billing.helpers import ledger_rows, streamed
 
 MAY = Period(datetime(2026, 5, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC))
@@ -55,6 +56,20 @@ def test_invoice_matches_the_ledger_to_the_cent(db, settings, party):
     assert invoice.number == f"AKA-{party.tenant.pk:06d}-202605"
     assert sorted(CallRecord.objects.for_tenant(party.tenant).filter(invoice=invoice)
                   .values_list("request_id", flat=True)) == sorted(r.request_id for r in rows)
+
+
+def test_seven_digit_tenants_get_their_own_invoice_numbers(db):
+    """Ids past 999,999 are not cut to 6 digits: the drafts the outbox makes carry the
+    number invoices.number() gives, and two such tenants' calls are both collected."""
+    factories.ensure_plans()
+    starter = Plan.objects.get(name="Starter")
+    big, next_big = (Tenant.objects.create(pk=pk, name=f"Tenant {pk}", slug=f"tenant-{pk}", plan=starter)
+                     for pk in (1_000_000, 1_000_001))
+    ledger_rows(big, 2, at=IN_MAY)
+    ledger_rows(next_big, 3, at=IN_MAY)
+    drafts = {i.tenant_id: (i.number, i.calls) for i in Invoice.objects.unscoped_across_all_tenants()}
+    assert drafts == {1_000_000: ("AKA-1000000-202605", 2), 1_000_001: ("AKA-1000001-202605", 3)}
+    assert invoices.period_close(tenant_id=big.pk, period=MAY).number == invoices.number(big.pk, MAY)
 
 
 def test_csv_has_one_line_per_billable_call(db, party, monkeypatch):
