@@ -69,7 +69,11 @@ def identifier(tenant_id: int, start: datetime) -> str:
 # stamp each row with both; it returns what it stamped per draft. The invoice's number is
 # invoices.number()'s format: the id padded to 6 digits, never cut (lpad alone truncates a
 # longer id, and two tenants' numbers would collide). A window that has been sent returns
-# no row, so its tenant's rows stay unstamped and wait for the next slot.
+# no row, so its tenant's rows stay unstamped and wait for the next slot. So does an invoice
+# already finalized (closed by a worker whose clock runs ahead of the database's): its
+# tenant's rows wait, uncounted in any window, until the database's clock is in the next
+# period, then go into that period's window and draft as late calls, as Stripe's meter
+# counts them.
 _COLLECT_SQL = f"""
 WITH picked AS (
     SELECT id, created_at, tenant_id FROM {CallRecord._meta.db_table}
@@ -85,13 +89,13 @@ WITH picked AS (
     SELECT tenant_id, 'AKA-' || lpad(tenant_id::text, greatest(6, length(tenant_id::text)), '0') || '-' || %(month)s,
            %(period_start)s, %(period_end)s, 'draft', 0, 0, %(tax_rate_bp)s, 0, 0, %(currency)s, 0, '', '', now()
     FROM counts
-    ON CONFLICT (tenant_id, period_start) DO UPDATE SET status = i.status
+    ON CONFLICT (tenant_id, period_start) DO UPDATE SET status = i.status WHERE i.status = 'draft'
     RETURNING id, tenant_id
 ), windows AS (
     INSERT INTO {MeterWindow._meta.db_table} AS w
         (tenant_id, start, seconds, quantity, identifier, state, attempts, last_error, stripe_customer_id)
     SELECT tenant_id, %(start)s, %(seconds)s, n, %(prefix)s || tenant_id || ':w' || %(slot)s, 'pending', 0, '', ''
-    FROM counts
+    FROM counts JOIN drafts USING (tenant_id)  -- rows without a draft are not stamped: not counted either
     ON CONFLICT (tenant_id, start) DO UPDATE SET quantity = w.quantity + EXCLUDED.quantity
         WHERE w.state = 'pending' AND w.attempts = 0
     RETURNING id, tenant_id
@@ -122,8 +126,9 @@ def collect_lock(cur: CursorWrapper) -> bool:
 def collect(*, at: datetime | None = None) -> int:
     """Stamps unstamped billable rows into their tenant's window of the current slot and
     draft invoice of the current period; returns how many. A window that has been sent
-    takes no more rows (the ON CONFLICT guard): those rows wait for the next slot. `at`
-    stands for the database's clock (tests and benches replaying a past period)."""
+    or an invoice already finalized takes no more rows (the ON CONFLICT guards): those rows
+    wait for the next slot, or the next period. `at` stands for the database's clock (tests
+    and benches replaying a past period)."""
     from .invoices import Period
 
     seconds = settings.AKA_METER_WINDOW_SECONDS

@@ -99,6 +99,25 @@ def test_a_finalized_invoice_never_changes_and_late_rows_go_on_the_next(db, part
     assert first.status == june.status == Invoice.Status.FINALIZED
 
 
+def test_rows_collected_while_the_database_is_still_in_a_closed_period_wait_for_the_next(db, party):
+    """A worker whose clock runs ahead closed May while the database's clock is still in
+    May: the rows collected then go on no finalized invoice and in no window; once the
+    database's clock is in June they go on June's draft and window, as late calls."""
+    ledger_rows(party.tenant, 10, at=IN_MAY)
+    first = invoices.period_close(tenant_id=party.tenant.pk, period=MAY)
+    late = ledger_rows(party.tenant, 2, at=MAY.end - timedelta(seconds=2), collected_at=MAY.end - timedelta(seconds=1))
+    first.refresh_from_db()
+    assert (first.status, first.calls, first.subtotal_cents) == ("finalized", 10, 100)
+    waiting = CallRecord.objects.for_tenant(party.tenant).filter(pk__in=[r.pk for r in late])
+    assert list(waiting.values_list("invoice_id", "meter_window_id")) == [(None, None)] * 2
+    assert sum(MeterWindow.objects.for_tenant(party.tenant).values_list("quantity", flat=True)) == 10
+    assert outbox.collect(at=MAY.end + timedelta(seconds=1)) == 2
+    june = invoices.period_close(tenant_id=party.tenant.pk, period=Period.containing(MAY.end))
+    assert (june.calls, june.late_calls, june.subtotal_cents) == (2, 2, 20)
+    assert set(waiting.values_list("invoice_id", flat=True)) == {june.pk}
+    assert sum(MeterWindow.objects.for_tenant(party.tenant).values_list("quantity", flat=True)) == 12
+
+
 def test_close_ended_makes_one_invoice_per_tenant_and_is_idempotent(db, party):
     ledger_rows(party.tenant, 3, at=IN_MAY)
     Tenant.objects.update(created_at=IN_MAY - timedelta(days=30))
