@@ -4,7 +4,7 @@ in the same transaction (so a failure leaves it unrecorded and Stripe's retry ap
 - checkout.session.completed (setup mode): the saved card becomes the customer's default;
 - invoice.created / invoice.finalized: Stripe's invoice id, status and hosted URL on ours;
 - invoice.payment_failed: the tenant is unpaid from now (suspended after the grace period);
-- invoice.paid: paid, and the tenant restored;
+- invoice.paid: ours paid (once finalized), and the tenant restored;
 - customer.subscription.updated: its status and price (a plan changed in the portal
   becomes the tenant's plan); customer.subscription.deleted: no subscription any more.
 """
@@ -51,9 +51,12 @@ def _account(customer: str | None) -> BillingAccount | None:
 
 
 def _ours(account: BillingAccount, stripe_invoice: dict[str, Any]) -> Invoice | None:
-    """Our invoice for the period Stripe's invoice bills (its midpoint falls in ours)."""
+    """Our invoice for the period Stripe's invoice bills (its midpoint falls in ours). None
+    for the $0 invoice Stripe makes when the subscription is created: it bills no usage (a
+    subscription invoice bills the period before it, and there is none), and its zero-length
+    period would fall inside our running draft."""
     start, end = stripe_invoice.get("period_start"), stripe_invoice.get("period_end")
-    if not start or not end:
+    if not start or not end or end <= start or stripe_invoice.get("billing_reason") == "subscription_create":
         return None
     middle = datetime.fromtimestamp((start + end) / 2, tz=UTC)
     return (Invoice.objects.for_tenant(account.tenant_id)
@@ -64,7 +67,9 @@ def _link(invoice: Invoice, stripe_invoice: dict[str, Any], paid: bool = False) 
     invoice.stripe_invoice_id = stripe_invoice["id"]
     invoice.hosted_invoice_url = stripe_invoice.get("hosted_invoice_url") or invoice.hosted_invoice_url
     fields = ["stripe_invoice_id", "hosted_invoice_url"]
-    if paid and invoice.status != Invoice.Status.PAID:
+    # Only a finalized invoice can be paid: a draft's payment is applied when it is closed
+    # (stripe_invoice_link replays it), after its totals are made.
+    if paid and invoice.status == Invoice.Status.FINALIZED:
         invoice.status, invoice.paid_at = Invoice.Status.PAID, timezone.now()
         fields += ["status", "paid_at"]
     invoice.save(update_fields=fields)

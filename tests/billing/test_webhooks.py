@@ -89,6 +89,39 @@ def test_stripe_invoices_are_linked_to_ours(customer, fake):
     assert ours.total_cents == 30  # linking and paying never change the amounts
 
 
+@pytest.mark.parametrize(("billing_reason", "seconds"), [
+    ("subscription_create", 0),     # what Stripe sends when the subscription starts
+    ("subscription_create", 60),
+    ("subscription_cycle", 0),
+])
+def test_stripes_first_invoice_is_not_taken_for_ours(customer, fake, billing_reason, seconds):
+    """The $0 invoice of a new subscription (its period a moment of our running month)
+    neither links to nor pays our draft."""
+    tenant, cus = customer
+    ledger_rows(tenant, 3, at=timezone.now())
+    now = int(time.time())
+    first = {**fake.invoice_for(cus, status="paid"), "billing_reason": billing_reason, "total": 0, "amount_due": 0,
+             "period_start": now - seconds, "period_end": now}
+    assert deliver(fake, "invoice.paid", first).content == b"handled"
+    draft = Invoice.objects.for_tenant(tenant).get()
+    assert (draft.status, draft.stripe_invoice_id, draft.paid_at, draft.calls) == ("draft", "", None, 3)
+
+
+def test_a_payment_announced_before_our_close_is_applied_once_finalized(customer, fake):
+    tenant, cus = customer
+    period = Period.containing(timezone.now()).previous()
+    ledger_rows(tenant, 3, at=period.start + timedelta(days=2))
+    stripe_invoice = {**fake.invoice_for(cus, status="paid"), "billing_reason": "subscription_cycle",
+                      "period_start": int(period.start.timestamp()), "period_end": int(period.end.timestamp())}
+    deliver(fake, "invoice.paid", stripe_invoice)
+    draft = Invoice.objects.for_tenant(tenant).get()
+    assert (draft.status, draft.paid_at, draft.stripe_invoice_id) == ("draft", None, stripe_invoice["id"])
+    ours = invoices.period_close(tenant_id=tenant.pk, period=period)
+    ours.refresh_from_db()
+    assert (ours.status, ours.total_cents, ours.calls) == ("paid", 30, 3)
+    assert ours.finalized_at is not None and ours.paid_at is not None
+
+
 def test_a_plan_changed_in_the_portal_becomes_the_tenants_plan(customer, fake):
     tenant, cus = customer
     growth = accounts.catalog_ensure().prices["Growth"]
