@@ -79,21 +79,30 @@ def subscription_sync(*, tenant_id: int) -> None:
     moved to the new price after a plan change."""
     if not stripe_api.enabled():
         return
-    account = account_of(tenant_id=tenant_id)
-    if not account.stripe_customer_id:
-        return  # the customer task will come back here
-    price = _price_of(Tenant.objects.select_related("plan").get(pk=tenant_id).plan)
-    if not account.stripe_subscription_id:
-        state = stripe_api.subscription_create(tenant_id=tenant_id, customer=account.stripe_customer_id, price=price)
-    elif account.stripe_price_id != price:
-        state = stripe_api.subscription_price_set(subscription_id=account.stripe_subscription_id,
-                                                  item_id=account.stripe_subscription_item_id, price=price)
-    else:
-        return
-    account.stripe_subscription_id, account.stripe_subscription_item_id = state.subscription_id, state.item_id
-    account.stripe_price_id, account.subscription_status = state.price_id, state.status
-    account.save(update_fields=["stripe_subscription_id", "stripe_subscription_item_id", "stripe_price_id",
-                                "subscription_status", "updated_at"])
+    with transaction.atomic():
+        # One sync per tenant at a time, held across Stripe's answers (the customer task and
+        # a plan change's task may race): the later one sees the subscription the first made.
+        account = BillingAccount.objects.for_tenant(tenant_id).select_for_update().get_or_create(tenant_id=tenant_id)[0]
+        if not account.stripe_customer_id:
+            return  # the customer task will come back here
+        price = _price_of(Tenant.objects.select_related("plan").get(pk=tenant_id).plan)
+        if not account.stripe_subscription_id:
+            # A create whose answer was lost (a timeout) may have made one: adopt it, never a second.
+            state = (stripe_api.subscription_live(customer=account.stripe_customer_id)
+                     or stripe_api.subscription_create(tenant_id=tenant_id, customer=account.stripe_customer_id,
+                                                       price=price))
+            if state.price_id != price:  # adopted on the price before a plan change
+                state = stripe_api.subscription_price_set(subscription_id=state.subscription_id,
+                                                          item_id=state.item_id, price=price)
+        elif account.stripe_price_id != price:
+            state = stripe_api.subscription_price_set(subscription_id=account.stripe_subscription_id,
+                                                      item_id=account.stripe_subscription_item_id, price=price)
+        else:
+            return
+        account.stripe_subscription_id, account.stripe_subscription_item_id = state.subscription_id, state.item_id
+        account.stripe_price_id, account.subscription_status = state.price_id, state.status
+        account.save(update_fields=["stripe_subscription_id", "stripe_subscription_item_id", "stripe_price_id",
+                                    "subscription_status", "updated_at"])
 
 
 def customers_missing(*, limit: int = 50) -> list[int]:

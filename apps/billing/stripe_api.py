@@ -158,14 +158,23 @@ def _state(subscription: stripe.Subscription) -> SubscriptionState:
     return SubscriptionState(subscription.id, item.id, item.price.id, subscription.status)
 
 
+def subscription_live(*, customer: str) -> SubscriptionState | None:
+    """The customer's subscription that is not canceled (all Stripe lists by default), if any."""
+    for subscription in client().v1.subscriptions.list({"customer": customer, "limit": 1}).data:
+        return _state(subscription)
+    return None
+
+
 def subscription_create(*, tenant_id: int, customer: str, price: str) -> SubscriptionState:
     # Anchored to the 1st at midnight UTC, so Stripe's billing periods are our calendar months.
     params: SubscriptionCreateParams = {
         "customer": customer, "items": [{"price": price}], "metadata": {"tenant_id": str(tenant_id)},
         "billing_cycle_anchor_config": {"day_of_month": 1, "hour": 0, "minute": 0, "second": 0},
         "proration_behavior": "none"}
+    # The key names the tenant, not the price: a retry after a plan change must not make a
+    # second subscription (Stripe refuses a reused key with other parameters instead).
     return _state(client().v1.subscriptions.create(
-        params, {"idempotency_key": f"akarouter-subscription-{tenant_id}-{price}"}))
+        params, {"idempotency_key": f"akarouter-subscription-{tenant_id}"}))
 
 
 def subscription_price_set(*, subscription_id: str, item_id: str, price: str) -> SubscriptionState:

@@ -158,6 +158,7 @@ class FakeStripe(stripe.HTTPClient):
             ("POST", re.compile(r"/v1/customers/(?P<id>[^/]+)"), P.CustomerUpdateParams, self._customer_update),
             ("GET", re.compile(r"/v1/setup_intents/(?P<id>[^/]+)"), P.SetupIntentRetrieveParams, self._setup_intent),
             ("POST", re.compile(r"/v1/subscriptions"), P.SubscriptionCreateParams, self._subscription_create),
+            ("GET", re.compile(r"/v1/subscriptions"), P.SubscriptionListParams, self._subscription_list),
             ("POST", re.compile(r"/v1/subscriptions/(?P<id>[^/]+)"), P.SubscriptionUpdateParams,
              self._subscription_update),
             ("POST", re.compile(r"/v1/invoices/create_preview"), P.InvoiceCreatePreviewParams, self._preview),
@@ -407,6 +408,15 @@ class FakeStripe(stripe.HTTPClient):
                         "collection_method": "charge_automatically", "cancel_at_period_end": False,
                         "items": self._list(f"/v1/subscription_items?subscription={sub_id}", items)}
         return 200, self._put("subscriptions", conform(subscription, stripe.Subscription))
+
+    def _subscription_list(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        def listed(subscription: dict[str, Any]) -> bool:
+            if "status" not in p:  # Stripe's default: every subscription not canceled
+                return bool(subscription["status"] != "canceled")
+            return p["status"] in ("all", subscription["status"])
+
+        found = [x for x in self.all("subscriptions") if p.get("customer") in (None, x["customer"]) and listed(x)]
+        return 200, self._list("/v1/subscriptions", found[:p.get("limit", 10)])
 
     def _subscription_update(self, p: dict[str, Any], id: str) -> tuple[int, dict[str, Any]]:
         subscription = self.get("subscriptions", id)

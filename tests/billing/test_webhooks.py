@@ -149,6 +149,22 @@ def test_a_plan_change_is_made_in_stripe_too(customer, fake, monkeypatch):
     assert tenant.plan.price_per_call_cents == 5
 
 
+def test_a_subscription_whose_creation_answer_was_lost_is_adopted_not_doubled(db, fake):
+    """The create got through but its answer was lost (a timeout); the plan changed before
+    the sync ran again. The tenant ends with one subscription, on the new plan's price."""
+    tenant, _ = factories.make_tenant("Timed out")
+    cus = stripe_api.customer_create(tenant_id=tenant.pk, name=tenant.name, email="t@example.com")
+    BillingAccount.objects.for_tenant(tenant).create(tenant=tenant, stripe_customer_id=cus)
+    starter = accounts.catalog_ensure().prices["Starter"]
+    lost = stripe_api.subscription_create(tenant_id=tenant.pk, customer=cus, price=starter)
+    accounts.plan_change(tenant=tenant, plan_name="Scale")
+    accounts.subscription_sync(tenant_id=tenant.pk)
+    [subscription] = fake.all("subscriptions")
+    assert (subscription["id"], subscription["items"]["data"][0]["price"]["unit_amount"]) == (lost.subscription_id, 5)
+    assert (account(tenant).stripe_subscription_id, account(tenant).stripe_price_id) == (
+        lost.subscription_id, subscription["items"]["data"][0]["price"]["id"])
+
+
 def test_sign_up_schedules_the_stripe_customer_after_commit(transactional_db, settings, monkeypatch):
     settings.AKA_STRIPE_FAKE = True
     sent = []
