@@ -174,7 +174,7 @@ def bills(tenant_ids: list[int], months: list[datetime], now: datetime) -> tuple
     of their ids."""
     from django.db import connection
 
-    from apps.billing import outbox
+    from apps.billing import stripe_api
     from apps.billing.invoices import Period
 
     invoice_ids = np.zeros((len(tenant_ids), len(months)), dtype=np.int64)
@@ -195,7 +195,7 @@ def bills(tenant_ids: list[int], months: list[datetime], now: datetime) -> tuple
                 "INSERT INTO billing_meterwindow (tenant_id, start, seconds, quantity, identifier, state, attempts,"
                 " last_error, stripe_customer_id) SELECT t, %s, %s, 0, %s || t || ':w' || %s, 'acked', 1, '', ''"
                 " FROM unnest(%s::bigint[]) AS t RETURNING id",
-                [period.start, int((period.end - period.start).total_seconds()), f"{outbox.namespace()}:t",
+                [period.start, int((period.end - period.start).total_seconds()), f"{stripe_api.namespace()}:t",
                  str(int(period.start.timestamp())), tenant_ids])
             window_ids[:, m] = [i for (i,) in cur.fetchall()]
     return invoice_ids, window_ids

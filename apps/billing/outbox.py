@@ -53,13 +53,8 @@ CLAIM_CHUNK = 64
 SEND_THREADS = 8
 
 
-def namespace() -> str:
-    """Keeps identifiers apart between deployments (and test databases) sharing one Stripe account."""
-    return settings.AKA_METER_NAMESPACE or f"aka-{settings.DATABASES['default']['NAME']}"
-
-
 def identifier(tenant_id: int, start: datetime) -> str:
-    return f"{namespace()}:t{tenant_id}:w{int(start.timestamp())}"
+    return f"{stripe_api.namespace()}:t{tenant_id}:w{int(start.timestamp())}"
 
 
 # --- Collect -----------------------------------------------------------------------------
@@ -140,7 +135,7 @@ def collect(*, at: datetime | None = None) -> int:
         period = Period.containing(now)
         cur.execute(_COLLECT_SQL, {
             "batch": settings.AKA_METER_BATCH, "start": datetime.fromtimestamp(slot, tz=UTC),
-            "seconds": seconds, "prefix": f"{namespace()}:t", "slot": str(slot), "month": f"{period.start:%Y%m}",
+            "seconds": seconds, "prefix": f"{stripe_api.namespace()}:t", "slot": str(slot), "month": f"{period.start:%Y%m}",
             "period_start": period.start, "period_end": period.end, "tax_rate_bp": settings.AKA_BILLING_TAX_RATE_BP,
             "currency": settings.AKA_BILLING_CURRENCY})
         added = cur.fetchall()

@@ -71,6 +71,12 @@ def reset_client() -> None:
     _client.cache_clear()
 
 
+def namespace() -> str:
+    """Keeps meter identifiers and idempotency keys apart between deployments (and test
+    databases) sharing one Stripe account."""
+    return settings.AKA_METER_NAMESPACE or f"aka-{settings.DATABASES['default']['NAME']}"
+
+
 # --- The catalog: one meter, one product, a metered price per plan ----------------------
 
 
@@ -141,7 +147,7 @@ def customer_create(*, tenant_id: int, name: str, email: str) -> str:
     # The idempotency key makes a retried creation (a task run twice) return the same customer.
     customer = client().v1.customers.create(
         {"name": name, "email": email, "metadata": {"tenant_id": str(tenant_id)}},
-        {"idempotency_key": f"akarouter-customer-{tenant_id}"})
+        {"idempotency_key": f"{namespace()}:customer-{tenant_id}"})
     return customer.id
 
 
@@ -174,7 +180,7 @@ def subscription_create(*, tenant_id: int, customer: str, price: str) -> Subscri
     # The key names the tenant, not the price: a retry after a plan change must not make a
     # second subscription (Stripe refuses a reused key with other parameters instead).
     return _state(client().v1.subscriptions.create(
-        params, {"idempotency_key": f"akarouter-subscription-{tenant_id}"}))
+        params, {"idempotency_key": f"{namespace()}:subscription-{tenant_id}"}))
 
 
 def subscription_price_set(*, subscription_id: str, item_id: str, price: str) -> SubscriptionState:

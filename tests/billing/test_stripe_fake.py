@@ -69,6 +69,17 @@ def test_customer_creation_is_idempotent_and_subscribes(db, fake):
     assert subscription["items"]["data"][0]["price"]["unit_amount"] == 10
 
 
+def test_deployments_sharing_a_stripe_account_do_not_share_customers(db, fake, settings):
+    """Another deployment's tenant with the same id is another customer: the idempotency
+    key carries the namespace, as meter identifiers do."""
+    tenant, _ = factories.make_tenant("Same id")
+    settings.AKA_METER_NAMESPACE = "deploy-a"
+    ours = stripe_api.customer_create(tenant_id=tenant.pk, name="A", email="a@example.com")
+    settings.AKA_METER_NAMESPACE = "deploy-b"
+    theirs = stripe_api.customer_create(tenant_id=tenant.pk, name="B", email="b@example.com")
+    assert ours != theirs and len(fake.all("customers")) == 2
+
+
 def test_meter_events_refuse_a_repeated_identifier_and_old_timestamps(db, fake):
     tenant, _ = factories.make_tenant("Events")
     customer = accounts.customer_ensure(tenant_id=tenant.pk)
