@@ -50,7 +50,7 @@ def _evaluate(expression: str) -> float | None:
 
     try:
         return value(ast.parse(cleaned.strip(), mode="eval"))
-    except (SyntaxError, ValueError, ZeroDivisionError, RecursionError):
+    except (SyntaxError, ValueError, ZeroDivisionError, RecursionError, OverflowError):   # an int past float's range
         return None
 
 
@@ -176,7 +176,8 @@ def math_features(prompt: str, text: str) -> dict[str, float]:
         "question_numbers": min(len(given), 12),
         "lines": min(sum(1 for line in text.splitlines() if line.strip()), 15),
         "results": min(len(RESULT.findall(text)), 15),
-        "fractional_final": float(final is not None and final != int(final)),
+        # is_integer: a runaway final (400 digits) is float('inf'), which int() refuses.
+        "fractional_final": float(final is not None and not final.is_integer()),
         "final_given_in_question": float(final in given) if final is not None else 0.0,
         "final_magnitude_log": min(math.log10(abs(final) + 1), 7) if final is not None else 0.0,
         "second_thoughts": min(len(SECOND_THOUGHTS.findall(text)), 6),

@@ -161,6 +161,7 @@ def test_llm_judge_that_gives_no_score_rejects_the_draft(reply, reason):
     complete, _ = grader(reply)
     verdict = judged(LLMJudge([JUDGE_MODEL], complete), SUPPORT, answer("Within 5 days."), "support")
     assert verdict.passed is False and verdict.reason.startswith(reason)
+    assert verdict.judged is False   # so the router takes no label from it (test_decision)
 
 
 def test_the_math_judge_reads_what_the_final_line_shows():
@@ -171,3 +172,12 @@ def test_the_math_judge_reads_what_the_final_line_shows():
     uncomputed = math_probability(math_features(UNITS, UNITS_RIGHT.replace("#### 30", "#### 120")))
     assert math_features(UNITS, UNITS_RIGHT)["no_hashes_final"] == 0.0
     assert marked > 0.85 and trailing < marked - 0.05 and uncomputed < marked - 0.1
+
+
+@pytest.mark.parametrize("text", [
+    "3 x 60 = 180, and 180 x 3 = 540.\n#### " + "1" * 400,          # a final past float's range: inf
+    "1" + "0" * 400 + " * 2 = 7, so 180 x 3 = 540.\n#### 540",      # a sum past it
+])
+def test_a_runaway_number_is_judged_not_a_crash(text):
+    verdict = judged(HeuristicJudge(), SPRINTS, answer(text), "math")
+    assert 0.0 <= verdict.score <= 1.0
