@@ -32,6 +32,9 @@ class Verdict:
     passed: bool
     reason: str
     cost_micros: Decimal = Decimal(0)
+    # False when the judge could not judge (unreachable, no score): the draft is rejected,
+    # but that says nothing about it, so it is no label for the router.
+    judged: bool = True
 
 
 # --- what a verdict tells the router --------------------------------------------------
@@ -149,12 +152,12 @@ class LLMJudge(Judge):
         try:
             graded = await self.complete(self.rubric(req, answer), self.chain, outcome)
         except Exception as exc:  # noqa: BLE001  (an unreachable judge is a rejection, never a failed call)
-            return Verdict(self.name, 0.0, False, f"judge unavailable: {exc}"[:100])
+            return Verdict(self.name, 0.0, False, f"judge unavailable: {exc}"[:100], judged=False)
         served = next((m for m in self.chain if m.id == graded.model), self.chain[0])
         cost = served.cost_micros(graded.usage)
         found = SCORE.search(graded.content or "")
         if found is None:
-            return Verdict(self.name, 0.0, False, "judge gave no score", cost)
+            return Verdict(self.name, 0.0, False, "judge gave no score", cost, judged=False)
         score = int(found.group(1)) / 10
         return Verdict(self.name, score, score >= threshold, f"judge scored {found.group(1)}/10", cost)
 

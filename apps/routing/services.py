@@ -92,6 +92,7 @@ def _check_pool(name: str, pool, catalog: dict[str, CatalogModel]) -> list[str]:
 def _check_aliases(aliases, catalog) -> dict:
     if not isinstance(aliases, dict):
         raise InvalidSettings({"aliases": 'Give an object such as {"aka:support": ["gpt-4o-mini", "gpt-4o"]}.'})
+    aliases = dict(aliases)   # the caller's is left as it came
     for alias, pool in aliases.items():
         if not (alias.startswith(ALIAS_PREFIX) and 4 < len(alias) <= 60 and alias[4:].replace("-", "").replace(
                 "_", "").isalnum()):
@@ -113,7 +114,7 @@ def routing_settings_update(*, tenant, **changes) -> RoutingSettings:
     if "pool" in changes:
         changes["pool"] = _check_pool("pool", changes["pool"], catalog)
     if "aliases" in changes:
-        changes["aliases"] = _check_aliases(dict(changes["aliases"]), catalog)
+        changes["aliases"] = _check_aliases(changes["aliases"], catalog)
     if "judge_model" in changes and changes["judge_model"] not in catalog:
         raise InvalidSettings({"judge_model": f"'{changes['judge_model']}' is not a model of the catalog."})
     row, _ = RoutingSettings.objects.for_tenant(tenant).get_or_create(tenant=tenant)
@@ -343,7 +344,9 @@ def judge_label(decision: Decision, verdict) -> float | None:
     """What a judge's verdict on a draft teaches about the cheap model (a weaker label than
     the client's): P(good) after the verdict, capped by the judge's own score (a cut or
     refused answer is surely bad); None when the verdict shows nothing (a multiple-choice
-    letter passes whatever it says)."""
+    letter passes whatever it says, or a judge that could not judge: unreachable, or no score)."""
+    if not verdict.judged:
+        return None
     after = after_verdict(decision.predicted_quality, decision.task, verdict.passed, decision.judge_threshold)
     if abs(after - decision.predicted_quality) < 1e-6:
         return None

@@ -213,6 +213,9 @@ def test_a_judges_verdict_labels_the_cheap_model_by_what_it_shows():
     # A multiple-choice letter passes whatever it says: no label.
     choice = decide("Which is a mammal?\nA) shark\nB) whale\nC) trout")
     assert judge_label(choice, passed) is None
+    # A judge that could not judge (unreachable, no score) rejects the draft but teaches nothing:
+    # its score 0 was stored as a label that the draft was bad.
+    assert judge_label(support, Verdict("llm", 0.0, False, "judge unavailable: down", judged=False)) is None
 
 
 def test_a_multiple_choice_question_takes_its_likely_subjects_rates():

@@ -51,6 +51,8 @@ def test_owner_changes_routing_settings_and_the_outsider_sees_none_of_it(party):
     ({"pool": ["gpt-4o-mini", "text-embedding-3-small"]}, "pool"),   # not a chat model
     ({"aliases": {"support": ["gpt-4o-mini", "gpt-4o"]}}, "aliases"),
     ({"aliases": {"aka:support": ["gpt-4o"]}}, "aliases"),
+    ({"aliases": [["aka:support", ["gpt-4o-mini", "gpt-4o"]]]}, "aliases"),   # not an object (a 500 before)
+    ({"aliases": 5}, "aliases"),
     ({"speculation": "always"}, "speculation"),
     ({"judge": "oracle"}, "judge"),
     ({"judge_model": "no-such-model"}, "judge_model"),
