@@ -2,6 +2,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from pgvector.django import VectorField
 
+from apps.core.validators import finite
 from apps.tenants.scoping import TenantOwned
 
 from .embedder import DIMENSIONS
@@ -62,14 +63,14 @@ class CacheSettings(TenantOwned):
     # 38.7/36.5/40.2% at 0.85, HWU64 18.4/16.6/18.0% against 19.2/18.1/20.4%). An expert
     # setting: staff tune it per tenant (the console's tune page, admin, set_cache_threshold).
     threshold = models.FloatField(
-        default=DEFAULT_THRESHOLD, validators=[MinValueValidator(0.80), MaxValueValidator(0.999)],
+        default=DEFAULT_THRESHOLD, validators=[finite, MinValueValidator(0.80), MaxValueValidator(0.999)],
         help_text="expert: similarity a cached answer needs to be considered for a new prompt (0.80-0.999; higher"
                   " is stricter); the target wrong-hit rate then decides")
     # What tenants choose: the share of semantic hits that may be wrong. The second stage's
     # calibration (apps.cache.verifier, on held-out training data) maps it to its cut-off;
     # a lower target is stricter. Null: no second stage, the threshold alone (expert).
     target_wrong_hit_rate = models.FloatField(
-        default=0.01, null=True, blank=True, validators=[MinValueValidator(0.001), MaxValueValidator(0.10)],
+        default=0.01, null=True, blank=True, validators=[finite, MinValueValidator(0.001), MaxValueValidator(0.10)],
         help_text="share of semantic hits allowed to be wrong (0.001-0.10, e.g. 0.01 for 1%; lower is stricter;"
                   " null: the similarity threshold alone)")
     ttl_seconds = models.PositiveIntegerField(default=7 * 24 * 3600, validators=[MinValueValidator(60)])

@@ -3,6 +3,7 @@ from django.db import models
 from django.db.models.functions import Now
 from pgvector.django import VectorField
 
+from apps.core.validators import finite
 from apps.tenants.scoping import TenantOwned
 
 EMBEDDING_DIMENSIONS = 384   # the cache's embedder (all-MiniLM-L6-v2), whose vectors the router reuses
@@ -52,18 +53,18 @@ class RoutingSettings(TenantOwned):
     allow_substitution = models.BooleanField(
         default=False, help_text="route calls naming a model of the pool too (not only `auto` and aliases)")
     quality_floor = models.FloatField(
-        default=0.95, validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
+        default=0.95, validators=[finite, MinValueValidator(0.5), MaxValueValidator(1.0)],
         help_text="share of the strongest model's quality a cheaper model must be predicted to keep")
     speculation = models.CharField(max_length=12, choices=Speculation.choices, default=Speculation.OFF)
     buffered_speculation = models.BooleanField(
         default=False, help_text="streaming calls speculate too (the answer starts once it is accepted)")
     judge = models.CharField(max_length=12, choices=Judge.choices, default=Judge.HEURISTIC)
     judge_threshold = models.FloatField(
-        default=0.5, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        default=0.5, validators=[finite, MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="judge score (0-1) a draft needs to be served")
     judge_model = models.CharField(max_length=100, default="gpt-4o-mini", help_text="the LLM judge's model")
     exploration = models.FloatField(
-        default=0.05, validators=[MinValueValidator(0.0), MaxValueValidator(0.2)],
+        default=0.05, validators=[finite, MinValueValidator(0.0), MaxValueValidator(0.2)],
         help_text="largest share of routed calls decided by Thompson sampling instead of the best estimate")
 
     class Meta:

@@ -62,6 +62,8 @@ def test_set_cache_threshold_command(party):
     assert cache_settings_for(tenant=party.tenant).threshold == 0.93
     with pytest.raises(CommandError, match="0.999"):
         call_command("set_cache_threshold", party.tenant.slug, "1.5")
+    with pytest.raises(CommandError, match="finite"):   # NaN passes both bounds, and broke the settings API
+        call_command("set_cache_threshold", party.tenant.slug, "nan")
     with pytest.raises(CommandError, match="no tenant"):
         call_command("set_cache_threshold", "nobody", "0.9")
     assert cache_settings_for(tenant=party.tenant).threshold == 0.93
