@@ -102,13 +102,34 @@ def test_an_open_circuit_is_skipped(settings):
     assert skipped.reason.startswith("circuit open: mini")
 
 
-def test_a_circuit_half_opens_after_its_cool_down_and_closes_on_success(settings):
-    settings.AKA_BREAKER_FAILURES, settings.AKA_BREAKER_COOLDOWN = 1, 0
+def test_a_circuit_half_opens_after_its_cool_down_and_closes_on_success(settings, monkeypatch):
+    settings.AKA_BREAKER_FAILURES, settings.AKA_BREAKER_COOLDOWN = 1, 30
+    now = [1000.0]
+    monkeypatch.setattr(breaker.time, "monotonic", lambda: now[0])
     breaker.record("mini", ok=False)
+    assert breaker.is_open("mini") is True         # cooling down
+    now[0] += 30
     assert breaker.is_open("mini") is False        # the one half-open probe
     assert breaker.is_open("mini") is True         # the others wait for it
     breaker.record("mini", ok=True)
     assert breaker.state("mini") == "closed" and breaker.is_open("mini") is False
+
+
+def test_a_probe_that_never_reports_goes_to_the_next_caller_after_a_cool_down(settings, monkeypatch):
+    """The router asks about every model of the pool: the probe went to a decision that
+    then routed elsewhere, nothing reported on it, and the circuit stayed open for good."""
+    settings.AKA_BREAKER_FAILURES, settings.AKA_BREAKER_COOLDOWN = 1, 30
+    now = [1000.0]
+    monkeypatch.setattr(breaker.time, "monotonic", lambda: now[0])
+    breaker.record("mini", ok=False)
+    now[0] += 30
+    assert breaker.is_open("mini") is False        # handed out, never reported on
+    now[0] += 29
+    assert breaker.is_open("mini") is True
+    now[0] += 1
+    assert breaker.is_open("mini") is False        # the next caller's probe
+    breaker.record("mini", ok=False)
+    assert breaker.is_open("mini") is True         # a failed probe reopens it for a whole cool-down
 
 
 def test_the_floor_holds_on_average_spent_where_the_cheap_model_loses_least():
