@@ -29,7 +29,7 @@ class Outcome:
 
     attempts: int = 0
     last_error: UpstreamError | None = None
-    failed: list[str] = field(default_factory=list)   # the model of each failed attempt (circuit breakers)
+    failed: list[str] = field(default_factory=list)   # the model of each attempt it failed (circuit breakers)
 
 
 def chain_for(model: ModelInfo, catalog: dict[str, ModelInfo], needs: set[str]) -> list[ModelInfo]:
@@ -66,7 +66,8 @@ async def _each_attempt(chain: list[ModelInfo], outcome: Outcome):
 
 def _failed(outcome: Outcome, model: ModelInfo, error: UpstreamError) -> None:
     outcome.last_error = error
-    outcome.failed.append(model.id)
+    if error.kind != "upstream_rejected":   # the request's fault (too long, malformed), not the model's
+        outcome.failed.append(model.id)
     metrics.UPSTREAM_ERRORS.labels(model.provider, error.kind).inc()
 
 

@@ -240,3 +240,21 @@ def test_a_cascade_whose_strong_model_fails_records_what_it_spent_and_tells_the_
     assert row.provider_cost_micros == row.draft_cost_micros + row.judge_cost_micros
     assert row.attempts == 1 + 2 * settings.AKA_BREAKER_FAILURES
     assert (breaker.state(STRONG), breaker.state("gpt-4o")) == ("open", "open")
+
+
+@pytest.mark.parametrize("kind, circuit", [("400", "closed"), ("500", "open")])
+def test_a_request_the_upstream_rejects_opens_no_circuit(live, sim, settings, monkeypatch, kind, circuit):
+    """An upstream 400 is the request's fault (too long, malformed): five such requests from
+    one tenant opened the model's circuit for every tenant of the worker. Run in this process."""
+    settings.AKA_SIMULATOR_URL, settings.AKA_RETRY_BASE_DELAY = sim, 0.01
+    settings.AKA_BREAKER_FAILURES = 1
+    monkeypatch.setattr(breaker, "_circuits", {})
+    httpx.post(f"{sim}/_sim/faults", json={"model": "*", "kind": kind, "times": None})
+    try:
+        status, _, _ = through_handler("/v1/chat/completions", orjson.dumps(
+            {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": SUPPORT}]}),
+            [(b"authorization", f"Bearer {live.raw_key}".encode())])
+    finally:
+        httpx.delete(f"{sim}/_sim/faults")
+    assert status == (400 if kind == "400" else 502)
+    assert breaker.state("gpt-4o-mini") == circuit
