@@ -99,12 +99,11 @@ def _late_hours(seen_id: int | None, *, before: datetime) -> list[datetime]:
     """Hours before `before` holding ledger rows with ids above `seen_id` (the highest
     committed two refreshes ago, RollupState.ledger_id_before): every row committed since
     the previous refresh, as long as an insert's transaction lasts less than a refresh
-    interval (a ledger batch takes milliseconds, refreshes are minutes apart)."""
-    if seen_id is None:
-        return []
+    interval (a ledger batch takes milliseconds, refreshes are minutes apart). None: that
+    refresh saw an empty ledger (or there was none), so every row is new to it."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT DISTINCT date_trunc('hour', created_at) FROM billing_callrecord"
-                       " WHERE id > %s AND created_at < %s", [seen_id, before])
+                       " WHERE id > %s AND created_at < %s", [seen_id or 0, before])
         return [hour for (hour,) in cursor.fetchall()]
 
 

@@ -88,6 +88,16 @@ def test_a_replayed_row_committed_after_a_refresh_with_a_newer_id_is_rolled_up(p
     assert rolled == CallRecord.objects.for_tenant(party.tenant).filter(created_at__lt=hour_floor(now)).count() == 22
 
 
+def test_rows_replayed_into_a_ledger_empty_at_the_first_refreshes_are_rolled_up(party):
+    """A fresh deployment: the first refreshes see no row, so there is no id to compare with."""
+    now = timezone.now()
+    rollups_refresh(now=now)
+    rollups_refresh(now=now)
+    ledger.calls(party.tenant, n=7, start=now - timedelta(hours=30), span=timedelta(hours=2), seed=8)
+    rollups_refresh(now=now)
+    assert CallRollup.objects.for_tenant(party.tenant).aggregate(n=Sum("calls"))["n"] == 7
+
+
 def test_a_celery_worker_refreshes_the_rollups(worker, party):  # noqa: F811  (the imported fixture)
     ledger.calls(party.tenant, n=20, start=timezone.now() - timedelta(hours=5), span=timedelta(hours=2))
     refresh_rollups.apply_async(queue=worker)
