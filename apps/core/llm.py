@@ -7,6 +7,13 @@ protocol we speak; the wire modules translate to and from it.
 
 from dataclasses import dataclass, field
 
+# A text's size in tokens, estimated where no tokenizer runs.
+CHARACTERS_PER_TOKEN = 4
+
+
+def estimated_tokens(text: str) -> int:
+    return -(-len(text) // CHARACTERS_PER_TOKEN)
+
 
 @dataclass(slots=True)
 class ChatRequest:

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
-from apps.core.llm import Usage
+from apps.core.llm import Usage, estimated_tokens
 from apps.core.snapshots import Snapshots
 from apps.providers import dispatch
 from apps.providers.catalog import ModelInfo
@@ -143,9 +143,6 @@ def pool_for(config: Config, requested: str, catalog: dict[str, ModelInfo], need
     pool = [catalog[n] for n in names if n in catalog and needs <= catalog[n].capabilities]
     return pool if len(pool) >= 2 else []
 
-
-# A prompt's size in tokens, estimated before any tokenizer runs.
-CHARACTERS_PER_TOKEN = 4
 
 # --- the decision ---------------------------------------------------------------------
 
@@ -363,7 +360,7 @@ async def decide(*, tenant_id: int, config: Config, pool: list[ModelInfo], promp
         neighbours = await labels.nearest(tenant_id=tenant_id, vector=vector, models=[m.id for m in pool],
                                           k=settings.AKA_ROUTING_NEIGHBOURS)
     return decide_with(tenant_id=tenant_id, config=config, pool=pool, task=task_of(prompt), neighbours=neighbours,
-                       vector=vector, prompt_tokens=-(-len(prompt) // CHARACTERS_PER_TOKEN))
+                       vector=vector, prompt_tokens=estimated_tokens(prompt))
 
 
 def chain_for(decision: Decision, catalog: dict[str, ModelInfo], needs: set[str]) -> list[ModelInfo]:
