@@ -64,7 +64,8 @@ async def _each_attempt(chain: list[ModelInfo], outcome: Outcome):
             return
 
 
-def _failed(outcome: Outcome, model: ModelInfo, error: UpstreamError) -> None:
+def failed(outcome: Outcome, model: ModelInfo, error: UpstreamError) -> None:
+    """An attempt on `model` failed: opening it, or (a stream) after its first event."""
     outcome.last_error = error
     if error.kind != "upstream_rejected":   # the request's fault (too long, malformed), not the model's
         outcome.failed.append(model.id)
@@ -76,7 +77,7 @@ async def complete(req: ChatRequest, chain: list[ModelInfo], outcome: Outcome) -
         try:
             result = await adapter_for(model.provider).complete(req, model)
         except UpstreamError as error:
-            _failed(outcome, model, error)
+            failed(outcome, model, error)
             continue
         outcome.last_error = None
         return result
@@ -90,12 +91,18 @@ async def open_stream(req: ChatRequest, chain: list[ModelInfo], outcome: Outcome
         try:
             first = await anext(events)
         except UpstreamError as error:
-            _failed(outcome, model, error)
+            failed(outcome, model, error)
             await events.aclose()
             continue
         outcome.last_error = None
         return model, first, events
     raise outcome.last_error
+
+
+def cut_short(prompt_tokens: int, pieces: list[str]) -> Usage:
+    """What a stream that did not finish (closed by us, or cut) is charged for: its input
+    and the output received until then, one token per piece of text (as providers stream)."""
+    return Usage(prompt_tokens, sum(1 for piece in pieces if piece))
 
 
 async def embed(data: dict, chain: list[ModelInfo], outcome: Outcome) -> tuple[ModelInfo, dict, Usage]:
@@ -105,7 +112,7 @@ async def embed(data: dict, chain: list[ModelInfo], outcome: Outcome) -> tuple[M
         try:
             body, usage = await adapter_for(model.provider).embed(data, model)
         except UpstreamError as error:
-            _failed(outcome, model, error)
+            failed(outcome, model, error)
             continue
         outcome.last_error = None
         return model, body, usage

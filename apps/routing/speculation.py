@@ -129,13 +129,12 @@ async def cascade(plan: Plan, req: ChatRequest, done: Run) -> None:
 
 
 class StrongStream:
-    """The strong model's answer read from its stream, counting the output received so
+    """The strong model's answer read from its stream, keeping the output received so
     that a cancelled call can be billed for what it produced."""
 
     def __init__(self) -> None:
         self.model: ModelInfo | None = None
         self.parts: list[str] = []
-        self.received = 0            # output tokens received (one per content delta, as providers stream)
         self.finish = "stop"
 
     async def read(self, req: ChatRequest, chain: list[ModelInfo], outcome: dispatch.Outcome) -> ChatResult:
@@ -145,15 +144,14 @@ class StrongStream:
             while True:
                 if isinstance(event, Delta) and event.content:
                     self.parts.append(event.content)
-                    self.received += 1
                 elif isinstance(event, Finish):
                     self.finish = event.finish_reason
                 elif isinstance(event, Final):
                     return ChatResult(id=event.id, model=self.model.id, content="".join(self.parts),
                                       finish_reason=self.finish, usage=event.usage, provider=self.model.provider)
                 event = await anext(events)
-        except UpstreamError:
-            outcome.failed.append(self.model.id)   # failed mid-way: its circuit breaker hears of it too
+        except UpstreamError as error:
+            dispatch.failed(outcome, self.model, error)   # failed mid-way: its circuit breaker hears of it too
             raise
         finally:
             # Closing the stream closes the upstream connection: the provider stops generating.
@@ -169,7 +167,7 @@ async def _cancel(task: asyncio.Task) -> None:
 def _cut_short(stream: StrongStream, prompt_tokens: int) -> Decimal:
     """What a strong stream that did not finish (we closed it, or it was cut) is billed:
     its input and the output received until then; nothing if it never started."""
-    return stream.model.cost_micros(Usage(prompt_tokens, stream.received)) if stream.model else Decimal(0)
+    return stream.model.cost_micros(dispatch.cut_short(prompt_tokens, stream.parts)) if stream.model else Decimal(0)
 
 
 async def race(plan: Plan, req: ChatRequest, done: Run) -> None:
