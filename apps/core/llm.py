@@ -52,6 +52,11 @@ class ChatRequest:
             wanted.add("logprobs")
         return frozenset(wanted)
 
+    def estimated_prompt_tokens(self) -> int:
+        """The messages' text in tokens, estimated: for an input whose count the provider
+        never sent."""
+        return estimated_tokens("".join(content_text(message.get("content")) for message in self.messages))
+
     def last_user_text(self) -> str:
         for message in reversed(self.messages):
             if message.get("role") == "user":

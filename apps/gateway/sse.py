@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from apps.core import metrics
 from apps.core.errors import ApiError
-from apps.core.llm import ChatResult, Delta, Final, Finish
+from apps.core.llm import ChatRequest, ChatResult, Delta, Final, Finish
+from apps.providers import dispatch
 from apps.providers.errors import UpstreamError
 
 from .call import Call
@@ -63,11 +64,11 @@ async def _with_keepalives(events: AsyncIterator, interval: float):
             await asyncio.gather(pending, return_exceptions=True)
 
 
-async def body(call: Call, writer, stream_error: Callable[[ApiError], bytes], events: AsyncIterator,
+async def body(call: Call, req: ChatRequest, writer, stream_error: Callable[[ApiError], bytes], events: AsyncIterator,
                before_end: Callable[[Call], Awaitable[None]]) -> AsyncIterator[bytes]:
-    """The SSE bytes of one answer. Streamed tool calls are not assembled, so an answer
-    with them is not kept for the cache. `before_end` runs just before the last event
-    goes out (the ledger's promise of the row)."""
+    """The SSE bytes of one answer to `req`. Streamed tool calls are not assembled, so an
+    answer with them is not kept for the cache. `before_end` runs just before the last
+    event goes out (the ledger's promise of the row)."""
     parts, finish_reason, had_tool_calls = [], "stop", False
     ticks = _with_keepalives(events, KEEPALIVE_SECONDS)
     try:
@@ -98,6 +99,10 @@ async def body(call: Call, writer, stream_error: Callable[[ApiError], bytes], ev
         # Never a clean end after a truncated answer: the client gets an error event.
         stalled = error.kind == "upstream_timeout"  # no chunk within the model's stall timeout
         call.status, call.error_type = (504, "upstream_stream_stalled") if stalled else (502, "upstream_stream_cut")
+        # Only an upstream's stream fails so, never a replay. The provider charged for the input and
+        # the output sent; the usage comes only with the Final event, so the input is our estimate.
+        dispatch.failed(call.outcome, call.served, error)
+        call.usage = dispatch.cut_short(req.estimated_prompt_tokens(), parts)
         yield stream_error(error.as_api_error())
     except Exception:
         log.exception("stream %s failed", call.request_id)

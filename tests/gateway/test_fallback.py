@@ -1,12 +1,19 @@
 """Retries and fallbacks before the first byte; none after it."""
 
+import asyncio
 import json
 import time
 
 import anthropic
 import httpx
 import openai
+import orjson
 import pytest
+
+from apps.core.llm import Usage
+from apps.providers.catalog import amodels
+from apps.routing import breaker
+from tests.gateway.inprocess import through_handler
 
 
 def sdk(live) -> openai.OpenAI:
@@ -83,6 +90,31 @@ def test_a_chunk_it_cannot_read_after_the_first_byte_is_an_upstream_error_event(
     [row] = live.records()
     assert (row.status_code, row.error_type, row.billable, row.model_served) == (502, "upstream_stream_cut", False, model)
     assert httpx.get(f"{sim}/_sim/stats").json()["requests"] == {model: 1}
+
+
+@pytest.mark.parametrize("kind, prompt_tokens", [("cut", 7), ("late-junk", 9)])
+def test_a_stream_that_fails_after_its_first_tokens_costs_what_was_sent_and_tells_the_breaker(
+        live, sim, settings, monkeypatch, kind, prompt_tokens):
+    """Run in this process, so that its circuit breakers can be read."""
+    settings.AKA_SIMULATOR_URL, settings.AKA_BREAKER_FAILURES = sim, 1
+    monkeypatch.setattr(breaker, "_circuits", {})
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"fees? [[fault:{kind}]]"}]
+    status, headers, body = through_handler(
+        "/v1/chat/completions", orjson.dumps({"model": "gpt-4o-mini", "stream": True, "messages": messages}),
+        [(b"authorization", f"Bearer {live.raw_key}".encode())])
+
+    *answer, last = [orjson.loads(line.removeprefix(b"data: ")) for line in body.splitlines() if line.startswith(b"data: ")]
+    received = sum(1 for event in answer if event["choices"][0]["delta"].get("content"))
+    assert status == 200 and received and last["error"]["code"] == "upstream_error"
+    [row] = live.records()
+    assert (row.request_id, row.status_code, row.error_type, row.billable, row.price_cents) == (
+        headers["x-request-id"], 502, "upstream_stream_cut", False, 0)
+    # Charged for its input (the gateway's estimate: characters / 4 of the messages' text, as the
+    # usage never came) and one token per piece of text received.
+    assert (row.model_served, row.prompt_tokens, row.completion_tokens) == ("gpt-4o-mini", prompt_tokens, received)
+    model = asyncio.run(amodels())["gpt-4o-mini"]
+    assert row.provider_cost_micros == model.cost_micros(Usage(prompt_tokens, received)) > 0
+    assert breaker.state("gpt-4o-mini") == "open"
 
 
 def test_anthropic_stream_cut_is_an_error_event(live, sim):
