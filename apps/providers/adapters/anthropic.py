@@ -140,7 +140,7 @@ class AnthropicAdapter(Adapter):
         )
 
     async def events(self, pairs, model: ModelInfo):
-        usage, message_id, stop_reason = Usage(), "", None
+        counts, message_id, stop_reason = {}, "", None   # the provider's usage fields, as last sent
         tool_index = {}  # Anthropic content block index -> our tool_calls index
         async for event, data in pairs:
             payload = orjson.loads(data)
@@ -148,7 +148,7 @@ class AnthropicAdapter(Adapter):
             if kind == "message_start":
                 message = payload["message"]
                 message_id = message.get("id", "")
-                usage = usage_of(message.get("usage"))
+                counts = dict(message.get("usage") or {})
             elif kind == "content_block_start":
                 block = payload["content_block"]
                 if block.get("type") == "tool_use":
@@ -166,17 +166,13 @@ class AnthropicAdapter(Adapter):
                                              "function": {"arguments": delta.get("partial_json", "")}}])
             elif kind == "message_delta":
                 stop_reason = (payload.get("delta") or {}).get("stop_reason") or stop_reason
-                if payload.get("usage"):
-                    # Anthropic's counts here are cumulative: replace, never add; a count
-                    # missing or null keeps the one message_start gave.
-                    final = payload["usage"]
-                    usage = Usage(
-                        prompt_tokens=final.get("input_tokens") or usage.prompt_tokens,
-                        completion_tokens=final.get("output_tokens") or usage.completion_tokens,
-                    )
+                # Anthropic's counts here (input, cache creation, cache read, output) are cumulative:
+                # each replaces message_start's, never adds to it; one missing, null or 0 (they never
+                # fall) keeps it, so a count of the uncached input alone leaves the cached tokens in.
+                counts.update((name, count) for name, count in (payload.get("usage") or {}).items() if count)
             elif kind == "message_stop":
                 yield Finish(STOP_REASONS.get(stop_reason or "end_turn", "stop"))
-                yield Final(usage=usage, id=message_id, model=model.id)
+                yield Final(usage=usage_of(counts), id=message_id, model=model.id)
                 return
             elif kind == "error":
                 raise UpstreamError(502, (payload.get("error") or {}).get("message", "upstream error"), retryable=False)
