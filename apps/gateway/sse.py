@@ -113,3 +113,7 @@ async def body(call: Call, req: ChatRequest, writer, stream_error: Callable[[Api
         # Inner first: the keepalive wrapper may be mid-read of the upstream stream.
         await ticks.aclose()
         await events.aclose()
+        if call.usage is None and call.served is not None and not call.hit:
+            # The client left mid-stream: the provider still charged for the input and the
+            # output it sent (not billed to the tenant, but our cost).
+            call.usage = dispatch.cut_short(req.estimated_prompt_tokens(), parts)

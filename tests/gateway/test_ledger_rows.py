@@ -2,6 +2,7 @@
 writes it: billable or not, the plan's price (Starter: 10 cents), what the provider
 charged, and the counterfactual cost on the tenant's baseline model (gpt-4o unless set)."""
 
+import asyncio
 import time
 from decimal import Decimal
 
@@ -10,6 +11,8 @@ import openai
 import pytest
 
 from apps.billing.services import billing_settings_update
+from apps.core.llm import Usage
+from apps.providers.catalog import amodels
 from apps.tenants.models import Tenant
 from tests.cache.test_cache_gateway import entries
 
@@ -94,6 +97,10 @@ def test_a_stream_cut_by_the_client_is_not_billed(live):
     [row] = live.records(timeout=5)
     assert (row.status_code, row.error_type, row.billable, row.price_cents) == (499, "client_closed", False, 0)
     assert row.counterfactual_cost_micros == 0
+    # Not billed, but the provider charged us for the input and what it sent before we closed it.
+    assert row.prompt_tokens > 0 and row.completion_tokens >= 1
+    assert row.provider_cost_micros == asyncio.run(amodels())["gpt-4o-mini"].cost_micros(
+        Usage(row.prompt_tokens, row.completion_tokens)) > 0
 
 
 def test_an_upstream_error_is_not_billed(live):
