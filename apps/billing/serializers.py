@@ -1,3 +1,6 @@
+from django.core.validators import URLValidator
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import CallRecord, Invoice
@@ -25,9 +28,21 @@ class InvoiceLineSerializer(serializers.ModelSerializer):
         fields = ["request_id", "time", "model_served", "cache", "price_cents"]
 
 
-class RedirectSerializer(serializers.Serializer):
-    """Where Stripe's page sends the tenant back to (absolute URLs)."""
+@extend_schema_field(OpenApiTypes.URI)
+class WebAddressField(serializers.CharField):
+    """An absolute http(s) address of a sane length. DRF's URLField also takes ftp:, and
+    reports its only limit (Django's 2,048 characters) as "not a valid URL"."""
 
-    success_url = serializers.URLField(required=False)
-    cancel_url = serializers.URLField(required=False)
-    return_url = serializers.URLField(required=False)
+    default_error_messages = {"invalid": "Enter an absolute http or https URL."}
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=1000, **kwargs)
+        self.validators.append(URLValidator(schemes=["http", "https"], message=self.error_messages["invalid"]))
+
+
+class RedirectSerializer(serializers.Serializer):
+    """Where Stripe's page sends the tenant's browser back to."""
+
+    success_url = WebAddressField(required=False)
+    cancel_url = WebAddressField(required=False)
+    return_url = WebAddressField(required=False)
