@@ -8,7 +8,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
-from . import accounts, invoices, selectors
+from . import accounts, invoices, selectors, stripe_api
 from .serializers import InvoiceLineSerializer, InvoiceSerializer, RedirectSerializer
 
 
@@ -59,6 +59,11 @@ def _start(request, start, **urls):
         url = start(tenant=request.tenant, **{name: form.validated_data.get(name) or back for name in urls})
     except accounts.BillingUnavailable as exc:
         return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+    except stripe_api.Retryable:
+        return Response({"detail": "Payments are unavailable right now; try again in a minute."},
+                        status=status.HTTP_503_SERVICE_UNAVAILABLE)
+    except stripe_api.Refused as exc:
+        return Response({"detail": f"Stripe refused the request: {exc}"}, status=status.HTTP_400_BAD_REQUEST)
     return Response({"url": url}, status=status.HTTP_201_CREATED)
 
 

@@ -15,6 +15,8 @@ each web worker 5 MB RSS (bench/startup).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
@@ -33,6 +35,35 @@ PRODUCT_ID = "prod_akarouter_calls"
 
 class NotConfigured(RuntimeError):
     """No Stripe key and no fake: the push to Stripe is off."""
+
+
+class Retryable(Exception):
+    """Stripe is unreachable, failing, rate limiting or refusing our key: the same request
+    may succeed later."""
+
+
+class Throttled(Retryable):
+    """Stripe's rate limit: the request was not carried out."""
+
+
+class Refused(Exception):
+    """Stripe refused the request itself (bad customer, bad URL, timestamp out of range...)."""
+
+
+@contextmanager
+def _stripe_errors() -> Iterator[None]:
+    """The SDK's errors as ours, so every caller tells "try later" from "never" alike."""
+    import stripe
+
+    try:
+        yield
+    except stripe.RateLimitError as exc:
+        raise Throttled(str(exc)) from exc
+    # A refused key (401, 403) is our configuration, not the request: it goes through once fixed.
+    except (stripe.APIConnectionError, stripe.APIError, stripe.AuthenticationError, stripe.PermissionError) as exc:
+        raise Retryable(str(exc)) from exc
+    except stripe.StripeError as exc:
+        raise Refused(str(exc.user_message or exc)) from exc
 
 
 @cache
@@ -197,18 +228,6 @@ class AlreadyRecorded(Exception):
     """Stripe already has an event with this identifier: the earlier send got through."""
 
 
-class Retryable(Exception):
-    """Stripe is unreachable, failing or rate limiting: try the same event again later."""
-
-
-class Throttled(Retryable):
-    """Stripe's rate limit: the event was not recorded."""
-
-
-class Refused(Exception):
-    """Stripe refused the event itself (bad customer, timestamp out of range...)."""
-
-
 class BadSignature(Exception):
     """A webhook delivery whose signature is not Stripe's."""
 
@@ -222,22 +241,13 @@ def meter_event_send(*, identifier: str, customer: str, value: int, timestamp: i
         "timestamp": timestamp,
         "payload": {"stripe_customer_id": customer, "value": str(value)},
     }
-    try:
-        client().v1.billing.meter_events.create(params)
-    except stripe.RateLimitError as exc:
-        raise Throttled(str(exc)) from exc
-    except (stripe.APIConnectionError, stripe.APIError) as exc:
-        raise Retryable(str(exc)) from exc
-    except stripe.InvalidRequestError as exc:
-        if exc.code == "resource_already_exists" or "already exists" in str(exc.user_message or ""):
-            raise AlreadyRecorded(identifier) from exc
-        if (exc.http_status or 0) >= 500 or exc.http_status == 429:
-            raise Retryable(str(exc)) from exc
-        raise Refused(str(exc.user_message or exc)) from exc
-    except stripe.StripeError as exc:
-        if (exc.http_status or 0) >= 500:
-            raise Retryable(str(exc)) from exc
-        raise Refused(str(exc.user_message or exc)) from exc
+    with _stripe_errors():
+        try:
+            client().v1.billing.meter_events.create(params)
+        except stripe.InvalidRequestError as exc:
+            if exc.code == "resource_already_exists" or "already exists" in str(exc.user_message or ""):
+                raise AlreadyRecorded(identifier) from exc
+            raise
 
 
 def meter_usage(*, meter_id: str, customer: str, start: int, end: int) -> float:
@@ -252,23 +262,26 @@ def meter_usage(*, meter_id: str, customer: str, start: int, end: int) -> float:
 
 def checkout_url(*, customer: str, success_url: str, cancel_url: str) -> str:
     """A Checkout page (setup mode) where the tenant saves its first payment method."""
-    session = client().v1.checkout.sessions.create({
-        "mode": "setup", "customer": customer, "currency": settings.AKA_BILLING_CURRENCY,
-        "success_url": success_url, "cancel_url": cancel_url})
+    with _stripe_errors():
+        session = client().v1.checkout.sessions.create({
+            "mode": "setup", "customer": customer, "currency": settings.AKA_BILLING_CURRENCY,
+            "success_url": success_url, "cancel_url": cancel_url})
     return str(session.url)
 
 
 def default_payment_method_set(*, customer: str, setup_intent: str) -> None:
     """Makes the card saved through Checkout the one the customer's invoices are charged to."""
-    method = client().v1.setup_intents.retrieve(setup_intent).payment_method
-    method_id = method if isinstance(method, str) else method.id if method else None
-    if method_id is None:
-        raise Refused(f"setup intent {setup_intent} has no payment method")
-    client().v1.customers.update(customer, {"invoice_settings": {"default_payment_method": method_id}})
+    with _stripe_errors():
+        method = client().v1.setup_intents.retrieve(setup_intent).payment_method
+        method_id = method if isinstance(method, str) else method.id if method else None
+        if method_id is None:
+            raise Refused(f"setup intent {setup_intent} has no payment method")
+        client().v1.customers.update(customer, {"invoice_settings": {"default_payment_method": method_id}})
 
 
 def portal_url(*, customer: str, return_url: str) -> str:
-    return client().v1.billing_portal.sessions.create({"customer": customer, "return_url": return_url}).url
+    with _stripe_errors():
+        return client().v1.billing_portal.sessions.create({"customer": customer, "return_url": return_url}).url
 
 
 def event_from_webhook(payload: bytes, signature: str | None) -> stripe.Event:

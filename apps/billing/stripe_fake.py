@@ -445,6 +445,8 @@ class FakeStripe(stripe.HTTPClient):
         return 200, self.invoice_for(p["customer"])
 
     def _checkout(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if self.get("customers", p.get("customer", "")) is None:
+            return 400, {"message": "No such customer.", "code": "resource_missing"}
         session_id = self._new_id("cs")
         session = {"id": session_id, "object": "checkout.session", "mode": p.get("mode"), "customer": p.get("customer"),
                    "setup_intent": None,
@@ -453,6 +455,8 @@ class FakeStripe(stripe.HTTPClient):
         return 200, self._put("checkout_sessions", conform(session, stripe.checkout.Session))
 
     def _portal(self, p: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if self.get("customers", p["customer"]) is None:
+            return 400, {"message": "No such customer.", "code": "resource_missing"}
         session_id = self._new_id("bps")
         session = {"id": session_id, "object": "billing_portal.session", "customer": p["customer"],
                    "created": int(time.time()), "livemode": False, "return_url": p.get("return_url"),
