@@ -25,4 +25,10 @@ def stripe_webhook(request):
     except stripe_api.NotConfigured:
         log.error("a Stripe webhook arrived but STRIPE_WEBHOOK_SECRET is not set")
         return JsonResponse({"error": "webhooks are not configured"}, status=503)
+    # Unapplied (its transaction rolled back), so Stripe's redelivery tries it again.
+    except stripe_api.Retryable:
+        return JsonResponse({"error": "Stripe is unreachable; retry later"}, status=503)
+    except stripe_api.Refused as exc:
+        log.error("ALERT billing: a Stripe webhook could not be applied, Stripe refused our request: %s", exc)
+        return JsonResponse({"error": "Stripe refused the request made to apply this event"}, status=400)
     return HttpResponse(outcome, content_type="text/plain")

@@ -12,6 +12,7 @@ from django.utils import timezone
 from apps.billing import accounts, invoices, stripe_api
 from apps.billing.invoices import Period
 from apps.billing.models import BillingAccount, Invoice, WebhookEvent
+from apps.billing.stripe_fake import Fault
 from tests import factories
 from tests.billing.helpers import ledger_rows
 
@@ -173,15 +174,38 @@ def test_sign_up_schedules_the_stripe_customer_after_commit(transactional_db, se
     assert sent == [("billing.customer_create", [tenant.pk])]
 
 
+def checkout_completed(fake, cus: str) -> dict:
+    """A setup-mode Checkout session as Stripe reports it once the customer saved a card."""
+    url = stripe_api.checkout_url(customer=cus, success_url="https://app.test/ok", cancel_url="https://app.test/no")
+    return fake.checkout_completed(fake.get("checkout_sessions", url.rsplit("/", 1)[1]))
+
+
 def test_a_card_saved_through_checkout_becomes_the_default(customer, fake):
     tenant, cus = customer
-    url = stripe_api.checkout_url(customer=cus, success_url="https://app.test/ok", cancel_url="https://app.test/no")
-    session = fake.get("checkout_sessions", url.rsplit("/", 1)[1])
-    completed = fake.checkout_completed(session)
+    completed = checkout_completed(fake, cus)
     assert deliver(fake, "checkout.session.completed", completed).content == b"handled"
     method = fake.get("setup_intents", completed["setup_intent"])["payment_method"]
     assert fake.get("customers", cus)["invoice_settings"]["default_payment_method"] == method
     assert account(tenant).has_payment_method is True
+
+
+def test_a_card_saved_while_stripe_is_away_is_made_the_default_on_redelivery(customer, fake):
+    tenant, cus = customer
+    completed = checkout_completed(fake, cus)
+    body, signature = fake.webhook("checkout.session.completed", completed)
+    fake.fail(Fault.TIMEOUT, times=1, path=f"/v1/setup_intents/{completed['setup_intent']}")
+    first = post(body, signature)
+    assert (first.status_code, WebhookEvent.objects.count(), account(tenant).has_payment_method) == (503, 0, False)
+    assert post(body, signature).content == b"handled"  # Stripe's redelivery
+    assert account(tenant).has_payment_method is True
+
+
+def test_an_event_stripe_then_refuses_to_follow_up_is_a_400(customer, fake):
+    tenant, cus = customer
+    completed = checkout_completed(fake, cus)
+    fake.r.delete("fakestripe:setup_intents")  # Stripe no longer knows the setup intent
+    answer = deliver(fake, "checkout.session.completed", completed)
+    assert (answer.status_code, WebhookEvent.objects.count(), account(tenant).has_payment_method) == (400, 0, False)
 
 
 def test_unknown_event_types_are_recorded_and_ignored(customer, fake):
