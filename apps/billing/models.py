@@ -124,6 +124,11 @@ class BillingAccount(TenantOwned):
     # Set by the first failed payment, cleared when an invoice is paid; the tenant is
     # suspended once this is older than AKA_BILLING_GRACE_SECONDS.
     unpaid_since = models.DateTimeField(null=True, blank=True)
+    # When Stripe last set the standing (unpaid_since) and the subscription fields: Stripe
+    # neither orders its webhooks nor stops redelivering old ones, so an older event is
+    # not applied over them.
+    standing_as_of = models.DateTimeField(null=True, blank=True)
+    subscription_as_of = models.DateTimeField(null=True, blank=True)
     # Overrides the plan's monthly call cap (None: the plan's; 0: no cap).
     monthly_call_cap = models.PositiveIntegerField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

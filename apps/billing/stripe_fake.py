@@ -465,9 +465,11 @@ class FakeStripe(stripe.HTTPClient):
 
     # Webhooks
 
-    def event(self, kind: str, obj: dict[str, Any], *, event_id: str | None = None) -> dict[str, Any]:
+    def event(self, kind: str, obj: dict[str, Any], *, event_id: str | None = None,
+              created: int | None = None) -> dict[str, Any]:
+        """An event made at `created` (now if None): Stripe may deliver it much later."""
         return conform({"id": event_id or self._new_id("evt"), "object": "event", "type": kind,
-                        "api_version": stripe.api_version, "created": int(time.time()), "livemode": False,
+                        "api_version": stripe.api_version, "created": created or int(time.time()), "livemode": False,
                         "pending_webhooks": 1, "data": {"object": obj}}, stripe.Event)
 
     def sign(self, payload: bytes, *, secret: str | None = None, at: int | None = None) -> str:

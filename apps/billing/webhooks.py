@@ -1,5 +1,7 @@
 """Stripe's webhooks: each event verified, recorded once by id, and applied to our state
 in the same transaction (so a failure leaves it unrecorded and Stripe's retry applies it).
+Stripe neither orders deliveries nor stops redelivering for days, so an event older than
+the standing or subscription state we hold is recorded but not applied over it.
 
 - checkout.session.completed (setup mode): the saved card becomes the customer's default;
 - invoice.created / invoice.finalized: Stripe's invoice id, status and hosted URL on ours;
@@ -38,13 +40,14 @@ def event_receive(*, payload: bytes, signature: str | None) -> str:
         handler = HANDLERS.get(event.type)
         if handler is None:
             return "ignored"
-        handler(raw["data"]["object"])
+        handler(raw["data"]["object"], datetime.fromtimestamp(raw["created"], tz=UTC))
     return "handled"
 
 
 def _account(customer: str | None) -> BillingAccount | None:
+    # Locked until the event is recorded: two deliveries for one customer apply one at a time.
     found = (BillingAccount.objects.unscoped_across_all_tenants()  # a webhook names a customer, not a tenant
-             .filter(stripe_customer_id=customer or "").first())
+             .select_for_update().filter(stripe_customer_id=customer or "").first())
     if found is None:
         log.warning("Stripe event for unknown customer %s ignored", customer)
     return found
@@ -89,38 +92,51 @@ def stripe_invoice_link(*, invoice: Invoice) -> None:
             _link(invoice, stripe_invoice, paid=event.type == "invoice.paid")
 
 
-def _invoice_announced(obj: dict[str, Any]) -> None:
+def _newer(account: BillingAccount, field: str, created: datetime) -> bool:
+    """Whether an event made at `created` may set the state that `field` dates (and if so,
+    dates it): an event's object is a snapshot, so an older one would undo a later change."""
+    if (held := getattr(account, field)) is not None and created < held:
+        log.info("stale Stripe event (%s, before %s %s) not applied to tenant %s", created, field, held,
+                 account.tenant_id)
+        return False
+    setattr(account, field, created)
+    return True
+
+
+def _invoice_announced(obj: dict[str, Any], created: datetime) -> None:
     account = _account(obj.get("customer"))
     if account is not None and (ours := _ours(account, obj)) is not None:
         _link(ours, obj)
 
 
-def _invoice_paid(obj: dict[str, Any]) -> None:
+def _invoice_paid(obj: dict[str, Any], created: datetime) -> None:
     account = _account(obj.get("customer"))
     if account is None:
         return
-    if account.unpaid_since is not None:
-        account.unpaid_since = None
-        account.save(update_fields=["unpaid_since", "updated_at"])
-        standing.forget(account.tenant_id)
-    if (ours := _ours(account, obj)) is not None:
+    if _newer(account, "standing_as_of", created):
+        unpaid, account.unpaid_since = account.unpaid_since, None
+        account.save(update_fields=["unpaid_since", "standing_as_of", "updated_at"])
+        if unpaid is not None:
+            standing.forget(account.tenant_id)
+    if (ours := _ours(account, obj)) is not None:  # paid whenever the news arrives
         _link(ours, obj, paid=True)
 
 
-def _payment_failed(obj: dict[str, Any]) -> None:
+def _payment_failed(obj: dict[str, Any], created: datetime) -> None:
     account = _account(obj.get("customer"))
-    if account is None:
+    if account is None or not _newer(account, "standing_as_of", created):
         return
-    if account.unpaid_since is None:
-        account.unpaid_since = timezone.now()
-        account.save(update_fields=["unpaid_since", "updated_at"])
+    unpaid = account.unpaid_since
+    account.unpaid_since = unpaid or timezone.now()
+    account.save(update_fields=["unpaid_since", "standing_as_of", "updated_at"])
+    if unpaid is None:
         standing.forget(account.tenant_id)
     log.warning("payment failed for tenant %s (Stripe invoice %s)", account.tenant_id, obj.get("id"))
 
 
-def _subscription_updated(obj: dict[str, Any]) -> None:
+def _subscription_updated(obj: dict[str, Any], created: datetime) -> None:
     account = _account(obj.get("customer"))
-    if account is None:
+    if account is None or not _newer(account, "subscription_as_of", created):
         return
     items = (obj.get("items") or {}).get("data") or []
     price = items[0]["price"]["id"] if items else account.stripe_price_id
@@ -128,7 +144,7 @@ def _subscription_updated(obj: dict[str, Any]) -> None:
     if items:
         account.stripe_subscription_item_id = items[0]["id"]
     account.save(update_fields=["stripe_subscription_id", "subscription_status", "stripe_price_id",
-                                "stripe_subscription_item_id", "updated_at"])
+                                "stripe_subscription_item_id", "subscription_as_of", "updated_at"])
     # A plan chosen in the portal becomes the tenant's plan (its price, from the next call).
     plan_name = PlanBilling.objects.filter(stripe_price_id=price).values_list("plan_name", flat=True).first()
     tenant = Tenant.objects.select_related("plan").get(pk=account.tenant_id)
@@ -136,7 +152,7 @@ def _subscription_updated(obj: dict[str, Any]) -> None:
         tenant_update_settings(tenant=tenant, changes={"plan": Plan.objects.get(name=plan_name)})
 
 
-def _checkout_completed(obj: dict[str, Any]) -> None:
+def _checkout_completed(obj: dict[str, Any], created: datetime) -> None:
     account = _account(obj.get("customer"))
     if account is None or obj.get("mode") != "setup" or not obj.get("setup_intent"):
         return
@@ -145,14 +161,14 @@ def _checkout_completed(obj: dict[str, Any]) -> None:
     account.save(update_fields=["has_payment_method", "updated_at"])
 
 
-def _subscription_deleted(obj: dict[str, Any]) -> None:
+def _subscription_deleted(obj: dict[str, Any], created: datetime) -> None:
     account = _account(obj.get("customer"))
-    if account is None:
+    if account is None or not _newer(account, "subscription_as_of", created):
         return
     account.subscription_status = obj.get("status") or "canceled"
     account.stripe_subscription_id = account.stripe_subscription_item_id = account.stripe_price_id = ""
     account.save(update_fields=["subscription_status", "stripe_subscription_id", "stripe_subscription_item_id",
-                                "stripe_price_id", "updated_at"])
+                                "stripe_price_id", "subscription_as_of", "updated_at"])
 
 
 HANDLERS = {

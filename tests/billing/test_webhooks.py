@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from apps.billing import accounts, invoices, stripe_api
+from apps.billing import accounts, invoices, standing, stripe_api
 from apps.billing.invoices import Period
 from apps.billing.models import BillingAccount, Invoice, WebhookEvent
 from apps.billing.stripe_fake import Fault
@@ -73,6 +73,38 @@ def test_payment_failed_then_paid(customer, fake):
     assert first <= timezone.now()
     deliver(fake, "invoice.paid", fake.invoice_for(cus, status="paid"))
     assert account(tenant).unpaid_since is None
+
+
+def test_a_late_payment_failure_does_not_suspend_a_tenant_that_paid(customer, fake, settings):
+    """The first attempt fails, the retry succeeds; the failure's delivery comes last."""
+    tenant, cus = customer
+    settings.AKA_BILLING_GRACE_SECONDS = 0
+    invoice, now = fake.invoice_for(cus, status="open"), int(time.time())
+    failed = fake.webhook("invoice.payment_failed", invoice, created=now - 3600)
+    assert deliver(fake, "invoice.paid", {**invoice, "status": "paid"}, created=now - 60).content == b"handled"
+    assert post(*failed).content == b"handled"  # recorded, and older than the payment
+    assert account(tenant).unpaid_since is None
+    assert standing.suspended(standing.load_standing(tenant.pk), time.time() + 1) is False
+    deliver(fake, "invoice.payment_failed", invoice, created=now)  # a later failure still counts
+    assert standing.suspended(standing.load_standing(tenant.pk), time.time() + 1) is True
+
+
+def subscription_on(fake, price: str) -> dict:
+    """The customer's subscription as an event would carry it, on `price`."""
+    subscription = fake.all("subscriptions")[0]
+    subscription["items"]["data"][0]["price"] = fake.get("prices", price)
+    return subscription
+
+
+def test_a_stale_subscription_update_does_not_bring_back_an_old_plan(customer, fake):
+    tenant, cus = customer
+    prices = accounts.catalog_ensure().prices
+    later = int(time.time()) + 60  # in the portal, after the subscription was made: Growth, then Scale
+    growth = fake.webhook("customer.subscription.updated", subscription_on(fake, prices["Growth"]), created=later)
+    deliver(fake, "customer.subscription.updated", subscription_on(fake, prices["Scale"]), created=later + 1)
+    assert post(*growth).content == b"handled"
+    tenant.refresh_from_db()
+    assert (tenant.plan.name, account(tenant).stripe_price_id) == ("Scale", prices["Scale"])
 
 
 def test_stripe_invoices_are_linked_to_ours(customer, fake):
