@@ -9,6 +9,7 @@ step looks before it creates, so it is safe to run again.
 import logging
 
 from django.db import transaction
+from django.utils import timezone
 
 from apps.tenants.models import Membership, Plan, Tenant
 from apps.tenants.services import tenant_update_settings
@@ -101,8 +102,11 @@ def subscription_sync(*, tenant_id: int) -> None:
             return
         account.stripe_subscription_id, account.stripe_subscription_item_id = state.subscription_id, state.item_id
         account.stripe_price_id, account.subscription_status = state.price_id, state.status
+        # Stripe's answer is as of now: a webhook sent before it (say, of the old plan) is stale.
+        # Whole seconds, as Stripe dates its events: one sent in this same second still applies.
+        account.subscription_as_of = timezone.now().replace(microsecond=0)
         account.save(update_fields=["stripe_subscription_id", "stripe_subscription_item_id", "stripe_price_id",
-                                    "subscription_status", "updated_at"])
+                                    "subscription_status", "subscription_as_of", "updated_at"])
 
 
 def customers_missing(*, limit: int = 50) -> list[int]:

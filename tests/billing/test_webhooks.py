@@ -107,6 +107,18 @@ def test_a_stale_subscription_update_does_not_bring_back_an_old_plan(customer, f
     assert (tenant.plan.name, account(tenant).stripe_price_id) == ("Scale", prices["Scale"])
 
 
+def test_an_update_sent_before_our_own_plan_change_does_not_undo_it(customer, fake):
+    tenant, cus = customer
+    prices = accounts.catalog_ensure().prices
+    starter = fake.webhook("customer.subscription.updated", subscription_on(fake, prices["Starter"]),
+                           created=int(time.time()) - 60)
+    accounts.plan_change(tenant=tenant, plan_name="Scale")
+    accounts.subscription_sync(tenant_id=tenant.pk)
+    assert post(*starter).content == b"handled"
+    tenant.refresh_from_db()
+    assert (tenant.plan.name, account(tenant).stripe_price_id) == ("Scale", prices["Scale"])
+
+
 def test_stripe_invoices_are_linked_to_ours(customer, fake):
     tenant, cus = customer
     period = Period.containing(timezone.now()).previous()
