@@ -45,7 +45,8 @@ class BillingAccountAdmin(AcrossTenantsAdmin):
     list_select_related = ["tenant"]
     # Stripe's ids are written by the webhooks and the outbox; staff set only the cap.
     readonly_fields = ["tenant", "stripe_customer_id", "stripe_subscription_id", "stripe_subscription_item_id",
-                       "stripe_price_id", "subscription_status", "has_payment_method", "unpaid_since"]
+                       "stripe_price_id", "subscription_status", "has_payment_method", "unpaid_since",
+                       "standing_as_of", "subscription_as_of"]
 
 
 @admin.register(PlanBilling)
