@@ -41,3 +41,10 @@ def test_a_request_needs_what_it_asks_for():
     assert looking(response_format={"type": "json_object"}, logprobs=True, tools=[{"type": "function"}]).needs() == {
         "vision", "json", "logprobs", "tools"}
     assert looking(response_format={"type": "text"}).needs() == {"vision"}
+
+
+def test_a_json_schema_format_without_a_schema_asks_gemini_for_json_alone():
+    body = GeminiAdapter("gemini").payload(looking(response_format={"type": "json_schema", "json_schema": {
+        "name": "pick"}}), model("gemini"))   # the schema is optional in OpenAI's API
+    assert body["generationConfig"]["responseMimeType"] == "application/json"
+    assert "responseJsonSchema" not in body["generationConfig"]

@@ -103,8 +103,9 @@ class GeminiAdapter(Adapter):
             config["stopSequences"] = req.stop
         if req.response_format and req.response_format.get("type") in ("json_object", "json_schema"):
             config["responseMimeType"] = "application/json"
-        if req.response_format and req.response_format.get("type") == "json_schema":
-            config["responseJsonSchema"] = req.response_format["json_schema"]["schema"]
+        if req.response_format and req.response_format.get("type") == "json_schema" and \
+                (schema := req.response_format["json_schema"].get("schema")) is not None:   # optional in OpenAI's API
+            config["responseJsonSchema"] = schema
         if config:
             body["generationConfig"] = config
         if req.tools:
