@@ -10,6 +10,7 @@ import json
 import math
 import operator
 import re
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -29,7 +30,9 @@ _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, as
 
 
 def _number(text: str) -> float:
-    return float(text.replace(",", "").replace("$", ""))
+    # A runaway number (400 digits) is the largest float, not inf: the features divide by
+    # the numbers and take their logs.
+    return min(float(text.replace(",", "").replace("$", "")), sys.float_info.max)
 
 
 def _evaluate(expression: str) -> float | None:

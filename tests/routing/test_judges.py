@@ -178,6 +178,7 @@ def test_the_math_judge_reads_what_the_final_line_shows():
     "3 x 60 = 180, and 180 x 3 = 540.\n#### " + "1" * 400,          # a final past float's range: inf
     "1" + "0" * 400 + " * 2 = 7, so 180 x 3 = 540.\n#### 540",      # a sum past it
 ])
-def test_a_runaway_number_is_judged_not_a_crash(text):
-    verdict = judged(HeuristicJudge(), SPRINTS, answer(text), "math")
-    assert 0.0 <= verdict.score <= 1.0
+@pytest.mark.parametrize("prompt", [SPRINTS, SPRINTS.replace("60 meters", "1" * 400 + " meters")])
+def test_a_runaway_number_is_judged_not_a_crash(prompt, text):
+    verdict = judged(HeuristicJudge(), prompt, answer(text), "math")
+    assert 0.0 <= verdict.score <= 1.0   # not NaN either
