@@ -36,6 +36,7 @@ class Call:
     stream: bool = False
     prompt: str | None = None
     model: ModelInfo | None = None
+    needs: frozenset[str] = frozenset()       # the capabilities a model must have to serve it (ChatRequest.needs)
     # Cache: miss | exact | semantic | off
     cache: str = "off"
     cache_plan: Plan | None = None            # when the cache may be used

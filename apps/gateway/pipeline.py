@@ -129,12 +129,18 @@ async def resolve(call: Call, req: ChatRequest) -> list[ModelInfo]:
     for the tenant's pool, strongest model first until the route stage picks one."""
     call.routing = await routing.snapshot(call.principal.tenant_id)
     catalog = await amodels()
-    call.pool = routing.pool_for(call.routing, req.model, catalog, needs=req.needs())
-    call.model = call.pool[-1] if call.pool else await resolve_model(req.model)
+    call.needs = req.needs()
+    members = routing.pool_for(call.routing, req.model, catalog, needs=call.needs)
+    if members == [] and req.model != "auto":
+        raise ApiError(400, f"None of the models '{req.model}' stands for can serve this request (it needs "
+                       f"{', '.join(sorted(call.needs))}).", code="unsupported_parameter", param="model")
+    # Two or more: routed per prompt; one: that model, as if named.
+    call.pool = members if members and len(members) >= 2 else []
+    call.model = call.pool[-1] if call.pool else members[0] if members else await resolve_model(req.model)
     if req.tools and not call.model.supports("tools"):
         raise ApiError(400, f"The model '{call.model.id}' does not support tools.", code="unsupported_parameter",
                        param="tools")
-    return dispatch.chain_for(call.model, catalog, needs=req.needs())
+    return dispatch.chain_for(call.model, catalog, needs=call.needs)
 
 
 # Admit, second half: the rate limit, counted once the call is known to be well formed
@@ -212,7 +218,7 @@ async def route(call: Call, req: ChatRequest, chain: list[ModelInfo]) -> list[Mo
     call.decision = await routing.decide(tenant_id=call.principal.tenant_id, config=call.routing, pool=call.pool,
                                          prompt=prompt, vector=call.vector)
     call.model = call.decision.model
-    return routing.chain_for(call.decision, await amodels(), needs=req.needs())
+    return routing.chain_for(call.decision, await amodels(), needs=call.needs)
 
 
 # Speculate
@@ -515,7 +521,9 @@ async def serve_count_tokens(request) -> Answer:
         require_method(request, "POST")
         await admit(call, request.headers)
         req = anthropic_wire.parse_messages(request.body, counting=True)
-        if routing.pool_for(await routing.snapshot(call.principal.tenant_id), req.model, await amodels(), req.needs()):
+        members = routing.pool_for(await routing.snapshot(call.principal.tenant_id), req.model, await amodels(),
+                                   req.needs())
+        if members is not None and len(members) >= 2:
             raise ApiError(400, f"'{req.model}' is routed per prompt among several models: name one of them to count "
                            "its tokens.", code="unsupported_model", param="model")
         model = await resolve_model(req.model)

@@ -129,9 +129,11 @@ def routing_settings_update(*, tenant, **changes) -> RoutingSettings:
     return row
 
 
-def pool_for(config: Config, requested: str, catalog: dict[str, ModelInfo], needs: set[str]) -> list[ModelInfo]:
-    """The models a call naming `requested` is routed between, cheapest first; empty when
-    it is not routed (a model named without substitution, or nothing of the pool left)."""
+def pool_for(config: Config, requested: str, catalog: dict[str, ModelInfo],
+             needs: frozenset[str]) -> list[ModelInfo] | None:
+    """The models of the catalog that a call naming `requested` may be routed between,
+    cheapest first, those able to serve the call's `needs` only; None when the name is not
+    routed (a model named without substitution). Fewer than two: nothing to route."""
     if requested == "auto":
         names = config.pool
     elif requested in config.aliases:
@@ -139,9 +141,8 @@ def pool_for(config: Config, requested: str, catalog: dict[str, ModelInfo], need
     elif config.allow_substitution and requested in config.pool:
         names = config.pool
     else:
-        return []
-    pool = [catalog[n] for n in names if n in catalog and needs <= catalog[n].capabilities]
-    return pool if len(pool) >= 2 else []
+        return None
+    return [catalog[n] for n in names if n in catalog and needs <= catalog[n].capabilities]
 
 
 # --- the decision ---------------------------------------------------------------------

@@ -77,7 +77,7 @@ def plan_for(*, config: Config, decision: Decision, req: ChatRequest,
     if run == "selective":
         run = "race" if decision.draft == "at_risk" else "cascade"
     draft = decision.model if decision.model is not decision.strong else decision.cheap
-    strong_chain = [m for m in dispatch.chain_for(decision.strong, catalog, set())
+    strong_chain = [m for m in dispatch.chain_for(decision.strong, catalog, req.needs())
                     if m is decision.strong or not breaker.is_open(m.id)]
     judge_model = catalog.get(config.judge_model)
     judge_chain = dispatch.chain_for(judge_model, catalog, set()) if judge_model else None

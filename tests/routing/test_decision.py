@@ -225,6 +225,19 @@ def test_each_mode_speculates_only_on_calls_the_predictor_lets_draft(mode, draft
         assert (plan.draft, plan.strong_chain) == (MINI, [STRONG])
 
 
+def test_the_strong_models_fallbacks_serve_what_the_request_needs():
+    """A JSON request's strong call never falls back to a model without JSON mode."""
+    made = decide(MATH, config=replace(CONFIG, speculation="cascade"))
+    strong = replace(STRONG, fallbacks=("plain", "json"))
+    plain = replace(STRONG, id="plain", capabilities=frozenset({"chat"}))
+    json_too = replace(STRONG, id="json", capabilities=frozenset({"chat", "json"}))
+    catalog = {"mini": MINI, "big": strong, "plain": plain, "json": json_too}
+    wanting_json = replace(ask(MATH), response_format={"type": "json_object"})
+    plan = plan_for(config=replace(CONFIG, speculation="cascade"), decision=replace(made, strong=strong),
+                    req=wanting_json, catalog=catalog)
+    assert [m.id for m in plan.strong_chain] == ["big", "json"]
+
+
 def test_a_judges_verdict_labels_the_cheap_model_by_what_it_shows():
     support = decide(SUPPORT, config=replace(CONFIG, speculation="cascade"))
     passed, cut = Verdict("heuristic", 1.0, True, "ok"), Verdict("heuristic", 0.05, False, "finish_reason=length")

@@ -258,3 +258,15 @@ def test_a_request_the_upstream_rejects_opens_no_circuit(live, sim, settings, mo
         httpx.delete(f"{sim}/_sim/faults")
     assert status == (400 if kind == "400" else 502)
     assert breaker.state("gpt-4o-mini") == circuit
+
+
+def test_an_alias_serves_its_one_model_able_to_and_refuses_when_none_is(live, sim):
+    settle(live, live.tenant, aliases={"aka:look": [CHEAP, STRONG], "aka:claude": ["claude-haiku-4-5",
+                                                                                  "claude-sonnet-4-5"]})
+    picture = [{"type": "text", "text": SUPPORT}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]
+    looked = sdk(live).chat.completions.with_raw_response.create(
+        model="aka:look", messages=[{"role": "user", "content": picture}])   # gpt-4.1-nano reads no images
+    assert looked.headers["x-aka-model"] == STRONG and "x-aka-route" not in looked.headers
+    with pytest.raises(openai.BadRequestError) as refused:   # neither Claude model has a JSON mode
+        ask(live, SUPPORT_AGAIN, model="aka:claude", response_format={"type": "json_object"})
+    assert refused.value.code == "unsupported_parameter" and "json" in refused.value.message
