@@ -267,14 +267,17 @@ def _send(window: Claimed, pace: Pace) -> str:
         outcome = "acked"
         log.info("meter window %s was already recorded by Stripe (an earlier attempt got through)", window.identifier)
     except stripe_api.Retryable as exc:
-        throttled = isinstance(exc, stripe_api.Throttled)
-        outcome = "throttled" if throttled else "retry"
+        outcome = "throttled" if isinstance(exc, stripe_api.Throttled) else "retry"
+        if isinstance(exc, stripe_api.KeyRefused):
+            log.error("ALERT billing: Stripe refuses our key; meter window %s waits: %s", window.identifier, exc)
         found = windows.first()
         if found is not None:
-            # A throttled request was not recorded; anything else may have been.
+            # A request turned away (throttled, our key refused) was not recorded; anything
+            # else may have been, and the dedup horizon starts.
+            unrecorded = isinstance(exc, stripe_api.NotCarriedOut)
             windows.update(state=MeterWindow.State.PENDING, last_error=str(exc)[:2000],
                            next_attempt_at=Now() + _backoff(found.attempts),
-                           maybe_received_at=F("maybe_received_at") if throttled
+                           maybe_received_at=F("maybe_received_at") if unrecorded
                            else Coalesce(F("maybe_received_at"), F("last_attempt_at")))
         metrics.METER_EVENTS.labels(outcome).inc()
         return outcome

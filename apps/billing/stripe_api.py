@@ -42,8 +42,17 @@ class Retryable(Exception):
     may succeed later."""
 
 
-class Throttled(Retryable):
-    """Stripe's rate limit: the request was not carried out."""
+class NotCarriedOut(Retryable):
+    """Stripe turned the request away before doing anything with it: nothing was recorded."""
+
+
+class Throttled(NotCarriedOut):
+    """Stripe's rate limit."""
+
+
+class KeyRefused(NotCarriedOut):
+    """Stripe refused our key (401, 403): our configuration, not the request; it goes
+    through once the key is fixed."""
 
 
 class Refused(Exception):
@@ -59,8 +68,9 @@ def _stripe_errors() -> Iterator[None]:
         yield
     except stripe.RateLimitError as exc:
         raise Throttled(str(exc)) from exc
-    # A refused key (401, 403) is our configuration, not the request: it goes through once fixed.
-    except (stripe.APIConnectionError, stripe.APIError, stripe.AuthenticationError, stripe.PermissionError) as exc:
+    except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+        raise KeyRefused(str(exc)) from exc
+    except (stripe.APIConnectionError, stripe.APIError) as exc:
         raise Retryable(str(exc)) from exc
     except stripe.StripeError as exc:
         raise Refused(str(exc.user_message or exc)) from exc

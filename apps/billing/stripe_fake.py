@@ -135,6 +135,7 @@ class Fault:
     SERVER_ERROR = "500"
     RATE_LIMITED = "429"
     TIMEOUT = "timeout"
+    KEY_REFUSED = "401"
     HANG_AFTER = "hang_after"   # do the work, then never answer (a worker killed meanwhile)
 
 
@@ -179,6 +180,8 @@ class FakeStripe(stripe.HTTPClient):
             return self._error(500, "api_error", "An unknown error occurred (fake)")
         if fault == Fault.RATE_LIMITED:
             return self._error(429, "invalid_request_error", "Too many requests (fake)", code="rate_limit")
+        if fault == Fault.KEY_REFUSED:
+            return self._error(401, "invalid_request_error", "Invalid API Key provided (fake)")
         idem = (headers or {}).get("Idempotency-Key") if method == "POST" else None
         if idem and (done := self.r.hget(PREFIX + "idempotency", idem)):
             return done.decode(), 200, {"request-id": "req_fake"}

@@ -101,6 +101,23 @@ def test_a_window_unacknowledged_past_the_dedup_horizon_is_not_resent(customer, 
     assert fake.usage(cus) == 0
 
 
+def test_a_refused_key_is_retried_and_starts_no_dedup_horizon(customer, fake):
+    """Stripe records nothing for a key it refuses: the window waits for the key to be
+    fixed, and is not taken for one that may have reached Stripe (the horizon would make
+    it uncertain, never resent)."""
+    tenant, cus = customer
+    ledger_rows(tenant, 3)
+    fake.fail(Fault.KEY_REFUSED, seconds=60, path=METER_EVENTS)
+    while not windows(tenant).filter(attempts__gte=2).exists():
+        outbox.run(max_seconds=1)
+    found = windows(tenant).get()
+    assert (found.state, found.maybe_received_at) == ("pending", None)
+    assert "Invalid API Key" in found.last_error
+    fake.recover()   # the key is fixed
+    drain()
+    assert windows(tenant).get().state == "acked" and fake.usage(cus) == 3
+
+
 def test_a_refused_event_is_failed_not_retried(customer, fake):
     tenant, cus = customer
     ledger_rows(tenant, 1)
