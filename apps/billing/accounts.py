@@ -90,8 +90,10 @@ def subscription_sync(*, tenant_id: int) -> None:
         if not account.stripe_subscription_id:
             # A create whose answer was lost (a timeout) may have made one: adopt it, never a second.
             state = (stripe_api.subscription_live(customer=account.stripe_customer_id)
-                     or stripe_api.subscription_create(tenant_id=tenant_id, customer=account.stripe_customer_id,
-                                                       price=price))
+                     or stripe_api.subscription_create(
+                         tenant_id=tenant_id, customer=account.stripe_customer_id, price=price,
+                         # When the last one's state was set (its deletion): 0 for the first.
+                         generation=int(account.subscription_as_of.timestamp()) if account.subscription_as_of else 0))
             if state.price_id != price:  # adopted on the price before a plan change
                 state = stripe_api.subscription_price_set(subscription_id=state.subscription_id,
                                                           item_id=state.item_id, price=price)

@@ -212,16 +212,19 @@ def subscription_live(*, customer: str) -> SubscriptionState | None:
     return None
 
 
-def subscription_create(*, tenant_id: int, customer: str, price: str) -> SubscriptionState:
+def subscription_create(*, tenant_id: int, customer: str, price: str, generation: int) -> SubscriptionState:
+    """`generation`: which of the tenant's subscriptions this is (stable across retries of
+    one creation, new once the last one ended), for the idempotency key."""
     # Anchored to the 1st at midnight UTC, so Stripe's billing periods are our calendar months.
     params: SubscriptionCreateParams = {
         "customer": customer, "items": [{"price": price}], "metadata": {"tenant_id": str(tenant_id)},
         "billing_cycle_anchor_config": {"day_of_month": 1, "hour": 0, "minute": 0, "second": 0},
         "proration_behavior": "none"}
-    # The key names the tenant, not the price: a retry after a plan change must not make a
-    # second subscription (Stripe refuses a reused key with other parameters instead).
+    # The key names the tenant and the generation, not the price: a retry after a plan change
+    # must not make a second subscription; and a tenant whose subscription was canceled gets a
+    # new one, not the replayed answer that made the canceled one (keys live 24 h).
     return _state(client().v1.subscriptions.create(
-        params, {"idempotency_key": f"{namespace()}:subscription-{tenant_id}"}))
+        params, {"idempotency_key": f"{namespace()}:subscription-{tenant_id}-{generation}"}))
 
 
 def subscription_price_set(*, subscription_id: str, item_id: str, price: str) -> SubscriptionState:

@@ -201,13 +201,26 @@ def test_a_subscription_whose_creation_answer_was_lost_is_adopted_not_doubled(db
     cus = stripe_api.customer_create(tenant_id=tenant.pk, name=tenant.name, email="t@example.com")
     BillingAccount.objects.for_tenant(tenant).create(tenant=tenant, stripe_customer_id=cus)
     starter = accounts.catalog_ensure().prices["Starter"]
-    lost = stripe_api.subscription_create(tenant_id=tenant.pk, customer=cus, price=starter)
+    lost = stripe_api.subscription_create(tenant_id=tenant.pk, customer=cus, price=starter, generation=0)
     accounts.plan_change(tenant=tenant, plan_name="Scale")
     accounts.subscription_sync(tenant_id=tenant.pk)
     [subscription] = fake.all("subscriptions")
     assert (subscription["id"], subscription["items"]["data"][0]["price"]["unit_amount"]) == (lost.subscription_id, 5)
     assert (account(tenant).stripe_subscription_id, account(tenant).stripe_price_id) == (
         lost.subscription_id, subscription["items"]["data"][0]["price"]["id"])
+
+
+def test_a_tenant_whose_subscription_was_canceled_gets_a_new_one(customer, fake):
+    """Not the answer that made the canceled one, replayed for its idempotency key."""
+    tenant, cus = customer
+    [old] = fake.all("subscriptions")
+    fake._put("subscriptions", {**old, "status": "canceled"})
+    deliver(fake, "customer.subscription.deleted", {**old, "status": "canceled"}, created=int(time.time()) + 1)
+    accounts.plan_change(tenant=tenant, plan_name="Growth")
+    accounts.subscription_sync(tenant_id=tenant.pk)
+    live = [x for x in fake.all("subscriptions") if x["status"] != "canceled"]
+    assert len(live) == 1 and live[0]["id"] != old["id"]
+    assert (account(tenant).stripe_subscription_id, account(tenant).subscription_status) == (live[0]["id"], "active")
 
 
 def test_sign_up_schedules_the_stripe_customer_after_commit(transactional_db, settings, monkeypatch):
