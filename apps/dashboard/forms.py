@@ -34,7 +34,8 @@ class PercentField(forms.FloatField):
     converted exactly (apps.core.percent)."""
 
     def __init__(self, *, fraction_validators, **kwargs):
-        bounds = {type(v): as_percent(v.limit_value) for v in fraction_validators}
+        bounds = {type(v): as_percent(v.limit_value) for v in fraction_validators
+                  if isinstance(v, MinValueValidator | MaxValueValidator)}   # not `finite`: the form refuses NaN itself
         super().__init__(min_value=float(bounds[MinValueValidator]), max_value=float(bounds[MaxValueValidator]),
                          **kwargs)
 
