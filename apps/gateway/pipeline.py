@@ -135,7 +135,7 @@ async def resolve(call: Call, req: ChatRequest) -> list[ModelInfo]:
         raise ApiError(400, f"None of the models '{req.model}' stands for can serve this request (it needs "
                        f"{', '.join(sorted(call.needs))}).", code="unsupported_parameter", param="model")
     # Two or more: routed per prompt; one: that model, as if named.
-    call.pool = members if members and len(members) >= 2 else []
+    call.pool = routing.routed(members)
     call.model = call.pool[-1] if call.pool else members[0] if members else await resolve_model(req.model)
     if req.tools and not call.model.supports("tools"):
         raise ApiError(400, f"The model '{call.model.id}' does not support tools.", code="unsupported_parameter",
@@ -230,7 +230,7 @@ async def speculate(call: Call, req: ChatRequest) -> bool:
     if call.decision is None:
         return False
     call.speculation = speculation.plan_for(config=call.routing, decision=call.decision, req=req,
-                                            catalog=await amodels())
+                                            needs=call.needs, catalog=await amodels())
     return call.speculation is not None
 
 
@@ -523,7 +523,7 @@ async def serve_count_tokens(request) -> Answer:
         req = anthropic_wire.parse_messages(request.body, counting=True)
         members = routing.pool_for(await routing.snapshot(call.principal.tenant_id), req.model, await amodels(),
                                    req.needs())
-        if members is not None and len(members) >= 2:
+        if routing.routed(members):
             raise ApiError(400, f"'{req.model}' is routed per prompt among several models: name one of them to count "
                            "its tokens.", code="unsupported_model", param="model")
         model = await resolve_model(req.model)

@@ -99,10 +99,7 @@ async def body(call: Call, req: ChatRequest, writer, stream_error: Callable[[Api
         # Never a clean end after a truncated answer: the client gets an error event.
         stalled = error.kind == "upstream_timeout"  # no chunk within the model's stall timeout
         call.status, call.error_type = (504, "upstream_stream_stalled") if stalled else (502, "upstream_stream_cut")
-        # Only an upstream's stream fails so, never a replay. The provider charged for the input and
-        # the output sent; the usage comes only with the Final event, so the input is our estimate.
-        dispatch.failed(call.outcome, call.served, error)
-        call.usage = dispatch.cut_short(req.estimated_prompt_tokens(), parts)
+        dispatch.failed(call.outcome, call.served, error)   # only an upstream's stream fails so, never a replay
         yield stream_error(error.as_api_error())
     except Exception:
         log.exception("stream %s failed", call.request_id)
@@ -114,6 +111,7 @@ async def body(call: Call, req: ChatRequest, writer, stream_error: Callable[[Api
         await ticks.aclose()
         await events.aclose()
         if call.usage is None and call.served is not None and not call.hit:
-            # The client left mid-stream: the provider still charged for the input and the
-            # output it sent (not billed to the tenant, but our cost).
+            # An upstream's stream that did not finish (it was cut, or the client left): the
+            # provider still charged for the input and the output it sent. Usage comes only with
+            # the Final event, so the input is our estimate.
             call.usage = dispatch.cut_short(req.estimated_prompt_tokens(), parts)

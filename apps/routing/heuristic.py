@@ -179,8 +179,7 @@ def math_features(prompt: str, text: str) -> dict[str, float]:
         "question_numbers": min(len(given), 12),
         "lines": min(sum(1 for line in text.splitlines() if line.strip()), 15),
         "results": min(len(RESULT.findall(text)), 15),
-        # is_integer: a runaway final (400 digits) is float('inf'), which int() refuses.
-        "fractional_final": float(final is not None and not final.is_integer()),
+        "fractional_final": float(final is not None and final != int(final)),
         "final_given_in_question": float(final in given) if final is not None else 0.0,
         "final_magnitude_log": min(math.log10(abs(final) + 1), 7) if final is not None else 0.0,
         "second_thoughts": min(len(SECOND_THOUGHTS.findall(text)), 6),

@@ -133,7 +133,7 @@ def pool_for(config: Config, requested: str, catalog: dict[str, ModelInfo],
              needs: frozenset[str]) -> list[ModelInfo] | None:
     """The models of the catalog that a call naming `requested` may be routed between,
     cheapest first, those able to serve the call's `needs` only; None when the name is not
-    routed (a model named without substitution). Fewer than two: nothing to route."""
+    routed (a model named without substitution). Fewer than two: nothing to route (routed())."""
     if requested == "auto":
         names = config.pool
     elif requested in config.aliases:
@@ -143,6 +143,11 @@ def pool_for(config: Config, requested: str, catalog: dict[str, ModelInfo],
     else:
         return None
     return [catalog[n] for n in names if n in catalog and needs <= catalog[n].capabilities]
+
+
+def routed(members: list[ModelInfo] | None) -> list[ModelInfo]:
+    """pool_for's members when there is a choice between them to route, else []."""
+    return members if members and len(members) >= 2 else []
 
 
 # --- the decision ---------------------------------------------------------------------

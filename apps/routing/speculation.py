@@ -64,9 +64,10 @@ class Run:
         return self.verdict.cost_micros if self.verdict else Decimal(0)
 
 
-def plan_for(*, config: Config, decision: Decision, req: ChatRequest,
+def plan_for(*, config: Config, decision: Decision, req: ChatRequest, needs: frozenset[str],
              catalog: dict[str, ModelInfo]) -> Plan | None:
-    """How this routed call speculates, or None when it goes straight to its model."""
+    """How this routed call speculates, or None when it goes straight to its model. `needs`:
+    the request's (ChatRequest.needs), which the strong model's fallbacks must have."""
     if config.speculation == "off" or decision.route == "explore" or decision.cheap is decision.strong:
         return None
     if decision.draft == "skip":
@@ -77,7 +78,7 @@ def plan_for(*, config: Config, decision: Decision, req: ChatRequest,
     if run == "selective":
         run = "race" if decision.draft == "at_risk" else "cascade"
     draft = decision.model if decision.model is not decision.strong else decision.cheap
-    strong_chain = [m for m in dispatch.chain_for(decision.strong, catalog, req.needs())
+    strong_chain = [m for m in dispatch.chain_for(decision.strong, catalog, needs)
                     if m is decision.strong or not breaker.is_open(m.id)]
     judge_model = catalog.get(config.judge_model)
     judge_chain = dispatch.chain_for(judge_model, catalog, set()) if judge_model else None

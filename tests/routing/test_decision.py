@@ -219,7 +219,7 @@ def ask(prompt):
 def test_each_mode_speculates_only_on_calls_the_predictor_lets_draft(mode, draft, run):
     made = decide(MATH, config=replace(CONFIG, speculation=mode))
     plan = plan_for(config=replace(CONFIG, speculation=mode), decision=replace(made, draft=draft), req=ask(MATH),
-                    catalog={"mini": MINI, "big": STRONG})
+                    needs=frozenset(), catalog={"mini": MINI, "big": STRONG})
     assert (plan.run if plan else None) == run
     if plan:
         assert (plan.draft, plan.strong_chain) == (MINI, [STRONG])
@@ -234,7 +234,7 @@ def test_the_strong_models_fallbacks_serve_what_the_request_needs():
     catalog = {"mini": MINI, "big": strong, "plain": plain, "json": json_too}
     wanting_json = replace(ask(MATH), response_format={"type": "json_object"})
     plan = plan_for(config=replace(CONFIG, speculation="cascade"), decision=replace(made, strong=strong),
-                    req=wanting_json, catalog=catalog)
+                    req=wanting_json, needs=wanting_json.needs(), catalog=catalog)
     assert [m.id for m in plan.strong_chain] == ["big", "json"]
 
 
