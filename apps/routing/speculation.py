@@ -207,8 +207,9 @@ async def race(plan: Plan, req: ChatRequest, done: Run) -> None:
         try:
             strong = await strong_task
         except UpstreamError:
-            # Its input is measured by the draft's usage; unknown (not billed) when the draft failed too.
-            done.strong_cost = _cut_short(stream, draft.usage.prompt_tokens if draft else 0)
+            # Its input is measured by the draft's usage; estimated from the messages when the
+            # draft failed too (the provider sends the count only at the end).
+            done.strong_cost = _cut_short(stream, draft.usage.prompt_tokens if draft else req.estimated_prompt_tokens())
             raise
         done.served, done.result = stream.model, strong
         done.strong_cost = stream.model.cost_micros(strong.usage)

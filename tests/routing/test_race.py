@@ -16,7 +16,7 @@ import orjson
 import pytest
 from django.conf import settings
 
-from apps.core.llm import Usage
+from apps.core.llm import Usage, estimated_tokens
 from apps.providers.catalog import SEED_FILE, amodels, sync_from_seed
 from apps.routing import breaker
 from apps.routing.services import routing_settings_update
@@ -150,6 +150,29 @@ def test_a_race_whose_strong_stream_is_cut_after_the_draft_was_rejected_records_
     assert strong.cost_micros(Usage(prompt, 0)) < row.strong_cost_micros < strong.cost_micros(Usage(prompt, 24))
     assert row.provider_cost_micros == row.draft_cost_micros + row.strong_cost_micros
     assert breaker.state(STRONG) == "open"
+
+
+def test_a_race_whose_draft_fails_and_strong_stream_is_cut_bills_the_strong_input(racing, settings, monkeypatch):
+    """No draft usage to measure the input by: the strong stream's input is estimated from
+    the messages, not billed as 0."""
+    live, sim_url = racing
+    settings.AKA_SIMULATOR_URL = sim_url
+    monkeypatch.setattr(breaker, "_circuits", {})
+    routing_settings_update(tenant=live.tenant, speculation="race", exploration=0.0)
+    httpx.post(f"{sim_url}/_sim/faults", json={"model": CHEAP, "kind": "400", "times": 5})
+    httpx.post(f"{sim_url}/_sim/faults", json={"model": STRONG, "kind": "cut", "times": 1})
+    status, _, body = through_handler("/v1/chat/completions", orjson.dumps(
+        {"model": "auto", "max_tokens": 24, "messages": [{"role": "user", "content": SUPPORT}]}),
+        [(b"authorization", f"Bearer {live.raw_key}".encode())])
+
+    assert status == 502 and orjson.loads(body)["error"]["code"] == "upstream_error"
+    [row] = live.records()
+    assert (row.speculation_outcome, row.draft_cost_micros) == ("draft_failed", 0)
+    strong = asyncio.run(amodels())[STRONG]
+    estimate = estimated_tokens(SUPPORT)
+    # The estimated input and the pieces received before the cut (fewer than asked for).
+    assert any(row.strong_cost_micros == strong.cost_micros(Usage(estimate, pieces)) for pieces in range(1, 24))
+    assert row.provider_cost_micros == row.strong_cost_micros
 
 
 def test_selective_race_races_only_prompts_at_risk(racing):
