@@ -1,6 +1,9 @@
 """What every adapter shares: the HTTP call, error classification and SSE reading."""
 
+import math
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import aiohttp
 import orjson
@@ -20,11 +23,17 @@ TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
 
 
 def _retry_after(response: aiohttp.ClientResponse) -> float | None:
-    value = response.headers.get("retry-after")
+    """Seconds to wait, from Retry-After in seconds or as an HTTP date; None when absent
+    or unreadable (NaN would reach asyncio.sleep, which refuses it)."""
+    value = (response.headers.get("retry-after") or "").strip()
     try:
-        return float(value) if value else None
+        seconds = float(value)
     except ValueError:
-        return None
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 def error_from_response(response: aiohttp.ClientResponse, body: bytes) -> UpstreamError:
