@@ -186,8 +186,10 @@ async def alongside_admission(call: Call, work, *, settle: bool = False):
 async def look_up(call: Call, req: ChatRequest, headers) -> cache.Hit | None:
     """A stored answer to serve instead of calling a model: exact, then semantic."""
     config = await cache.snapshot(call.principal.tenant_id)
+    # A routed name has its own namespace: a name asked of a pool (served by any of its
+    # models) may equal a model's family ("gpt-4.1"), whose entries that model alone wrote.
     plan = cache.plan_for(req, call.principal, config, headers,
-                          route=req.model if call.pool or req.model == "auto" else call.model.family)
+                          route="routed:" + req.model if call.pool or req.model == "auto" else call.model.family)
     if plan is None:
         return None
     found = await alongside_admission(call, cache.lookup(plan))

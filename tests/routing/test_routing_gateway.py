@@ -98,6 +98,19 @@ def test_a_named_model_is_routed_only_when_the_tenant_allows_substitution(live, 
     assert (aliased.headers["x-aka-route"], aliased.headers["x-aka-model"]) == ("cheap", CHEAP)
 
 
+def test_a_named_model_is_never_served_the_answer_another_model_gave_when_it_was_routed(live, sim):
+    """Routed under substitution, a call naming STRONG is answered by CHEAP; with
+    substitution off, the same call must get STRONG, not CHEAP's cached answer (the name
+    asked equals STRONG's family)."""
+    settle(live, live.tenant, cache=True, allow_substitution=True)
+    assert ask(live, SUPPORT, model=STRONG).headers["x-aka-model"] == CHEAP
+    live.records()
+    routing_settings_update(tenant=live.tenant, allow_substitution=False)
+    time.sleep(0.6)
+    again = ask(live, SUPPORT, model=STRONG)
+    assert (again.headers["x-aka-cache"], again.headers["x-aka-model"]) == ("miss", STRONG)
+
+
 def test_negative_feedback_on_the_cheap_model_shifts_similar_prompts_to_the_strong_one(live, sim):
     settle(live, live.tenant)   # no cache: the router embeds the prompt itself
     first, second = ask(live, SUPPORT), ask(live, SUPPORT_AGAIN)
