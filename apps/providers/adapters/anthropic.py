@@ -11,8 +11,12 @@ from .base import Adapter
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
+# A turn that did not end (pause_turn: a server tool's turn to be continued) or that was
+# cut (the context window; any reason added later) is "length", the nearest an OpenAI
+# client can read: never "stop", which the cache stores and the judges score as finished.
 STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
-                "pause_turn": "stop", "refusal": "content_filter"}
+                "pause_turn": "length", "model_context_window_exceeded": "length", "refusal": "content_filter"}
+UNFINISHED = "length"
 
 
 def _parts(content) -> list[dict]:
@@ -133,7 +137,7 @@ class AnthropicAdapter(Adapter):
             id=body.get("id", ""),
             model=model.id,
             content="".join(texts) if texts or not calls else None,
-            finish_reason=STOP_REASONS.get(body.get("stop_reason") or "end_turn", "stop"),
+            finish_reason=STOP_REASONS.get(body.get("stop_reason") or "end_turn", UNFINISHED),
             usage=usage_of(body.get("usage")),
             tool_calls=calls or None,
             provider=self.provider,
@@ -171,7 +175,7 @@ class AnthropicAdapter(Adapter):
                 # fall) keeps it, so a count of the uncached input alone leaves the cached tokens in.
                 counts.update((name, count) for name, count in (payload.get("usage") or {}).items() if count)
             elif kind == "message_stop":
-                yield Finish(STOP_REASONS.get(stop_reason or "end_turn", "stop"))
+                yield Finish(STOP_REASONS.get(stop_reason or "end_turn", UNFINISHED))
                 yield Final(usage=usage_of(counts), id=message_id, model=model.id)
                 return
             elif kind == "error":

@@ -13,7 +13,13 @@ from ..upstreams import Upstream
 from .base import Adapter
 
 FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter", "RECITATION": "content_filter",
-                  "PROHIBITED_CONTENT": "content_filter", "BLOCKLIST": "content_filter", "SPII": "content_filter"}
+                  "PROHIBITED_CONTENT": "content_filter", "BLOCKLIST": "content_filter", "SPII": "content_filter",
+                  "LANGUAGE": "content_filter", "IMAGE_SAFETY": "content_filter",
+                  "IMAGE_PROHIBITED_CONTENT": "content_filter", "IMAGE_RECITATION": "content_filter"}
+# Any other reason (OTHER, MALFORMED_FUNCTION_CALL, FINISH_REASON_UNSPECIFIED, ones added
+# later) is an answer that did not end normally: "length", the nearest an OpenAI client
+# can read; never "stop", which the cache stores and the judges score as finished.
+UNFINISHED = "length"
 
 
 def _call_id(name: str, args: dict, n: int) -> str:
@@ -140,7 +146,7 @@ class GeminiAdapter(Adapter):
                 call = part["functionCall"]
                 calls.append({"id": _call_id(call["name"], call.get("args", {}), len(calls)), "type": "function",
                               "function": {"name": call["name"], "arguments": orjson.dumps(call.get("args", {})).decode()}})
-        reason = FINISH_REASONS.get(candidate.get("finishReason", "STOP"), "stop")
+        reason = FINISH_REASONS.get(candidate.get("finishReason", "STOP"), UNFINISHED)
         return ChatResult(
             id=body.get("responseId", ""),
             model=model.id,
@@ -171,7 +177,7 @@ class GeminiAdapter(Adapter):
                                              "type": "function", "function": {"name": call["name"], "arguments": args}}])
                     n_calls += 1
             if candidate.get("finishReason"):
-                reason = FINISH_REASONS.get(candidate["finishReason"], "stop")
+                reason = FINISH_REASONS.get(candidate["finishReason"], UNFINISHED)
         if reason is None:
             raise UpstreamError(502, "upstream stream ended before the answer was complete", retryable=False)
         yield Finish("tool_calls" if n_calls and reason == "stop" else reason)
