@@ -195,6 +195,12 @@ def serving(prompt: str, vector: np.ndarray, candidates: list[Candidate], prompt
                            candidates=candidates, target=target), True
 
 
+def _servable(entry: store.Entry | None, plan: Plan) -> bool:
+    """An entry holding tool calls is served only while the tenant caches them: one stored
+    before it opted out is not."""
+    return entry is not None and (plan.tool_calls or not entry.response.get("tool_calls"))
+
+
 async def lookup(plan: Plan) -> Hit | Miss:
     embedding = None
     if plan.read:
@@ -206,7 +212,7 @@ async def lookup(plan: Plan) -> Hit | Miss:
             if embedding is not None:
                 embedding.cancel()
             raise
-        if entry is not None:
+        if _servable(entry, plan):
             if embedding is not None:
                 embedding.cancel()   # its batch still runs; the vector is dropped
             exact_keys.add(plan.exact)
@@ -223,11 +229,11 @@ async def lookup(plan: Plan) -> Hit | Miss:
         # The nearest candidate came with its answer; another one's is read now.
         entry = rows[0].entry if rows[0].id == chosen.entry_id else await store.answer(
             tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context, entry_id=chosen.entry_id)
-        if entry is not None:
+        if _servable(entry, plan):
             metrics.CACHE.labels("semantic").inc()
             return Hit("semantic", entry.id, chosen.similarity, _result(entry))
     # Refused: the second stage said none fits. Miss: none reached the threshold, or every
-    # accepted entry was purged or demoted since the candidates were read.
+    # accepted entry was purged or demoted since the candidates were read, or holds tool calls.
     metrics.CACHE.labels("refused" if reached and not served else "miss").inc()
     return Miss(vector, tuple((r.id, r.similarity) for r in rows))
 

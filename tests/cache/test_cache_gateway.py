@@ -212,6 +212,16 @@ def test_tool_calls_cached_when_opted_in(live):
     assert again.parse().choices[0].message.tool_calls[0].function.name == first.choices[0].message.tool_calls[0].function.name
 
 
+def test_tool_call_entries_are_not_served_once_the_tenant_opts_out(live):
+    cache_settings_update(tenant=live.tenant, changes={"tool_calls": True})
+    client = sdk(live)
+    ask(client, "weather in Paris?", tools=[WEATHER])
+    entries(live)
+    cache_settings_update(tenant=live.tenant, changes={"tool_calls": False})
+    time.sleep(0.6)  # the gateway's settings snapshot lives AKA_KEY_CACHE_TTL (0.5 s in tests)
+    assert ask(client, "weather in Paris?", tools=[WEATHER]).headers["x-aka-cache"] == "miss"
+
+
 def test_cut_streams_are_never_cached(live):
     with pytest.raises(openai.APIError):
         for _ in sdk(live).chat.completions.create(
