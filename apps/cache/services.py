@@ -126,6 +126,8 @@ def plan_for(req: ChatRequest, principal: Principal, config: Config, headers, ro
     it must not touch the cache."""
     if not config.enabled or bypassed(headers):
         return None
+    if req.logprobs:
+        return None   # an entry keeps no logprobs to serve
     if req.temperature is not None and req.temperature > HIGH_TEMPERATURE and not config.high_temperature:
         return None
     turn = last_user_turn(req)

@@ -235,6 +235,17 @@ def test_high_temperature_is_not_cached(live):
     only_the_control_is_cached(live)
 
 
+def test_a_logprobs_request_neither_reads_nor_writes_the_cache(live):
+    """An entry keeps no logprobs: a hit would answer without the ones asked for."""
+    client = sdk(live)
+    ask(client, PIN)
+    entries(live)
+    asked = [ask(client, PIN, logprobs=True, top_logprobs=2) for _ in range(2)]
+    assert [a.headers["x-aka-cache"] for a in asked] == ["off", "off"]
+    assert all(a.parse().choices[0].logprobs is not None for a in asked)
+    assert len(entries(live, expected=2, timeout=0.5)) == 1
+
+
 def test_cache_hits_count(live):
     client = sdk(live)
     ask(client, PIN)
