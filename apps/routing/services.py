@@ -74,11 +74,15 @@ ALIAS_PREFIX = "aka:"
 MAX_POOL = 6
 
 
+def _chats(model_id, catalog: dict[str, CatalogModel]) -> bool:
+    return model_id in catalog and "chat" in catalog[model_id].capabilities
+
+
 def _check_pool(name: str, pool, catalog: dict[str, CatalogModel]) -> list[str]:
     pool = list(pool) if isinstance(pool, tuple) else pool
     if not isinstance(pool, list) or not 2 <= len(pool) <= MAX_POOL or not all(isinstance(m, str) for m in pool):
         raise InvalidSettings({name: f"Give a list of 2 to {MAX_POOL} model ids, cheapest first."})
-    unknown = [m for m in pool if m not in catalog or "chat" not in catalog[m].capabilities]
+    unknown = [m for m in pool if not _chats(m, catalog)]
     if unknown:
         raise InvalidSettings({name: f"Not chat models of the catalog: {', '.join(unknown)}."})
     if len(set(pool)) != len(pool):
@@ -115,8 +119,8 @@ def routing_settings_update(*, tenant, **changes) -> RoutingSettings:
         changes["pool"] = _check_pool("pool", changes["pool"], catalog)
     if "aliases" in changes:
         changes["aliases"] = _check_aliases(changes["aliases"], catalog)
-    if "judge_model" in changes and changes["judge_model"] not in catalog:
-        raise InvalidSettings({"judge_model": f"'{changes['judge_model']}' is not a model of the catalog."})
+    if "judge_model" in changes and not _chats(changes["judge_model"], catalog):
+        raise InvalidSettings({"judge_model": f"'{changes['judge_model']}' is not a chat model of the catalog."})
     row, _ = RoutingSettings.objects.for_tenant(tenant).get_or_create(tenant=tenant)
     for name, value in changes.items():
         setattr(row, name, value)

@@ -56,6 +56,7 @@ def test_owner_changes_routing_settings_and_the_outsider_sees_none_of_it(party):
     ({"speculation": "always"}, "speculation"),
     ({"judge": "oracle"}, "judge"),
     ({"judge_model": "no-such-model"}, "judge_model"),
+    ({"judge_model": "text-embedding-3-small"}, "judge_model"),   # cannot chat, so cannot judge
     ({"exploration": 0.5}, "exploration"),
     ({"quality_floor": 1.2}, "quality_floor"),
 ])
