@@ -72,6 +72,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 POPULATED = [int(n) for n in os.environ.get("BENCH_POPULATED", "1000,10000,100000").split(",") if n]
 BANKING77 = ROOT.parent / "shared" / "data" / "banking77" / "train.csv"
 ANSWER_CHARS = 1500   # about 350 tokens of English
+TTL = timedelta(days=7)   # the tenants' default cache TTL (lookups refuse entries older than it)
 MODEL = os.environ.get("BENCH_MODEL", "gpt-4o-mini")
 # The bench tenant's requests per minute, for it and its key: 0 (default) is unlimited,
 # which costs no Redis round trip; a limit far above the load measures the call that
@@ -325,7 +326,8 @@ def lookup_plan(tenant_id: int, context: str, vector: np.ndarray, runs: int = 20
             cur.execute(statement)
         for _ in range(runs):
             cur.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)" + store.SEMANTIC,
-                        {"tenant": tenant_id, "scope": "", "context": context, "vec": str(vector.tolist()), "k": 20})
+                        {"tenant": tenant_id, "scope": "", "context": context, "vec": str(vector.tolist()), "k": 20,
+                         "ttl": TTL})
             plans.append(cur.fetchone()[0][0])
     plan = plans[-1]
     nodes, node = [], plan["Plan"]
@@ -349,7 +351,8 @@ async def parts(tenant_id: int, context: str, rounds: int = 30) -> dict[str, flo
                 t0 = time.perf_counter()
                 vector = embedder().embed([question])[0]
                 t1 = time.perf_counter()
-                rows = await store.nearest(tenant_id=tenant_id, scope="", context_key=context, vector=vector, k=20)
+                rows = await store.nearest(tenant_id=tenant_id, scope="", context_key=context, vector=vector, k=20,
+                                           ttl=TTL)
                 t2 = time.perf_counter()
                 candidates = [Candidate(r.id, r.similarity, r.embedding, r.neighbour_stat) for r in rows]
                 choices = ranked(candidates, DEFAULT_THRESHOLD, verifier.CANDIDATES)
@@ -359,7 +362,8 @@ async def parts(tenant_id: int, context: str, rounds: int = 30) -> dict[str, flo
                                                      vector=vector, candidates=candidates, target=0.01)
                 t4 = time.perf_counter()
                 if served and rows[0].id != served[0].entry_id:
-                    await store.answer(tenant_id=tenant_id, scope="", context_key=context, entry_id=served[0].entry_id)
+                    await store.answer(tenant_id=tenant_id, scope="", context_key=context, entry_id=served[0].entry_id,
+                                       ttl=TTL)
                 t5 = time.perf_counter()
                 for name, took in zip(times, (t1 - t0, t2 - t1, t3 - t2, t5 - t4, t4 - t3), strict=True):
                     times[name].append(took * 1000)

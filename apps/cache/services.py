@@ -93,6 +93,10 @@ class Plan:
     read: bool = True    # `Cache-Control: no-cache` / `x-aka-cache: refresh` skip reading, still write
     write: bool = True   # `x-aka-cache: readonly` reads without adding entries
 
+    @property
+    def ttl(self) -> timedelta:
+        return timedelta(seconds=self.ttl_seconds)
+
 
 @dataclass(frozen=True, slots=True)
 class Hit:
@@ -209,7 +213,8 @@ async def lookup(plan: Plan) -> Hit | Miss:
         if plan.exact not in exact_keys:
             embedding = batcher().embed(plan.prompt)
         try:
-            entry = await store.exact(tenant_id=plan.tenant_id, context_key=plan.context, exact_key=plan.exact)
+            entry = await store.exact(tenant_id=plan.tenant_id, context_key=plan.context, exact_key=plan.exact,
+                                      ttl=plan.ttl)
         except BaseException:
             if embedding is not None:
                 embedding.cancel()
@@ -222,7 +227,7 @@ async def lookup(plan: Plan) -> Hit | Miss:
             return Hit("exact", entry.id, 1.0, _result(entry))
     vector = await (embedding or batcher().embed(plan.prompt))
     rows = await store.nearest(tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context, vector=vector,
-                               k=settings.AKA_CACHE_CANDIDATES)
+                               k=settings.AKA_CACHE_CANDIDATES, ttl=plan.ttl)
     candidates = [Candidate(entry_id=r.id, similarity=r.similarity, embedding=r.embedding,
                             neighbour_similarity=r.neighbour_stat) for r in rows]
     served, reached = serving(plan.prompt, vector, candidates, lambda: {r.id: r.prompt_text for r in rows},
@@ -230,7 +235,8 @@ async def lookup(plan: Plan) -> Hit | Miss:
     for chosen in served:
         # The nearest candidate came with its answer; another one's is read now.
         entry = rows[0].entry if rows[0].id == chosen.entry_id else await store.answer(
-            tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context, entry_id=chosen.entry_id)
+            tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context, entry_id=chosen.entry_id,
+            ttl=plan.ttl)
         if _servable(entry, plan):
             metrics.CACHE.labels("semantic").inc()
             return Hit("semantic", entry.id, chosen.similarity, _result(entry))
@@ -262,7 +268,7 @@ async def remember(plan: Plan, miss: Miss, result: ChatResult) -> int | None:
         tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context, exact_key=plan.exact,
         api_key_id=plan.api_key_id, prompt_text=plan.prompt, vector=miss.vector,
         neighbour_stat=entry_statistic(miss.vector, [similarity for _, similarity in miss.neighbours]),
-        response=response, model=result.model, ttl=timedelta(seconds=plan.ttl_seconds), now=datetime.now(UTC),
+        response=response, model=result.model, ttl=plan.ttl, now=datetime.now(UTC),
         neighbours=dict(miss.neighbours), update_rate=UPDATE_RATE)
 
 

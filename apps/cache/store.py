@@ -30,7 +30,7 @@ from .decision import COHERENCE_K
 NEAREST = """
 SELECT id, embedding <=> %(vec)s AS distance, embedding, neighbour_stat, response, model, prompt_text FROM cache_entry
 WHERE tenant_id = %(tenant)s AND scope = %(scope)s AND context_key = %(context)s AND expires_at > now()
-  AND demoted_at IS NULL
+  AND created_at > now() - %(ttl)s AND demoted_at IS NULL
 ORDER BY distance LIMIT %(k)s
 """
 SEMANTIC = f"""
@@ -41,15 +41,17 @@ FROM (SELECT *, row_number() OVER (ORDER BY distance, id) AS rank FROM ({NEAREST
 ORDER BY distance, id
 """
 # The same conditions again: an entry purged, expired or demoted since the candidates were
-# read is not served.
+# read is not served. Each read also refuses an entry older than the tenant's TTL now
+# (`ttl`): expires_at is the TTL when it was written, and a lowered one applies at once.
 ANSWER = """
 SELECT id, response, model FROM cache_entry
 WHERE tenant_id = %(tenant)s AND context_key = %(context)s AND id = %(id)s AND scope = %(scope)s
-  AND expires_at > now() AND demoted_at IS NULL
+  AND expires_at > now() AND created_at > now() - %(ttl)s AND demoted_at IS NULL
 """
 EXACT = """
 SELECT id, response, model FROM cache_entry
 WHERE tenant_id = %(tenant)s AND context_key = %(context)s AND exact_key = %(exact)s AND expires_at > now()
+  AND created_at > now() - %(ttl)s
 """
 INSERT = """
 INSERT INTO cache_entry (tenant_id, scope, context_key, exact_key, api_key_id, prompt_text, embedding,
@@ -115,22 +117,24 @@ async def _entry(statement: str, params: dict) -> Entry | None:
     return None if found is None else Entry(*found)
 
 
-async def exact(*, tenant_id: int, context_key: str, exact_key: str) -> Entry | None:
-    return await _entry(EXACT, {"tenant": tenant_id, "context": context_key, "exact": exact_key})
+async def exact(*, tenant_id: int, context_key: str, exact_key: str, ttl: timedelta) -> Entry | None:
+    return await _entry(EXACT, {"tenant": tenant_id, "context": context_key, "exact": exact_key, "ttl": ttl})
 
 
-async def answer(*, tenant_id: int, scope: str, context_key: str, entry_id: int) -> Entry | None:
+async def answer(*, tenant_id: int, scope: str, context_key: str, entry_id: int, ttl: timedelta) -> Entry | None:
     """The chosen candidate's answer; None if it was purged, expired or demoted meanwhile."""
-    return await _entry(ANSWER, {"tenant": tenant_id, "scope": scope, "context": context_key, "id": entry_id})
+    return await _entry(ANSWER, {"tenant": tenant_id, "scope": scope, "context": context_key, "id": entry_id,
+                                 "ttl": ttl})
 
 
-async def nearest(*, tenant_id: int, scope: str, context_key: str, vector: np.ndarray, k: int) -> list[Neighbour]:
+async def nearest(*, tenant_id: int, scope: str, context_key: str, vector: np.ndarray, k: int,
+                  ttl: timedelta) -> list[Neighbour]:
     """The k entries nearest to `vector`, nearest first; the first carries its Entry."""
     async with pg.reading() as conn:
         await pg.with_vectors(conn)
         # Binary results: 20 candidate vectors parse far faster than from text.
         cur = await conn.execute(SEMANTIC, {"tenant": tenant_id, "scope": scope, "context": context_key,
-                                            "vec": vector, "k": k}, binary=True)
+                                            "vec": vector, "k": k, "ttl": ttl}, binary=True)
         rows = await cur.fetchall()
     return [Neighbour(id=r[0], similarity=1.0 - r[1], embedding=None if r[2] is None else r[2].to_numpy(),
                       neighbour_stat=r[3], prompt_text=r[6],

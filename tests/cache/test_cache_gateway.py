@@ -2,6 +2,7 @@
 
 import hashlib
 import time
+from datetime import timedelta
 
 import httpx
 import openai
@@ -173,6 +174,19 @@ def test_expired_entries_are_not_served(live):
     [entry] = entries(live)
     CacheEntry.objects.for_tenant(live.tenant).filter(id=entry.id).update(expires_at="2000-01-01T00:00:00Z")
     assert ask(client, PIN).headers["x-aka-cache"] == "miss"
+
+
+def test_a_lowered_ttl_applies_to_entries_already_stored(live):
+    client = sdk(live)
+    ask(client, PIN)
+    [entry] = entries(live)
+    CacheEntry.objects.for_tenant(live.tenant).filter(id=entry.id).update(
+        created_at=entry.created_at - timedelta(minutes=2))
+    assert ask(client, PIN).headers["x-aka-cache"] == "exact"   # within the default TTL, 7 days
+    cache_settings_update(tenant=live.tenant, changes={"ttl_seconds": 60})
+    time.sleep(0.6)  # the gateway's settings snapshot lives AKA_KEY_CACHE_TTL (0.5 s in tests)
+    reader = sdk(live, **{"x-aka-cache": "readonly"})   # neither call writes a fresh entry
+    assert [ask(reader, prompt).headers["x-aka-cache"] for prompt in (PIN, PIN_PARAPHRASE)] == ["miss", "miss"]
 
 
 def only_the_control_is_cached(live) -> None:

@@ -61,9 +61,11 @@ def test_the_migration_moves_existing_vectors_inline_and_lookups_return_the_same
     tenant, _ = factories.make_tenant()
 
     async def lookup():
-        rows = await store.nearest(tenant_id=tenant.pk, scope="", context_key="ctx", vector=unit(2), k=20)
+        rows = await store.nearest(tenant_id=tenant.pk, scope="", context_key="ctx", vector=unit(2), k=20,
+                                   ttl=timedelta(days=1))
         return [(r.id, round(r.similarity, 6), r.embedding.tobytes(),
-                 (await store.answer(tenant_id=tenant.pk, scope="", context_key="ctx", entry_id=r.id)).response["content"])
+                 (await store.answer(tenant_id=tenant.pk, scope="", context_key="ctx", entry_id=r.id,
+                                     ttl=timedelta(days=1))).response["content"])
                 for r in rows]
 
     migrate_to(BEFORE)

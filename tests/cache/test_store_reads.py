@@ -15,6 +15,8 @@ from apps.core import pg
 from tests import factories
 from tests.cache.helpers import unit
 
+DAY, MINUTE = timedelta(days=1), timedelta(minutes=1)
+
 
 @pytest.fixture
 def loop(transactional_db):
@@ -24,7 +26,7 @@ def loop(transactional_db):
     loop.close()
 
 
-async def write(tenant_id: int, n: int, *, ttl=timedelta(days=1), now=None) -> int:
+async def write(tenant_id: int, n: int, *, ttl=DAY, now=None) -> int:
     return await store.insert(
         tenant_id=tenant_id, scope="", context_key="ctx", exact_key=f"key{n}", api_key_id=None, prompt_text=f"q{n}",
         vector=unit(n), neighbour_stat=0.5, response={"content": f"answer {n}", "finish_reason": "stop"}, model="m",
@@ -37,19 +39,39 @@ def test_the_chosen_candidate_is_answered_unless_demoted_expired_or_purged_since
     async def scenario():
         kept, demoted, purged = [await write(tenant.pk, n) for n in range(3)]
         expired = await write(tenant.pk, 3, ttl=timedelta(seconds=60), now=datetime.now(UTC) - timedelta(minutes=2))
-        candidates = await store.nearest(tenant_id=tenant.pk, scope="", context_key="ctx", vector=unit(0), k=20)
+        candidates = await store.nearest(tenant_id=tenant.pk, scope="", context_key="ctx", vector=unit(0), k=20, ttl=DAY)
         assert {c.id for c in candidates} == {kept, demoted, purged}   # the expired one is never a candidate
         assert await store.demote(tenant_id=tenant.pk, entry_id=demoted)
         async with (await pg.pool()).connection() as conn:
             await conn.execute("DELETE FROM cache_entry WHERE tenant_id = %s AND id = %s", [tenant.pk, purged])
 
         def answer(entry_id):
-            return store.answer(tenant_id=tenant.pk, scope="", context_key="ctx", entry_id=entry_id)
+            return store.answer(tenant_id=tenant.pk, scope="", context_key="ctx", entry_id=entry_id, ttl=DAY)
 
         found = await answer(kept)
         assert (found.id, found.response["content"], found.model) == (kept, "answer 0", "m")
         assert [await answer(i) for i in (demoted, purged, expired)] == [None, None, None]
-        assert await store.answer(tenant_id=tenant.pk, scope="user:x", context_key="ctx", entry_id=kept) is None
+        assert await store.answer(tenant_id=tenant.pk, scope="user:x", context_key="ctx", entry_id=kept, ttl=DAY) is None
+
+    loop.run_until_complete(scenario())
+
+
+def test_an_entry_older_than_the_tenants_ttl_now_is_not_read(loop):
+    """Its expires_at is the TTL when it was written; a TTL lowered since applies at once."""
+    tenant, _ = factories.make_tenant()
+
+    async def scenario():
+        entry_id = await write(tenant.pk, 1)
+        async with (await pg.pool()).connection() as conn:
+            await conn.execute("UPDATE cache_entry SET created_at = now() - interval '2 minutes' WHERE id = %s",
+                               [entry_id])
+        reads = {"exact": store.exact(tenant_id=tenant.pk, context_key="ctx", exact_key="key1", ttl=MINUTE),
+                 "nearest": store.nearest(tenant_id=tenant.pk, scope="", context_key="ctx", vector=unit(1), k=20,
+                                          ttl=MINUTE),
+                 "answer": store.answer(tenant_id=tenant.pk, scope="", context_key="ctx", entry_id=entry_id,
+                                        ttl=MINUTE)}
+        assert {name: await read for name, read in reads.items()} == {"exact": None, "nearest": [], "answer": None}
+        assert (await store.exact(tenant_id=tenant.pk, context_key="ctx", exact_key="key1", ttl=DAY)).id == entry_id
 
     loop.run_until_complete(scenario())
 
@@ -60,9 +82,9 @@ def test_reads_return_their_connection_to_the_pool_in_transaction_mode(loop):
 
     async def scenario():
         entry_id = await write(tenant.pk, 1)
-        await store.exact(tenant_id=tenant.pk, context_key="ctx", exact_key="key1")
-        await store.nearest(tenant_id=tenant.pk, scope="", context_key="ctx", vector=unit(1), k=20)
-        await store.answer(tenant_id=tenant.pk, scope="", context_key="ctx", entry_id=entry_id)
+        await store.exact(tenant_id=tenant.pk, context_key="ctx", exact_key="key1", ttl=DAY)
+        await store.nearest(tenant_id=tenant.pk, scope="", context_key="ctx", vector=unit(1), k=20, ttl=DAY)
+        await store.answer(tenant_id=tenant.pk, scope="", context_key="ctx", entry_id=entry_id, ttl=DAY)
         pool = await pg.pool()
         connections = [await pool.getconn() for _ in range(pool.get_stats()["pool_available"])]
         try:
@@ -81,11 +103,11 @@ def test_the_nearest_candidate_comes_with_the_entry_a_separate_read_returns(loop
         ids = [await write(tenant.pk, n) for n in range(5)]
         near = unit(3) + 0.05 * unit(4)
         candidates = await store.nearest(tenant_id=tenant.pk, scope="", context_key="ctx",
-                                         vector=near / (near ** 2).sum() ** 0.5, k=20)
+                                         vector=near / (near ** 2).sum() ** 0.5, k=20, ttl=DAY)
         assert [c.id for c in candidates][:1] == [ids[3]]
         assert [c.similarity for c in candidates] == sorted((c.similarity for c in candidates), reverse=True)
         assert candidates[0].entry == await store.answer(tenant_id=tenant.pk, scope="", context_key="ctx",
-                                                         entry_id=ids[3])
+                                                         entry_id=ids[3], ttl=DAY)
         assert candidates[0].entry.response["content"] == "answer 3"
         assert [c.entry for c in candidates[1:]] == [None] * 4
 
@@ -99,7 +121,7 @@ def test_only_the_ten_nearest_candidates_come_with_their_vectors_and_prompts(loo
 
     async def scenario():
         ids = [await write(tenant.pk, n) for n in range(COHERENCE_K + 3)]
-        candidates = await store.nearest(tenant_id=tenant.pk, scope="", context_key="ctx", vector=unit(0), k=20)
+        candidates = await store.nearest(tenant_id=tenant.pk, scope="", context_key="ctx", vector=unit(0), k=20, ttl=DAY)
         assert sorted(c.id for c in candidates) == ids
         assert [c.embedding is None for c in candidates] == [False] * COHERENCE_K + [True] * 3
         assert [c.prompt_text for c in candidates] == [f"q{ids.index(c.id)}" for c in candidates[:COHERENCE_K]] + [None] * 3
