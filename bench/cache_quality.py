@@ -163,7 +163,7 @@ async def warm_in_process(client: httpx.AsyncClient, slug: str, key: str, expect
             plan = services.Plan(tenant_id=tenant.pk, api_key_id=probe.api_key_id, scope="",
                                  context=probe.context_key, exact=exact_key(probe.context_key, "", text), prompt=text,
                                  threshold=DEFAULT_THRESHOLD, target=None, ttl_seconds=7 * 24 * 3600, tool_calls=False,
-                                 read=False)
+                                 generation=0, read=False)
             miss = await services.lookup(plan)
             usage = probe.response.get("usage") or {}
             await services.remember(plan, miss, ChatResult(

@@ -78,6 +78,10 @@ class CacheSettings(TenantOwned):
         default=False, help_text="share cached answers only between requests with the same `user`")
     tool_calls = models.BooleanField(default=False, help_text="also cache answers that are tool calls")
     high_temperature = models.BooleanField(default=False, help_text="also cache requests with a temperature above 1.0")
+    # Moved on by every purge and by turning the cache off: a call that looked the cache up
+    # before then stores no answer after it (store.INSERT), so a purge, an erasure above
+    # all, is not undone by a call that was in flight.
+    generation = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
         verbose_name_plural = "cache settings"

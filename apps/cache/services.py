@@ -47,6 +47,7 @@ class Config:
     user_scope: bool
     tool_calls: bool
     high_temperature: bool
+    generation: int
 
 
 def _load_config(tenant_id: int) -> Config:
@@ -67,13 +68,28 @@ async def snapshot(tenant_id: int) -> Config:
 def cache_settings_update(*, tenant, changes: dict) -> CacheSettings:
     """Applies (and validates) changed settings; the tenant's first change creates its row.
     This process sees them at once, the others with their next snapshot."""
-    row, _ = CacheSettings.objects.for_tenant(tenant).get_or_create(tenant=tenant)
+    row, _ = CacheSettings.objects.for_tenant(tenant).select_for_update().get_or_create(tenant=tenant)
+    was_enabled = row.enabled
     for name, value in changes.items():
         setattr(row, name, value)
     row.full_clean()
-    row.save(update_fields=list(changes))
+    fields = list(changes)
+    if was_enabled and not row.enabled:
+        row.generation += 1   # an answer looked up while it was on is not stored once it is off
+        fields.append("generation")
+    row.save(update_fields=fields)
     transaction.on_commit(lambda: _configs.forget(row.tenant_id))
     return row
+
+
+def new_generation(*, tenant) -> None:
+    """Moves the tenant's cache generation on (a purge is about to delete entries, in the
+    caller's transaction): the row lock it takes orders it against every cache write that
+    checks the generation (store.INSERT)."""
+    row, _ = CacheSettings.objects.for_tenant(tenant).select_for_update().get_or_create(tenant=tenant)
+    row.generation += 1
+    row.save(update_fields=["generation"])
+    transaction.on_commit(lambda: _configs.forget(row.tenant_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +106,7 @@ class Plan:
     target: float | None   # the tenant's target wrong-hit rate; None: the threshold alone
     ttl_seconds: int
     tool_calls: bool
+    generation: int        # the tenant's cache generation when looked up: see store.INSERT
     read: bool = True    # `Cache-Control: no-cache` / `x-aka-cache: refresh` skip reading, still write
     write: bool = True   # `x-aka-cache: readonly` reads without adding entries
 
@@ -148,7 +165,7 @@ def plan_for(req: ChatRequest, principal: Principal, config: Config, headers, ro
     return Plan(tenant_id=principal.tenant_id, api_key_id=principal.api_key_id, scope=scope, context=context,
                 exact=exact_key(context, scope, prompt), prompt=prompt, threshold=config.threshold,
                 target=config.target_wrong_hit_rate,
-                ttl_seconds=config.ttl_seconds, tool_calls=config.tool_calls,
+                ttl_seconds=config.ttl_seconds, tool_calls=config.tool_calls, generation=config.generation,
                 read=not refreshing(headers), write=headers.get("x-aka-cache", "").lower() != "readonly")
 
 
@@ -268,7 +285,7 @@ async def remember(plan: Plan, miss: Miss, result: ChatResult) -> int | None:
         tenant_id=plan.tenant_id, scope=plan.scope, context_key=plan.context, exact_key=plan.exact,
         api_key_id=plan.api_key_id, prompt_text=plan.prompt, vector=miss.vector,
         neighbour_stat=entry_statistic(miss.vector, [similarity for _, similarity in miss.neighbours]),
-        response=response, model=result.model, ttl=plan.ttl, now=datetime.now(UTC),
+        response=response, model=result.model, ttl=plan.ttl, now=datetime.now(UTC), generation=plan.generation,
         neighbours=dict(miss.neighbours), update_rate=UPDATE_RATE)
 
 

@@ -53,11 +53,17 @@ SELECT id, response, model FROM cache_entry
 WHERE tenant_id = %(tenant)s AND context_key = %(context)s AND exact_key = %(exact)s AND expires_at > now()
   AND created_at > now() - %(ttl)s
 """
+# Only while the tenant's cache is on and at the generation the call looked it up in (none
+# stored before its first change: 0). FOR SHARE orders it against a purge, which moves the
+# generation on under a row lock before it deletes: a purge that came first refuses the
+# write; one that comes after waits for it, and then deletes what it wrote.
 INSERT = """
 INSERT INTO cache_entry (tenant_id, scope, context_key, exact_key, api_key_id, prompt_text, embedding,
                          neighbour_stat, response, model, expires_at)
-VALUES (%(tenant)s, %(scope)s, %(context)s, %(exact)s, %(api_key)s, %(prompt)s, %(vec)s, %(stat)s, %(response)s,
-        %(model)s, %(expires)s)
+SELECT %(tenant)s, %(scope)s, %(context)s, %(exact)s, %(api_key)s, %(prompt)s, %(vec)s, %(stat)s, %(response)s,
+       %(model)s, %(expires)s
+WHERE COALESCE((SELECT enabled AND generation = %(generation)s FROM cache_cachesettings
+                WHERE tenant_id = %(tenant)s FOR SHARE), %(generation)s = 0)
 ON CONFLICT (tenant_id, context_key, exact_key) DO UPDATE
     SET response = EXCLUDED.response, model = EXCLUDED.model, expires_at = EXCLUDED.expires_at, created_at = now(),
         api_key_id = EXCLUDED.api_key_id
@@ -144,19 +150,22 @@ async def nearest(*, tenant_id: int, scope: str, context_key: str, vector: np.nd
 
 async def insert(*, tenant_id: int, scope: str, context_key: str, exact_key: str, api_key_id: str | None,
                  prompt_text: str, vector: np.ndarray, neighbour_stat: float | None, response: dict, model: str,
-                 ttl: timedelta, now: datetime, neighbours: dict[int, float] | None = None,
+                 ttl: timedelta, now: datetime, generation: int, neighbours: dict[int, float] | None = None,
                  update_rate: float = 0.0) -> int | None:
     """Writes an entry and, in the same transaction, moves the statistic of each of its
-    neighbours ({entry id: similarity to the new entry}, all of the same tenant and context)."""
+    neighbours ({entry id: similarity to the new entry}, all of the same tenant and context).
+    None, and nothing written, when the tenant's cache was purged or turned off since
+    `generation` was read (INSERT)."""
     async with await _connection() as conn:
         await pg.with_vectors(conn)
         cur = await conn.execute(INSERT, {
             "tenant": tenant_id, "scope": scope, "context": context_key, "exact": exact_key, "api_key": api_key_id,
             "prompt": prompt_text.replace("\x00", ""), "vec": vector, "stat": neighbour_stat,
             "response": Jsonb(response, dumps=_dumps), "model": model, "expires": now + ttl,
+            "generation": generation,
         })
         found = await cur.fetchone()
-        if neighbours and update_rate:
+        if found and neighbours and update_rate:
             async with conn.cursor() as batch:
                 await batch.executemany(NEIGHBOUR_STAT, [
                     {"tenant": tenant_id, "context": context_key, "id": entry_id, "sim": similarity,

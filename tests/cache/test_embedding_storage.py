@@ -23,7 +23,7 @@ async def write(tenant_id: int, n: int) -> int:
     return await store.insert(
         tenant_id=tenant_id, scope="", context_key="ctx", exact_key=f"key{n}", api_key_id=None, prompt_text=f"q{n}",
         vector=unit(n), neighbour_stat=0.5, response={"content": ANSWER, "finish_reason": "stop"}, model="m",
-        ttl=timedelta(days=1), now=datetime.now(UTC))
+        ttl=timedelta(days=1), now=datetime.now(UTC), generation=0)
 
 
 def storage() -> dict[str, str]:
@@ -71,10 +71,15 @@ def test_the_migration_moves_existing_vectors_inline_and_lookups_return_the_same
     migrate_to(BEFORE)
     try:
         assert set(storage().values()) == {"e"}
+        # Today's writes check the tenant's cache generation, a column added after BEFORE.
+        with connection.cursor() as cur:
+            cur.execute("ALTER TABLE cache_cachesettings ADD COLUMN generation bigint NOT NULL DEFAULT 0")
         ids = [run(write(tenant.pk, n)) for n in range(3)]
         assert out_of_line(tenant.pk) == [(True, False)] * 3
         before = run(lookup())
     finally:
+        with connection.cursor() as cur:
+            cur.execute("ALTER TABLE cache_cachesettings DROP COLUMN IF EXISTS generation")
         migrate_to_latest()
     assert out_of_line(tenant.pk) == [(False, True)] * 3
     after = run(lookup())

@@ -47,7 +47,7 @@ def test_lookup_stays_inside_tenant_scope_and_context(world, entries, query, nea
             entry_id = await store.insert(
                 tenant_id=tenants[t], scope=scope, context_key=context, exact_key=key_of(seed, n, prompt),
                 api_key_id=None, prompt_text=prompt, vector=unit(seed), neighbour_stat=None, response={"content": "x"},
-                model="m", ttl=DAY, now=datetime.now(UTC))
+                model="m", ttl=DAY, now=datetime.now(UTC), generation=0)
             written[entry_id] = (tenants[t], scope, context)
         t, scope, context, seed, _ = query
         # Sometimes query right next to an entry of a *different* tenant/scope/context.
@@ -80,7 +80,7 @@ def test_a_new_entry_moves_its_neighbours_radius_as_the_rule_says(world):
 
     async def scenario():
         common = dict(tenant_id=tenants[0], scope="", context_key="ctx", api_key_id=None, prompt_text="p",
-                      response={"content": "x"}, model="m", ttl=DAY, now=datetime.now(UTC))
+                      response={"content": "x"}, model="m", ttl=DAY, now=datetime.now(UTC), generation=0)
         old = await store.insert(exact_key="a" * 64, vector=unit(1), neighbour_stat=0.70, **common)
         far = await store.insert(exact_key="b" * 64, vector=unit(2), neighbour_stat=0.95, **common)
         await store.insert(exact_key="c" * 64, vector=unit(3), neighbour_stat=None, neighbours={old: 0.90, far: 0.90},

@@ -10,7 +10,7 @@ from apps.cache.models import CacheSettings
 
 snapshot = async_to_sync(services.snapshot)
 DEFAULTS = services.Config(enabled=True, threshold=0.85, target_wrong_hit_rate=0.01, ttl_seconds=7 * 24 * 3600,
-                           user_scope=False, tool_calls=False, high_temperature=False)
+                           user_scope=False, tool_calls=False, high_temperature=False, generation=0)
 
 
 def test_a_tenant_without_a_row_runs_on_the_model_defaults(party):

@@ -30,7 +30,7 @@ async def write(tenant_id: int, n: int, *, ttl=DAY, now=None) -> int:
     return await store.insert(
         tenant_id=tenant_id, scope="", context_key="ctx", exact_key=f"key{n}", api_key_id=None, prompt_text=f"q{n}",
         vector=unit(n), neighbour_stat=0.5, response={"content": f"answer {n}", "finish_reason": "stop"}, model="m",
-        ttl=ttl, now=now or datetime.now(UTC))
+        ttl=ttl, now=now or datetime.now(UTC), generation=0)
 
 
 def test_the_chosen_candidate_is_answered_unless_demoted_expired_or_purged_since(loop):
@@ -135,7 +135,7 @@ def test_only_the_ten_nearest_candidates_come_with_their_vectors_and_prompts(loo
 
 def plan(tenant_id: int, prompt: str) -> services.Plan:
     return services.Plan(tenant_id=tenant_id, api_key_id="k", scope="", context="ctx", exact="none", prompt=prompt,
-                         threshold=0.5, target=None, ttl_seconds=60, tool_calls=False)
+                         threshold=0.5, target=None, ttl_seconds=60, tool_calls=False, generation=0)
 
 
 def test_a_hit_on_the_nearest_entry_reads_no_more_and_another_choice_reads_its_own_answer(loop, monkeypatch):

@@ -37,7 +37,7 @@ SERVED = [("How can I reset my card PIN?", "How do I reset my card PIN?")]
 def plan(tenant_id: int, prompt: str, target: float | None) -> services.Plan:
     return services.Plan(tenant_id=tenant_id, api_key_id="", scope="", context=CONTEXT,
                          exact=exact_key(CONTEXT, "", prompt), prompt=prompt, threshold=DEFAULT_THRESHOLD, target=target,
-                         ttl_seconds=3600, tool_calls=False)
+                         ttl_seconds=3600, tool_calls=False, generation=0)
 
 
 async def cache(tenant_id: int, prompt: str) -> int:
@@ -45,7 +45,7 @@ async def cache(tenant_id: int, prompt: str) -> int:
                               exact_key=exact_key(CONTEXT, "", prompt), api_key_id=None, prompt_text=prompt,
                               vector=embedder().embed([prompt])[0], neighbour_stat=None,
                               response={"content": f"answer to {prompt}", "finish_reason": "stop"}, model="m",
-                              ttl=timedelta(hours=1), now=datetime.now(UTC))
+                              ttl=timedelta(hours=1), now=datetime.now(UTC), generation=0)
 
 
 async def cache_and_ask(tenant_id: int, cached: str, query: str, targets: list[float | None]) -> list[str]:

@@ -13,7 +13,7 @@ from apps.providers.adapters import adapter_for
 from tests.providers.test_sampling_payloads import model
 
 PLAN = services.Plan(tenant_id=1, api_key_id="k", scope="", context="c", exact="e", prompt="p", threshold=0.85,
-                     target=None, ttl_seconds=60, tool_calls=False)
+                     target=None, ttl_seconds=60, tool_calls=False, generation=0)
 
 
 def anthropic_answer(reason: str) -> dict:

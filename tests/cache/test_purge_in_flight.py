@@ -1,0 +1,92 @@
+"""A purge, or the cache turned off, while a call is in flight: the call looked the cache up
+before, and its answer, stored after, must not bring back what was purged (an erasure by
+prompt above all) nor fill a cache the tenant turned off."""
+
+import asyncio
+import threading
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connection, transaction
+
+from apps.cache import purge, services
+from apps.core.llm import ChatResult, Usage
+from tests import factories
+from tests.cache.helpers import run
+
+PROMPT = "What is the address on file for Jane Roe?"
+ANSWER = ChatResult(id="a", model="gpt-4o-mini", content="12 Elm Street", finish_reason="stop",
+                    usage=Usage(12, 4), provider="openai")
+
+
+async def plan(tenant_id: int) -> services.Plan:
+    """A call's plan, with the generation of the tenant's settings at its lookup."""
+    config = await services.snapshot(tenant_id)
+    return services.Plan(tenant_id=tenant_id, api_key_id=None, scope="", context="ctx", exact="e" * 64, prompt=PROMPT,
+                         threshold=0.85, target=None, ttl_seconds=3600, tool_calls=False, generation=config.generation)
+
+
+async def planned(tenant_id: int) -> tuple[services.Plan, services.Miss]:
+    """What a call does before it asks the provider: its plan and the lookup that missed."""
+    looked_up = await plan(tenant_id)
+    miss = await services.lookup(looked_up)
+    assert isinstance(miss, services.Miss)
+    return looked_up, miss
+
+
+async def exact_hit(tenant_id: int) -> bool:
+    return isinstance(await services.lookup(await plan(tenant_id)), services.Hit)
+
+
+@pytest.mark.parametrize("purging", ["prompt", "tenant", "turned off"])
+def test_a_call_in_flight_stores_nothing_after_a_purge_or_the_cache_turned_off(transactional_db, purging):
+    tenant, _ = factories.make_tenant()
+
+    async def scenario():
+        plan, miss = await planned(tenant.pk)
+        if purging == "prompt":
+            await sync_to_async(purge.purge_prompt)(tenant=tenant, text="jane roe")
+        elif purging == "tenant":
+            await sync_to_async(purge.purge_tenant)(tenant=tenant)
+        else:
+            await sync_to_async(services.cache_settings_update)(tenant=tenant, changes={"enabled": False})
+            await sync_to_async(services.cache_settings_update)(tenant=tenant, changes={"enabled": True})
+        assert await services.remember(plan, miss, ANSWER) is None
+        assert not await exact_hit(tenant.pk)
+        # A call looked up after it stores as before.
+        plan, miss = await planned(tenant.pk)
+        assert await services.remember(plan, miss, ANSWER) is not None
+        assert await exact_hit(tenant.pk)
+
+    run(scenario())
+
+
+def test_a_write_during_a_purge_waits_for_it_and_then_stores_nothing(transactional_db):
+    tenant, _ = factories.make_tenant()
+    # The tenant's settings row exists (its first change): a purge locks it.
+    services.cache_settings_update(tenant=tenant, changes={"ttl_seconds": 3600})
+    locked, release = threading.Event(), threading.Event()
+
+    def purge_slowly():
+        try:
+            with transaction.atomic():
+                services.new_generation(tenant=tenant)
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    async def scenario():
+        plan, miss = await planned(tenant.pk)
+        purging = threading.Thread(target=purge_slowly)
+        purging.start()
+        assert await asyncio.to_thread(locked.wait, 10)
+        write = asyncio.ensure_future(services.remember(plan, miss, ANSWER))
+        await asyncio.sleep(0.5)
+        assert not write.done()   # it waits on the settings row the purge holds
+        release.set()
+        assert await write is None
+        await asyncio.to_thread(purging.join)
+        assert not await exact_hit(tenant.pk)
+
+    run(scenario())
