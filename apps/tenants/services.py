@@ -149,12 +149,19 @@ def member_invite(*, tenant: Tenant, email: str, role: str = Membership.Role.MEM
     return membership, new
 
 
+def _lock_members(tenant: Tenant) -> None:
+    """Serialises member changes of one tenant until the transaction ends: without it, two
+    owners removing or demoting each other at once each count the other and both go."""
+    Tenant.objects.select_for_update().only("pk").get(pk=tenant.pk)
+
+
 def _owners_left(tenant: Tenant, without: Membership) -> int:
     return Membership.objects.for_tenant(tenant).filter(role=Membership.Role.OWNER).exclude(pk=without.pk).count()
 
 
 @transaction.atomic
 def member_set_role(*, tenant: Tenant, membership_id, role: str) -> Membership:
+    _lock_members(tenant)
     membership = access_membership(tenant=tenant, membership_id=membership_id)
     if membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER and not _owners_left(tenant, membership):
         raise LastOwner("A tenant needs an owner: make someone else owner first.")
@@ -167,6 +174,7 @@ def member_set_role(*, tenant: Tenant, membership_id, role: str) -> Membership:
 
 @transaction.atomic
 def member_remove(*, tenant: Tenant, membership_id) -> Membership:
+    _lock_members(tenant)
     membership = access_membership(tenant=tenant, membership_id=membership_id)
     if membership.role == Membership.Role.OWNER and not _owners_left(tenant, membership):
         raise LastOwner("A tenant needs an owner: make someone else owner first.")
