@@ -1,10 +1,12 @@
 """Billing under /api/: invoices (list, detail, lines, CSV), the account's standing,
 Checkout for a first payment method and the Customer Portal."""
 
+from django.utils.dateparse import parse_datetime
+from django.utils.timezone import is_aware
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.decorators import api_view
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
@@ -17,6 +19,19 @@ class LinePages(CursorPagination):
     max_page_size = 1000
     page_size_query_param = "page_size"
     ordering = ("created_at", "id")
+
+    def decode_cursor(self, request):
+        """DRF puts the cursor's position into the created_at filter as it comes; one that
+        is not an aware timestamp would fail there as a 500."""
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None:
+            try:
+                at = parse_datetime(cursor.position)
+            except ValueError:
+                at = None
+            if at is None or not is_aware(at):
+                raise NotFound(self.invalid_cursor_message)
+        return cursor
 
 
 @extend_schema(operation_id="invoices_list")  # the detail view would take the same generated id

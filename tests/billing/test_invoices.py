@@ -1,6 +1,7 @@
 """Invoices from the ledger: totals to the cent, one line per billable call, never changed
 once made, visible to the tenant only."""
 
+import base64
 import csv
 import io
 from datetime import UTC, datetime, timedelta
@@ -143,6 +144,15 @@ def test_invoice_api_list_detail_and_paginated_lines(db, party):
         url = page["next"]
     assert sorted(seen) == sorted(r.request_id for r in made)
 
+
+
+@pytest.mark.parametrize("position", ["p=not-a-date", "p=9999-99-99", "o=1&p=2026-13-01", "p=2026-05-14 12:00:00"])
+def test_a_tampered_lines_cursor_is_a_404(db, party, position):
+    ledger_rows(party.tenant, 3, at=IN_MAY)
+    invoice = invoices.period_close(tenant_id=party.tenant.pk, period=MAY)
+    cursor = base64.b64encode(position.encode()).decode()
+    response = api(party.bob).get(f"/api/invoices/{invoice.pk}/lines/", {"cursor": cursor})
+    assert (response.status_code, response.json()) == (404, {"detail": "Invalid cursor"})
 
 def test_a_draft_shows_its_running_totals(db, settings, party):
     settings.AKA_BILLING_TAX_RATE_BP = 1000
