@@ -4,7 +4,7 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -25,12 +25,26 @@ def _unique_slug(name: str) -> str:
     return slug
 
 
+def _tenant_insert(*, name: str, plan: Plan, slug: str | None) -> Tenant:
+    """Inserts the tenant under `slug`, or under the first free slug of its name. Two
+    tenants of one name made at once both find the same slug free: the one that loses the
+    insert takes the next (a savepoint keeps the outer transaction usable)."""
+    while True:
+        candidate = slug or _unique_slug(name)
+        try:
+            with transaction.atomic():
+                return Tenant.objects.create(name=name, slug=candidate, plan=plan)
+        except IntegrityError:
+            if slug or not Tenant.objects.filter(slug=candidate).exists():
+                raise
+
+
 @transaction.atomic
 def tenant_create(*, name: str, owner_email: str, owner_password: str | None, plan_name: str = DEFAULT_PLAN,
                   slug: str | None = None) -> tuple[Tenant, object]:
     """A tenant with its owner (created if the email is new). Returns (tenant, user)."""
     plan = Plan.objects.get(name=plan_name)
-    tenant = Tenant.objects.create(name=name, slug=slug or _unique_slug(name), plan=plan)
+    tenant = _tenant_insert(name=name, plan=plan, slug=slug)
     User = get_user_model()
     email = User.objects.normalize_email(owner_email).lower()
     user = User.objects.filter(username=email).first()

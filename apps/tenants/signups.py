@@ -22,6 +22,7 @@ from apps.core.redis import sync_client
 from . import services
 
 PREFIX = "aka:signup:"
+CLAIM_SECONDS = 60  # outlives any confirmation; frees the email if its process died
 
 
 class LinkInvalid(Exception):
@@ -54,12 +55,26 @@ def signup_link_valid(*, token: str) -> bool:
 
 def signup_confirm(*, token: str):
     """Creates the tenant, owner and first key of a pending sign-up, once.
-    Returns (tenant, user, raw key)."""
-    stored = sync_client().getdel(_key(token))
+    Returns (tenant, user, raw key).
+
+    The link is spent only after the tenant is committed, so a failed confirmation leaves
+    it usable. While one confirmation runs it claims the email: a second one of this link,
+    or of another link for the same email, is refused rather than colliding on the user."""
+    redis = sync_client()
+    stored = redis.get(_key(token))
     if stored is None:
         raise LinkInvalid
     pending = json.loads(stored)
-    if get_user_model().objects.filter(username=pending["email"]).exists():
+    claim = f"{PREFIX}claim:{pending['email']}"
+    if not redis.set(claim, 1, nx=True, ex=CLAIM_SECONDS):
         raise LinkInvalid
-    return services.signup(email=pending["email"], password_hash=pending["password_hash"],
-                           organisation=pending["organisation"])
+    try:
+        # A confirmation that finished before the claim made this user.
+        if get_user_model().objects.filter(username=pending["email"]).exists():
+            raise LinkInvalid
+        made = services.signup(email=pending["email"], password_hash=pending["password_hash"],
+                               organisation=pending["organisation"])
+        redis.delete(_key(token))
+        return made
+    finally:
+        redis.delete(claim)

@@ -1,12 +1,16 @@
 """Sign-up, login, logout and password reset, end to end through the real views."""
 
 import re
+import threading
 
+import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
+from django.db import connection
 from django.http import HttpRequest
 from rest_framework.test import APIClient
 
+from apps.tenants import services, signups
 from apps.tenants.models import ApiKey, Membership, Tenant
 from apps.tenants.services import member_invite
 from tests import factories
@@ -97,3 +101,76 @@ def test_an_invited_person_whose_link_expired_gets_a_new_one_by_reset(client, db
     set_url = client.get(link, follow=True).redirect_chain[-1][0]
     assert client.post(set_url, {"new_password1": "chosen-at-last-42", "new_password2": "chosen-at-last-42"}).status_code == 302
     assert client.login(request=HttpRequest(), username="hal@example.com", password="chosen-at-last-42")
+
+
+def _pending(email: str, organisation: str) -> str:
+    tokens = []
+    signups.signup_request(email=email, password="a-long-passphrase-7", organisation=organisation,
+                           link_for=lambda token: tokens.append(token) or f"http://x/{token}/")
+    return tokens[0]
+
+
+def _confirmed_together(monkeypatch, *tokens) -> list[Exception]:
+    """Confirms each link in its own thread (own connection), holding each one just after
+    it chose the tenant's slug until all have, as two requests arriving together would."""
+    barrier = threading.Barrier(len(tokens), timeout=5)
+    real = services._unique_slug
+
+    def slug_then_wait(name):
+        slug = real(name)
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            pass  # the other one was refused or is done: nothing to wait for
+        return slug
+
+    monkeypatch.setattr(services, "_unique_slug", slug_then_wait)
+    errors = []
+
+    def confirm(token):
+        try:
+            signups.signup_confirm(token=token)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=confirm, args=(t,)) for t in tokens]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(15)
+    return errors
+
+
+def test_two_signups_of_the_same_organisation_confirmed_together_both_succeed(transactional_db, monkeypatch):
+    factories.ensure_plans()
+    tokens = _pending("one@example.com", "Acme"), _pending("two@example.com", "Acme")
+    assert _confirmed_together(monkeypatch, *tokens) == []
+    assert sorted(Tenant.objects.filter(name="Acme").values_list("slug", flat=True)) == ["acme", "acme-2"]
+
+
+def test_two_links_of_one_email_confirmed_together_make_one_account(transactional_db, monkeypatch):
+    factories.ensure_plans()
+    tokens = _pending("twice@example.com", "First Try"), _pending("twice@example.com", "Second Try")
+    errors = _confirmed_together(monkeypatch, *tokens)
+    assert [type(e) for e in errors] == [signups.LinkInvalid]  # the page that says so, not a 500
+    assert get_user_model().objects.filter(username="twice@example.com").count() == 1
+    assert Tenant.objects.filter(name__endswith="Try").count() == 1
+
+
+def test_a_signup_link_survives_a_failed_confirmation(db, monkeypatch):
+    factories.ensure_plans()
+    token = _pending("fail@example.com", "Flaky Ltd")
+
+    def database_away(**kwargs):
+        raise RuntimeError("database away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(services, "signup", database_away)
+        with pytest.raises(RuntimeError):
+            signups.signup_confirm(token=token)
+    assert signups.signup_link_valid(token=token)
+    tenant, _, _ = signups.signup_confirm(token=token)
+    assert tenant.name == "Flaky Ltd"
+    assert not signups.signup_link_valid(token=token)  # still used once
