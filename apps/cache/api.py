@@ -1,9 +1,12 @@
 """Cache control for a tenant under /api/cache/: stats, purges and settings."""
 
+from django.db import transaction
 from django.http import Http404
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
+
+from apps.audit.services import audit_changes
 
 from . import purge, services
 from .selectors import cache_settings_for, cache_stats
@@ -55,5 +58,10 @@ def cache_settings(request):
         return Response(CacheSettingsSerializer(current).data)
     form = CacheSettingsSerializer(current, data=request.data, partial=True)
     form.is_valid(raise_exception=True)
-    changed = services.cache_settings_update(tenant=request.tenant, changes=form.validated_data)
+    before = {name: getattr(current, name) for name in form.validated_data}
+    with transaction.atomic():
+        changed = services.cache_settings_update(tenant=request.tenant, changes=form.validated_data)
+        # Audited as the dashboard's settings page is: one event per changed value.
+        audit_changes(tenant=request.tenant, actor=request.user, area="cache", before=before,
+                      after=form.validated_data)
     return Response(CacheSettingsSerializer(changed).data)

@@ -1,12 +1,19 @@
-"""GET/PATCH /api/settings/: the tenant's settings as one object, composed from the apps
+"""The management API's parts that compose apps or audit as the dashboard does.
+
+GET/PATCH /api/settings/: the tenant's settings as one object, composed from the apps
 that own them (tenants: name, prompt logging, plan; cache: the `cache_` keys, also at
 /api/cache/settings/). Each part is validated by its owner's serializer and saved by its
 owner's service; the composition lives here because the dashboard may import every app
-and none of them may import each other upwards."""
+and none of them may import each other upwards.
+
+/api/keys/ (list, create) and /api/keys/<id>/ (show, revoke): through the dashboard's own
+key services, so a key made or revoked either way leaves the same audit events."""
 
 from collections.abc import Mapping
 
 from django.db import transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -15,9 +22,11 @@ from apps.audit.services import audit_changes
 from apps.cache import services as cache_services
 from apps.cache.selectors import cache_settings_for
 from apps.cache.serializers import CacheSettingsSerializer
+from apps.tenants import selectors as tenant_selectors
 from apps.tenants import services as tenant_services
-from apps.tenants.serializers import TenantSettingsSerializer
+from apps.tenants.serializers import ApiKeyCreateSerializer, ApiKeySerializer, TenantSettingsSerializer
 
+from . import services
 from .selectors import observed_wrong_hits
 
 CACHE = "cache_"
@@ -62,3 +71,27 @@ def tenant_settings(request):
                               after=cache_form.validated_data)
     return Response({**TenantSettingsSerializer(tenant).data, **_prefixed(CacheSettingsSerializer(cache).data, CACHE),
                      **observed_wrong_hits(tenant=tenant)})
+
+
+@extend_schema(methods=["GET"], responses=ApiKeySerializer(many=True))
+@extend_schema(methods=["POST"], request=ApiKeyCreateSerializer, responses={201: ApiKeySerializer})
+@api_view(["GET", "POST"])
+def keys_collection(request):
+    if request.method == "GET":
+        keys = tenant_selectors.api_key_list(tenant=request.tenant)
+        return Response({"data": ApiKeySerializer(keys, many=True).data})
+    form = ApiKeyCreateSerializer(data=request.data)
+    form.is_valid(raise_exception=True)
+    key, raw = services.key_create(tenant=request.tenant, actor=request.user, name=form.validated_data["name"],
+                                   scope=form.validated_data["scope"])
+    # The only response that ever carries the secret.
+    return Response({**ApiKeySerializer(key).data, "key": raw}, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(responses=ApiKeySerializer)
+@api_view(["GET", "DELETE"])
+def key_detail(request, key_id):
+    if request.method == "GET":
+        return Response(ApiKeySerializer(tenant_selectors.access_api_key(tenant=request.tenant, key_id=key_id)).data)
+    key = services.key_revoke(tenant=request.tenant, actor=request.user, key_id=key_id)
+    return Response(ApiKeySerializer(key).data)

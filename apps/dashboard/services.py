@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django import forms
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 
 from apps.audit.services import audit_changes
@@ -88,7 +89,9 @@ def settings_change(*, tenant, actor, section: Section, values: dict, staff: boo
 
 @transaction.atomic
 def key_create(*, tenant, actor, name: str, scope: str):
-    key, raw = tenant_services.api_key_issue(tenant=tenant, name=name, scope=scope, created_by=actor)
+    """`actor` is a user, or the API key of a management API call (which creates no user)."""
+    creator = actor if isinstance(actor, AbstractBaseUser) else None
+    key, raw = tenant_services.api_key_issue(tenant=tenant, name=name, scope=scope, created_by=creator)
     audit_changes(tenant=tenant, actor=actor, area="keys", before={},
                   after={f"{key.prefix} created": f"{key.name} ({key.scope})"})
     return key, raw

@@ -1,15 +1,10 @@
 from django.urls import path
 
-from . import api, views
+from . import views
 
 urlpatterns = [
     path("signup/", views.signup, name="signup"),
     path("signup/confirm/<id:token>/", views.signup_confirm, name="signup-confirm"),
     # Ahead of django.contrib.auth.urls, which has the same path unthrottled.
     path("password_reset/", views.ThrottledPasswordReset.as_view(), name="password_reset"),
-]
-
-api_urlpatterns = [
-    path("keys/", api.keys_collection, name="api-keys"),
-    path("keys/<id:key_id>/", api.key_detail, name="api-key-detail"),
 ]

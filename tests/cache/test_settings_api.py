@@ -4,6 +4,7 @@
 import pytest
 from rest_framework.test import APIClient
 
+from apps.audit.models import AuditEvent
 from apps.cache.selectors import cache_settings_for
 from apps.tenants.models import Tenant
 from tests import factories
@@ -125,3 +126,10 @@ def test_owner_sets_a_target_wrong_hit_rate_or_turns_the_second_stage_off(party,
     assert response.status_code == 200 and response.json()["target_wrong_hit_rate"] == value
     assert stored(party.tenant) == {**DEFAULTS, "target_wrong_hit_rate": value}
     assert as_user(party.bob).get("/api/settings/").json()["cache_target_wrong_hit_rate"] == value
+
+
+def test_a_change_through_the_cache_api_is_audited_value_by_value(party):
+    as_user(party.alice).patch("/api/cache/settings/", {"ttl_seconds": 3600, "enabled": True}, format="json")
+    events = AuditEvent.objects.for_tenant(party.tenant).filter(area="cache")
+    assert [(e.actor, e.field, e.old_value, e.new_value) for e in events] == [
+        (party.alice, "ttl_seconds", 7 * 24 * 3600, 3600)]  # enabled was already on

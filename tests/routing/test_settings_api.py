@@ -4,6 +4,7 @@ with the three-party fixture."""
 import pytest
 from rest_framework.test import APIClient
 
+from apps.audit.models import AuditEvent
 from apps.providers.catalog import sync_from_seed
 from apps.routing.selectors import routing_settings_for
 from apps.routing.services import InvalidSettings, routing_settings_update
@@ -82,3 +83,10 @@ def test_the_service_validates_and_raises_a_value_error(party):
     with pytest.raises(InvalidSettings):
         routing_settings_update(tenant=party.tenant, colour="blue")
     assert stored(party.tenant)["judge_threshold"] == 0.5
+
+
+def test_a_change_through_the_api_is_audited_value_by_value(party):
+    as_user(party.alice).patch("/api/routing/settings/", {"quality_floor": 0.9, "speculation": "off"}, format="json")
+    events = AuditEvent.objects.for_tenant(party.tenant).filter(area="routing")
+    assert [(e.actor, e.field, e.old_value, e.new_value) for e in events] == [
+        (party.alice, "quality_floor", 0.95, 0.9)]  # speculation was already off

@@ -3,6 +3,7 @@
 import pytest
 from rest_framework.test import APIClient
 
+from apps.audit.models import AuditEvent
 from apps.tenants.keyauth import forget_cached_keys
 from apps.tenants.models import ApiKey
 from tests import factories
@@ -81,3 +82,17 @@ def test_revoked_key_cannot_use_the_api(party):
     api.delete(f"/api/keys/{key.pk}/")
     forget_cached_keys()  # as every process does within AKA_KEY_CACHE_TTL
     assert api.get("/api/keys/").status_code == 401
+
+
+def test_an_admin_key_issuing_and_revoking_keys_is_audited_as_the_dashboard_does(party):
+    automation, raw = factories.make_key(party.tenant, "automation", scope="admin")
+    api = key_client(raw)
+    created = api.post("/api/keys/", {"name": "shadow", "scope": "admin"}, format="json").json()
+    revoked = api.delete(f"/api/keys/{created['id']}/").json()
+    events = AuditEvent.objects.for_tenant(party.tenant).filter(area="keys").order_by("id")
+    assert [(e.actor, e.actor_email, e.field, e.old_value, e.new_value) for e in events] == [
+        (None, f"api-key:{automation.pk}", f"{created['prefix']} created", None, "shadow (admin)"),
+        (None, f"api-key:{automation.pk}", f"{created['prefix']} revoked", None,
+         revoked["revoked_at"].replace("Z", "+00:00")),
+    ]
+    assert ApiKey.objects.for_tenant(party.tenant).get(pk=created["id"]).created_by is None
