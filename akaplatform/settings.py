@@ -320,7 +320,7 @@ AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "apps.tenants.throttle.client_ip"
 AXES_USERNAME_FORM_FIELD = "username"
 # Sign-ups (each can become a tenant) and password resets per client and hour; reset
-# emails per address and hour.
+# emails, and sign-up emails, per address and hour.
 AKA_THROTTLE_SIGNUP_PER_CLIENT = envint("AKA_THROTTLE_SIGNUP_PER_CLIENT", 5)
 AKA_THROTTLE_RESET_PER_CLIENT = envint("AKA_THROTTLE_RESET_PER_CLIENT", 10)
 AKA_THROTTLE_RESET_PER_EMAIL = envint("AKA_THROTTLE_RESET_PER_EMAIL", 3)

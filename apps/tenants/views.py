@@ -25,10 +25,13 @@ def signup(request):
             return _throttled(request)
         if form.is_valid():
             email = form.cleaned_data["email"]
-            signups.signup_request(
-                email=email, password=form.cleaned_data["password"], organisation=form.cleaned_data["organisation"],
-                link_for=lambda token: request.build_absolute_uri(reverse("signup-confirm", args=[token])))
-            # The same page whether or not the email already has an account.
+            # Bounded per address as the reset is, so nobody mails someone else without end.
+            if throttle.allow("signup-email", email.lower(), limit=settings.AKA_THROTTLE_RESET_PER_EMAIL):
+                signups.signup_request(
+                    email=email, password=form.cleaned_data["password"],
+                    organisation=form.cleaned_data["organisation"],
+                    link_for=lambda token: request.build_absolute_uri(reverse("signup-confirm", args=[token])))
+            # The same page whether the email has an account, or was sent nothing this time.
             return render(request, "tenants/signup_sent.html", {"email": email})
     return render(request, "tenants/signup.html", {"form": form})
 

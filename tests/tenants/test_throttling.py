@@ -48,6 +48,17 @@ def test_password_reset_emails_to_one_address_are_bounded(db, settings):
     assert answers == {(302, "/accounts/password_reset/done/")}
 
 
+def test_signup_emails_to_one_address_are_bounded_like_resets(db, settings):
+    factories.make_tenant(owner_email="victim@example.com")
+    pages = set()
+    for email in ("victim@example.com", "new-victim@example.com"):  # the notice, and the link
+        for n in range(3 * settings.AKA_THROTTLE_RESET_PER_EMAIL):  # each from its own client
+            response = from_ip(f"198.51.100.{n + 1}").post("/accounts/signup/", {**SIGNUP, "email": email})
+            pages.add((response.status_code, "Check your email" in response.content.decode()))
+        assert sum(m.to == [email] for m in mail.outbox) == settings.AKA_THROTTLE_RESET_PER_EMAIL
+    # The same page whether the mail was sent or skipped, and whether the email is known.
+    assert pages == {(200, True)}
+
 def test_password_reset_requests_per_client_are_bounded(db, settings):
     client = from_ip("203.0.113.50")
     statuses = [client.post("/accounts/password_reset/", {"email": f"u{n}@example.com"}).status_code
