@@ -14,7 +14,13 @@ SESSION_TENANT = "tenant_id"
 
 def session_membership(request) -> Membership | None:
     """The signed-in user's membership in the session's tenant, or in their first tenant
-    when the session has none; None when they belong to no such tenant (callers 404)."""
+    when the session has none or they were removed from it; None when they belong to no
+    tenant (callers 404)."""
     if not request.user.is_authenticated:
         return None
-    return membership_for(user=request.user, tenant_id=request.session.get(SESSION_TENANT))
+    chosen = request.session.get(SESSION_TENANT)
+    membership = membership_for(user=request.user, tenant_id=chosen)
+    if membership is None and chosen is not None:
+        del request.session[SESSION_TENANT]
+        membership = membership_for(user=request.user)
+    return membership

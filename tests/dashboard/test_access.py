@@ -12,6 +12,7 @@ from apps.billing import invoices
 from apps.cache.models import DEFAULT_THRESHOLD
 from apps.cache.selectors import cache_settings_for
 from apps.tenants.models import ApiKey, Membership
+from apps.tenants.sessions import SESSION_TENANT
 from tests import factories
 from tests.billing.helpers import ledger_rows
 from tests.dashboard import ledger
@@ -119,3 +120,16 @@ def test_unknown_ids_are_404_not_500(client, party):
     assert client.post("/settings/members/999999/remove/").status_code == 404
     assert client.post("/settings/nosuch/", {}).status_code == 404
     assert ApiKey.objects.for_tenant(party.tenant).count() == 0
+
+
+def test_a_person_removed_from_their_sessions_tenant_acts_for_one_they_still_belong_to(client, party):
+    Membership.objects.for_tenant(party.tenant).create(tenant=party.tenant, user=party.charlie, role="admin")
+    client.force_login(party.charlie)
+    session = client.session
+    session[SESSION_TENANT] = party.tenant.pk
+    session.save()
+    assert client.get("/api/settings/").json()["slug"] == party.tenant.slug
+    Membership.objects.for_tenant(party.tenant).filter(user=party.charlie).delete()
+    assert client.get("/api/settings/").json()["slug"] == party.other_tenant.slug
+    assert client.get("/").status_code == 200
+    assert SESSION_TENANT not in client.session  # the stale choice is dropped
