@@ -84,13 +84,15 @@ def billable(facts: CallFacts) -> bool:
     return facts.status == 200
 
 
+# The endpoints a baseline (chat) model can serve; for the others it is no alternative.
+CHAT_ENDPOINTS = frozenset({"chat.completions", "messages"})
+
+
 def ledger_row(*, facts: CallFacts) -> dict:
     charged = billable(facts)
     hit = facts.cache in ("exact", "semantic")
     provider_usage = Usage() if hit else facts.usage
-    # What the tenant would have paid its baseline provider for the answer it got.
-    work = (facts.replayed or Usage()) if hit else facts.usage
-    counterfactual = facts.baseline.cost_micros(work) if charged and facts.baseline else Decimal(0)
+    provider_cost = _provider_cost(facts, provider_usage)
     return {
         "tenant_id": facts.tenant_id,
         "api_key_id": facts.api_key_id,
@@ -102,8 +104,8 @@ def ledger_row(*, facts: CallFacts) -> dict:
         "stream": facts.stream,
         "prompt_tokens": provider_usage.prompt_tokens,
         "completion_tokens": provider_usage.completion_tokens,
-        "provider_cost_micros": _provider_cost(facts, provider_usage),
-        "counterfactual_cost_micros": counterfactual,
+        "provider_cost_micros": provider_cost,
+        "counterfactual_cost_micros": _counterfactual(facts, hit, provider_cost) if charged else Decimal(0),
         "baseline_model": facts.baseline.id if facts.baseline else "",
         "price_cents": facts.price_per_call_cents if charged else 0,
         "billable": charged,
@@ -125,6 +127,16 @@ def speculated_cost(r: RoutingFacts) -> Decimal:
     """A speculated call's provider cost: the draft, the strong call (whole or cancelled)
     and the judge, whichever answer was served."""
     return r.draft_cost_micros + r.strong_cost_micros + r.judge_cost_micros
+
+
+def _counterfactual(facts: CallFacts, hit: bool, provider_cost: Decimal) -> Decimal:
+    """What the tenant would have paid its baseline provider for the answer it got. A call
+    the baseline cannot make (embeddings) had no cheaper way round it: no saving claimed."""
+    if facts.endpoint not in CHAT_ENDPOINTS:
+        return provider_cost
+    if facts.baseline is None:
+        return Decimal(0)
+    return facts.baseline.cost_micros((facts.replayed or Usage()) if hit else facts.usage)
 
 
 def _provider_cost(facts: CallFacts, usage: Usage) -> Decimal:

@@ -11,10 +11,12 @@ from apps.core.llm import Usage
 from apps.providers.catalog import ModelInfo
 
 
-def model(model_id: str, input_per_mtok: str, output_per_mtok: str, provider: str = "openai") -> ModelInfo:
+def model(model_id: str, input_per_mtok: str, output_per_mtok: str, provider: str = "openai",
+          capability: str = "chat") -> ModelInfo:
     return ModelInfo(id=model_id, provider=provider, upstream_id=model_id, family=model_id, tier="cheap",
                      input_per_mtok=Decimal(input_per_mtok), output_per_mtok=Decimal(output_per_mtok),
-                     context_window=128_000, max_output_tokens=16_384, capabilities=frozenset({"chat"}), fallbacks=())
+                     context_window=128_000, max_output_tokens=16_384, capabilities=frozenset({capability}),
+                     fallbacks=())
 
 
 MINI = model("gpt-4o-mini", "0.15", "0.60")
@@ -55,6 +57,15 @@ def test_a_failed_call_is_not_billed_but_keeps_what_the_provider_charged(status,
 def test_a_baseline_missing_from_the_catalog_counts_no_counterfactual():
     row = services.ledger_row(facts=facts(served=MINI, usage=Usage(10, 10), baseline=None))
     assert (row["counterfactual_cost_micros"], row["baseline_model"]) == (Decimal(0), "")
+
+
+def test_an_embeddings_call_claims_no_saving_against_the_chat_baseline():
+    embed = model("text-embedding-3-small", "0.02", "0", capability="embeddings")
+    row = services.ledger_row(facts=facts(endpoint="embeddings", model_requested=embed.id, served=embed,
+                                          usage=Usage(1000, 0)))
+    assert row["provider_cost_micros"] == Decimal("20.00")            # 1000 x 0.02
+    assert row["counterfactual_cost_micros"] == Decimal("20.00")      # not 2500 on gpt-4o
+    assert row["billable"]
 
 
 @pytest.mark.django_db(transaction=True)
