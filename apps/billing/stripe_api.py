@@ -265,9 +265,10 @@ def meter_event_send(*, identifier: str, customer: str, value: int, timestamp: i
 
 def meter_usage(*, meter_id: str, customer: str, start: int, end: int) -> float:
     """The meter's total for a customer over [start, end) (aligned to whole days)."""
-    summaries = client().v1.billing.meters.event_summaries.list(
-        meter_id, {"customer": customer, "start_time": start, "end_time": end})
-    return float(sum(s.aggregated_value for s in summaries.auto_paging_iter()))
+    with _stripe_errors():
+        summaries = client().v1.billing.meters.event_summaries.list(
+            meter_id, {"customer": customer, "start_time": start, "end_time": end})
+        return float(sum(s.aggregated_value for s in summaries.auto_paging_iter()))
 
 
 # --- Checkout, the portal, webhooks ------------------------------------------------------

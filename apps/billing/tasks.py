@@ -1,5 +1,7 @@
 """Billing's Celery tasks: thin, take ids, safe to run twice."""
 
+from datetime import date
+
 from akaplatform.celery import app
 from apps.core.redis import sync_client
 
@@ -42,8 +44,19 @@ def period_close() -> int:
 
 @app.task(name="billing.reconcile")
 def reconcile_meter() -> int:
-    """Yesterday's meter totals in Stripe against ours (beat, daily)."""
-    return reconcile.reconcile_yesterday()
+    """Yesterday's meter totals in Stripe against ours (beat, daily); a tenant Stripe
+    failed for is checked again by a task of its own."""
+    result = reconcile.reconcile_yesterday()
+    for tenant_id in result.failed:
+        reconcile_tenant.delay(tenant_id, result.day.isoformat())
+    return result.differ
+
+
+@app.task(name="billing.reconcile_tenant", autoretry_for=(stripe_api.Retryable,), retry_backoff=60,
+          retry_backoff_max=3600, retry_jitter=True, max_retries=None)
+def reconcile_tenant(tenant_id: int, day: str) -> bool:
+    """One tenant's day that the daily run could not check (retried while Stripe is away)."""
+    return reconcile.reconcile_tenant(tenant_id=tenant_id, day=date.fromisoformat(day))
 
 
 @app.task(name="billing.ledger_partitions")

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from apps.billing import accounts, reconcile, selectors, stripe_api
+from apps.billing import accounts, reconcile, selectors, stripe_api, tasks
 from apps.billing.models import MeterDiscrepancy
 from apps.core import metrics
 from tests import factories
@@ -28,7 +28,7 @@ def discrepancies() -> float:
 
 def test_matching_totals_flag_nothing(metered):
     before = discrepancies()
-    assert reconcile.reconcile_day(day=datetime.now(UTC).date()) == 0
+    assert reconcile.reconcile_day(day=datetime.now(UTC).date()).differ == 0
     assert not selectors.meter_discrepancies().exists()
     assert discrepancies() == before
 
@@ -38,9 +38,70 @@ def test_a_difference_is_flagged_with_a_row_a_metric_and_a_log(metered, caplog):
     stripe_api.meter_event_send(identifier="stray", customer=customer, value=3, timestamp=int(time.time()))
     before = discrepancies()
     today = datetime.now(UTC).date()
-    assert reconcile.reconcile_day(day=today) == 1
+    assert reconcile.reconcile_day(day=today).differ == 1
     [found] = selectors.meter_discrepancies()
     assert (found.tenant_id, found.day, found.ours, found.stripes) == (tenant.pk, today, 12, 15.0)
     assert discrepancies() == before + 1
     assert "Stripe's meter has 15" in caplog.text
     assert MeterDiscrepancy.objects.for_tenant(tenant).count() == 1
+
+
+@pytest.fixture
+def two_metered(transactional_db, fake, settings):
+    settings.AKA_METER_WINDOW_SECONDS = 1
+    customers = {}
+    for name in ("First", "Second"):
+        tenant, _ = factories.make_tenant(name)
+        customers[tenant.pk] = accounts.customer_ensure(tenant_id=tenant.pk)
+        ledger_rows(tenant, 5)
+    drain()
+    # Stripe's meter holds 3 stray calls for each tenant: a real discrepancy for both.
+    for customer in customers.values():
+        stripe_api.meter_event_send(identifier=f"stray-{customer}", customer=customer, value=3,
+                                    timestamp=int(time.time()))
+    return customers
+
+
+@pytest.fixture
+def asked(monkeypatch):
+    """The customers Stripe's meter is asked about; it times out on the first."""
+    real, asked = stripe_api.meter_usage, []
+
+    def flaky(**query):
+        asked.append(query["customer"])
+        if len(asked) == 1:
+            raise stripe_api.Retryable("Stripe timed out")
+        return real(**query)
+
+    monkeypatch.setattr(stripe_api, "meter_usage", flaky)
+    return asked
+
+
+def test_a_stripe_error_for_one_tenant_does_not_stop_the_others(two_metered, asked, caplog):
+    result = reconcile.reconcile_day(day=datetime.now(UTC).date())
+    failed, answered = ([t for t, c in two_metered.items() if c == asked[i]] for i in (0, 1))
+    assert (result.failed, result.differ) == (failed, 1)
+    assert [d.tenant_id for d in selectors.meter_discrepancies()] == answered
+    assert f"ALERT billing: tenant {failed[0]} on " in caplog.text
+
+
+def test_the_daily_task_checks_a_tenant_stripe_failed_for_again(two_metered, asked, monkeypatch):
+    """The daily run hands each tenant Stripe failed for to a task of its own, retried
+    until Stripe answers."""
+    monkeypatch.setattr(reconcile, "reconcile_yesterday", lambda: reconcile.reconcile_day(day=datetime.now(UTC).date()))
+    again = []
+    monkeypatch.setattr(tasks.reconcile_tenant, "delay", lambda *args: again.append(tasks.reconcile_tenant(*args)))
+    assert tasks.reconcile_meter() == 1
+    assert again == [True]
+    assert sorted(d.tenant_id for d in selectors.meter_discrepancies()) == sorted(two_metered)
+
+
+def test_meter_usage_maps_the_sdks_errors(metered, monkeypatch):
+    import stripe
+
+    def timeout(*args, **kwargs):
+        raise stripe.APIConnectionError("timed out")
+
+    monkeypatch.setattr(stripe_api.client().v1.billing.meters.event_summaries, "list", timeout)
+    with pytest.raises(stripe_api.Retryable):
+        stripe_api.meter_usage(meter_id=accounts.meter_id(), customer=metered[1], start=0, end=86400)
