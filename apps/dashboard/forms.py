@@ -6,6 +6,7 @@ import math
 import django_filters
 from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db.models.expressions import RawSQL
 from django.forms.models import fields_for_model
 
 from apps.billing.models import CallRecord
@@ -16,6 +17,8 @@ from apps.providers.models import CatalogModel
 from apps.routing.models import RoutingSettings
 from apps.tenants.forms import account_email
 from apps.tenants.models import Membership, Plan, Tenant
+
+from .rollups import MODEL_SQL
 
 CACHE_FIELDS = ["enabled", "target_wrong_hit_rate", "threshold", "ttl_seconds", "user_scope", "tool_calls",
                 "high_temperature"]
@@ -156,7 +159,7 @@ class CallFilter(django_filters.FilterSet):
     until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt", label="Until",
                                              widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     key = django_filters.ModelChoiceFilter(field_name="api_key", queryset=None, label="Key")
-    model = django_filters.ChoiceFilter(field_name="model_served", label="Model")
+    model = django_filters.ChoiceFilter(method="by_model", label="Model")
     cache = django_filters.ChoiceFilter(choices=CallRecord.Cache.choices, label="Cache")
     route = django_filters.CharFilter(label="Route")
     status = django_filters.ChoiceFilter(method="by_status", label="Status",
@@ -170,6 +173,10 @@ class CallFilter(django_filters.FilterSet):
         super().__init__(data, queryset=queryset)
         self.filters["key"].queryset = keys
         self.filters["model"].extra["choices"] = [(m, m) for m in models]
+
+    def by_model(self, queryset, name, value):
+        # As models_seen names the choices (a failed call's is the model it asked for).
+        return queryset.alias(model_shown=RawSQL(MODEL_SQL, ())).filter(model_shown=value)
 
     def by_status(self, queryset, name, value):
         return queryset.filter(status_code=200) if value == "ok" else queryset.exclude(status_code=200)

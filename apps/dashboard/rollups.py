@@ -23,10 +23,13 @@ from .models import CallRollup, LatencyRollup, RollupState
 LATE_ROWS = timedelta(hours=1)
 _LOCK = 0x616B6172  # pg_advisory_xact_lock key of the refresh ("akar")
 
+# A call's model as the rollups and the call log's model filter name it: the model that
+# served it, else the one asked for (a call that failed before any model answered).
+MODEL_SQL = "COALESCE(NULLIF(billing_callrecord.model_served, ''), billing_callrecord.model_requested)"
 # The ledger's rows created in [{since}, {until}) as CallRollup rows (tenant filter optional).
 _ROLLED = """
 SELECT tenant_id, date_trunc('hour', created_at) AS hour,
-       COALESCE(NULLIF(model_served, ''), model_requested) AS model, cache, route,
+       {model} AS model, cache, route,
        speculation_outcome AS outcome, billable,
        count(*) AS calls, count(*) FILTER (WHERE status_code >= 400) AS errors,
        sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
@@ -52,7 +55,8 @@ GROUP BY 1, 2
 
 
 def _ledger_sql(template: str, one_tenant: bool, since: str, until: str) -> str:
-    return template.format(since=since, until=until, tenant="AND tenant_id = %(tenant)s" if one_tenant else "")
+    return template.format(since=since, until=until, tenant="AND tenant_id = %(tenant)s" if one_tenant else "",
+                           model=MODEL_SQL)
 
 
 def ledger_rolled_sql(*, one_tenant: bool, since: str = "%(since)s", until: str = "%(until)s") -> str:

@@ -7,6 +7,9 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import connection
+from django.db.models import Subquery, Value
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Greatest
 from django.http import Http404
 from django.utils import timezone
 
@@ -16,8 +19,8 @@ from apps.core.paging import first_page, page_after
 from apps.routing import selectors as feedback
 
 from .latency import BOUNDS, percentile
-from .models import CallRollup
-from .rollups import hour_floor, ledger_latency_sql, ledger_rolled_sql
+from .models import CallRollup, RollupState
+from .rollups import MODEL_SQL, hour_floor, ledger_latency_sql, ledger_rolled_sql
 
 HIT = ("exact", "semantic")
 LOOKED_UP = ("miss", "exact", "semantic")
@@ -263,10 +266,16 @@ def cache_entry_of(*, tenant, entry_id: int | None) -> CacheEntry | None:
 
 
 def models_seen(*, tenant, days: int = 30) -> list[str]:
-    """The models of the tenant's calls in the last `days` (from the rollups): filter choices."""
+    """The models of the tenant's calls in the last `days`: the call log's filter choices.
+    The rollups name them up to their last refresh, the ledger's tail since then (on the
+    tenant and time index), so a model first used this hour is one too."""
     since = timezone.now() - timedelta(days=days)
-    return list(CallRollup.objects.for_tenant(tenant).filter(hour__gte=since).order_by("model")
-                .values_list("model", flat=True).distinct())
+    rolled = CallRollup.objects.for_tenant(tenant).filter(hour__gte=since).values_list("model", flat=True)
+    # GREATEST skips a NULL: before the first refresh the tail is the whole span.
+    through = Greatest(Subquery(RollupState.objects.filter(pk=1).values("through")), Value(since))
+    tail = (CallRecord.objects.for_tenant(tenant).filter(created_at__gte=through)
+            .annotate(model=RawSQL(MODEL_SQL, ())).values_list("model", flat=True))
+    return sorted(rolled.union(tail))
 
 
 # --- the staff console --------------------------------------------------------------------

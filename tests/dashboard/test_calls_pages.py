@@ -50,6 +50,29 @@ def test_filters_narrow_the_log(client, party):
                                                      - timedelta(hours=2)).values_list("request_id", flat=True))
 
 
+def test_the_model_filter_finds_a_model_first_used_since_the_last_rollup_refresh(client, party):
+    rollups_refresh()
+    now = timezone.now()
+    ledger.calls(party.tenant, n=10, start=now - timedelta(minutes=5), span=timedelta(minutes=4))
+    client.force_login(party.bob)
+    body = client.get("/calls/?model=gpt-4o-mini").content.decode()
+    expected = CallRecord.objects.for_tenant(party.tenant).filter(model_served="gpt-4o-mini")
+    assert set(request_ids(body)) == set(expected.values_list("request_id", flat=True)) and expected
+
+
+def test_the_model_filter_finds_failed_calls_by_the_model_they_asked_for(client, party):
+    """A call that failed before any model answered is named by the model it asked for,
+    in the choices (the rollups) and in the filter alike."""
+    now = timezone.now()
+    [failed, *_] = ledger.calls(party.tenant, n=3, start=now - timedelta(hours=3), span=timedelta(hours=1))
+    CallRecord.objects.for_tenant(party.tenant).filter(pk=failed.pk).update(
+        model_served="", model_requested="gpt-9", status_code=404, billable=False)
+    rollups_refresh()
+    assert "gpt-9" in selectors.models_seen(tenant=party.tenant)
+    client.force_login(party.bob)
+    assert request_ids(client.get("/calls/?model=gpt-9").content.decode()) == [failed.request_id]
+
+
 def plan_nodes(plan: dict):
     yield plan
     for child in plan.get("Plans", []):
