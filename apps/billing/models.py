@@ -1,3 +1,5 @@
+from datetime import datetime, timedelta
+
 from django.db import models
 from django.db.models.functions import Now
 
@@ -232,6 +234,11 @@ class Invoice(TenantOwned):
 
     def __str__(self) -> str:
         return self.number
+
+    @property
+    def last_day(self) -> datetime:
+        """The period's last day, for people: period_end is exclusive (the next period's first instant)."""
+        return self.period_end - timedelta(days=1)
 
 
 class WebhookEvent(models.Model):

@@ -39,6 +39,13 @@ def test_the_list_shows_each_period_with_its_status_and_totals(client, party, ma
     assert "finalized" in may_row and ">120<" in may_row and "$12.00" in may_row and "$14.40" in may_row
 
 
+def test_an_invoice_shows_its_periods_last_day_not_the_next_months_first(client, party, may):
+    _, invoice = may
+    client.force_login(party.bob)
+    body = client.get(f"/invoices/{invoice.pk}/").content.decode()
+    assert "<dt>Period (UTC)</dt><dd>2026-05-01 to 2026-05-31</dd>" in body
+
+
 def test_an_invoice_pages_its_lines_oldest_first_through_htmx(client, party, may):
     made, invoice = may
     client.force_login(party.bob)
