@@ -12,6 +12,7 @@ and never changes again.
 """
 
 import csv
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,8 @@ from apps.core.paging import Cursor, first_page, page_after
 from apps.tenants.models import Tenant
 
 from .models import CallRecord, Invoice
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -87,24 +90,48 @@ def period_close(*, tenant_id: int, period: Period) -> Invoice:
         invoice.tax_cents = tax_cents(subtotal, invoice.tax_rate_bp)
         invoice.total_cents = subtotal + invoice.tax_cents
         invoice.status, invoice.finalized_at = Invoice.Status.FINALIZED, timezone.now()
+        invoice.stripe_link_pending = True
         invoice.save()
-    from .webhooks import stripe_invoice_link
-
-    stripe_invoice_link(invoice=invoice)
+    invoice_link(invoice=invoice)
     return invoice
 
 
+def invoice_link(*, invoice: Invoice) -> None:
+    """Applies to a finalized invoice the Stripe invoice webhooks announced before it was
+    closed (a payment among them included). A failure is an ALERT and leaves the link
+    pending, for close_ended's next run: the invoice itself is final either way."""
+    from .webhooks import stripe_invoice_link
+
+    try:
+        stripe_invoice_link(invoice=invoice)
+    except Exception:
+        log.exception("ALERT billing: invoice %s not linked to Stripe's; tried again on the next close",
+                      invoice.number)
+        return
+    invoice.stripe_link_pending = False
+    invoice.save(update_fields=["stripe_link_pending"])
+
+
 def close_ended(*, now: datetime | None = None) -> int:
-    """Closes the last ended period for every tenant that existed in it; returns how many
-    invoices were finalized. Safe to run any number of times."""
+    """Links the invoices whose link failed before, then closes the last ended period for
+    every tenant that existed in it; returns how many invoices were finalized. A tenant
+    that fails is an ALERT and closed on the next run. Safe to run any number of times."""
+    for pending in Invoice.objects.unscoped_across_all_tenants().filter(stripe_link_pending=True):
+        invoice_link(invoice=pending)
     period = Period.containing(now or datetime.now(UTC)).previous()
     made = 0
     for tenant_id in Tenant.objects.filter(created_at__lt=period.end).values_list("pk", flat=True):
         closed = Invoice.objects.for_tenant(tenant_id).filter(period_start=period.start).exclude(
             status=Invoice.Status.DRAFT)
-        if not closed.exists():
+        if closed.exists():
+            continue
+        try:
             period_close(tenant_id=tenant_id, period=period)
-            made += 1
+        except Exception:
+            log.exception("ALERT billing: tenant %s's invoice for %s not closed; tried again on the next run",
+                          tenant_id, f"{period.start:%Y-%m}")
+            continue
+        made += 1
     return made
 
 

@@ -224,6 +224,10 @@ class Invoice(TenantOwned):
     late_calls = models.PositiveIntegerField(default=0)        # calls from earlier periods that arrived late
     stripe_invoice_id = models.CharField(max_length=64, blank=True, default="")
     hosted_invoice_url = models.URLField(max_length=500, blank=True, default="")
+    # Finalized, and the Stripe invoice webhooks announced before then not yet applied to
+    # it (apps.billing.invoices.invoice_link): the next close tries again. A database
+    # default, because the outbox inserts drafts in SQL.
+    stripe_link_pending = models.BooleanField(db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     finalized_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import Client
 
-from apps.billing import invoices, outbox
+from apps.billing import invoices, outbox, webhooks
 from apps.billing.invoices import Period
 from apps.billing.models import CallRecord, Invoice, MeterWindow
 from apps.tenants.models import Plan, Tenant
@@ -127,6 +127,47 @@ def test_close_ended_makes_one_invoice_per_tenant_and_is_idempotent(db, party):
     assert invoices.close_ended(now=MAY.end + timedelta(days=2)) == 0
     assert Invoice.objects.for_tenant(party.tenant).get().calls == 3
     assert Invoice.objects.for_tenant(party.other_tenant).get().calls == 0
+
+
+def test_a_tenant_whose_close_fails_does_not_stop_the_others_and_is_closed_next_run(db, party, monkeypatch,
+                                                                                    caplog):
+    Tenant.objects.update(created_at=IN_MAY - timedelta(days=30))
+    real = invoices.period_close
+
+    def failing_for_party(*, tenant_id, period):
+        if tenant_id == party.tenant.pk:
+            raise RuntimeError("database went away")
+        return real(tenant_id=tenant_id, period=period)
+
+    monkeypatch.setattr(invoices, "period_close", failing_for_party)
+    assert invoices.close_ended(now=MAY.end + timedelta(days=2)) == 1
+    assert f"ALERT billing: tenant {party.tenant.pk}'s invoice for 2026-05 not closed" in caplog.text
+    monkeypatch.setattr(invoices, "period_close", real)
+    assert invoices.close_ended(now=MAY.end + timedelta(days=2)) == 1
+    assert set(Invoice.objects.unscoped_across_all_tenants().values_list("status", flat=True)) == {"finalized"}
+
+
+def test_a_failed_stripe_link_leaves_the_invoice_final_and_is_retried_on_the_next_close(db, party, monkeypatch,
+                                                                                         caplog):
+    Tenant.objects.update(created_at=IN_MAY - timedelta(days=30))
+    real, linked = webhooks.stripe_invoice_link, []
+
+    def flaky(*, invoice):
+        linked.append(invoice.tenant_id)
+        if len(linked) == 1:
+            raise RuntimeError("a webhook payload we cannot read")
+        real(invoice=invoice)
+
+    monkeypatch.setattr(webhooks, "stripe_invoice_link", flaky)
+    assert invoices.close_ended(now=MAY.end + timedelta(days=2)) == 2
+    assert "ALERT billing: invoice AKA-" in caplog.text
+    def pending():
+        return [(i.tenant_id, i.status) for i in Invoice.objects.unscoped_across_all_tenants()
+                .filter(stripe_link_pending=True)]
+
+    assert pending() == [(linked[0], Invoice.Status.FINALIZED)]
+    assert invoices.close_ended(now=MAY.end + timedelta(days=2)) == 0
+    assert linked[2:] == [linked[0]] and pending() == []
 
 
 def test_invoice_api_list_detail_and_paginated_lines(db, party):
