@@ -174,7 +174,7 @@ def _result(entry: store.Entry) -> ChatResult:
     usage = response.get("usage") or {}
     return ChatResult(id="", model=entry.model, content=response.get("content"), finish_reason=response["finish_reason"],
                       usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
-                      tool_calls=response.get("tool_calls"), provider="cache")
+                      tool_calls=response.get("tool_calls"), provider="cache", stop_sequence=response.get("stop_sequence"))
 
 
 class ExactKeys:
@@ -278,6 +278,7 @@ async def remember(plan: Plan, miss: Miss, result: ChatResult) -> int | None:
     if not plan.write or miss.vector is None or not cacheable(result, plan):
         return None
     response = {"content": result.content, "tool_calls": result.tool_calls, "finish_reason": result.finish_reason,
+                "stop_sequence": result.stop_sequence,
                 "usage": {"prompt_tokens": result.usage.prompt_tokens,
                           "completion_tokens": result.usage.completion_tokens}}
     exact_keys.add(plan.exact)   # its next repeat in this process is an exact hit

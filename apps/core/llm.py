@@ -84,6 +84,7 @@ class ChatResult:
     tool_calls: list[dict] | None = None   # OpenAI shape, complete
     logprobs: dict | None = None            # OpenAI choice.logprobs shape
     provider: str = ""
+    stop_sequence: str | None = None        # the one that ended a "stop", when the provider says (Anthropic)
 
 
 # Stream events, in order: any number of Delta, then one Finish, then (always) one Final.
@@ -97,6 +98,7 @@ class Delta:
 @dataclass(slots=True)
 class Finish:
     finish_reason: str
+    stop_sequence: str | None = None        # as ChatResult's
 
 
 @dataclass(slots=True)

@@ -4,11 +4,16 @@ the SSE event sequence (message_start, content_block_*, message_delta, message_s
 import orjson
 
 from apps.core.errors import ApiError
-from apps.core.llm import ChatRequest, ChatResult, Delta, Usage
+from apps.core.llm import ChatRequest, ChatResult, Delta, Finish, Usage
 
 from .parsing import field, int_at_least, json_object, model_name, number_in, stop_list
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
+
+
+def _stop_reason(finish_reason: str, stop_sequence: str | None) -> str:
+    # Only Anthropic's upstreams say which sequence matched; a "stop" from the others stays end_turn.
+    return "stop_sequence" if stop_sequence is not None else STOP_REASONS.get(finish_reason, "end_turn")
 
 
 def _invalid(param: str, problem: str) -> ApiError:
@@ -186,8 +191,8 @@ def message(result: ChatResult, message_id: str, created: int) -> bytes:
         "role": "assistant",
         "model": result.model,
         "content": _content_blocks(result),
-        "stop_reason": STOP_REASONS.get(result.finish_reason, "end_turn"),
-        "stop_sequence": None,
+        "stop_reason": _stop_reason(result.finish_reason, result.stop_sequence),
+        "stop_sequence": result.stop_sequence,
         "usage": {"input_tokens": result.usage.prompt_tokens, "output_tokens": result.usage.completion_tokens},
     })
 
@@ -203,7 +208,7 @@ class EventWriter:
         self.message_id, self.model = message_id, model
         self.block = -1          # index of the open content block, -1 when none
         self.block_kind = None   # "text" | "tool_use"
-        self.stop_reason = "end_turn"
+        self.stop_reason, self.stop_sequence = "end_turn", None
 
     def start(self) -> bytes:
         return _event("message_start", {"type": "message_start", "message": {
@@ -241,13 +246,13 @@ class EventWriter:
                                                                 "partial_json": fn["arguments"]}})
         return out
 
-    def finish(self, reason: str) -> bytes:
-        self.stop_reason = STOP_REASONS.get(reason, "end_turn")
+    def finish(self, event: Finish) -> bytes:
+        self.stop_reason, self.stop_sequence = _stop_reason(event.finish_reason, event.stop_sequence), event.stop_sequence
         return self._close_block()
 
     def final(self, usage: Usage) -> bytes:
         return _event("message_delta", {
-            "type": "message_delta", "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
+            "type": "message_delta", "delta": {"stop_reason": self.stop_reason, "stop_sequence": self.stop_sequence},
             "usage": {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens},
         }) + _event("message_stop", {"type": "message_stop"})
 

@@ -6,7 +6,7 @@ import re
 import orjson
 
 from apps.core.errors import ApiError
-from apps.core.llm import ChatRequest, ChatResult, Delta, Usage
+from apps.core.llm import ChatRequest, ChatResult, Delta, Finish, Usage
 
 from .parsing import check_depth, field, int_at_least, json_object, model_name, number_in, stop_list
 
@@ -201,8 +201,8 @@ class ChunkWriter:
             delta["tool_calls"] = event.tool_calls
         return self._line([{"index": 0, "delta": delta, "logprobs": event.logprobs, "finish_reason": None}])
 
-    def finish(self, reason: str) -> bytes:
-        return self._line([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": reason}])
+    def finish(self, event: Finish) -> bytes:
+        return self._line([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": event.finish_reason}])
 
     def final(self, usage: Usage) -> bytes:
         tail = self._line([], usage_dict(usage)) if self.include_usage else b""

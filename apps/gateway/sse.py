@@ -38,7 +38,7 @@ async def replay(result: ChatResult) -> AsyncIterator:
         yield Delta(content=piece)
     for index, call in enumerate(result.tool_calls or ()):
         yield Delta(tool_calls=[{"index": index, **call}])
-    yield Finish(result.finish_reason)
+    yield Finish(result.finish_reason, result.stop_sequence)
     yield Final(usage=result.usage, id=result.id, model=result.model)
 
 
@@ -69,7 +69,7 @@ async def body(call: Call, req: ChatRequest, writer, stream_error: Callable[[Api
     """The SSE bytes of one answer to `req`. Streamed tool calls are not assembled, so an
     answer with them is not kept for the cache. `before_end` runs just before the last
     event goes out (the ledger's promise of the row)."""
-    parts, finish_reason, had_tool_calls = [], "stop", False
+    parts, finish, had_tool_calls = [], Finish("stop"), False
     ticks = _with_keepalives(events, KEEPALIVE_SECONDS)
     try:
         yield writer.start()
@@ -83,8 +83,8 @@ async def body(call: Call, req: ChatRequest, writer, stream_error: Callable[[Api
                 had_tool_calls = had_tool_calls or bool(event.tool_calls)
                 yield writer.delta(event)
             elif isinstance(event, Finish):
-                finish_reason = event.finish_reason
-                yield writer.finish(event.finish_reason)
+                finish = event
+                yield writer.finish(event)
             elif isinstance(event, Final):
                 call.usage = event.usage  # charged whether or not the client reads the end
                 await before_end(call)
@@ -94,7 +94,8 @@ async def body(call: Call, req: ChatRequest, writer, stream_error: Callable[[Api
                 if not had_tool_calls:
                     call.answer = ChatResult(id=event.id, model=call.served.id if call.served else event.model,
                                              content="".join(parts),
-                                             finish_reason=finish_reason, usage=event.usage)
+                                             finish_reason=finish.finish_reason, usage=event.usage,
+                                             stop_sequence=finish.stop_sequence)
     except UpstreamError as error:
         # Never a clean end after a truncated answer: the client gets an error event.
         stalled = error.kind == "upstream_timeout"  # no chunk within the model's stall timeout

@@ -136,7 +136,7 @@ class StrongStream:
     def __init__(self) -> None:
         self.model: ModelInfo | None = None
         self.parts: list[str] = []
-        self.finish = "stop"
+        self.finish = Finish("stop")
 
     async def read(self, req: ChatRequest, chain: list[ModelInfo], outcome: dispatch.Outcome) -> ChatResult:
         self.model, first, events = await dispatch.open_stream(replace(req, stream=True), chain, outcome)
@@ -146,10 +146,11 @@ class StrongStream:
                 if isinstance(event, Delta) and event.content:
                     self.parts.append(event.content)
                 elif isinstance(event, Finish):
-                    self.finish = event.finish_reason
+                    self.finish = event
                 elif isinstance(event, Final):
                     return ChatResult(id=event.id, model=self.model.id, content="".join(self.parts),
-                                      finish_reason=self.finish, usage=event.usage, provider=self.model.provider)
+                                      finish_reason=self.finish.finish_reason, usage=event.usage,
+                                      provider=self.model.provider, stop_sequence=self.finish.stop_sequence)
                 event = await anext(events)
         except UpstreamError as error:
             dispatch.failed(outcome, self.model, error)   # failed mid-way: its circuit breaker hears of it too

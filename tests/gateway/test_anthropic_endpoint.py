@@ -4,8 +4,10 @@ import time
 
 import anthropic
 import httpx
+import openai
 import pytest
 
+from apps.cache.models import CacheEntry
 from apps.routing.services import routing_settings_update
 
 PROMPT = "Can I get a refund for a duplicate charge?"
@@ -50,6 +52,30 @@ def test_max_tokens_truncation_maps_to_max_tokens(live):
     message = sdk(live).messages.create(model="claude-haiku-4-5", max_tokens=3,
                                         messages=[{"role": "user", "content": PROMPT}])
     assert message.stop_reason == "max_tokens" and message.usage.output_tokens == 3
+
+
+def test_a_stop_sequence_that_fired_is_named_whole_streamed_and_from_the_cache(live):
+    client = sdk(live)
+    ask = {"model": "claude-haiku-4-5", "max_tokens": 100, "stop_sequences": ["three"],
+           "messages": [{"role": "user", "content": "Say three words please"}]}
+    whole = client.messages.create(**ask)
+    live.records()
+    deadline = time.monotonic() + 3   # the cache entry is written after the ledger row
+    while not CacheEntry.objects.for_tenant(live.tenant).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with client.messages.stream(**ask) as stream:   # the cache's replay, as a fresh stream
+        replayed = stream.get_final_message()
+    with sdk(live, default_headers={"x-aka-cache": "off"}).messages.stream(**ask) as stream:
+        streamed = stream.get_final_message()
+    assert [row.cache for row in live.records(expected=3)] == ["miss", "exact", "off"]
+    for message in (whole, replayed, streamed):
+        assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "three")
+    # OpenAI's API has no such reason; nor do OpenAI's and Gemini's answers say which sequence matched.
+    chat = openai.OpenAI(base_url=f"{live.url}/v1", api_key=live.raw_key, max_retries=0).chat.completions.create(
+        model="claude-haiku-4-5", stop=["three"], messages=ask["messages"])
+    assert chat.choices[0].finish_reason == "stop"
+    other = client.messages.create(**{**ask, "model": "gpt-4o-mini"})
+    assert (other.stop_reason, other.stop_sequence) == ("end_turn", None)
 
 
 def test_tool_use(live):

@@ -141,10 +141,12 @@ class AnthropicAdapter(Adapter):
             usage=usage_of(body.get("usage")),
             tool_calls=calls or None,
             provider=self.provider,
+            stop_sequence=body.get("stop_sequence"),
         )
 
     async def events(self, pairs, model: ModelInfo):
         counts, message_id, stop_reason = {}, "", None   # the provider's usage fields, as last sent
+        stop_sequence = None
         tool_index = {}  # Anthropic content block index -> our tool_calls index
         async for event, data in pairs:
             payload = orjson.loads(data)
@@ -169,13 +171,14 @@ class AnthropicAdapter(Adapter):
                     yield Delta(tool_calls=[{"index": tool_index.get(payload["index"], 0),
                                              "function": {"arguments": delta.get("partial_json", "")}}])
             elif kind == "message_delta":
-                stop_reason = (payload.get("delta") or {}).get("stop_reason") or stop_reason
+                delta = payload.get("delta") or {}
+                stop_reason, stop_sequence = delta.get("stop_reason") or stop_reason, delta.get("stop_sequence")
                 # Anthropic's counts here (input, cache creation, cache read, output) are cumulative:
                 # each replaces message_start's, never adds to it; one missing, null or 0 (they never
                 # fall) keeps it, so a count of the uncached input alone leaves the cached tokens in.
                 counts.update((name, count) for name, count in (payload.get("usage") or {}).items() if count)
             elif kind == "message_stop":
-                yield Finish(STOP_REASONS.get(stop_reason or "end_turn", UNFINISHED))
+                yield Finish(STOP_REASONS.get(stop_reason or "end_turn", UNFINISHED), stop_sequence)
                 yield Final(usage=usage_of(counts), id=message_id, model=model.id)
                 return
             elif kind == "error":
