@@ -101,8 +101,9 @@ async def _read_body(scope, receive, limit: int) -> bytes:
 
 
 def _headers(answer: Answer) -> list[tuple[bytes, bytes]]:
-    # Every answer, whatever became of the call, names it.
-    return [(b"x-request-id", answer.call.request_id.encode()),
+    # Every answer, whatever became of the call, names it: OpenAI's SDKs read x-request-id, Anthropic's request-id.
+    request_id = answer.call.request_id.encode()
+    return [(b"x-request-id", request_id), (b"request-id", request_id),
             *((name.encode("latin-1"), value.encode("latin-1")) for name, value in answer.headers.items())]
 
 

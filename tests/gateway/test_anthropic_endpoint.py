@@ -48,6 +48,17 @@ def test_stream_events_and_usage(live, model):
     assert rows[1].stream and rows[1].completion_tokens == whole.usage.output_tokens
 
 
+def test_the_sdk_reads_the_request_id_of_an_answer_and_of_an_error(live):
+    client = sdk(live)
+    raw = client.messages.with_raw_response.create(model="claude-haiku-4-5", max_tokens=20,
+                                                   messages=[{"role": "user", "content": PROMPT}])
+    assert raw.parse()._request_id == raw.headers["x-request-id"]
+    with pytest.raises(anthropic.NotFoundError) as err:
+        client.messages.create(model="no-such-model", max_tokens=20, messages=[{"role": "user", "content": PROMPT}])
+    assert err.value.request_id == err.value.response.headers["x-request-id"]
+    assert err.value.request_id.startswith("req_")
+
+
 def test_max_tokens_truncation_maps_to_max_tokens(live):
     message = sdk(live).messages.create(model="claude-haiku-4-5", max_tokens=3,
                                         messages=[{"role": "user", "content": PROMPT}])
