@@ -137,9 +137,10 @@ async def resolve(call: Call, req: ChatRequest) -> list[ModelInfo]:
     # Two or more: routed per prompt; one: that model, as if named.
     call.pool = routing.routed(members)
     call.model = call.pool[-1] if call.pool else members[0] if members else await resolve_model(req.model)
-    if req.tools and not call.model.supports("tools"):
-        raise ApiError(400, f"The model '{call.model.id}' does not support tools.", code="unsupported_parameter",
-                       param="tools")
+    if not call.needs <= call.model.capabilities:   # a named model would drop what it lacks and answer anyway
+        raise ApiError(400, f"The model '{call.model.id}' cannot serve this request (it lacks "
+                       f"{', '.join(sorted(call.needs - call.model.capabilities))}).", code="unsupported_parameter",
+                       param="model")
     return dispatch.chain_for(call.model, catalog, needs=call.needs)
 
 

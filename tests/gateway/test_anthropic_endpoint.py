@@ -106,6 +106,16 @@ def test_tool_use(live):
     assert "25C clear" in follow.content[0].text
 
 
+def test_a_named_model_that_reads_no_images_refuses_one_in_anthropic_shape(live):
+    picture = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AA"}}
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        sdk(live).messages.create(model="llama-3.1-8b-instruct", max_tokens=20, messages=[
+            {"role": "user", "content": [{"type": "text", "text": PROMPT}, picture]}])
+    assert refused.value.body == {"type": "error", "error": {
+        "type": "invalid_request_error",
+        "message": "The model 'llama-3.1-8b-instruct' cannot serve this request (it lacks vision)."}}
+
+
 def test_missing_max_tokens_is_a_400_in_anthropic_shape(live):
     response = httpx.post(f"{live.url}/v1/messages", headers={"x-api-key": live.raw_key},
                           json={"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "x"}]})

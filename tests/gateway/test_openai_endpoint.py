@@ -134,6 +134,18 @@ def test_json_response_format(live):
     assert PROMPT in json.loads(completion.choices[0].message.content)["answer"]
 
 
+@pytest.mark.parametrize(("asked", "lacking"), [({"response_format": {"type": "json_object"}}, "json"),
+                                                ({"logprobs": True}, "logprobs")])
+def test_a_named_model_lacking_what_the_request_needs_refuses_it(live, asked, lacking):
+    with pytest.raises(openai.BadRequestError) as refused:   # not an answer with the JSON mode or logprobs dropped
+        sdk(live).chat.completions.create(model="claude-haiku-4-5", messages=[{"role": "user", "content": PROMPT}],
+                                          **asked)
+    assert (refused.value.code, refused.value.param) == ("unsupported_parameter", "model")
+    assert refused.value.body["message"] == f"The model 'claude-haiku-4-5' cannot serve this request (it lacks {lacking})."
+    [row] = live.records()
+    assert (row.status_code, row.billable) == (400, False)
+
+
 def test_max_tokens_truncates_with_finish_reason_length(live):
     completion = sdk(live).chat.completions.create(
         model="gemini-2.5-flash", messages=[{"role": "user", "content": PROMPT}], max_tokens=4)
