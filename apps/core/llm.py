@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 CHARACTERS_PER_TOKEN = 4
 
 
+# The catalog capability a content part other than text needs.
+PART_NEEDS = {"image_url": "vision", "input_audio": "audio", "file": "file"}
+
+
 def estimated_tokens(text: str) -> int:
     return -(-len(text) // CHARACTERS_PER_TOKEN)
 
@@ -38,14 +42,12 @@ class ChatRequest:
 
     def needs(self) -> frozenset[str]:
         """The catalog capabilities a model must have to serve this request whole: a fallback
-        or a routed model without one would drop what was asked (images, a schema, logprobs)
-        and answer anyway."""
-        wanted = set()
+        or a routed model without one would drop what was asked (images, audio, files, a schema,
+        logprobs) and answer anyway."""
+        wanted = {PART_NEEDS[part["type"]] for message in self.messages if isinstance(message.get("content"), list)
+                  for part in message["content"] if isinstance(part, dict) and part.get("type") in PART_NEEDS}
         if self.tools:
             wanted.add("tools")
-        if any(image_url(part) is not None for message in self.messages
-               if isinstance(message.get("content"), list) for part in message["content"]):
-            wanted.add("vision")
         if isinstance(self.response_format, dict) and self.response_format.get("type") in ("json_object", "json_schema"):
             wanted.add("json")
         if self.logprobs:

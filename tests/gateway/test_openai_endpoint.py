@@ -146,6 +146,26 @@ def test_a_named_model_lacking_what_the_request_needs_refuses_it(live, asked, la
     assert (row.status_code, row.billable) == (400, False)
 
 
+AUDIO = {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}
+PDF = {"type": "file", "file": {"filename": "card.pdf", "file_data": "data:application/pdf;base64,AAAA"}}
+
+
+@pytest.mark.parametrize(("model", "part", "lacking"), [("claude-haiku-4-5", AUDIO, "audio"),
+                                                        ("gemini-2.5-flash", PDF, "file"),
+                                                        ("gpt-4o-mini", AUDIO, "audio")])
+def test_a_part_the_named_model_cannot_read_is_refused_not_dropped(live, model, part, lacking):
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk(live).chat.completions.create(model=model, messages=[{"role": "user", "content": [
+            {"type": "text", "text": PROMPT}, part]}])
+    assert refused.value.body["message"] == f"The model '{model}' cannot serve this request (it lacks {lacking})."
+
+
+def test_a_file_part_goes_to_a_model_that_reads_files(live):
+    completion = sdk(live).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": [
+        {"type": "text", "text": PROMPT}, PDF]}])
+    assert completion.choices[0].finish_reason == "stop"
+
+
 def test_max_tokens_truncates_with_finish_reason_length(live):
     completion = sdk(live).chat.completions.create(
         model="gemini-2.5-flash", messages=[{"role": "user", "content": PROMPT}], max_tokens=4)
