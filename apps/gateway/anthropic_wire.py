@@ -204,16 +204,19 @@ def _event(name: str, payload: dict) -> bytes:
 class EventWriter:
     """Canonical stream events -> Anthropic's SSE events, opening and closing content blocks."""
 
-    def __init__(self, message_id: str, created: int, model: str, include_usage: bool = True):
-        self.message_id, self.model = message_id, model
+    def __init__(self, message_id: str, created: int, model: str, req: ChatRequest, known: Usage | None):
+        self.message_id, self.model, self.req, self.known = message_id, model, req, known
         self.block = -1          # index of the open content block, -1 when none
         self.block_kind = None   # "text" | "tool_use"
         self.stop_reason, self.stop_sequence = "end_turn", None
 
     def start(self) -> bytes:
+        # Anthropic counts the input here, and some clients read it only here: the count of an answer
+        # replayed (a cache hit, a speculated answer), else our estimate; message_delta brings the provider's.
+        input_tokens = self.known.prompt_tokens if self.known else self.req.estimated_prompt_tokens()
         return _event("message_start", {"type": "message_start", "message": {
             "id": self.message_id, "type": "message", "role": "assistant", "model": self.model, "content": [],
-            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 0, "output_tokens": 0}}})
+            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": input_tokens, "output_tokens": 0}}})
 
     def _close_block(self) -> bytes:
         if self.block_kind is None:

@@ -178,10 +178,10 @@ def completion(result: ChatResult, response_id: str, created: int) -> bytes:
 class ChunkWriter:
     """Canonical stream events -> OpenAI `chat.completion.chunk` SSE lines."""
 
-    def __init__(self, response_id: str, created: int, model: str, include_usage: bool):
+    def __init__(self, response_id: str, created: int, model: str, req: ChatRequest, known: Usage | None):
         self.head = {"id": response_id, "object": "chat.completion.chunk", "created": created, "model": model,
                      "system_fingerprint": None}
-        self.include_usage = include_usage
+        self.include_usage = req.include_usage
 
     def _line(self, choices: list, usage=None) -> bytes:
         chunk = {**self.head, "choices": choices}

@@ -324,8 +324,8 @@ def respond_stream(call: Call, wire: Wire, req: ChatRequest, events: AsyncIterat
     """Server-sent events; the stream itself fills in the call's status, usage and answer."""
     model_id = call.served.id if call.served else req.model
     headers = {**sse.HEADERS, **_aka_headers(call, model_id, _cost_so_far(call, None))}
-    body = sse.body(call, req, wire.writer(_response_id(call, wire), int(time.time()), model_id, req.include_usage),
-                    wire.stream_error, events, promise_delivered)
+    writer = wire.writer(_response_id(call, wire), int(time.time()), model_id, req, call.replayed or call.usage)
+    body = sse.body(call, req, writer, wire.stream_error, events, promise_delivered)
     return Answer(call, 200, headers, events=body)
 
 

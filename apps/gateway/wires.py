@@ -12,7 +12,7 @@ class Wire:
     id_prefix: str
     parse: Callable           # body bytes -> ChatRequest (ApiError 400 when malformed)
     render: Callable          # (ChatResult, response id, created) -> bytes
-    writer: Callable          # (response id, created, model, include_usage) -> stream writer
+    writer: Callable          # (response id, created, model, request, usage if already known) -> stream writer
     error_body: Callable      # ApiError -> bytes
     stream_error: Callable    # ApiError -> SSE bytes
     model_list: Callable      # model ids -> bytes

@@ -5,9 +5,11 @@ import time
 import anthropic
 import httpx
 import openai
+import orjson
 import pytest
 
 from apps.cache.models import CacheEntry
+from apps.core.llm import estimated_tokens
 from apps.routing.services import routing_settings_update
 
 PROMPT = "Can I get a refund for a duplicate charge?"
@@ -15,6 +17,14 @@ PROMPT = "Can I get a refund for a duplicate charge?"
 
 def sdk(live, **kw) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=live.url, api_key=live.raw_key, max_retries=0, **kw)
+
+
+def wait_for_the_cache_entry(live) -> None:
+    """Written after the ledger row, a moment after the answer."""
+    live.records()
+    deadline = time.monotonic() + 3
+    while not CacheEntry.objects.for_tenant(live.tenant).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("model", ["claude-haiku-4-5", "gpt-4o-mini", "gemini-2.5-flash"])
@@ -59,6 +69,21 @@ def test_the_sdk_reads_the_request_id_of_an_answer_and_of_an_error(live):
     assert err.value.request_id.startswith("req_")
 
 
+def test_message_start_carries_the_input_tokens_estimated_or_replayed(live):
+    body = {"model": "claude-haiku-4-5", "max_tokens": 50, "stream": True, "messages": [{"role": "user", "content": PROMPT}]}
+
+    def started() -> int:
+        with httpx.stream("POST", f"{live.url}/v1/messages", json=body, timeout=30,
+                          headers={"x-api-key": live.raw_key, "anthropic-version": "2023-06-01"}) as response:
+            first = [line for line in response.iter_lines() if line.startswith("data: ")][0]   # read whole: answered
+        return orjson.loads(first[6:])["message"]["usage"]["input_tokens"]
+
+    assert started() == estimated_tokens(PROMPT)   # fresh: before the provider has counted
+    wait_for_the_cache_entry(live)
+    counted = live.records()[0].prompt_tokens
+    assert counted != estimated_tokens(PROMPT) and started() == counted   # replayed: the stored answer's count
+
+
 def test_max_tokens_truncation_maps_to_max_tokens(live):
     message = sdk(live).messages.create(model="claude-haiku-4-5", max_tokens=3,
                                         messages=[{"role": "user", "content": PROMPT}])
@@ -70,10 +95,7 @@ def test_a_stop_sequence_that_fired_is_named_whole_streamed_and_from_the_cache(l
     ask = {"model": "claude-haiku-4-5", "max_tokens": 100, "stop_sequences": ["three"],
            "messages": [{"role": "user", "content": "Say three words please"}]}
     whole = client.messages.create(**ask)
-    live.records()
-    deadline = time.monotonic() + 3   # the cache entry is written after the ledger row
-    while not CacheEntry.objects.for_tenant(live.tenant).exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_the_cache_entry(live)
     with client.messages.stream(**ask) as stream:   # the cache's replay, as a fresh stream
         replayed = stream.get_final_message()
     with sdk(live, default_headers={"x-aka-cache": "off"}).messages.stream(**ask) as stream:
