@@ -166,7 +166,7 @@ def parse_messages(body: bytes, *, counting: bool = False) -> ChatRequest:
         temperature=number_in(data, "temperature", 0, 1),
         top_p=number_in(data, "top_p", 0, 1),
         top_k=int_at_least(data, "top_k", 0),
-        stop=stop_list(data.get("stop_sequences"), "stop_sequences"),
+        stop=stop_list(data.get("stop_sequences"), "stop_sequences", None),
         tools=_tools(data),
         tool_choice=_tool_choice(data),
         user=_typed(metadata, "user_id", str, "metadata", required=False),

@@ -142,7 +142,7 @@ def parse_chat(body: bytes) -> ChatRequest:
         max_tokens=int_at_least(data, "max_completion_tokens") or int_at_least(data, "max_tokens"),
         temperature=number_in(data, "temperature", 0, 2),
         top_p=number_in(data, "top_p", 0, 1),
-        stop=stop_list(data.get("stop")),
+        stop=stop_list(data.get("stop"), "stop", 4),
         n=n,
         tools=_tools(data),
         tool_choice=_tool_choice(data),

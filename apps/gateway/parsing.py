@@ -81,11 +81,13 @@ def int_at_least(data: dict, name: str, minimum: int = 1) -> int | None:
     return value
 
 
-def stop_list(value, name: str = "stop") -> list[str] | None:
+def stop_list(value, name: str, limit: int | None) -> list[str] | None:
+    """`limit`: OpenAI's API takes up to 4; Anthropic's names none (the body's size bounds them)."""
     if value is None:
         return None
     if isinstance(value, str):
         return [value]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value) and len(value) <= 4:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value) and (limit is None or len(value) <= limit):
         return value
-    raise ApiError(400, f"'{name}' must be a string or a list of up to 4 strings.", code="invalid_value", param=name)
+    most = f"up to {limit} strings" if limit else "strings"
+    raise ApiError(400, f"'{name}' must be a string or a list of {most}.", code="invalid_value", param=name)

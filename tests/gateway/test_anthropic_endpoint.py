@@ -84,6 +84,17 @@ def test_message_start_carries_the_input_tokens_estimated_or_replayed(live):
     assert counted != estimated_tokens(PROMPT) and started() == counted   # replayed: the stored answer's count
 
 
+def test_more_than_four_stop_sequences_are_taken(live):   # OpenAI's limit, not Anthropic's
+    stops = ["a1", "b2", "c3", "d4", "e5"]
+    message = sdk(live).messages.create(model="claude-haiku-4-5", max_tokens=50, stop_sequences=stops,
+                                        messages=[{"role": "user", "content": PROMPT}])
+    assert message.type == "message"
+    with pytest.raises(openai.BadRequestError) as refused:
+        openai.OpenAI(base_url=f"{live.url}/v1", api_key=live.raw_key, max_retries=0).chat.completions.create(
+            model="claude-haiku-4-5", stop=stops, messages=[{"role": "user", "content": PROMPT}])
+    assert refused.value.body["message"] == "'stop' must be a string or a list of up to 4 strings."
+
+
 def test_max_tokens_truncation_maps_to_max_tokens(live):
     message = sdk(live).messages.create(model="claude-haiku-4-5", max_tokens=3,
                                         messages=[{"role": "user", "content": PROMPT}])
