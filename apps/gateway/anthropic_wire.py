@@ -208,6 +208,7 @@ class EventWriter:
         self.message_id, self.model, self.req, self.known = message_id, model, req, known
         self.block = -1          # index of the open content block, -1 when none
         self.block_kind = None   # "text" | "tool_use"
+        self.tool_call = -1      # index of the tool call the open tool_use block holds
         self.stop_reason, self.stop_sequence = "end_turn", None
 
     def start(self) -> bytes:
@@ -240,8 +241,10 @@ class EventWriter:
                                                   "delta": {"type": "text_delta", "text": event.content}})
         for call in event.tool_calls or ():
             fn = call.get("function") or {}
-            if call.get("id"):
-                out += self._open_block("tool_use", {"type": "tool_use", "id": call["id"],
+            # By index, not id: some OpenAI-compatible servers repeat the id on every fragment of a call.
+            if self.block_kind != "tool_use" or call.get("index") != self.tool_call:
+                self.tool_call = call.get("index")
+                out += self._open_block("tool_use", {"type": "tool_use", "id": call.get("id", ""),
                                                      "name": fn.get("name", ""), "input": {}})
             if fn.get("arguments"):
                 out += _event("content_block_delta", {"type": "content_block_delta", "index": self.block,

@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from apps.cache.models import CacheEntry
-from apps.core.llm import estimated_tokens
+from apps.core.llm import ChatRequest, Delta, estimated_tokens
+from apps.gateway.anthropic_wire import EventWriter
 from apps.routing.services import routing_settings_update
 
 PROMPT = "Can I get a refund for a duplicate charge?"
@@ -147,6 +148,16 @@ def test_a_named_model_that_reads_no_images_refuses_one_in_anthropic_shape(live)
     assert refused.value.body == {"type": "error", "error": {
         "type": "invalid_request_error",
         "message": "The model 'llama-3.1-8b-instruct' cannot serve this request (it lacks vision)."}}
+
+
+def test_tool_call_fragments_make_one_tool_use_block_per_call_even_when_each_repeats_the_id():
+    writer = EventWriter("msg_x", 0, "m", ChatRequest(model="m", messages=[]), None)
+    out = writer.start()
+    for index, call_id in ((0, "call_1"), (1, "call_2")):
+        out += writer.delta(Delta(tool_calls=[{"index": index, "id": call_id, "function": {"name": "f", "arguments": '{"a"'}}]))
+        out += writer.delta(Delta(tool_calls=[{"index": index, "id": call_id, "function": {"arguments": ": 1}"}}]))
+    starts = [orjson.loads(line[6:]) for line in out.decode().splitlines() if '"content_block_start"' in line]
+    assert [(s["index"], s["content_block"]["id"]) for s in starts] == [(0, "call_1"), (1, "call_2")]
 
 
 def test_missing_max_tokens_is_a_400_in_anthropic_shape(live):
