@@ -135,6 +135,9 @@ def parse_chat(body: bytes) -> ChatRequest:
     if n != 1:
         raise ApiError(400, "Only n=1 is supported.", code="unsupported_value", param="n")
     stream_options = field(data, "stream_options", dict, default={})
+    if stream_options and not stream:
+        raise ApiError(400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                       code="invalid_value", param="stream_options")
     return ChatRequest(
         model=model,
         messages=_messages(data),
@@ -150,7 +153,7 @@ def parse_chat(body: bytes) -> ChatRequest:
         logprobs=field(data, "logprobs", bool, default=False),
         top_logprobs=field(data, "top_logprobs", int),
         user=field(data, "user", str),
-        include_usage=bool(stream_options.get("include_usage")),
+        include_usage=field(stream_options, "include_usage", bool, default=False, param="stream_options.include_usage"),
         extra={k: data[k] for k in PASSTHROUGH if k in data},
     )
 

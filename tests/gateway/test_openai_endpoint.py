@@ -166,6 +166,15 @@ def test_a_file_part_goes_to_a_model_that_reads_files(live):
     assert completion.choices[0].finish_reason == "stop"
 
 
+@pytest.mark.parametrize(("asked", "param"), [({"stream": True, "stream_options": {"include_usage": "false"}},
+                                                "stream_options.include_usage"),
+                                               ({"stream_options": {"include_usage": True}}, "stream_options")])
+def test_stream_options_are_read_strictly(live, asked, param):
+    response = httpx.post(f"{live.url}/v1/chat/completions", headers={"authorization": f"Bearer {live.raw_key}"},
+                          json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}], **asked})
+    assert (response.status_code, response.json()["error"]["param"]) == (400, param)
+
+
 def test_max_tokens_truncates_with_finish_reason_length(live):
     completion = sdk(live).chat.completions.create(
         model="gemini-2.5-flash", messages=[{"role": "user", "content": PROMPT}], max_tokens=4)
