@@ -116,10 +116,10 @@ def key_revoke(*, tenant, actor, key_id):
 
 @transaction.atomic
 def member_invite(*, tenant, actor, email: str, role: str):
-    membership, new = tenant_services.member_invite(tenant=tenant, email=email, role=role)
+    invitation = tenant_services.member_invite(tenant=tenant, email=email, role=role)
     audit_changes(tenant=tenant, actor=actor, area="members", before={},
-                  after={membership.user.email: membership.role})
-    return membership, new
+                  after={invitation.membership.user.email: invitation.membership.role})
+    return invitation
 
 
 @transaction.atomic

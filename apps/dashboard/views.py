@@ -256,9 +256,12 @@ def member_invite(request):
     if not form.is_valid():
         return render(request, "dashboard/settings.html", _settings_context(request, invite=form), status=400)
     _owner_guard(request, form.cleaned_data["role"], None)
-    membership, new = services.member_invite(tenant=request.tenant, actor=request.user, **form.cleaned_data)
-    if new:
+    invitation = services.member_invite(tenant=request.tenant, actor=request.user, **form.cleaned_data)
+    membership = invitation.membership
+    if invitation.new_account:
         _send_invitation(request, membership)
+    elif invitation.added:
+        _send_added(request, membership)
     messages.success(request, f"Invited {membership.user.email} as {membership.role}.")
     return redirect("dashboard:settings")
 
@@ -271,6 +274,16 @@ def _send_invitation(request, membership) -> None:
     send_mail(f"You are invited to {request.tenant.name} on AkaRouter",
               f"{request.user.email} added you to {request.tenant.name} as {membership.role}.\n\n"
               f"Choose your password here to sign in:\n{link}\n", None, [user.email])
+
+
+def _send_added(request, membership) -> None:
+    """Someone with an account signs in as before; without this they would not know the
+    tenant is theirs to pick."""
+    name = request.tenant.name
+    send_mail(f"You were added to {name} on AkaRouter",
+              f"{request.user.email} added you to {name} as {membership.role}.\n\n"
+              f"Sign in with your account as usual, then choose {name} in the tenant picker at the top of"
+              f" the dashboard:\n{request.build_absolute_uri(reverse('login'))}\n", None, [membership.user.email])
 
 
 @tenant_member(manage=True)

@@ -21,12 +21,16 @@ def memberships_of(*, user):
     return Membership.objects.unscoped_across_all_tenants().filter(user=user).select_related("tenant", "tenant__plan")
 
 
-def membership_for(*, user, tenant_id=None) -> Membership | None:
-    """The user's membership in `tenant_id`, or their first one when none is chosen."""
-    qs = memberships_of(user=user).order_by("created_at")
-    if tenant_id is not None:
-        qs = qs.filter(tenant_id=tenant_id)
-    return qs.first()
+def access_own_membership(*, user, tenant_id) -> Membership:
+    """The user's membership in `tenant_id`; 404 for a tenant they do not belong to, the same
+    whether or not it exists, and for a missing or malformed id."""
+    try:
+        found = memberships_of(user=user).filter(tenant_id=tenant_id).first()
+    except (ValidationError, ValueError, TypeError):
+        found = None
+    if found is None:
+        raise Http404("No such tenant")
+    return found
 
 
 def members_of(*, tenant: Tenant):

@@ -1,6 +1,7 @@
 """Writes to tenants, members and keys. Each is one named action."""
 
 import logging
+from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -148,19 +149,24 @@ def api_key_rename(*, tenant: Tenant, key_id, name: str) -> ApiKey:
     return key
 
 
+class Invitation(NamedTuple):
+    membership: Membership
+    new_account: bool  # made now, without a password until they set one through a reset link
+    added: bool  # False when they already belonged to the tenant
+
+
 @transaction.atomic
-def member_invite(*, tenant: Tenant, email: str, role: str = Membership.Role.MEMBER) -> tuple[Membership, bool]:
-    """Adds the person with this email (a new user, without a password until they set one
-    through the reset link they are sent) to the tenant. Returns (membership, user_is_new)."""
+def member_invite(*, tenant: Tenant, email: str, role: str = Membership.Role.MEMBER) -> Invitation:
+    """Adds the person with this email (a new user if the email has no account) to the tenant."""
     User = get_user_model()
     email = User.objects.normalize_email(email).lower()
     user = User.objects.filter(username=email).first()
-    new = user is None
-    if new:
+    new_account = user is None
+    if new_account:
         user = User.objects.create_user(username=email, email=email, password=None)
-    membership, _ = Membership.objects.for_tenant(tenant).get_or_create(tenant=tenant, user=user,
-                                                                        defaults={"role": role})
-    return membership, new
+    membership, added = Membership.objects.for_tenant(tenant).get_or_create(tenant=tenant, user=user,
+                                                                            defaults={"role": role})
+    return Invitation(membership, new_account, added)
 
 
 def _lock_members(tenant: Tenant) -> None:

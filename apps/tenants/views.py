@@ -1,14 +1,16 @@
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import PasswordResetView
 from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from . import signups, throttle
 from .forms import AccountResetForm, SignupForm
-from .sessions import SESSION_TENANT
+from .sessions import SESSION_TENANT, session_tenant_choose
 
 
 def _throttled(request):
@@ -52,6 +54,15 @@ def signup_confirm(request, token):
     response = render(request, "tenants/signup_done.html", {"tenant": tenant, "raw_key": raw_key})
     response["Cache-Control"] = "no-store"
     return response
+
+
+@require_POST
+@login_required
+def tenant_choose(request):
+    """The header's tenant picker: act for another of the user's tenants."""
+    membership = session_tenant_choose(request, tenant_id=request.POST.get("tenant"))
+    messages.success(request, f"Now acting for {membership.tenant.name}.")
+    return redirect("dashboard:overview")
 
 
 class ThrottledPasswordReset(PasswordResetView):

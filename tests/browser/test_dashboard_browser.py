@@ -220,3 +220,16 @@ def test_the_overview_on_a_phone_in_dark_mode(page, gateway):  # noqa: F811
     check(page, "20-overview-phone-dark")
     page.goto(f"{gateway}/calls/")
     check(page, "21-calls-phone-dark")
+
+
+def test_a_person_in_two_tenants_switches_in_the_header(page, gateway):  # noqa: F811
+    factories.make_tenant("First Co", owner_email="quinn@example.com")
+    second, _ = factories.make_tenant("Second Co", owner_email="quinn@example.com")
+    log_in(page, gateway, "quinn@example.com")
+    expect(page.locator("main h1")).to_have_text("First Co")
+    page.get_by_label("Acting for").select_option(label="Second Co")
+    check(page, "40-tenant-picker")
+    page.get_by_role("button", name="Switch").click()
+    page.wait_for_url(f"{gateway}/")
+    expect(page.locator("main h1")).to_have_text("Second Co")
+    expect(page.get_by_label("Acting for")).to_have_value(str(second.pk))
