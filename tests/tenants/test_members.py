@@ -1,46 +1,15 @@
 """A tenant keeps at least one owner, even when owners change each other at the same time."""
 
-import threading
-
-from django.db import connection
-
 from apps.tenants import services
 from apps.tenants.models import Membership
 from tests import factories
+from tests.together import together
 
 
 def _concurrently(monkeypatch, *actions):
-    """Runs each action in its own thread (own database connection), holding each one
-    just after it counted the other owners until all have counted, as two requests
-    arriving together would."""
-    barrier = threading.Barrier(len(actions), timeout=5)
-    real = services._owners_left
-
-    def counted_then_wait(tenant, without):
-        n = real(tenant, without)
-        try:
-            barrier.wait()
-        except threading.BrokenBarrierError:
-            pass  # the other one blocked on a lock: then the rule is enforced
-        return n
-
-    monkeypatch.setattr(services, "_owners_left", counted_then_wait)
-    errors = []
-
-    def run(action):
-        try:
-            action()
-        except Exception as exc:  # LastOwner is the expected refusal for one of them
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(a,)) for a in actions]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    return errors
+    """Each action held just after it counted the other owners until all have counted (one
+    refused with LastOwner is the expected outcome)."""
+    return together(monkeypatch, services, "_owners_left", *actions)
 
 
 def test_two_owners_removing_each_other_leave_an_owner(transactional_db, monkeypatch):

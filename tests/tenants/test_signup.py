@@ -1,12 +1,10 @@
 """Sign-up, login, logout and password reset, end to end through the real views."""
 
 import re
-import threading
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
-from django.db import connection
 from django.http import HttpRequest
 from rest_framework.test import APIClient
 
@@ -14,6 +12,7 @@ from apps.tenants import services, signups
 from apps.tenants.models import ApiKey, Membership, Tenant
 from apps.tenants.services import member_invite
 from tests import factories
+from tests.together import together
 
 
 def signup(client, email="dana@example.com", organisation="Dana Labs", password="a-long-passphrase-7"):
@@ -111,36 +110,9 @@ def _pending(email: str, organisation: str) -> str:
 
 
 def _confirmed_together(monkeypatch, *tokens) -> list[Exception]:
-    """Confirms each link in its own thread (own connection), holding each one just after
-    it chose the tenant's slug until all have, as two requests arriving together would."""
-    barrier = threading.Barrier(len(tokens), timeout=5)
-    real = services._unique_slug
-
-    def slug_then_wait(name):
-        slug = real(name)
-        try:
-            barrier.wait()
-        except threading.BrokenBarrierError:
-            pass  # the other one was refused or is done: nothing to wait for
-        return slug
-
-    monkeypatch.setattr(services, "_unique_slug", slug_then_wait)
-    errors = []
-
-    def confirm(token):
-        try:
-            signups.signup_confirm(token=token)
-        except Exception as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=confirm, args=(t,)) for t in tokens]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(15)
-    return errors
+    """Confirms each link held just after it chose the tenant's slug until all have."""
+    return together(monkeypatch, services, "_unique_slug",
+                    *(lambda token=token: signups.signup_confirm(token=token) for token in tokens))
 
 
 def test_two_signups_of_the_same_organisation_confirmed_together_both_succeed(transactional_db, monkeypatch):
