@@ -125,18 +125,25 @@ def test_race_serves_the_strong_answer_when_the_draft_is_rejected(racing):
     assert row.provider_cost_micros == row.draft_cost_micros + row.strong_cost_micros
 
 
+def race_in_process(live, sim_url, settings, monkeypatch) -> tuple[int, dict, bytes]:
+    """A raced call of at most 24 tokens run in this process, so that its circuit breakers
+    can be read: (status, headers, body). Faults are armed before."""
+    settings.AKA_SIMULATOR_URL = sim_url
+    monkeypatch.setattr(breaker, "_circuits", {})
+    routing_settings_update(tenant=live.tenant, speculation="race", exploration=0.0)
+    return through_handler("/v1/chat/completions", orjson.dumps(
+        {"model": "auto", "max_tokens": 24, "messages": [{"role": "user", "content": SUPPORT}]}),
+        [(b"authorization", f"Bearer {live.raw_key}".encode())])
+
+
 def test_a_race_whose_strong_stream_is_cut_after_the_draft_was_rejected_records_both_costs(racing, settings,
                                                                                           monkeypatch):
     """Run in this process, so that its circuit breakers can be read."""
     live, sim_url = racing
-    settings.AKA_SIMULATOR_URL, settings.AKA_BREAKER_FAILURES = sim_url, 1
-    monkeypatch.setattr(breaker, "_circuits", {})
-    routing_settings_update(tenant=live.tenant, speculation="race", exploration=0.0)
+    settings.AKA_BREAKER_FAILURES = 1
     # The draft, cut at 24 tokens, is rejected at once; the strong stream (3 s for 24 tokens) is cut a third of the way.
     httpx.post(f"{sim_url}/_sim/faults", json={"model": STRONG, "kind": "cut", "times": 1})
-    status, headers, body = through_handler("/v1/chat/completions", orjson.dumps(
-        {"model": "auto", "max_tokens": 24, "messages": [{"role": "user", "content": SUPPORT}]}),
-        [(b"authorization", f"Bearer {live.raw_key}".encode())])
+    status, headers, body = race_in_process(live, sim_url, settings, monkeypatch)
 
     assert status == 502 and orjson.loads(body)["error"]["code"] == "upstream_error"
     [row] = live.records()
@@ -156,14 +163,9 @@ def test_a_race_whose_draft_fails_and_strong_stream_is_cut_bills_the_strong_inpu
     """No draft usage to measure the input by: the strong stream's input is estimated from
     the messages, not billed as 0."""
     live, sim_url = racing
-    settings.AKA_SIMULATOR_URL = sim_url
-    monkeypatch.setattr(breaker, "_circuits", {})
-    routing_settings_update(tenant=live.tenant, speculation="race", exploration=0.0)
     httpx.post(f"{sim_url}/_sim/faults", json={"model": CHEAP, "kind": "400", "times": 5})
     httpx.post(f"{sim_url}/_sim/faults", json={"model": STRONG, "kind": "cut", "times": 1})
-    status, _, body = through_handler("/v1/chat/completions", orjson.dumps(
-        {"model": "auto", "max_tokens": 24, "messages": [{"role": "user", "content": SUPPORT}]}),
-        [(b"authorization", f"Bearer {live.raw_key}".encode())])
+    status, _, body = race_in_process(live, sim_url, settings, monkeypatch)
 
     assert status == 502 and orjson.loads(body)["error"]["code"] == "upstream_error"
     [row] = live.records()
