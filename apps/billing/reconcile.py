@@ -21,12 +21,13 @@ log = logging.getLogger(__name__)
 class Reconciled:
     day: date
     differ: int = 0                                   # tenants flagged
-    failed: list[int] = field(default_factory=list)   # tenants Stripe gave no total for
+    failed: list[int] = field(default_factory=list)   # tenants Stripe was away for (worth asking again)
 
 
 def reconcile_day(*, day: date) -> Reconciled:
     """Compares one UTC day for every tenant. Stripe failing for one tenant does not stop
-    the others: it is logged and returned, for the task to check that tenant again."""
+    the others: it is logged, and a tenant Stripe was away for is returned, for the task to
+    check again (a refusal would only be refused again)."""
     result = Reconciled(day=day)
     if not stripe_api.enabled():
         return result
@@ -34,9 +35,11 @@ def reconcile_day(*, day: date) -> Reconciled:
     for account in BillingAccount.objects.unscoped_across_all_tenants().exclude(stripe_customer_id=""):
         try:
             result.differ += _compare(account=account, day=day, meter=meter)
-        except (stripe_api.Retryable, stripe_api.Refused) as exc:
+        except stripe_api.Retryable as exc:
             result.failed.append(account.tenant_id)
             log.error("ALERT billing: tenant %s on %s not reconciled, Stripe failed: %s", account.tenant_id, day, exc)
+        except stripe_api.Refused as exc:   # asking again gets the same refusal
+            log.error("ALERT billing: tenant %s on %s not reconciled, Stripe refused: %s", account.tenant_id, day, exc)
     return result
 
 

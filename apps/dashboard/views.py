@@ -258,32 +258,26 @@ def member_invite(request):
     _owner_guard(request, form.cleaned_data["role"], None)
     invitation = services.member_invite(tenant=request.tenant, actor=request.user, **form.cleaned_data)
     membership = invitation.membership
-    if invitation.new_account:
-        _send_invitation(request, membership)
-    elif invitation.added:
-        _send_added(request, membership)
+    if invitation.new_account or invitation.added:
+        _send_invitation(request, membership, new_account=invitation.new_account)
     messages.success(request, f"Invited {membership.user.email} as {membership.role}.")
     return redirect("dashboard:settings")
 
 
-def _send_invitation(request, membership) -> None:
-    """A new person sets their password through a one-time link (Django's reset token)."""
-    user = membership.user
-    link = request.build_absolute_uri(reverse("password_reset_confirm", kwargs={
-        "uidb64": urlsafe_base64_encode(force_bytes(user.pk)), "token": default_token_generator.make_token(user)}))
-    send_mail(f"You are invited to {request.tenant.name} on AkaRouter",
-              f"{request.user.email} added you to {request.tenant.name} as {membership.role}.\n\n"
-              f"Choose your password here to sign in:\n{link}\n", None, [user.email])
-
-
-def _send_added(request, membership) -> None:
-    """Someone with an account signs in as before; without this they would not know the
-    tenant is theirs to pick."""
-    name = request.tenant.name
-    send_mail(f"You were added to {name} on AkaRouter",
-              f"{request.user.email} added you to {name} as {membership.role}.\n\n"
-              f"Sign in with your account as usual, then choose {name} in the tenant picker at the top of"
-              f" the dashboard:\n{request.build_absolute_uri(reverse('login'))}\n", None, [membership.user.email])
+def _send_invitation(request, membership, *, new_account: bool) -> None:
+    """A new person sets their password through a one-time link (Django's reset token); one
+    with an account signs in as before, and is told the tenant is theirs to pick."""
+    user, name = membership.user, request.tenant.name
+    if new_account:
+        subject, how = f"You are invited to {name} on AkaRouter", "Choose your password here to sign in:\n" + (
+            request.build_absolute_uri(reverse("password_reset_confirm", kwargs={
+                "uidb64": urlsafe_base64_encode(force_bytes(user.pk)), "token": default_token_generator.make_token(user)})))
+    else:
+        subject, how = f"You were added to {name} on AkaRouter", (
+            f"Sign in with your account as usual, then choose {name} in the tenant picker at the top of the"
+            f" dashboard:\n{request.build_absolute_uri(reverse('login'))}")
+    send_mail(subject, f"{request.user.email} added you to {name} as {membership.role}.\n\n{how}\n", None,
+              [user.email])
 
 
 @tenant_member(manage=True)

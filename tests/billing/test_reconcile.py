@@ -85,6 +85,24 @@ def test_a_stripe_error_for_one_tenant_does_not_stop_the_others(two_metered, ask
     assert f"ALERT billing: tenant {failed[0]} on " in caplog.text
 
 
+def test_a_tenant_stripe_refuses_is_alerted_and_not_asked_again(two_metered, monkeypatch, caplog):
+    """A refusal (a customer Stripe no longer knows, say) would only be refused again: it is
+    an ALERT, and not handed to the retrying task as Stripe being away is."""
+    real, asked = stripe_api.meter_usage, []
+
+    def refusing(**query):
+        asked.append(query["customer"])
+        if len(asked) == 1:
+            raise stripe_api.Refused("No such customer")
+        return real(**query)
+
+    monkeypatch.setattr(stripe_api, "meter_usage", refusing)
+    result = reconcile.reconcile_day(day=datetime.now(UTC).date())
+    refused = next(t for t, c in two_metered.items() if c == asked[0])
+    assert (result.failed, result.differ) == ([], 1)
+    assert f"ALERT billing: tenant {refused} on " in caplog.text and "Stripe refused" in caplog.text
+
+
 def test_the_daily_task_checks_a_tenant_stripe_failed_for_again(two_metered, asked, monkeypatch):
     """The daily run hands each tenant Stripe failed for to a task of its own, retried
     until Stripe answers."""
