@@ -30,9 +30,10 @@ _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, as
 
 
 def _number(text: str) -> float:
-    # A runaway number (400 digits) is the largest float, not inf: the features divide by
-    # the numbers and take their logs.
-    return min(float(text.replace(",", "").replace("$", "")), sys.float_info.max)
+    # A runaway number (400 digits, either sign) is the largest float, not inf: the features
+    # divide by the numbers, take their logs and int().
+    value = float(text.replace(",", "").replace("$", ""))
+    return math.copysign(min(abs(value), sys.float_info.max), value)
 
 
 def _evaluate(expression: str) -> float | None:

@@ -176,6 +176,7 @@ def test_the_math_judge_reads_what_the_final_line_shows():
 
 @pytest.mark.parametrize("text", [
     "3 x 60 = 180, and 180 x 3 = 540.\n#### " + "1" * 400,          # a final past float's range: inf
+    "3 x 60 = 180, and 180 x 3 = 540.\n#### -" + "1" * 400,         # and below it: -inf
     "1" + "0" * 400 + " * 2 = 7, so 180 x 3 = 540.\n#### 540",      # a sum past it
 ])
 @pytest.mark.parametrize("prompt", [SPRINTS, SPRINTS.replace("60 meters", "1" * 400 + " meters")])
