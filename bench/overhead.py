@@ -63,7 +63,7 @@ from apps.cache import store, verifier  # noqa: E402
 from apps.cache.decision import RADIUS_K, Candidate, entry_statistic, ranked, update_statistic  # noqa: E402
 from apps.cache.embedder import embedder  # noqa: E402
 from apps.cache.keys import exact_key  # noqa: E402
-from apps.cache.models import DEFAULT_THRESHOLD  # noqa: E402
+from apps.cache.models import DEFAULT_THRESHOLD, CacheSettings  # noqa: E402
 from apps.core import pg  # noqa: E402
 from tests.live import free_port, start_simulator  # noqa: E402
 
@@ -72,7 +72,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 POPULATED = [int(n) for n in os.environ.get("BENCH_POPULATED", "1000,10000,100000").split(",") if n]
 BANKING77 = ROOT.parent / "shared" / "data" / "banking77" / "train.csv"
 ANSWER_CHARS = 1500   # about 350 tokens of English
-TTL = timedelta(days=7)   # the tenants' default cache TTL (lookups refuse entries older than it)
+TTL = timedelta(seconds=CacheSettings._meta.get_field("ttl_seconds").default)   # lookups refuse entries older
 MODEL = os.environ.get("BENCH_MODEL", "gpt-4o-mini")
 # The bench tenant's requests per minute, for it and its key: 0 (default) is unlimited,
 # which costs no Redis round trip; a limit far above the load measures the call that

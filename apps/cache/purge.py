@@ -7,7 +7,7 @@ from django.utils import timezone
 from apps.tenants.selectors import access_api_key
 
 from .models import CacheEntry
-from .services import new_generation
+from .services import cache_settings_update
 
 
 def _delete(queryset) -> int:
@@ -18,7 +18,7 @@ def _delete(queryset) -> int:
 def _purge(tenant, queryset) -> int:
     """Deletes after moving the tenant's cache generation on, in one transaction: a call in
     flight, which looked the cache up before, cannot store its answer afterwards."""
-    new_generation(tenant=tenant)
+    cache_settings_update(tenant=tenant, changes={}, new_generation=True)
     return _delete(queryset)
 
 

@@ -65,31 +65,24 @@ async def snapshot(tenant_id: int) -> Config:
 
 
 @transaction.atomic
-def cache_settings_update(*, tenant, changes: dict) -> CacheSettings:
+def cache_settings_update(*, tenant, changes: dict, new_generation: bool = False) -> CacheSettings:
     """Applies (and validates) changed settings; the tenant's first change creates its row.
-    This process sees them at once, the others with their next snapshot."""
+    This process sees them at once, the others with their next snapshot. The generation
+    moves on when the cache is turned off, and with `new_generation` (a purge is about to
+    delete entries in the caller's transaction): the row lock taken here orders that against
+    every cache write, which checks the generation (store.INSERT)."""
     row, _ = CacheSettings.objects.for_tenant(tenant).select_for_update().get_or_create(tenant=tenant)
     was_enabled = row.enabled
     for name, value in changes.items():
         setattr(row, name, value)
     row.full_clean()
     fields = list(changes)
-    if was_enabled and not row.enabled:
-        row.generation += 1   # an answer looked up while it was on is not stored once it is off
+    if new_generation or (was_enabled and not row.enabled):
+        row.generation += 1   # an answer looked up before is not stored after
         fields.append("generation")
     row.save(update_fields=fields)
     transaction.on_commit(lambda: _configs.forget(row.tenant_id))
     return row
-
-
-def new_generation(*, tenant) -> None:
-    """Moves the tenant's cache generation on (a purge is about to delete entries, in the
-    caller's transaction): the row lock it takes orders it against every cache write that
-    checks the generation (store.INSERT)."""
-    row, _ = CacheSettings.objects.for_tenant(tenant).select_for_update().get_or_create(tenant=tenant)
-    row.generation += 1
-    row.save(update_fields=["generation"])
-    transaction.on_commit(lambda: _configs.forget(row.tenant_id))
 
 
 @dataclass(frozen=True, slots=True)

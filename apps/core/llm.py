@@ -16,7 +16,11 @@ PART_NEEDS = {"image_url": "vision", "input_audio": "audio", "file": "file"}
 
 
 def estimated_tokens(text: str) -> int:
-    return -(-len(text) // CHARACTERS_PER_TOKEN)
+    return _tokens_of(len(text))
+
+
+def _tokens_of(characters: int) -> int:
+    return -(-characters // CHARACTERS_PER_TOKEN)
 
 
 @dataclass(slots=True)
@@ -57,7 +61,7 @@ class ChatRequest:
     def estimated_prompt_tokens(self) -> int:
         """The messages' text in tokens, estimated: for an input whose count the provider
         never sent."""
-        return estimated_tokens("".join(content_text(message.get("content")) for message in self.messages))
+        return _tokens_of(sum(len(content_text(message.get("content"))) for message in self.messages))
 
     def last_user_text(self) -> str:
         for message in reversed(self.messages):

@@ -70,7 +70,7 @@ def test_a_write_during_a_purge_waits_for_it_and_then_stores_nothing(transaction
     def purge_slowly():
         try:
             with transaction.atomic():
-                services.new_generation(tenant=tenant)
+                services.cache_settings_update(tenant=tenant, changes={}, new_generation=True)
                 locked.set()
                 release.wait(10)
         finally:
