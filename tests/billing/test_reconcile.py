@@ -62,19 +62,24 @@ def two_metered(transactional_db, fake, settings):
     return customers
 
 
-@pytest.fixture
-def asked(monkeypatch):
-    """The customers Stripe's meter is asked about; it times out on the first."""
+def failing_first(monkeypatch, error: Exception) -> list[str]:
+    """The customers Stripe's meter is asked about; asking about the first raises `error`."""
     real, asked = stripe_api.meter_usage, []
 
     def flaky(**query):
         asked.append(query["customer"])
         if len(asked) == 1:
-            raise stripe_api.Retryable("Stripe timed out")
+            raise error
         return real(**query)
 
     monkeypatch.setattr(stripe_api, "meter_usage", flaky)
     return asked
+
+
+@pytest.fixture
+def asked(monkeypatch):
+    """The customers Stripe's meter is asked about; it times out on the first."""
+    return failing_first(monkeypatch, stripe_api.Retryable("Stripe timed out"))
 
 
 def test_a_stripe_error_for_one_tenant_does_not_stop_the_others(two_metered, asked, caplog):
@@ -88,15 +93,7 @@ def test_a_stripe_error_for_one_tenant_does_not_stop_the_others(two_metered, ask
 def test_a_tenant_stripe_refuses_is_alerted_and_not_asked_again(two_metered, monkeypatch, caplog):
     """A refusal (a customer Stripe no longer knows, say) would only be refused again: it is
     an ALERT, and not handed to the retrying task as Stripe being away is."""
-    real, asked = stripe_api.meter_usage, []
-
-    def refusing(**query):
-        asked.append(query["customer"])
-        if len(asked) == 1:
-            raise stripe_api.Refused("No such customer")
-        return real(**query)
-
-    monkeypatch.setattr(stripe_api, "meter_usage", refusing)
+    asked = failing_first(monkeypatch, stripe_api.Refused("No such customer"))
     result = reconcile.reconcile_day(day=datetime.now(UTC).date())
     refused = next(t for t, c in two_metered.items() if c == asked[0])
     assert (result.failed, result.differ) == ([], 1)
