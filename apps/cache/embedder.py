@@ -111,24 +111,31 @@ def export_onnx(target: Path) -> Path:
                           "sentence_embedding": {0: "batch"}},
             opset_version=17, dynamo=False,
         )
-        import onnx
-        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
-
-        # Symmetric blocks of 32 keep the vectors near the float ones (per-tensor 8-bit
-        # MatMulInteger moved pairwise similarities by up to 0.14); accuracy level 4
-        # multiplies in int8, which is what makes it faster.
-        quantizer = MatMulNBitsQuantizer(onnx.load(str(partial)), bits=8, block_size=32, is_symmetric=True,
-                                         accuracy_level=4, op_types_to_quantize=("MatMul",))
-        quantizer.process()
-        # The weights in a file of their own beside the graph: ONNX Runtime reads them
-        # straight into place instead of parsing a copy out of one big protobuf, which
-        # cut a worker's resident memory by about 45 MB here (bench/startup.py).
-        weights = target.with_name(target.name + ".data")
-        weights.unlink(missing_ok=True)   # onnx appends to it: an interrupted export's would stay
-        onnx.save_model(quantizer.model.model, str(partial), save_as_external_data=True,
-                        all_tensors_to_one_file=True, location=weights.name, size_threshold=1024)
-        partial.rename(target)
+        quantize(partial, target)
         return target
+
+
+def quantize(partial: Path, target: Path) -> None:
+    """Stores an exported network's MatMul weights as 8-bit integers and moves it to
+    `target`, its weights in a file beside it (bench/cache_reader exports a cross-encoder
+    the same way, to time what the embedder's export would cost)."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    # Symmetric blocks of 32 keep the vectors near the float ones (per-tensor 8-bit
+    # MatMulInteger moved pairwise similarities by up to 0.14); accuracy level 4
+    # multiplies in int8, which is what makes it faster.
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(partial)), bits=8, block_size=32, is_symmetric=True,
+                                     accuracy_level=4, op_types_to_quantize=("MatMul",))
+    quantizer.process()
+    # The weights in a file of their own beside the graph: ONNX Runtime reads them
+    # straight into place instead of parsing a copy out of one big protobuf, which
+    # cut a worker's resident memory by about 45 MB here (bench/startup.py).
+    weights = target.with_name(target.name + ".data")
+    weights.unlink(missing_ok=True)   # onnx appends to it: an interrupted export's would stay
+    onnx.save_model(quantizer.model.model, str(partial), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location=weights.name, size_threshold=1024)
+    partial.rename(target)
 
 
 class OnnxEmbedder(Embedder):
