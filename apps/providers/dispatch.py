@@ -5,11 +5,13 @@ backoff, honouring Retry-After up to a cap; then the next model of the chain is 
 A timeout skips straight to the next model (retrying a stall costs a whole timeout).
 A request the upstream rejects as invalid is not retried anywhere.
 Streams commit to a model once its first event has arrived: after that nothing falls back.
+A routed call passes `may_try` (apps.routing.breaker.take_probe), asked just before a
+model's first attempt: a model it refuses is skipped untried.
 """
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -49,10 +51,15 @@ def _backoff(attempt: int, error: UpstreamError) -> float:
     return min(settings.AKA_RETRY_BASE_DELAY * (2**attempt) * (1 + random.random() / 2), settings.AKA_MAX_RETRY_AFTER)
 
 
-async def _each_attempt(chain: list[ModelInfo], outcome: Outcome):
-    """Yields (model, attempt number) to try, sleeping between retries; the caller
-    reports each failure through `outcome.last_error` before asking for the next."""
+async def _each_attempt(chain: list[ModelInfo], outcome: Outcome, may_try: Callable[[str], bool] | None = None):
+    """Yields the model of each attempt, sleeping between retries; the caller reports
+    each failure through `outcome.last_error` before asking for the next. When `may_try`
+    refuses every model, the call fails without an attempt."""
+    tried = False
     for model in chain:
+        if may_try is not None and not may_try(model.id):
+            continue
+        tried = True
         for attempt in range(settings.AKA_UPSTREAM_RETRIES + 1):
             outcome.attempts += 1
             yield model
@@ -62,6 +69,9 @@ async def _each_attempt(chain: list[ModelInfo], outcome: Outcome):
             await asyncio.sleep(_backoff(attempt, error))
         if outcome.last_error is not None and outcome.last_error.kind == "upstream_rejected":
             return
+    if not tried:
+        raise UpstreamError(503, "every model able to answer is recovering from failures; try again shortly",
+                            retryable=False, kind="upstream_unavailable")
 
 
 def failed(outcome: Outcome, model: ModelInfo, error: UpstreamError) -> None:
@@ -72,8 +82,9 @@ def failed(outcome: Outcome, model: ModelInfo, error: UpstreamError) -> None:
     metrics.UPSTREAM_ERRORS.labels(model.provider, error.kind).inc()
 
 
-async def complete(req: ChatRequest, chain: list[ModelInfo], outcome: Outcome) -> ChatResult:
-    async for model in _each_attempt(chain, outcome):
+async def complete(req: ChatRequest, chain: list[ModelInfo], outcome: Outcome,
+                   may_try: Callable[[str], bool] | None = None) -> ChatResult:
+    async for model in _each_attempt(chain, outcome, may_try):
         try:
             result = await adapter_for(model.provider).complete(req, model)
         except UpstreamError as error:
@@ -84,9 +95,10 @@ async def complete(req: ChatRequest, chain: list[ModelInfo], outcome: Outcome) -
     raise outcome.last_error
 
 
-async def open_stream(req: ChatRequest, chain: list[ModelInfo], outcome: Outcome):
+async def open_stream(req: ChatRequest, chain: list[ModelInfo], outcome: Outcome,
+                      may_try: Callable[[str], bool] | None = None):
     """(model, first event, rest of the events) from the first model that starts answering."""
-    async for model in _each_attempt(chain, outcome):
+    async for model in _each_attempt(chain, outcome, may_try):
         events: AsyncIterator = adapter_for(model.provider).stream(req, model)
         try:
             first = await anext(events)

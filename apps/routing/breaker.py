@@ -4,10 +4,13 @@ In process, per worker: each worker learns a provider's failures from its own ca
 (a few failed calls per worker before it stops routing there), which needs no shared
 state on the hot path. After AKA_BREAKER_FAILURES consecutive failed attempts a model's
 circuit opens for AKA_BREAKER_COOLDOWN seconds: routes skip it. Then it is half open:
-one routed call may try it again; success closes it, another failure reopens it. A probe
-that never reports (the router asked about the model, then routed elsewhere; the call was
-cancelled) goes to the next caller after another cool-down, so that one unanswered probe
-cannot keep the circuit open for good.
+one routed call may try it again (the probe); success closes it, another failure reopens
+it. Routes filter their models with `is_open`, which only looks; the probe is taken by
+`take_probe` as a call is about to be made (apps.providers.dispatch asks it), so a model
+looked at but not called (the router routed elsewhere, a fallback was not needed) leaves
+the probe to the call that tries it. A probe that never reports (its call was cancelled)
+goes to the next caller after another cool-down, so that one unanswered probe cannot keep
+the circuit open for good.
 """
 
 import time
@@ -20,7 +23,7 @@ from django.conf import settings
 class Circuit:
     failures: int = 0
     opened_at: float | None = None
-    probe_at: float | None = None   # when the half-open probe was handed out
+    probe_at: float | None = None   # when the half-open probe was taken
 
 
 _circuits: dict[str, Circuit] = {}
@@ -37,23 +40,43 @@ def record(model_id: str, ok: bool) -> None:
         circuit.opened_at = time.monotonic()
 
 
+def _probe_out(circuit: Circuit, now: float) -> bool:
+    """Another call holds the half-open probe (taken less than a cool-down ago)."""
+    return circuit.probe_at is not None and now - circuit.probe_at < settings.AKA_BREAKER_COOLDOWN
+
+
+def _cooling(circuit: Circuit, now: float) -> bool:
+    return now - circuit.opened_at < settings.AKA_BREAKER_COOLDOWN
+
+
 def is_open(model_id: str) -> bool:
-    """Whether routes must skip the model now. Past the cool-down one caller gets the
-    half-open probe (False); the others keep skipping until it reports, or until a cool-down
-    has passed since without a report."""
+    """Whether routes must skip the model now: cooling down, or half open with its probe
+    out. Only looks: a model filtered here and not called leaves the probe where it was."""
     circuit = _circuits.get(model_id)
     if circuit is None or circuit.opened_at is None:
         return False
     now = time.monotonic()
-    cooldown = settings.AKA_BREAKER_COOLDOWN
-    if now - circuit.opened_at < cooldown or (circuit.probe_at is not None and now - circuit.probe_at < cooldown):
+    return _cooling(circuit, now) or _probe_out(circuit, now)
+
+
+def take_probe(model_id: str) -> bool:
+    """Asked as a routed call is about to try the model: False while another call holds
+    its half-open probe (the model is skipped); True otherwise, taking the probe when the
+    circuit is half open. A circuit still cooling down does not refuse: routes have left
+    such a model out already, unless every other was open too (services.decide_with)."""
+    circuit = _circuits.get(model_id)
+    if circuit is None or circuit.opened_at is None:
         return True
-    circuit.probe_at = now
-    return False
+    now = time.monotonic()
+    if _probe_out(circuit, now):
+        return False
+    if not _cooling(circuit, now):
+        circuit.probe_at = now
+    return True
 
 
 def state(model_id: str) -> str:
     circuit = _circuits.get(model_id)
     if circuit is None or circuit.opened_at is None:
         return "closed"
-    return "half_open" if time.monotonic() - circuit.opened_at >= settings.AKA_BREAKER_COOLDOWN else "open"
+    return "open" if _cooling(circuit, time.monotonic()) else "half_open"

@@ -106,7 +106,8 @@ async def _draft(plan: Plan, req: ChatRequest, done: Run) -> ChatResult | None:
     outcome = dispatch.Outcome()
     done.outcomes.append(outcome)
     try:
-        result = await dispatch.complete(plan.judge.draft_request(req), [plan.draft], outcome)
+        result = await dispatch.complete(plan.judge.draft_request(req), [plan.draft], outcome,
+                                         may_try=breaker.take_probe)
     except UpstreamError:
         return None
     done.draft_cost = plan.draft.cost_micros(result.usage)
@@ -123,7 +124,7 @@ async def cascade(plan: Plan, req: ChatRequest, done: Run) -> None:
     done.outcome = "rejected" if draft is not None else "draft_failed"   # also when the strong call fails
     outcome = dispatch.Outcome()
     done.outcomes.append(outcome)
-    strong = await dispatch.complete(req, plan.strong_chain, outcome)
+    strong = await dispatch.complete(req, plan.strong_chain, outcome, may_try=breaker.take_probe)
     done.served = next(m for m in plan.strong_chain if m.id == strong.model)
     done.strong_cost = done.served.cost_micros(strong.usage)
     done.result = strong
@@ -139,7 +140,8 @@ class StrongStream:
         self.finish = Finish("stop")
 
     async def read(self, req: ChatRequest, chain: list[ModelInfo], outcome: dispatch.Outcome) -> ChatResult:
-        self.model, first, events = await dispatch.open_stream(replace(req, stream=True), chain, outcome)
+        self.model, first, events = await dispatch.open_stream(replace(req, stream=True), chain, outcome,
+                                                               may_try=breaker.take_probe)
         try:
             event = first
             while True:

@@ -3,6 +3,7 @@ that keeps the floor, the floor held on average, the shift after bad labels, exp
 within its bound, the predictor deciding whether a speculation drafts at all, what a
 judge's verdict teaches, and open circuits skipped."""
 
+import asyncio
 import random
 from dataclasses import replace
 from decimal import Decimal
@@ -10,13 +11,15 @@ from decimal import Decimal
 import pytest
 
 from apps.cache.embedder import embedder
-from apps.core.llm import ChatRequest
+from apps.core.llm import ChatRequest, ChatResult, Usage
+from apps.providers import dispatch
 from apps.providers.catalog import ModelInfo
+from apps.providers.errors import UpstreamError
 from apps.routing import breaker
 from apps.routing.classify import task_of
 from apps.routing.judges import Verdict, after_verdict
 from apps.routing.predictor import Neighbour, priors
-from apps.routing.services import Config, Exploration, QualityBudget, decide_with, judge_label
+from apps.routing.services import Config, Exploration, QualityBudget, chain_for, decide_with, judge_label
 from apps.routing.speculation import plan_for
 
 
@@ -102,34 +105,93 @@ def test_an_open_circuit_is_skipped(settings):
     assert skipped.reason.startswith("circuit open: mini")
 
 
-def test_a_circuit_half_opens_after_its_cool_down_and_closes_on_success(settings, monkeypatch):
+@pytest.fixture
+def clock(settings, monkeypatch):
+    """Circuits open after one failure for 30 s, on a clock the test moves."""
     settings.AKA_BREAKER_FAILURES, settings.AKA_BREAKER_COOLDOWN = 1, 30
     now = [1000.0]
     monkeypatch.setattr(breaker.time, "monotonic", lambda: now[0])
+    return now
+
+
+def test_a_circuit_half_opens_after_its_cool_down_and_closes_on_success(clock):
     breaker.record("mini", ok=False)
-    assert breaker.is_open("mini") is True         # cooling down
-    now[0] += 30
-    assert breaker.is_open("mini") is False        # the one half-open probe
-    assert breaker.is_open("mini") is True         # the others wait for it
+    assert breaker.is_open("mini") is True         # cooling down: routes skip it
+    # Tried anyway only by a route with every model open: that takes no probe.
+    assert breaker.take_probe("mini") is True
+    clock[0] += 30
+    assert breaker.is_open("mini") is False        # half open: one call may try it
+    assert breaker.take_probe("mini") is True      # the call that tries it takes the probe
+    assert breaker.is_open("mini") is True and breaker.take_probe("mini") is False  # the others wait for it
     breaker.record("mini", ok=True)
     assert breaker.state("mini") == "closed" and breaker.is_open("mini") is False
 
 
-def test_a_probe_that_never_reports_goes_to_the_next_caller_after_a_cool_down(settings, monkeypatch):
-    """The router asks about every model of the pool: the probe went to a decision that
-    then routed elsewhere, nothing reported on it, and the circuit stayed open for good."""
-    settings.AKA_BREAKER_FAILURES, settings.AKA_BREAKER_COOLDOWN = 1, 30
-    now = [1000.0]
-    monkeypatch.setattr(breaker.time, "monotonic", lambda: now[0])
+def test_a_probe_that_never_reports_goes_to_the_next_caller_after_a_cool_down(clock):
+    """A call that took the probe was cancelled: nothing reported on it, and the circuit
+    would have stayed open for good."""
     breaker.record("mini", ok=False)
-    now[0] += 30
-    assert breaker.is_open("mini") is False        # handed out, never reported on
-    now[0] += 29
-    assert breaker.is_open("mini") is True
-    now[0] += 1
-    assert breaker.is_open("mini") is False        # the next caller's probe
+    clock[0] += 30
+    assert breaker.take_probe("mini") is True      # taken, never reported on
+    clock[0] += 29
+    assert breaker.is_open("mini") is True and breaker.take_probe("mini") is False
+    clock[0] += 1
+    assert breaker.is_open("mini") is False and breaker.take_probe("mini") is True   # the next caller's probe
     breaker.record("mini", ok=False)
     assert breaker.is_open("mini") is True         # a failed probe reopens it for a whole cool-down
+
+
+def test_a_half_open_model_looked_at_but_not_called_keeps_its_probe(clock):
+    """The router filters by circuit its pool, the chosen model's fallbacks and the strong
+    model's fallbacks on every call: each look took the half-open probe, and a model
+    filtered but not called kept its circuit open for one more cool-down."""
+    breaker.record("mini", ok=False)
+    clock[0] += 30
+    strong = replace(STRONG, fallbacks=("mini",))
+    catalog, cascade = {"mini": MINI, "big": strong}, replace(CONFIG, speculation="cascade")
+    made = decide(MATH, pool=(MINI, strong), config=cascade)   # mini looked at, big chosen
+    assert (made.route, made.model) == ("strong", strong)
+    assert chain_for(made, catalog, set()) == [strong, MINI]   # a fallback, needed only if big fails
+    plan = plan_for(config=cascade, decision=made, req=ask(MATH), needs=frozenset(), catalog=catalog)
+    assert plan.strong_chain == [strong, MINI]
+    # Still half open with its probe untaken: the next call is routed there, and tries it.
+    support = decide(SUPPORT)
+    assert (support.route, support.model) == ("cheap", MINI)
+    assert breaker.take_probe("mini") is True
+    # One call at a time: the others route around it until the probe reports.
+    assert (decide(SUPPORT).route, decide(SUPPORT).model) == ("fallback", STRONG)
+
+
+def test_one_routed_call_at_a_time_tries_a_half_open_model(clock, monkeypatch):
+    """Two calls routed to a half-open model at once (both looked before either tried it):
+    the first to try it takes the probe, the other goes to its fallback; a call left with
+    no model to try fails without an attempt."""
+    breaker.record("mini", ok=False)
+    clock[0] += 30
+    asked = []
+
+    class Upstream:
+        async def complete(self, req, model):
+            asked.append(model.id)
+            await asyncio.sleep(0)   # both calls under way at once
+            return ChatResult(id="x", model=model.id, content="ok", finish_reason="stop", usage=Usage(1, 1))
+
+    monkeypatch.setattr(dispatch, "adapter_for", lambda provider: Upstream())
+
+    async def calls():
+        chain = [MINI, NANO]   # mini, then its fallback
+        routed = [dispatch.Outcome(), dispatch.Outcome()]
+        answers = await asyncio.gather(*(dispatch.complete(ask(SUPPORT), chain, outcome, may_try=breaker.take_probe)
+                                         for outcome in routed))
+        with pytest.raises(UpstreamError) as untried:
+            await dispatch.complete(ask(SUPPORT), [MINI], dispatch.Outcome(), may_try=breaker.take_probe)
+        named = await dispatch.complete(ask(SUPPORT), [MINI], dispatch.Outcome())   # no circuit asked
+        return [a.model for a in answers], [o.attempts for o in routed], untried.value, named.model
+
+    served, attempts, untried, named = asyncio.run(calls())
+    assert (served, attempts) == (["mini", "nano"], [1, 1])
+    assert (untried.status, untried.kind) == (503, "upstream_unavailable")
+    assert named == "mini" and asked == ["mini", "nano", "mini"]
 
 
 def test_the_floor_holds_on_average_spent_where_the_cheap_model_loses_least():

@@ -255,6 +255,28 @@ def test_a_cascade_whose_strong_model_fails_records_what_it_spent_and_tells_the_
     assert (breaker.state(STRONG), breaker.state("gpt-4o")) == ("open", "open")
 
 
+def routed_in_process(live, content: str, **body) -> tuple[int, dict, bytes]:
+    """A routed call run in this process, so that its circuit breakers can be read."""
+    return through_handler("/v1/chat/completions", orjson.dumps(
+        {"model": "auto", "messages": [{"role": "user", "content": content}], **body}),
+        [(b"authorization", f"Bearer {live.raw_key}".encode())])
+
+
+def test_a_half_open_model_passed_over_is_tried_by_the_next_call_it_suits(live, sim, settings, monkeypatch):
+    """The cheap model's circuit is half open. A math prompt goes to the strong model: the
+    router looked at the cheap one and did not call it, which took its probe, and the
+    support prompt after it was routed around it for one more cool-down."""
+    settings.AKA_SIMULATOR_URL, settings.AKA_BREAKER_COOLDOWN = sim, 60
+    monkeypatch.setattr(breaker, "_circuits", {CHEAP: breaker.Circuit(failures=5, opened_at=time.monotonic() - 60)})
+    settle(live, live.tenant)
+    _, math, _ = routed_in_process(live, MATH)
+    assert (math["x-aka-route"], math["x-aka-model"]) == ("strong", STRONG)
+    _, support, _ = routed_in_process(live, SUPPORT)
+    assert (support["x-aka-route"], support["x-aka-model"]) == ("cheap", CHEAP)
+    assert breaker.state(CHEAP) == "closed"   # the probe answered
+    assert stats(sim)["requests"] == {STRONG: 1, CHEAP: 1}
+
+
 @pytest.mark.parametrize("kind, circuit", [("400", "closed"), ("500", "open")])
 def test_a_request_the_upstream_rejects_opens_no_circuit(live, sim, settings, monkeypatch, kind, circuit):
     """An upstream 400 is the request's fault (too long, malformed): five such requests from
