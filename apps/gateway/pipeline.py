@@ -409,7 +409,8 @@ async def end(call: Call) -> None:
         return  # never authenticated (metrics only), or not a call (the model list)
     facts = await _facts(call)
     promised = call.promised or billing.call_promise(facts=facts)
-    routing.observe(failed=call.outcome.failed, served=call.served.id if call.served and call.answered else None)
+    routing.observe(failed=call.outcome.failed, served=call.served.id if call.served and call.answered else None,
+                    drafted=call.speculated.drafted if call.speculated else None)
     await _learn(call)
     await billing.call_record(facts=facts, promised=promised)
     # A whole answer its client left before it went out is stored too: an SDK that timed out

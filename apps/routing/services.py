@@ -384,12 +384,15 @@ def chain_for(decision: Decision, catalog: dict[str, ModelInfo], needs: set[str]
 # --- after the call -------------------------------------------------------------------
 
 
-def observe(*, failed: list[str], served: str | None) -> None:
-    """Feeds the circuit breakers: each failed attempt, and the model that answered."""
+def observe(*, failed: list[str], served: str | None, drafted: str | None) -> None:
+    """Feeds the circuit breakers: each failed attempt, then each model that answered: the
+    one served, and a speculation's draft whatever its verdict (a draft rejected on quality
+    came from a healthy upstream)."""
     for model_id in failed:
         breaker.record(model_id, ok=False)
-    if served:
-        breaker.record(served, ok=True)
+    for model_id in (served, drafted):
+        if model_id:
+            breaker.record(model_id, ok=True)
 
 
 async def remember(*, tenant_id: int, vector: np.ndarray, samples: list[store.Sample]) -> None:

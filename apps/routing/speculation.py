@@ -55,6 +55,7 @@ class Run:
     served: ModelInfo | None = None
     result: ChatResult | None = None
     verdict: Verdict | None = None
+    drafted: str | None = None    # the draft's model once it answered, whatever the verdict (circuit breakers)
     draft_cost: Decimal = Decimal(0)
     strong_cost: Decimal = Decimal(0)
     outcomes: list[dispatch.Outcome] = field(default_factory=list)
@@ -110,7 +111,7 @@ async def _draft(plan: Plan, req: ChatRequest, done: Run) -> ChatResult | None:
                                          may_try=breaker.take_probe)
     except UpstreamError:
         return None
-    done.draft_cost = plan.draft.cost_micros(result.usage)
+    done.drafted, done.draft_cost = plan.draft.id, plan.draft.cost_micros(result.usage)
     return result
 
 

@@ -277,6 +277,19 @@ def test_a_half_open_model_passed_over_is_tried_by_the_next_call_it_suits(live, 
     assert stats(sim)["requests"] == {STRONG: 1, CHEAP: 1}
 
 
+def test_a_draft_the_judge_rejects_is_a_success_for_its_circuit_breaker(live, sim, settings, monkeypatch):
+    """The cheap model's circuit is half open and its draft is the probe. The draft answered,
+    cut at 5 tokens, and the judge rejected it: a rejection on quality, from a healthy
+    upstream. Unreported, the probe kept the circuit open one more cool-down."""
+    settings.AKA_SIMULATOR_URL, settings.AKA_BREAKER_COOLDOWN = sim, 60
+    monkeypatch.setattr(breaker, "_circuits", {CHEAP: breaker.Circuit(failures=5, opened_at=time.monotonic() - 60)})
+    settle(live, live.tenant, speculation="cascade")
+    status, headers, _ = routed_in_process(live, SUPPORT, max_tokens=5)
+    assert (status, headers["x-aka-route"], headers["x-aka-speculation"]) == (200, "cheap", "cascade:rejected")
+    assert stats(sim)["requests"] == {CHEAP: 1, STRONG: 1}
+    assert breaker.state(CHEAP) == "closed"
+
+
 @pytest.mark.parametrize("kind, circuit", [("400", "closed"), ("500", "open")])
 def test_a_request_the_upstream_rejects_opens_no_circuit(live, sim, settings, monkeypatch, kind, circuit):
     """An upstream 400 is the request's fault (too long, malformed): five such requests from
