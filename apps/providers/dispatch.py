@@ -6,7 +6,7 @@ A timeout skips straight to the next model (retrying a stall costs a whole timeo
 A request the upstream rejects as invalid is not retried anywhere.
 Streams commit to a model once its first event has arrived: after that nothing falls back.
 A routed call passes `may_try` (apps.routing.breaker.take_probe), asked just before a
-model's first attempt: a model it refuses is skipped untried.
+model's first attempt: a model it refuses is skipped untried, unless it refuses them all.
 """
 
 import asyncio
@@ -54,7 +54,8 @@ def _backoff(attempt: int, error: UpstreamError) -> float:
 async def _each_attempt(chain: list[ModelInfo], outcome: Outcome, may_try: Callable[[str], bool] | None = None):
     """Yields the model of each attempt, sleeping between retries; the caller reports
     each failure through `outcome.last_error` before asking for the next. When `may_try`
-    refuses every model, the call fails without an attempt."""
+    refuses every model (each one's half-open probe went to another call since the route
+    was chosen), the chain is tried anyway, as a route whose whole pool is open is."""
     tried = False
     for model in chain:
         if may_try is not None and not may_try(model.id):
@@ -70,8 +71,8 @@ async def _each_attempt(chain: list[ModelInfo], outcome: Outcome, may_try: Calla
         if outcome.last_error is not None and outcome.last_error.kind == "upstream_rejected":
             return
     if not tried:
-        raise UpstreamError(503, "every model able to answer is recovering from failures; try again shortly",
-                            retryable=False, kind="upstream_unavailable")
+        async for model in _each_attempt(chain, outcome):
+            yield model
 
 
 def failed(outcome: Outcome, model: ModelInfo, error: UpstreamError) -> None:

@@ -14,7 +14,6 @@ from apps.cache.embedder import embedder
 from apps.core.llm import ChatRequest, ChatResult, Usage
 from apps.providers import dispatch
 from apps.providers.catalog import ModelInfo
-from apps.providers.errors import UpstreamError
 from apps.routing import breaker
 from apps.routing.classify import task_of
 from apps.routing.judges import Verdict, after_verdict
@@ -164,8 +163,8 @@ def test_a_half_open_model_looked_at_but_not_called_keeps_its_probe(clock):
 
 def test_one_routed_call_at_a_time_tries_a_half_open_model(clock, monkeypatch):
     """Two calls routed to a half-open model at once (both looked before either tried it):
-    the first to try it takes the probe, the other goes to its fallback; a call left with
-    no model to try fails without an attempt."""
+    the first to try it takes the probe, the other goes to its fallback; a call whose every
+    model is refused tries them anyway, as a route whose whole pool is open does."""
     breaker.record("mini", ok=False)
     clock[0] += 30
     asked = []
@@ -183,15 +182,15 @@ def test_one_routed_call_at_a_time_tries_a_half_open_model(clock, monkeypatch):
         routed = [dispatch.Outcome(), dispatch.Outcome()]
         answers = await asyncio.gather(*(dispatch.complete(ask(SUPPORT), chain, outcome, may_try=breaker.take_probe)
                                          for outcome in routed))
-        with pytest.raises(UpstreamError) as untried:
-            await dispatch.complete(ask(SUPPORT), [MINI], dispatch.Outcome(), may_try=breaker.take_probe)
+        alone = dispatch.Outcome()
+        untried = await dispatch.complete(ask(SUPPORT), [MINI], alone, may_try=breaker.take_probe)
         named = await dispatch.complete(ask(SUPPORT), [MINI], dispatch.Outcome())   # no circuit asked
-        return [a.model for a in answers], [o.attempts for o in routed], untried.value, named.model
+        return [a.model for a in answers], [o.attempts for o in routed], (untried.model, alone.attempts), named.model
 
     served, attempts, untried, named = asyncio.run(calls())
     assert (served, attempts) == (["mini", "nano"], [1, 1])
-    assert (untried.status, untried.kind) == (503, "upstream_unavailable")
-    assert named == "mini" and asked == ["mini", "nano", "mini"]
+    assert untried == ("mini", 1)
+    assert named == "mini" and asked == ["mini", "nano", "mini", "mini"]
 
 
 def test_the_floor_holds_on_average_spent_where_the_cheap_model_loses_least():
