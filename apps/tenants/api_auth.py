@@ -14,7 +14,7 @@ from rest_framework.permissions import BasePermission
 
 from apps.core.errors import ApiError
 
-from .keyauth import Principal, extract_key, resolve_key
+from .keyauth import Principal, extract_key, invalid_key, resolve_key
 from .models import ApiKey, Tenant
 from .sessions import session_membership
 
@@ -33,6 +33,10 @@ class KeyUser:
         return f"api-key:{self.principal.api_key_id}"
 
 
+def _refusal(err: ApiError) -> exceptions.APIException:
+    return exceptions.PermissionDenied(err.message) if err.status == 403 else exceptions.AuthenticationFailed(err.message)
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     def authenticate(self, request):
         raw = extract_key(request.headers)
@@ -41,9 +45,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         try:
             principal = resolve_key(raw)
         except ApiError as err:
-            if err.status == 403:
-                raise exceptions.PermissionDenied(err.message) from None
-            raise exceptions.AuthenticationFailed(err.message) from None
+            raise _refusal(err) from None
         return KeyUser(principal), principal
 
     def authenticate_header(self, request):
@@ -72,7 +74,9 @@ class IsTenantMember(BasePermission):
                 raise exceptions.PermissionDenied(
                     "This API key may only call the gateway (/v1/). The management API needs a key"
                     " issued with the admin scope.")
-            request.tenant = Tenant.objects.select_related("plan").get(pk=request.auth.tenant_id)
+            request.tenant = Tenant.objects.select_related("plan").filter(pk=request.auth.tenant_id).first()
+            if request.tenant is None:   # deleted (its keys with it) while this process still had the key cached
+                raise _refusal(invalid_key(extract_key(request.headers)))
             request.can_manage = True
         else:
             membership = session_membership(request)

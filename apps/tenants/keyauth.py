@@ -85,14 +85,19 @@ def _load(digest: str) -> Principal | None:
 _principals = Snapshots(_load, lambda: settings.AKA_KEY_CACHE_TTL)
 
 
+def invalid_key(raw: str) -> ApiError:
+    """The refusal of a key that names no live key: unknown, revoked, or its tenant deleted."""
+    metrics.AUTH_FAILURES.labels("invalid").inc()
+    return ApiError(401, f"Incorrect API key provided: {raw[:8]}****.", code="invalid_api_key")
+
+
 def _check(raw: str | None, principal: Principal | None) -> Principal:
     if raw is None:
         metrics.AUTH_FAILURES.labels("missing").inc()
         raise ApiError(401, "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.",
                        code="missing_api_key")
     if principal is None:
-        metrics.AUTH_FAILURES.labels("invalid").inc()
-        raise ApiError(401, f"Incorrect API key provided: {raw[:8]}****.", code="invalid_api_key")
+        raise invalid_key(raw)
     if principal.tenant_status != Tenant.Status.ACTIVE:
         metrics.AUTH_FAILURES.labels("suspended").inc()
         raise ApiError(403, "This account is suspended. Contact support to restore access.",

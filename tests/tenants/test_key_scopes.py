@@ -6,7 +6,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from apps.tenants import services
-from apps.tenants.models import ApiKey
+from apps.tenants.models import ApiKey, Tenant
 from tests import factories
 
 
@@ -67,6 +67,17 @@ def test_an_admin_key_manages_its_tenant(party):
     elevated = api.post("/api/keys/", {"name": "ops-2", "scope": "admin"}, format="json")
     assert elevated.status_code == 201 and elevated.json()["scope"] == "admin"
     assert api.patch("/api/settings/", {"log_prompts": True}, format="json").status_code == 200
+
+
+@pytest.mark.parametrize("method, path, body", ADMIN_CALLS)
+def test_an_admin_key_whose_tenant_was_deleted_is_refused_as_an_unknown_key(party, method, path, body):
+    _, raw = services.api_key_issue(tenant=party.tenant, name="ops", scope=ApiKey.Scope.ADMIN)
+    api = key_client(raw)
+    assert api.get("/api/keys/").status_code == 200   # the key is now in this process's key cache
+    Tenant.objects.filter(pk=party.tenant.pk).delete()  # staff delete the tenant (and its keys) within that cache's TTL
+    response = getattr(api, method)(path, body, format="json")
+    assert (response.status_code, response["www-authenticate"]) == (401, "Bearer")
+    assert response.json() == {"detail": f"Incorrect API key provided: {raw[:8]}****."}
 
 
 def test_scope_is_shown_and_validated_by_the_api(party):
