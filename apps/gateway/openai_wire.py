@@ -212,15 +212,20 @@ class ChunkWriter:
         return tail + b"data: [DONE]\n\n"
 
 
-# OpenAI's error `type` by status.
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
-               403: "permission_error", 404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
-               429: "rate_limit_error", 500: "server_error"}
+# OpenAI's error `type`: invalid_request_error for any refused request (its 401, 403 and 404
+# included: a bad key, a deactivated account, an unknown model), server_error for a failure;
+# except these, OpenAI's own values for the same cases.
+ERROR_TYPES = {402: "billing_not_active", 429: "rate_limit_error", 503: "service_unavailable_error"}
+
+
+def _type(error: ApiError) -> str:
+    if error.code == "insufficient_quota":   # as OpenAI's spent quota: a 429 that retrying does not cure
+        return "insufficient_quota"
+    return ERROR_TYPES.get(error.status) or ("server_error" if error.status >= 500 else "invalid_request_error")
 
 
 def _error(error: ApiError) -> dict:
-    return {"error": {"message": error.message, "type": ERROR_TYPES.get(error.status, "api_error"),
-                      "param": error.param, "code": error.code}}
+    return {"error": {"message": error.message, "type": _type(error), "param": error.param, "code": error.code}}
 
 
 def error_body(error: ApiError) -> bytes:

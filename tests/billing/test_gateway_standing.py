@@ -66,7 +66,7 @@ def test_a_suspended_tenant_gets_402_and_is_restored_when_paid(paying, fake):
         unpaid_since=timezone.now() - timedelta(seconds=django_settings.AKA_BILLING_GRACE_SECONDS + 5))
     refused = until(402, chat, live)
     assert refused.status_code == 402
-    assert refused.json()["error"]["type"] == "billing_error"
+    assert refused.json()["error"]["type"] == "billing_not_active"
     assert refused.json()["error"]["code"] == "payment_required"
     anthropic = messages(live)
     assert anthropic.status_code == 402
@@ -89,7 +89,7 @@ def test_a_monthly_cap_holds_under_50_concurrent_calls(live):
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200] * 10 + [429] * 40
     refused = next(r for r in responses if r.status_code == 429)
-    assert refused.json()["error"]["code"] == "insufficient_quota"
+    assert (refused.json()["error"]["type"], refused.json()["error"]["code"]) == ("insufficient_quota", "insufficient_quota")
     assert int(sync_client().get(quota_key(live.tenant.pk))) == 10
     live.records(expected=50)
     assert CallRecord.objects.for_tenant(live.tenant).filter(billable=True).count() == 10

@@ -6,6 +6,8 @@ import httpx
 import openai
 import pytest
 
+from apps.core.errors import ApiError
+from apps.gateway import openai_wire
 from apps.tenants import services
 from apps.tenants.models import Tenant
 from tests import factories
@@ -79,7 +81,7 @@ def test_suspended_tenant_is_403(live):
 def test_unknown_model_is_404(live):
     with pytest.raises(openai.NotFoundError) as err:
         ask(sdk(live), model="gpt-9-ultra")
-    assert err.value.code == "model_not_found"
+    assert (err.value.type, err.value.code, err.value.param) == ("invalid_request_error", "model_not_found", "model")
     [row] = live.records()
     assert (row.status_code, row.model_requested, row.model_served) == (404, "gpt-9-ultra", "")
 
@@ -120,3 +122,35 @@ def test_upstream_timeout_everywhere_is_504(live):
         ask(sdk(live, timeout=30), content="hi [[fault:stall]]", model="llama-3.1-8b-instruct")
     assert err.value.status_code == 504
     assert err.value.body["code"] == "upstream_timeout"
+
+
+# Each refusal the gateway answers, as the OpenAI SDK raises it: OpenAI's own `type` for the
+# same case (its 401, 403 and 404 are invalid_request_error; a spent quota is
+# insufficient_quota, which clients must not retry as they retry a rate limit).
+@pytest.mark.parametrize("status, code, raised, kind", [
+    (400, "invalid_json", openai.BadRequestError, "invalid_request_error"),
+    (401, "invalid_api_key", openai.AuthenticationError, "invalid_request_error"),
+    (401, "missing_api_key", openai.AuthenticationError, "invalid_request_error"),
+    (402, "payment_required", openai.APIStatusError, "billing_not_active"),
+    (403, "account_suspended", openai.PermissionDeniedError, "invalid_request_error"),
+    (404, "model_not_found", openai.NotFoundError, "invalid_request_error"),
+    (404, "unknown_url", openai.NotFoundError, "invalid_request_error"),
+    (405, None, openai.APIStatusError, "invalid_request_error"),
+    (408, "body_timeout", openai.APIStatusError, "invalid_request_error"),
+    (413, "request_too_large", openai.APIStatusError, "invalid_request_error"),
+    (429, "rate_limit_exceeded", openai.RateLimitError, "rate_limit_error"),
+    (429, "insufficient_quota", openai.RateLimitError, "insufficient_quota"),
+    (500, "internal_error", openai.InternalServerError, "server_error"),
+    (502, "upstream_error", openai.InternalServerError, "server_error"),
+    (503, "database_unavailable", openai.InternalServerError, "service_unavailable_error"),
+    (504, "upstream_timeout", openai.InternalServerError, "server_error"),
+])
+def test_each_error_reaches_the_sdk_with_openais_type(status, code, raised, kind):
+    error = ApiError(status, "refused", code=code, param="model")
+    answer = httpx.MockTransport(lambda request: httpx.Response(status, content=openai_wire.error_body(error)))
+    client = openai.OpenAI(base_url="http://gateway/v1", api_key="aka_x", max_retries=0,
+                           http_client=httpx.Client(transport=answer))
+    with pytest.raises(raised) as err:
+        ask(client)
+    assert (err.value.status_code, err.value.type, err.value.code, err.value.param, err.value.message) == (
+        status, kind, code, "model", f"Error code: {status} - refused")

@@ -201,7 +201,7 @@ def test_one_model_is_retrieved_by_its_name(live):
         answer = httpx.get(f"{live.url}{path}", headers={"authorization": f"Bearer {live.raw_key}"})
         assert answer.status_code == 404 and answer.json()["error"]["code"] == "unknown_url"
     answer = httpx.get(f"{live.url}/v1/models/gpt-4o%00")
-    assert answer.status_code == 401 and answer.json()["error"]["type"] == "authentication_error"
+    assert answer.status_code == 401 and answer.json()["error"]["type"] == "invalid_request_error"
     for method in ("DELETE", "POST"):   # models.delete and the like: nothing here to change
         answer = httpx.request(method, f"{live.url}/v1/models/gpt-4o", headers={"authorization": f"Bearer {live.raw_key}"})
         assert answer.status_code == 405 and "Use GET" in answer.json()["error"]["message"]

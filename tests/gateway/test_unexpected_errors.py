@@ -69,7 +69,8 @@ async def _script_fails(*, keys, args):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("check, name, fails, status, error", [
     (standing, "quota_count", _reload_fails, 503, {
-        "message": pg.unavailable().message, "type": "api_error", "param": None, "code": "database_unavailable"}),
+        "message": pg.unavailable().message, "type": "service_unavailable_error", "param": None,
+        "code": "database_unavailable"}),
     (ratelimit, "_script", _script_fails, 500, {
         "message": "The gateway failed to process the request.", "type": "server_error", "param": None,
         "code": "internal_error"}),
