@@ -273,8 +273,9 @@ def _error(error: ApiError) -> dict:
     return {"type": "error", "error": {"type": ERROR_TYPES.get(error.status, "api_error"), "message": error.message}}
 
 
-def error_body(error: ApiError) -> bytes:
-    return orjson.dumps(_error(error))
+def error_body(error: ApiError, request_id: str) -> bytes:
+    # As Anthropic's, the body names the call too: the id of its request-id header.
+    return orjson.dumps({**_error(error), "request_id": request_id})
 
 
 def stream_error(error: ApiError) -> bytes:

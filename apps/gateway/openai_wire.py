@@ -228,7 +228,8 @@ def _error(error: ApiError) -> dict:
     return {"error": {"message": error.message, "type": _type(error), "param": error.param, "code": error.code}}
 
 
-def error_body(error: ApiError) -> bytes:
+def error_body(error: ApiError, request_id: str) -> bytes:
+    # OpenAI's body does not name the call: its clients read the x-request-id header.
     return orjson.dumps(_error(error))
 
 

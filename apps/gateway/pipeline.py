@@ -364,7 +364,7 @@ async def refuse(call: Call, wire: Wire, failure: Exception) -> Answer:
         error = ApiError(500, "The gateway failed to process the request.", code="internal_error")
     call.status, call.error_type = error.status, error.code or "invalid_request"
     return Answer(call, error.status, {"content-type": JSON, **_route_header(call), **error.headers},
-                  wire.error_body(error))
+                  wire.error_body(error, call.request_id))
 
 
 # Record

@@ -13,7 +13,7 @@ class Wire:
     parse: Callable           # body bytes -> ChatRequest (ApiError 400 when malformed)
     render: Callable          # (ChatResult, response id, created) -> bytes
     writer: Callable          # (response id, created, model, request, usage if already known) -> stream writer
-    error_body: Callable      # ApiError -> bytes
+    error_body: Callable      # (ApiError, the call's request id) -> bytes
     stream_error: Callable    # ApiError -> SSE bytes
     model_list: Callable      # model ids -> bytes
     model_object: Callable    # one model id -> bytes

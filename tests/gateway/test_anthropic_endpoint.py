@@ -68,6 +68,9 @@ def test_the_sdk_reads_the_request_id_of_an_answer_and_of_an_error(live):
         client.messages.create(model="no-such-model", max_tokens=20, messages=[{"role": "user", "content": PROMPT}])
     assert err.value.request_id == err.value.response.headers["x-request-id"]
     assert err.value.request_id.startswith("req_")
+    # As Anthropic's: the error body names the call too, by the same id.
+    assert err.value.body == {"type": "error", "request_id": err.value.request_id, "error": {
+        "type": "not_found_error", "message": "The model 'no-such-model' does not exist or you do not have access to it."}}
 
 
 def test_message_start_carries_the_input_tokens_estimated_or_replayed(live):
@@ -145,7 +148,7 @@ def test_a_named_model_that_reads_no_images_refuses_one_in_anthropic_shape(live)
     with pytest.raises(anthropic.BadRequestError) as refused:
         sdk(live).messages.create(model="llama-3.1-8b-instruct", max_tokens=20, messages=[
             {"role": "user", "content": [{"type": "text", "text": PROMPT}, picture]}])
-    assert refused.value.body == {"type": "error", "error": {
+    assert refused.value.body == {"type": "error", "request_id": refused.value.request_id, "error": {
         "type": "invalid_request_error",
         "message": "The model 'llama-3.1-8b-instruct' cannot serve this request (it lacks vision)."}}
 
@@ -165,7 +168,8 @@ def test_missing_max_tokens_is_a_400_in_anthropic_shape(live):
                           json={"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "x"}]})
     assert response.status_code == 400
     assert response.json() == {"type": "error", "error": {"type": "invalid_request_error",
-                                                          "message": "max_tokens: Field required"}}
+                                                          "message": "max_tokens: Field required"},
+                               "request_id": response.headers["request-id"]}
     [row] = live.records()
     assert (row.status_code, row.billable) == (400, False)
 

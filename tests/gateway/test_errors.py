@@ -147,7 +147,7 @@ def test_upstream_timeout_everywhere_is_504(live):
 ])
 def test_each_error_reaches_the_sdk_with_openais_type(status, code, raised, kind):
     error = ApiError(status, "refused", code=code, param="model")
-    answer = httpx.MockTransport(lambda request: httpx.Response(status, content=openai_wire.error_body(error)))
+    answer = httpx.MockTransport(lambda request: httpx.Response(status, content=openai_wire.error_body(error, "req_1")))
     client = openai.OpenAI(base_url="http://gateway/v1", api_key="aka_x", max_retries=0,
                            http_client=httpx.Client(transport=answer))
     with pytest.raises(raised) as err:

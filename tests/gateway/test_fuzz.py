@@ -240,14 +240,15 @@ def fuzz(live):
         yield Fuzz(client=client, key=key, tenant=live.tenant)
 
 
-def check_error_shape(api: str, payload) -> None:
+def check_error_shape(api: str, payload, request_id: str) -> None:
     if api == "openai":
         assert set(payload) == {"error"}
         error = payload["error"]
         assert set(error) == {"message", "type", "param", "code"}
         assert isinstance(error["param"], str | None) and isinstance(error["code"], str | None)
     else:
-        assert set(payload) == {"type", "error"} and payload["type"] == "error"
+        assert set(payload) == {"type", "error", "request_id"} and payload["type"] == "error"
+        assert payload["request_id"] == request_id
         error = payload["error"]
         assert set(error) == {"type", "message"}
     assert isinstance(error["type"], str) and error["message"] and isinstance(error["message"], str)
@@ -278,7 +279,7 @@ def check(fuzz: Fuzz, api: str, body) -> None:
     if status == 200:
         check_answer(api, streamed, raw)
     else:
-        check_error_shape(api, json.loads(raw))
+        check_error_shape(api, json.loads(raw), request_id)
     row = fuzz.ledger_row(request_id)
     assert (row.status_code, row.billable) == (status, status == 200), encoded[:2000]
 

@@ -83,7 +83,8 @@ def test_anthropic_malformed_body_is_400(live, body, message):
         "x-api-key": live.raw_key, "anthropic-version": "2023-06-01", "content-type": "application/json"})
     assert_rejected(live, response)
     payload = response.json()
-    assert set(payload) == {"type", "error"} and payload["type"] == "error"
+    assert set(payload) == {"type", "error", "request_id"} and payload["type"] == "error"
+    assert payload["request_id"] == response.headers["request-id"]
     assert set(payload["error"]) == {"type", "message"}
     assert payload["error"]["type"] == "invalid_request_error"
     assert payload["error"]["message"].startswith(message)

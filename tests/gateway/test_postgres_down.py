@@ -85,7 +85,8 @@ def test_postgres_down_is_503_in_the_clients_shape_and_the_gateway_comes_back(pr
     anthropic = message(url, key)
     assert anthropic.status_code == 503
     assert anthropic.json() == {"type": "error", "error": {"type": "overloaded_error",
-                                                           "message": anthropic.json()["error"]["message"]}}
+                                                           "message": anthropic.json()["error"]["message"]},
+                                "request_id": anthropic.headers["request-id"]}
 
     time.sleep(3)  # the key's snapshot is stale now: its reload goes through the ORM
     services.postgres_start()

@@ -47,7 +47,8 @@ def test_an_unexpected_exception_answers_500_in_the_clients_shape(broken_admissi
     error = orjson.loads(body)
     if endpoint == "messages":
         assert error == {"type": "error", "error": {"type": "api_error",
-                                                    "message": "The gateway failed to process the request."}}
+                                                    "message": "The gateway failed to process the request."},
+                         "request_id": response_headers["request-id"]}
     else:
         assert error == {"error": {"message": "The gateway failed to process the request.", "type": "server_error",
                                    "param": None, "code": "internal_error"}}
