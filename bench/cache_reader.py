@@ -64,11 +64,11 @@ def pairs_and_reads() -> tuple[list[tuple], list[dict], dict]:
     chunks = tv.quarters(datasets)
     train, held_out, tests = [], [], {}
     for directory, (split, test) in datasets.items():
-        rest = np.sort(np.concatenate(chunks[directory.name][1:]))
+        rest = np.sort(np.concatenate(chunks[directory][1:]))
         part = split.subset(rest)
         train += [(part.texts[m[5]], part.texts[m[9]], m[4])
                   for m in tv.mine(part, part, np.arange(len(rest)), tv.TRAIN_FLOOR, tv.PAIRS_PER_QUERY)]
-        held = np.sort(chunks[directory.name][0])
+        held = np.sort(chunks[directory][0])
         queries = split.subset(held)
         for _, group in itertools.groupby(tv.mine(queries, split, held, tv.FIRST_STAGE_THRESHOLD,
                                                   verifier.CANDIDATES), key=lambda m: m[5]):
