@@ -264,13 +264,17 @@ class EventWriter:
 
 
 # Anthropic's error `type` by status.
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
-               403: "permission_error", 404: "not_found_error", 405: "invalid_request_error", 413: "request_too_large",
-               429: "rate_limit_error", 503: "overloaded_error"}
+ERROR_TYPES = {401: "authentication_error", 402: "billing_error", 403: "permission_error", 404: "not_found_error",
+               413: "request_too_large", 429: "rate_limit_error", 503: "overloaded_error", 504: "timeout_error"}
+
+
+def _type(error: ApiError) -> str:
+    # As Anthropic documents its errors: invalid_request_error for a 400 and for any 4xx it does not list (405, 408, 431).
+    return ERROR_TYPES.get(error.status) or ("invalid_request_error" if error.status < 500 else "api_error")
 
 
 def _error(error: ApiError) -> dict:
-    return {"type": "error", "error": {"type": ERROR_TYPES.get(error.status, "api_error"), "message": error.message}}
+    return {"type": "error", "error": {"type": _type(error), "message": error.message}}
 
 
 def error_body(error: ApiError, request_id: str) -> bytes:

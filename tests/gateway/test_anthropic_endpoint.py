@@ -4,12 +4,15 @@ import time
 
 import anthropic
 import httpx
+import httpx2
 import openai
 import orjson
 import pytest
 
 from apps.cache.models import CacheEntry
+from apps.core.errors import ApiError
 from apps.core.llm import ChatRequest, Delta, estimated_tokens
+from apps.gateway import anthropic_wire
 from apps.gateway.anthropic_wire import EventWriter
 from apps.routing.services import routing_settings_update
 
@@ -172,6 +175,37 @@ def test_missing_max_tokens_is_a_400_in_anthropic_shape(live):
                                "request_id": response.headers["request-id"]}
     [row] = live.records()
     assert (row.status_code, row.billable) == (400, False)
+
+
+# Each refusal the gateway answers, as the Anthropic SDK raises it, with the `type` Anthropic
+# documents for the status: invalid_request_error for a 4xx it does not list (408, 431), and
+# timeout_error (the SDK's GatewayTimeoutError) for a 504.
+@pytest.mark.parametrize("status, raised, kind", [
+    (400, anthropic.BadRequestError, "invalid_request_error"),
+    (401, anthropic.AuthenticationError, "authentication_error"),
+    (402, anthropic.PaymentRequiredError, "billing_error"),
+    (403, anthropic.PermissionDeniedError, "permission_error"),
+    (404, anthropic.NotFoundError, "not_found_error"),
+    (405, anthropic.APIStatusError, "invalid_request_error"),
+    (408, anthropic.RequestTimeoutError, "invalid_request_error"),
+    (413, anthropic.ContentTooLargeError, "request_too_large"),
+    (429, anthropic.RateLimitError, "rate_limit_error"),
+    (431, anthropic.RequestHeaderFieldsTooLargeError, "invalid_request_error"),
+    (500, anthropic.InternalServerError, "api_error"),
+    (502, anthropic.InternalServerError, "api_error"),
+    (503, anthropic.ServiceUnavailableError, "overloaded_error"),
+    (504, anthropic.GatewayTimeoutError, "timeout_error"),
+])
+def test_each_error_reaches_the_sdk_with_anthropics_type(status, raised, kind):
+    body = anthropic_wire.error_body(ApiError(status, "refused"), "req_1")
+    answer = httpx2.MockTransport(lambda request: httpx2.Response(status, content=body, headers={"request-id": "req_1"}))
+    client = anthropic.Anthropic(base_url="http://gateway", api_key="aka_x", max_retries=0,
+                                 http_client=httpx2.Client(transport=answer))
+    with pytest.raises(raised) as err:
+        client.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+    assert type(err.value) is raised
+    assert (err.value.status_code, err.value.type, err.value.api_message, err.value.request_id) == (
+        status, kind, "refused", "req_1")
 
 
 def test_bad_key_is_401_in_anthropic_shape(live):

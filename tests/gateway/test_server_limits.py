@@ -4,6 +4,7 @@ never finish and a connection that never sends a request. Run against the exact 
 production uses, on a loopback port."""
 
 import http.client
+import json
 import socket
 import time
 from urllib.parse import quote
@@ -56,6 +57,17 @@ def test_a_gateway_body_that_never_finishes_gets_408_in_json_and_is_closed(serve
     head, _, body = received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408")
     assert b'"code":"body_timeout"' in body.replace(b" ", b"")
+
+
+def test_an_anthropic_body_that_never_finishes_gets_408_in_anthropics_shape_naming_the_call(server):
+    received, _ = exchange(server, incomplete(b"/v1/messages"))
+    head, _, body = received.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value for name, _, value in (line.partition(": ") for line in lines)}
+    assert status.startswith("HTTP/1.1 408") and headers["connection"] == "close"
+    assert headers["request-id"] == headers["x-request-id"] and headers["request-id"].startswith("req_")
+    assert json.loads(body) == {"type": "error", "request_id": headers["request-id"], "error": {
+        "type": "invalid_request_error", "message": "The request body did not arrive in time."}}
 
 
 def test_a_management_api_body_that_never_finishes_gets_408_and_is_closed(server):
