@@ -20,10 +20,11 @@ from apps.core.lifecycle import lifespan  # noqa: E402
 from apps.core.probes import PROBES, probe  # noqa: E402
 from apps.core.request_limits import (  # noqa: E402
     BodyReadTimeout,
+    body_timeout,
     bounded_receive,
+    headers_refused,
     headers_too_large,
     refuse,
-    send_timeout,
 )
 from apps.gateway.handler import GatewayHandler  # noqa: E402
 
@@ -55,7 +56,7 @@ async def application(scope, receive, send):
     # `//v1/...` too, so a client's doubled slash gets the gateway's JSON 404, not a page.
     if scope["type"] == "http":
         if headers_too_large(scope):
-            await refuse(send, 431, "Too many request headers, or too large.", "headers_too_large")
+            await refuse(send, headers_refused())
             return
         receive = bounded_receive(receive)
     if scope["type"] == "http" and scope["path"].lstrip("/").startswith("v1/"):
@@ -82,4 +83,4 @@ async def _django(scope, receive, send) -> None:
         await django_application(scope, receive, tracked_send)
     except BodyReadTimeout:
         if not started:
-            await send_timeout(send)
+            await refuse(send, body_timeout())

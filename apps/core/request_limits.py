@@ -20,6 +20,8 @@ from functools import lru_cache
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
+from .errors import ApiError
+
 
 class BodyReadTimeout(Exception):
     pass
@@ -67,24 +69,25 @@ def _allowed(host: str) -> bool:
     return bool(domain) and validate_host(domain, allowed)
 
 
-MESSAGE = "The request body did not arrive in time."
-
-
 def headers_too_large(scope) -> bool:
     headers = scope["headers"]
     return (len(headers) > settings.AKA_MAX_HEADERS
             or sum(len(name) + len(value) for name, value in headers) > settings.AKA_MAX_HEADER_BYTES)
 
 
-async def refuse(send, status: int, message: str, code: str) -> None:
+def headers_refused() -> ApiError:
+    return ApiError(431, "Too many request headers, or too large.", code="headers_too_large")
+
+
+def body_timeout() -> ApiError:
+    return ApiError(408, "The request body did not arrive in time.", code="body_timeout")
+
+
+async def refuse(send, error: ApiError) -> None:
     """A JSON error that closes the connection (whatever the client sent after it, an
     unread body for one, would be taken for the next request)."""
-    body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "code": code}})
-    await send({"type": "http.response.start", "status": status, "headers": [
+    body = json.dumps({"error": {"message": error.message, "type": "invalid_request_error", "code": error.code}})
+    await send({"type": "http.response.start", "status": error.status, "headers": [
         (b"content-type", b"application/json"), (b"connection", b"close"),
         (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body.encode()})
-
-
-async def send_timeout(send) -> None:
-    await refuse(send, 408, MESSAGE, "body_timeout")

@@ -28,7 +28,7 @@ from django.urls.resolvers import RoutePattern, URLPattern
 from apps.core import metrics
 from apps.core.errors import ApiError
 from apps.core.lifecycle import after_response
-from apps.core.request_limits import MESSAGE, BodyReadTimeout, host_allowed
+from apps.core.request_limits import BodyReadTimeout, body_timeout, host_allowed
 
 from . import pipeline, startup  # noqa: F401  (startup registers the warm-up hook)
 from .call import Call
@@ -224,7 +224,7 @@ class GatewayHandler:
         except ClientGone:
             return None, None
         except BodyReadTimeout:
-            answer = await pipeline.refuse(Call(endpoint=endpoint), wire, ApiError(408, MESSAGE, code="body_timeout"))
+            answer = await pipeline.refuse(Call(endpoint=endpoint), wire, body_timeout())
             answer.headers["connection"] = "close"  # the rest of its body would be read as the next request
             return answer, None
         except BodyTooLarge:
