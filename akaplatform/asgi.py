@@ -54,13 +54,13 @@ async def application(scope, receive, send):
     # files, which servestatic answers before Django sees them, and the probes
     # (apps/core/probes.py). Lifespan events run the apps' start-up and shut-down hooks.
     # `//v1/...` too, so a client's doubled slash gets the gateway's JSON 404, not a page.
+    # The gateway checks the header limit itself, to refuse in its client's wire format.
     if scope["type"] == "http":
-        if headers_too_large(scope):
-            await refuse(send, headers_refused())
-            return
         receive = bounded_receive(receive)
     if scope["type"] == "http" and scope["path"].lstrip("/").startswith("v1/"):
         await gateway_application(scope, receive, send)
+    elif scope["type"] == "http" and headers_too_large(scope):
+        await refuse(send, headers_refused())
     elif scope["type"] == "http" and scope["path"] in PROBES:
         await probe(scope, receive, send)
     elif scope["type"] == "lifespan":

@@ -11,6 +11,10 @@
   streaming response waiting for a disconnect) are not bounded.
 Headers that never finish, and connections that never send a request, are closed by the
 server (akaplatform/server.py, AKA_HEADER_READ_TIMEOUT_MS) and by the proxy in front.
+
+Each refusal is an ApiError made here, answered by `refuse` beside the gateway; the
+gateway (apps/gateway/handler.py) answers the same refusals of its own requests in its
+client's wire format, naming the call, as it answers everything else.
 """
 
 import asyncio

@@ -5,8 +5,9 @@ per request (signals, response.close), which caps a process at a few hundred cal
 second. Gateway views need none of that: they authenticate by API key, touch no
 session, and do their database work on their own pools. This handler looks the path up
 among the gateway's URLs, awaits the async view directly with what it reads of the
-request (every view answers through apps.gateway.pipeline), bounds the request body
-before reading it, sends the answer
+request (every view answers through apps.gateway.pipeline), checks the request's
+headers and bounds its body before reading it (apps.core.request_limits; a refusal is
+in the client's wire format, as every answer is), sends the answer
 (driving event streams itself, so a client disconnect cancels the stream and the
 upstream call at once), and then ends the call off the client's connection. From the end
 of the body on it watches for the client hanging up: a whole answer whose client left
@@ -28,7 +29,7 @@ from django.urls.resolvers import RoutePattern, URLPattern
 from apps.core import metrics
 from apps.core.errors import ApiError
 from apps.core.lifecycle import after_response
-from apps.core.request_limits import BodyReadTimeout, body_timeout, host_allowed
+from apps.core.request_limits import BodyReadTimeout, body_timeout, headers_refused, headers_too_large, host_allowed
 
 from . import pipeline, startup  # noqa: F401  (startup registers the warm-up hook)
 from .call import Call
@@ -98,6 +99,14 @@ async def _read_body(scope, receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+async def _closing(call: Call, wire, error: ApiError) -> Answer:
+    """A refusal that closes the connection: the rest of the request's body, which was
+    not read, would be read as the next request."""
+    answer = await pipeline.refuse(call, wire, error)
+    answer.headers["connection"] = "close"
+    return answer
 
 
 def _headers(answer: Answer) -> list[tuple[bytes, bytes]]:
@@ -216,6 +225,8 @@ class GatewayHandler:
         of the request body on; None when the body was not read whole)."""
         wire = for_path(scope["path"])
         endpoint = self._endpoint(scope["path"], wire)
+        if headers_too_large(scope):
+            return await _closing(Call(endpoint=endpoint), wire, headers_refused()), None
         if not host_allowed(scope):
             return await pipeline.refuse(Call(endpoint=endpoint), wire, ApiError(
                 400, "Invalid Host header: the gateway does not serve this host name.", code="invalid_host")), None
@@ -224,9 +235,7 @@ class GatewayHandler:
         except ClientGone:
             return None, None
         except BodyReadTimeout:
-            answer = await pipeline.refuse(Call(endpoint=endpoint), wire, body_timeout())
-            answer.headers["connection"] = "close"  # the rest of its body would be read as the next request
-            return answer, None
+            return await _closing(Call(endpoint=endpoint), wire, body_timeout()), None
         except BodyTooLarge:
             return await pipeline.refuse(Call(endpoint=endpoint), wire, ApiError(
                 413, f"Request body is larger than the limit of {settings.AKA_MAX_BODY_BYTES} bytes.",
