@@ -410,7 +410,7 @@ async def end(call: Call) -> None:
     facts = await _facts(call)
     promised = call.promised or billing.call_promise(facts=facts)
     routing.observe(failed=call.outcome.failed, served=call.served.id if call.served and call.answered else None,
-                    drafted=call.speculated.drafted if call.speculated else None)
+                    answered=call.speculated.answered if call.speculated else [])
     await _learn(call)
     await billing.call_record(facts=facts, promised=promised)
     # A whole answer its client left before it went out is stored too: an SDK that timed out

@@ -384,13 +384,13 @@ def chain_for(decision: Decision, catalog: dict[str, ModelInfo], needs: set[str]
 # --- after the call -------------------------------------------------------------------
 
 
-def observe(*, failed: list[str], served: str | None, drafted: str | None) -> None:
+def observe(*, failed: list[str], served: str | None, answered: list[str]) -> None:
     """Feeds the circuit breakers: each failed attempt, then each model that answered: the
-    one served, and a speculation's draft whatever its verdict (a draft rejected on quality
-    came from a healthy upstream)."""
+    one served, and those a speculation saw answer (a draft rejected on quality, a strong
+    stream closed once the draft was accepted: healthy upstreams)."""
     for model_id in failed:
         breaker.record(model_id, ok=False)
-    for model_id in (served, drafted):
+    for model_id in (served, *answered):
         if model_id:
             breaker.record(model_id, ok=True)
 

@@ -55,7 +55,10 @@ class Run:
     served: ModelInfo | None = None
     result: ChatResult | None = None
     verdict: Verdict | None = None
-    drafted: str | None = None    # the draft's model once it answered, whatever the verdict (circuit breakers)
+    # The models that answered, for the circuit breakers (the call reports the one served
+    # anyway): the draft whatever its verdict, the strong model when we closed its stream
+    # after it had started.
+    answered: list[str] = field(default_factory=list)
     draft_cost: Decimal = Decimal(0)
     strong_cost: Decimal = Decimal(0)
     outcomes: list[dispatch.Outcome] = field(default_factory=list)
@@ -111,7 +114,8 @@ async def _draft(plan: Plan, req: ChatRequest, done: Run) -> ChatResult | None:
                                          may_try=breaker.take_probe)
     except UpstreamError:
         return None
-    done.drafted, done.draft_cost = plan.draft.id, plan.draft.cost_micros(result.usage)
+    done.answered.append(plan.draft.id)
+    done.draft_cost = plan.draft.cost_micros(result.usage)
     return result
 
 
@@ -221,3 +225,7 @@ async def race(plan: Plan, req: ChatRequest, done: Run) -> None:
         for task in (draft_task, strong_task):
             if not task.done():
                 await _cancel(task)
+        if strong_task.cancelled() and stream.model is not None:
+            # Started answering, then closed by us: a healthy upstream (one that failed mid-way
+            # ended with its error, not cancelled, and reports that failure).
+            done.answered.append(stream.model.id)

@@ -125,15 +125,33 @@ def test_race_serves_the_strong_answer_when_the_draft_is_rejected(racing):
     assert row.provider_cost_micros == row.draft_cost_micros + row.strong_cost_micros
 
 
-def race_in_process(live, sim_url, settings, monkeypatch) -> tuple[int, dict, bytes]:
-    """A raced call of at most 24 tokens run in this process, so that its circuit breakers
-    can be read: (status, headers, body). Faults are armed before."""
+def race_in_process(live, sim_url, settings, monkeypatch, circuits=None, **body) -> tuple[int, dict, bytes]:
+    """A raced call run in this process, so that its circuit breakers can be read:
+    (status, headers, body). Faults are armed before; `circuits`: the breakers' before it."""
     settings.AKA_SIMULATOR_URL = sim_url
-    monkeypatch.setattr(breaker, "_circuits", {})
+    monkeypatch.setattr(breaker, "_circuits", circuits or {})
     routing_settings_update(tenant=live.tenant, speculation="race", exploration=0.0)
     return through_handler("/v1/chat/completions", orjson.dumps(
-        {"model": "auto", "max_tokens": 24, "messages": [{"role": "user", "content": SUPPORT}]}),
+        {"model": "auto", "messages": [{"role": "user", "content": SUPPORT}], **body}),
         [(b"authorization", f"Bearer {live.raw_key}".encode())])
+
+
+def half_open(settings, model_id: str) -> dict:
+    """Circuits in which `model_id`'s is half open: its probe is free for the next call."""
+    settings.AKA_BREAKER_COOLDOWN = 60
+    return {model_id: breaker.Circuit(failures=5, opened_at=time.monotonic() - 60)}
+
+
+def test_a_strong_stream_closed_after_it_started_answering_closes_its_half_open_circuit(racing, settings,
+                                                                                       monkeypatch):
+    """The strong model's circuit is half open and its stream is the probe. It started
+    answering, then the accepted draft closed it: a healthy upstream, cut by us. Unreported,
+    the probe stayed out and no call could use the strong model for one more cool-down."""
+    live, sim_url = racing
+    status, headers, _ = race_in_process(live, sim_url, settings, monkeypatch, half_open(settings, STRONG))
+    assert (status, headers["x-aka-model"], headers["x-aka-speculation"]) == (200, CHEAP, "race:accepted")
+    assert sim_stats(sim_url)["requests"] == {CHEAP: 1, STRONG: 1}
+    assert breaker.state(STRONG) == "closed"
 
 
 def test_a_race_whose_strong_stream_is_cut_after_the_draft_was_rejected_records_both_costs(racing, settings,
@@ -143,7 +161,7 @@ def test_a_race_whose_strong_stream_is_cut_after_the_draft_was_rejected_records_
     settings.AKA_BREAKER_FAILURES = 1
     # The draft, cut at 24 tokens, is rejected at once; the strong stream (3 s for 24 tokens) is cut a third of the way.
     httpx.post(f"{sim_url}/_sim/faults", json={"model": STRONG, "kind": "cut", "times": 1})
-    status, headers, body = race_in_process(live, sim_url, settings, monkeypatch)
+    status, headers, body = race_in_process(live, sim_url, settings, monkeypatch, max_tokens=24)
 
     assert status == 502 and orjson.loads(body)["error"]["code"] == "upstream_error"
     [row] = live.records()
@@ -165,7 +183,7 @@ def test_a_race_whose_draft_fails_and_strong_stream_is_cut_bills_the_strong_inpu
     live, sim_url = racing
     httpx.post(f"{sim_url}/_sim/faults", json={"model": CHEAP, "kind": "400", "times": 5})
     httpx.post(f"{sim_url}/_sim/faults", json={"model": STRONG, "kind": "cut", "times": 1})
-    status, _, body = race_in_process(live, sim_url, settings, monkeypatch)
+    status, _, body = race_in_process(live, sim_url, settings, monkeypatch, max_tokens=24)
 
     assert status == 502 and orjson.loads(body)["error"]["code"] == "upstream_error"
     [row] = live.records()
