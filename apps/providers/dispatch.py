@@ -11,8 +11,9 @@ model's first attempt: a model it refuses is skipped untried, unless it refuses 
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from django.conf import settings
 
@@ -23,6 +24,8 @@ from apps.core.llm import ChatRequest, ChatResult, Usage
 from .adapters import Adapter, adapter_for
 from .catalog import ModelInfo
 from .errors import UpstreamError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -51,28 +54,35 @@ def _backoff(attempt: int, error: UpstreamError) -> float:
     return min(settings.AKA_RETRY_BASE_DELAY * (2**attempt) * (1 + random.random() / 2), settings.AKA_MAX_RETRY_AFTER)
 
 
-async def _each_attempt(chain: list[ModelInfo], outcome: Outcome, may_try: Callable[[str], bool] | None = None):
-    """Yields the model of each attempt, sleeping between retries; the caller reports
-    each failure through `outcome.last_error` before asking for the next. When `may_try`
-    refuses every model (each one's half-open probe went to another call since the route
-    was chosen), the chain is tried anyway, as a route whose whole pool is open is."""
+async def _first_answer(chain: list[ModelInfo], outcome: Outcome, attempt: Callable[[ModelInfo], Awaitable[T]],
+                        may_try: Callable[[str], bool] | None = None) -> T:
+    """What `attempt(model)` answers for the first model of the chain that answers, each
+    model's retryable failures retried with backoff; the last failure raised when none
+    does. When `may_try` refuses every model (each one's half-open probe went to another
+    call since the route was chosen), the chain is tried anyway, as a route whose whole
+    pool is open is."""
     tried = False
     for model in chain:
         if may_try is not None and not may_try(model.id):
             continue
         tried = True
-        for attempt in range(settings.AKA_UPSTREAM_RETRIES + 1):
+        for retry in range(settings.AKA_UPSTREAM_RETRIES + 1):
             outcome.attempts += 1
-            yield model
-            error = outcome.last_error
-            if error is None or not error.retryable or attempt == settings.AKA_UPSTREAM_RETRIES:
+            try:
+                answer = await attempt(model)
+            except UpstreamError as error:
+                failed(outcome, model, error)
+            else:
+                outcome.last_error = None
+                return answer
+            if not outcome.last_error.retryable or retry == settings.AKA_UPSTREAM_RETRIES:
                 break
-            await asyncio.sleep(_backoff(attempt, error))
-        if outcome.last_error is not None and outcome.last_error.kind == "upstream_rejected":
-            return
+            await asyncio.sleep(_backoff(retry, outcome.last_error))
+        if outcome.last_error.kind == "upstream_rejected":
+            break
     if not tried:
-        async for model in _each_attempt(chain, outcome):
-            yield model
+        return await _first_answer(chain, outcome, attempt)
+    raise outcome.last_error
 
 
 def failed(outcome: Outcome, model: ModelInfo, error: UpstreamError) -> None:
@@ -85,31 +95,22 @@ def failed(outcome: Outcome, model: ModelInfo, error: UpstreamError) -> None:
 
 async def complete(req: ChatRequest, chain: list[ModelInfo], outcome: Outcome,
                    may_try: Callable[[str], bool] | None = None) -> ChatResult:
-    async for model in _each_attempt(chain, outcome, may_try):
-        try:
-            result = await adapter_for(model.provider).complete(req, model)
-        except UpstreamError as error:
-            failed(outcome, model, error)
-            continue
-        outcome.last_error = None
-        return result
-    raise outcome.last_error
+    return await _first_answer(chain, outcome, lambda model: adapter_for(model.provider).complete(req, model),
+                               may_try)
 
 
 async def open_stream(req: ChatRequest, chain: list[ModelInfo], outcome: Outcome,
                       may_try: Callable[[str], bool] | None = None):
     """(model, first event, rest of the events) from the first model that starts answering."""
-    async for model in _each_attempt(chain, outcome, may_try):
+    async def start(model: ModelInfo):
         events: AsyncIterator = adapter_for(model.provider).stream(req, model)
         try:
-            first = await anext(events)
-        except UpstreamError as error:
-            failed(outcome, model, error)
+            return model, await anext(events), events
+        except UpstreamError:
             await events.aclose()
-            continue
-        outcome.last_error = None
-        return model, first, events
-    raise outcome.last_error
+            raise
+
+    return await _first_answer(chain, outcome, start, may_try)
 
 
 def cut_short(prompt_tokens: int, pieces: list[str]) -> Usage:
@@ -121,15 +122,11 @@ def cut_short(prompt_tokens: int, pieces: list[str]) -> Usage:
 async def embed(data: dict, chain: list[ModelInfo], outcome: Outcome) -> tuple[ModelInfo, dict, Usage]:
     """(model, OpenAI-shaped body, usage) of an embeddings call, with the same retries and
     fallbacks as chat."""
-    async for model in _each_attempt(chain, outcome):
-        try:
-            body, usage = await adapter_for(model.provider).embed(data, model)
-        except UpstreamError as error:
-            failed(outcome, model, error)
-            continue
-        outcome.last_error = None
+    async def call(model: ModelInfo):
+        body, usage = await adapter_for(model.provider).embed(data, model)
         return model, body, usage
-    raise outcome.last_error
+
+    return await _first_answer(chain, outcome, call)
 
 
 def counter_for(model: ModelInfo) -> Adapter:
