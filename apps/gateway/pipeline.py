@@ -242,7 +242,7 @@ async def speculate(call: Call, req: ChatRequest) -> bool:
 
 async def dispatch_complete(call: Call, req: ChatRequest, chain: list[ModelInfo]) -> ChatResult:
     async def complete() -> ChatResult:
-        result = await dispatch.complete(req, chain, call.outcome, may_try=_may_try(call))
+        result = await dispatch.complete(req, chain, call.outcome, circuits=_circuits(call))
         # Known the moment the upstream answers: recorded even if the rate limit then refuses.
         call.served, call.usage = next(m for m in chain if m.id == result.model), result.usage
         return result
@@ -272,15 +272,15 @@ async def dispatch_speculated(call: Call, req: ChatRequest) -> ChatResult:
 async def dispatch_stream(call: Call, req: ChatRequest, chain: list[ModelInfo]) -> AsyncIterator:
     """The upstream's stream events, once a model of the chain has started answering."""
     call.served, first, events = await alongside_admission(
-        call, dispatch.open_stream(req, chain, call.outcome, may_try=_may_try(call)))
+        call, dispatch.open_stream(req, chain, call.outcome, circuits=_circuits(call)))
     return sse.prepend(first, events)
 
 
-def _may_try(call: Call):
+def _circuits(call: Call) -> routing.Probes | None:
     """A routed call tries a model only if no other call holds its half-open probe, and
     takes the probe as it tries it (apps.routing.breaker); a model asked for by name is
     tried whatever its circuit."""
-    return routing.take_probe if call.decision is not None else None
+    return routing.Probes() if call.decision is not None else None
 
 
 # Respond

@@ -5,15 +5,17 @@ backoff, honouring Retry-After up to a cap; then the next model of the chain is 
 A timeout skips straight to the next model (retrying a stall costs a whole timeout).
 A request the upstream rejects as invalid is not retried anywhere.
 Streams commit to a model once its first event has arrived: after that nothing falls back.
-A routed call passes `may_try` (apps.routing.breaker.take_probe), asked just before a
-model's first attempt: a model it refuses is skipped untried, unless it refuses them all.
+A routed call passes its `Circuits` (apps.routing.breaker.Probes): asked just before a
+model's first attempt, a model they refuse is skipped untried, unless they refuse them all;
+told when that attempt ends with neither an answer nor an error (cancelled), so that a
+half-open probe it took goes to the next call at once.
 """
 
 import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from django.conf import settings
 
@@ -26,6 +28,16 @@ from .catalog import ModelInfo
 from .errors import UpstreamError
 
 T = TypeVar("T")
+
+
+class Circuits(Protocol):
+    """A routed call's circuit breakers, as dispatch asks them."""
+
+    def take(self, model_id: str) -> bool:
+        """Whether the call may try the model now (taking its half-open probe if so)."""
+
+    def give_back(self, model_id: str) -> None:
+        """The model's first attempt ended with neither an answer nor an error."""
 
 
 @dataclass
@@ -55,15 +67,15 @@ def _backoff(attempt: int, error: UpstreamError) -> float:
 
 
 async def _first_answer(chain: list[ModelInfo], outcome: Outcome, attempt: Callable[[ModelInfo], Awaitable[T]],
-                        may_try: Callable[[str], bool] | None = None) -> T:
+                        circuits: Circuits | None = None) -> T:
     """What `attempt(model)` answers for the first model of the chain that answers, each
     model's retryable failures retried with backoff; the last failure raised when none
-    does. When `may_try` refuses every model (each one's half-open probe went to another
+    does. When `circuits` refuse every model (each one's half-open probe went to another
     call since the route was chosen), the chain is tried anyway, as a route whose whole
     pool is open is."""
     tried = False
     for model in chain:
-        if may_try is not None and not may_try(model.id):
+        if circuits is not None and not circuits.take(model.id):
             continue
         tried = True
         for retry in range(settings.AKA_UPSTREAM_RETRIES + 1):
@@ -72,6 +84,12 @@ async def _first_answer(chain: list[ModelInfo], outcome: Outcome, attempt: Calla
                 answer = await attempt(model)
             except UpstreamError as error:
                 failed(outcome, model, error)
+            except asyncio.CancelledError:
+                # Nothing learnt of the model: its probe, if this call took it, is free at
+                # once. After a failed attempt it is not: that failure reports, and reopens it.
+                if circuits is not None and retry == 0:
+                    circuits.give_back(model.id)
+                raise
             else:
                 outcome.last_error = None
                 return answer
@@ -94,13 +112,13 @@ def failed(outcome: Outcome, model: ModelInfo, error: UpstreamError) -> None:
 
 
 async def complete(req: ChatRequest, chain: list[ModelInfo], outcome: Outcome,
-                   may_try: Callable[[str], bool] | None = None) -> ChatResult:
+                   circuits: Circuits | None = None) -> ChatResult:
     return await _first_answer(chain, outcome, lambda model: adapter_for(model.provider).complete(req, model),
-                               may_try)
+                               circuits)
 
 
 async def open_stream(req: ChatRequest, chain: list[ModelInfo], outcome: Outcome,
-                      may_try: Callable[[str], bool] | None = None):
+                      circuits: Circuits | None = None):
     """(model, first event, rest of the events) from the first model that starts answering."""
     async def start(model: ModelInfo):
         events: AsyncIterator = adapter_for(model.provider).stream(req, model)
@@ -110,7 +128,7 @@ async def open_stream(req: ChatRequest, chain: list[ModelInfo], outcome: Outcome
             await events.aclose()
             raise
 
-    return await _first_answer(chain, outcome, start, may_try)
+    return await _first_answer(chain, outcome, start, circuits)
 
 
 def cut_short(prompt_tokens: int, pieces: list[str]) -> Usage:

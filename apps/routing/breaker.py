@@ -5,12 +5,13 @@ In process, per worker: each worker learns a provider's failures from its own ca
 state on the hot path. After AKA_BREAKER_FAILURES consecutive failed attempts a model's
 circuit opens for AKA_BREAKER_COOLDOWN seconds: routes skip it. Then it is half open:
 one routed call may try it again (the probe); success closes it, another failure reopens
-it. Routes filter their models with `is_open`, which only looks; the probe is taken by
-`take_probe` as a call is about to be made (apps.providers.dispatch asks it), so a model
-looked at but not called (the router routed elsewhere, a fallback was not needed) leaves
-the probe to the call that tries it. A probe that never reports (its call was cancelled)
-goes to the next caller after another cool-down, so that one unanswered probe cannot keep
-the circuit open for good.
+it. Routes filter their models with `is_open`, which only looks; the probe is taken by a
+call's `Probes` as the call is about to be made (apps.providers.dispatch asks them), so a
+model looked at but not called (the router routed elsewhere, a fallback was not needed)
+leaves the probe to the call that tries it. An attempt cancelled before it answered or
+failed (the race was decided, the client left) gives its probe back, and the next call
+may probe at once. A probe that never reports otherwise goes to the next caller after
+another cool-down, so that one unanswered probe cannot keep the circuit open for good.
 """
 
 import time
@@ -59,20 +60,38 @@ def is_open(model_id: str) -> bool:
     return _cooling(circuit, now) or _probe_out(circuit, now)
 
 
-def take_probe(model_id: str) -> bool:
-    """Asked as a routed call is about to try the model: False while another call holds
-    its half-open probe (the model is skipped); True otherwise, taking the probe when the
-    circuit is half open. A circuit still cooling down does not refuse: routes have left
-    such a model out already, unless every other was open too (services.decide_with)."""
-    circuit = _circuits.get(model_id)
-    if circuit is None or circuit.opened_at is None:
+class Probes:
+    """What one routed call's dispatch asks of the circuits: whether it may try a model,
+    taking the half-open probe as it does; and the probes it took, by model and by when,
+    so that an attempt ending without an outcome gives back its own probe and no other."""
+
+    def __init__(self) -> None:
+        self.taken: dict[str, float] = {}
+
+    def take(self, model_id: str) -> bool:
+        """Asked as the call is about to try the model: False while another call holds its
+        half-open probe (the model is skipped); True otherwise, taking the probe when the
+        circuit is half open. A circuit still cooling down does not refuse: routes have left
+        such a model out already, unless every other was open too (services.decide_with)."""
+        circuit = _circuits.get(model_id)
+        if circuit is None or circuit.opened_at is None:
+            return True
+        now = time.monotonic()
+        if _probe_out(circuit, now):
+            return False
+        if not _cooling(circuit, now):
+            circuit.probe_at = self.taken[model_id] = now
         return True
-    now = time.monotonic()
-    if _probe_out(circuit, now):
-        return False
-    if not _cooling(circuit, now):
-        circuit.probe_at = now
-    return True
+
+    def give_back(self, model_id: str) -> None:
+        """The attempt that took the model's probe ended with neither an answer nor an error:
+        the probe is free for the next call. Only this call's probe, while still out: not once
+        the circuit has closed or reopened, nor another call's probe taken since (never within
+        a cool-down of this one, so the time a probe was taken names it)."""
+        taken_at = self.taken.pop(model_id, None)
+        circuit = _circuits.get(model_id)
+        if taken_at is not None and circuit is not None and circuit.probe_at == taken_at:
+            circuit.probe_at = None
 
 
 def state(model_id: str) -> str:

@@ -18,7 +18,7 @@ from apps.providers.catalog import ModelInfo
 from apps.providers.models import CatalogModel
 
 from . import breaker, labels, store
-from .breaker import take_probe
+from .breaker import Probes
 from .classify import CHOICE, MATH, task_of
 from .judges import after_verdict, pass_rate
 from .models import Feedback, RoutingSettings
@@ -26,7 +26,7 @@ from .predictor import Belief, belief, priors
 from .selectors import NEGATIVE, routing_settings_for
 from .store import Sample
 
-__all__ = ["NEGATIVE", "Sample", "take_probe"]
+__all__ = ["NEGATIVE", "Probes", "Sample"]
 log = logging.getLogger(__name__)
 
 # --- settings -------------------------------------------------------------------------

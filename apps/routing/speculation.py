@@ -111,7 +111,7 @@ async def _draft(plan: Plan, req: ChatRequest, done: Run) -> ChatResult | None:
     done.outcomes.append(outcome)
     try:
         result = await dispatch.complete(plan.judge.draft_request(req), [plan.draft], outcome,
-                                         may_try=breaker.take_probe)
+                                         circuits=breaker.Probes())
     except UpstreamError:
         return None
     done.answered.append(plan.draft.id)
@@ -129,7 +129,7 @@ async def cascade(plan: Plan, req: ChatRequest, done: Run) -> None:
     done.outcome = "rejected" if draft is not None else "draft_failed"   # also when the strong call fails
     outcome = dispatch.Outcome()
     done.outcomes.append(outcome)
-    strong = await dispatch.complete(req, plan.strong_chain, outcome, may_try=breaker.take_probe)
+    strong = await dispatch.complete(req, plan.strong_chain, outcome, circuits=breaker.Probes())
     done.served = next(m for m in plan.strong_chain if m.id == strong.model)
     done.strong_cost = done.served.cost_micros(strong.usage)
     done.result = strong
@@ -146,7 +146,7 @@ class StrongStream:
 
     async def read(self, req: ChatRequest, chain: list[ModelInfo], outcome: dispatch.Outcome) -> ChatResult:
         self.model, first, events = await dispatch.open_stream(replace(req, stream=True), chain, outcome,
-                                                               may_try=breaker.take_probe)
+                                                               circuits=breaker.Probes())
         try:
             event = first
             while True:

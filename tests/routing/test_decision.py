@@ -14,6 +14,7 @@ from apps.cache.embedder import embedder
 from apps.core.llm import ChatRequest, ChatResult, Usage
 from apps.providers import dispatch
 from apps.providers.catalog import ModelInfo
+from apps.providers.errors import UpstreamError
 from apps.routing import breaker
 from apps.routing.classify import task_of
 from apps.routing.judges import Verdict, after_verdict
@@ -117,11 +118,11 @@ def test_a_circuit_half_opens_after_its_cool_down_and_closes_on_success(clock):
     breaker.record("mini", ok=False)
     assert breaker.is_open("mini") is True         # cooling down: routes skip it
     # Tried anyway only by a route with every model open: that takes no probe.
-    assert breaker.take_probe("mini") is True
+    assert breaker.Probes().take("mini") is True
     clock[0] += 30
     assert breaker.is_open("mini") is False        # half open: one call may try it
-    assert breaker.take_probe("mini") is True      # the call that tries it takes the probe
-    assert breaker.is_open("mini") is True and breaker.take_probe("mini") is False  # the others wait for it
+    assert breaker.Probes().take("mini") is True   # the call that tries it takes the probe
+    assert breaker.is_open("mini") is True and breaker.Probes().take("mini") is False  # the others wait for it
     breaker.record("mini", ok=True)
     assert breaker.state("mini") == "closed" and breaker.is_open("mini") is False
 
@@ -131,11 +132,11 @@ def test_a_probe_that_never_reports_goes_to_the_next_caller_after_a_cool_down(cl
     would have stayed open for good."""
     breaker.record("mini", ok=False)
     clock[0] += 30
-    assert breaker.take_probe("mini") is True      # taken, never reported on
+    assert breaker.Probes().take("mini") is True   # taken, never reported on
     clock[0] += 29
-    assert breaker.is_open("mini") is True and breaker.take_probe("mini") is False
+    assert breaker.is_open("mini") is True and breaker.Probes().take("mini") is False
     clock[0] += 1
-    assert breaker.is_open("mini") is False and breaker.take_probe("mini") is True   # the next caller's probe
+    assert breaker.is_open("mini") is False and breaker.Probes().take("mini") is True   # the next caller's probe
     breaker.record("mini", ok=False)
     assert breaker.is_open("mini") is True         # a failed probe reopens it for a whole cool-down
 
@@ -156,7 +157,7 @@ def test_a_half_open_model_looked_at_but_not_called_keeps_its_probe(clock):
     # Still half open with its probe untaken: the next call is routed there, and tries it.
     support = decide(SUPPORT)
     assert (support.route, support.model) == ("cheap", MINI)
-    assert breaker.take_probe("mini") is True
+    assert breaker.Probes().take("mini") is True
     # One call at a time: the others route around it until the probe reports.
     assert (decide(SUPPORT).route, decide(SUPPORT).model) == ("fallback", STRONG)
 
@@ -180,10 +181,10 @@ def test_one_routed_call_at_a_time_tries_a_half_open_model(clock, monkeypatch):
     async def calls():
         chain = [MINI, NANO]   # mini, then its fallback
         routed = [dispatch.Outcome(), dispatch.Outcome()]
-        answers = await asyncio.gather(*(dispatch.complete(ask(SUPPORT), chain, outcome, may_try=breaker.take_probe)
+        answers = await asyncio.gather(*(dispatch.complete(ask(SUPPORT), chain, outcome, circuits=breaker.Probes())
                                          for outcome in routed))
         alone = dispatch.Outcome()
-        untried = await dispatch.complete(ask(SUPPORT), [MINI], alone, may_try=breaker.take_probe)
+        untried = await dispatch.complete(ask(SUPPORT), [MINI], alone, circuits=breaker.Probes())
         named = await dispatch.complete(ask(SUPPORT), [MINI], dispatch.Outcome())   # no circuit asked
         return [a.model for a in answers], [o.attempts for o in routed], (untried.model, alone.attempts), named.model
 
@@ -191,6 +192,75 @@ def test_one_routed_call_at_a_time_tries_a_half_open_model(clock, monkeypatch):
     assert (served, attempts) == (["mini", "nano"], [1, 1])
     assert untried == ("mini", 1)
     assert named == "mini" and asked == ["mini", "nano", "mini", "mini"]
+
+
+def test_a_routed_call_cancelled_before_its_probe_answered_gives_the_probe_back(clock, settings, monkeypatch):
+    """A call tries the half-open model (the probe) and is cancelled before it answers or
+    fails (a race decided the other way, the client gone): nothing was learnt of the model,
+    so the next call may probe it at once. A call cancelled while retrying after a failed
+    attempt keeps it: that failure reports, and reopens the circuit."""
+    settings.AKA_RETRY_BASE_DELAY = 0
+    breaker.record("mini", ok=False)
+    clock[0] += 30
+    failures = []
+
+    class Upstream:
+        asked: asyncio.Event
+
+        async def complete(self, req, model):
+            if failures:
+                raise failures.pop()
+            self.asked.set()
+            await asyncio.Event().wait()   # no answer until cancelled
+
+    upstream = Upstream()
+    monkeypatch.setattr(dispatch, "adapter_for", lambda provider: upstream)
+
+    async def cancelled_while_trying(outcome):
+        upstream.asked = asyncio.Event()
+        call = asyncio.ensure_future(dispatch.complete(ask(SUPPORT), [MINI], outcome, circuits=breaker.Probes()))
+        await upstream.asked.wait()
+        probe_out = breaker.is_open("mini")
+        call.cancel()
+        await asyncio.gather(call, return_exceptions=True)
+        return probe_out
+
+    first = dispatch.Outcome()
+    assert asyncio.run(cancelled_while_trying(first)) is True
+    assert (first.attempts, first.failed) == (1, [])
+    assert breaker.is_open("mini") is False and breaker.state("mini") == "half_open"
+    failures.append(UpstreamError(502, "upstream failed", retryable=True, upstream_status=500))
+    retried = dispatch.Outcome()
+    assert asyncio.run(cancelled_while_trying(retried)) is True
+    assert (retried.attempts, retried.failed) == (2, ["mini"])
+    assert breaker.is_open("mini") is True   # its failure is reported when the call ends
+
+
+def test_a_probe_is_given_back_once_and_only_while_it_is_still_out(clock):
+    """A call's give-back frees its own probe; never another call's taken since, nor one of
+    a circuit that has closed or reopened."""
+    breaker.record("mini", ok=False)
+    clock[0] += 30
+    first, second = breaker.Probes(), breaker.Probes()
+    assert first.take("mini") is True
+    first.give_back("mini")
+    assert second.take("mini") is True            # the next call probes at once
+    first.give_back("mini")                        # twice: the second call's probe stays out
+    assert breaker.is_open("mini") is True and breaker.Probes().take("mini") is False
+    clock[0] += 30                                 # the second's probe went unreported for a cool-down
+    third = breaker.Probes()
+    assert third.take("mini") is True
+    second.give_back("mini")                       # late: the third's probe stays out
+    assert breaker.is_open("mini") is True
+    breaker.record("mini", ok=False)               # another call's failure reopens the circuit
+    clock[0] += 30
+    fourth = breaker.Probes()
+    assert fourth.take("mini") is True
+    third.give_back("mini")                        # its circuit reopened since: the fourth's probe stays out
+    assert breaker.is_open("mini") is True
+    breaker.record("mini", ok=True)
+    fourth.give_back("mini")                       # closed since: nothing to give back
+    assert breaker.state("mini") == "closed" and breaker.is_open("mini") is False
 
 
 def test_the_floor_holds_on_average_spent_where_the_cheap_model_loses_least():

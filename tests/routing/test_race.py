@@ -154,6 +154,18 @@ def test_a_strong_stream_closed_after_it_started_answering_closes_its_half_open_
     assert breaker.state(STRONG) == "closed"
 
 
+def test_a_strong_stream_closed_before_it_answered_gives_its_probe_back(racing, settings, monkeypatch):
+    """The strong model's circuit is half open and its stream is the probe. It stalls, and
+    the accepted draft closes it before its first event: nothing was learnt of the model, so
+    the next call may probe it at once instead of after one more cool-down."""
+    live, sim_url = racing
+    httpx.post(f"{sim_url}/_sim/faults", json={"model": STRONG, "kind": "stall", "times": 1})
+    status, headers, _ = race_in_process(live, sim_url, settings, monkeypatch, half_open(settings, STRONG))
+    assert (status, headers["x-aka-model"], headers["x-aka-speculation"]) == (200, CHEAP, "race:accepted")
+    assert sim_stats(sim_url)["faulted"] == {STRONG: 1}
+    assert breaker.state(STRONG) == "half_open" and breaker.is_open(STRONG) is False
+
+
 def test_a_race_whose_strong_stream_is_cut_after_the_draft_was_rejected_records_both_costs(racing, settings,
                                                                                           monkeypatch):
     """Run in this process, so that its circuit breakers can be read."""
