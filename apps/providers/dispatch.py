@@ -98,7 +98,7 @@ async def _first_answer(chain: list[ModelInfo], outcome: Outcome, attempt: Calla
             await asyncio.sleep(_backoff(retry, outcome.last_error))
         if outcome.last_error.kind == "upstream_rejected":
             break
-    if not tried:
+    if not tried and circuits is not None:
         return await _first_answer(chain, outcome, attempt)
     raise outcome.last_error
 
