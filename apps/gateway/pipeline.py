@@ -409,7 +409,9 @@ async def end(call: Call) -> None:
         return  # never authenticated (metrics only), or not a call (the model list)
     facts = await _facts(call)
     promised = call.promised or billing.call_promise(facts=facts)
-    routing.observe(failed=call.outcome.failed, served=call.served.id if call.served and call.answered else None,
+    # A cache hit called no model: its model's circuit learns nothing from it.
+    routing.observe(failed=call.outcome.failed,
+                    served=call.served.id if call.served and call.answered and not call.hit else None,
                     answered=call.speculated.answered if call.speculated else [])
     await _learn(call)
     await billing.call_record(facts=facts, promised=promised)

@@ -318,3 +318,19 @@ def test_an_alias_serves_its_one_model_able_to_and_refuses_when_none_is(live, si
     with pytest.raises(openai.BadRequestError) as refused:   # neither Claude model has a JSON mode
         ask(live, SUPPORT_AGAIN, model="aka:claude", response_format={"type": "json_object"})
     assert refused.value.code == "unsupported_parameter" and "json" in refused.value.message
+
+
+def test_a_cache_hit_tells_no_circuit_breaker_that_its_model_answered(live, sim, settings, monkeypatch):
+    """A cached answer calls no model. Reported as the cheap model's success, an exact hit of
+    its answer closed its open circuit, and hits between its failures would reset their count."""
+    settings.AKA_SIMULATOR_URL = sim
+    monkeypatch.setattr(breaker, "_circuits", {})
+    settle(live, live.tenant, cache=True)
+    status, first, _ = routed_in_process(live, SUPPORT)
+    assert (status, first["x-aka-model"], first["x-aka-cache"]) == (200, CHEAP, "miss")
+    for _ in range(settings.AKA_BREAKER_FAILURES):
+        breaker.record(CHEAP, ok=False)
+    status, again, _ = routed_in_process(live, SUPPORT)
+    assert (status, again["x-aka-model"], again["x-aka-cache"]) == (200, CHEAP, "exact")
+    assert breaker.state(CHEAP) == "open"
+    assert stats(sim)["requests"] == {CHEAP: 1}
