@@ -80,6 +80,12 @@ class Call:
         served it, and the cache may keep it."""
         return self.status == 200 or (self.status == 499 and self.answer is not None)
 
+    @property
+    def upstream(self) -> ModelInfo | None:
+        """The model whose upstream answered the call: the served one, unless the cache
+        answered (a hit called no model, and its model's circuit and metrics learn nothing)."""
+        return self.served if self.served is not None and self.answered and not self.hit else None
+
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
 

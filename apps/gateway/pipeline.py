@@ -402,16 +402,14 @@ async def end(call: Call) -> None:
     call.stop_clock()
     metrics.REQUESTS.labels(call.endpoint, str(call.status)).inc()
     metrics.LATENCY.labels(call.endpoint).observe(call.latency_ms / 1000)
-    if call.served is not None and call.answered and not call.hit:
-        fallback = call.model is not None and call.served.id != call.model.id
-        metrics.SERVED.labels(call.served.id, "yes" if fallback else "no").inc()
+    if call.upstream is not None:
+        fallback = call.model is not None and call.upstream.id != call.model.id
+        metrics.SERVED.labels(call.upstream.id, "yes" if fallback else "no").inc()
     if call.principal is None or not call.ledger:
         return  # never authenticated (metrics only), or not a call (the model list)
     facts = await _facts(call)
     promised = call.promised or billing.call_promise(facts=facts)
-    # A cache hit called no model: its model's circuit learns nothing from it.
-    routing.observe(failed=call.outcome.failed,
-                    served=call.served.id if call.served and call.answered and not call.hit else None,
+    routing.observe(failed=call.outcome.failed, served=call.upstream.id if call.upstream else None,
                     answered=call.speculated.answered if call.speculated else [])
     await _learn(call)
     await billing.call_record(facts=facts, promised=promised)
@@ -460,8 +458,8 @@ async def _learn(call: Call) -> None:
         shown = routing.judge_label(call.decision, done.verdict)
         samples.append(routing.Sample(request_id=call.request_id, model=call.speculation.draft.id,
                                       task=call.decision.task, good=shown, source="judge" if shown is not None else ""))
-    if call.served is not None and call.answered and all(s.model != call.served.id for s in samples):
-        samples.append(routing.Sample(request_id=call.request_id, model=call.served.id, task=call.decision.task))
+    if call.upstream is not None and all(s.model != call.upstream.id for s in samples):
+        samples.append(routing.Sample(request_id=call.request_id, model=call.upstream.id, task=call.decision.task))
     if samples:
         try:
             await routing.remember(tenant_id=call.principal.tenant_id, vector=call.vector, samples=samples)
