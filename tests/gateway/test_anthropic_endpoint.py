@@ -204,8 +204,10 @@ def test_each_error_reaches_the_sdk_with_anthropics_type(status, raised, kind):
     with pytest.raises(raised) as err:
         client.messages.create(model="claude-haiku-4-5", max_tokens=10, messages=[{"role": "user", "content": "x"}])
     assert type(err.value) is raised
+    # The header's id is the SDK's request_id; the body must name the same call.
     assert (err.value.status_code, err.value.type, err.value.api_message, err.value.request_id) == (
         status, kind, "refused", "req_1")
+    assert err.value.body["request_id"] == "req_1"
 
 
 def test_bad_key_is_401_in_anthropic_shape(live):

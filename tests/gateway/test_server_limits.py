@@ -84,6 +84,17 @@ def test_oversized_header_blocks_are_refused(server, headers):
     assert received.startswith(b"HTTP/1.1 431")
 
 
+@pytest.mark.parametrize("path", [b"/healthz", b"/api/keys/"])
+def test_a_header_block_over_the_apps_limit_is_refused_by_the_app_outside_the_gateway(server, path):
+    """40 KB: within what the server reads, over AKA_MAX_HEADER_BYTES (32 KB), so the
+    application's own check answers, for the probes and Django alike."""
+    received, _ = exchange(server, b"GET " + path + b" HTTP/1.1\r\nhost: 127.0.0.1\r\nx-big: " + b"a" * 40_000
+                           + b"\r\n\r\n")
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431")
+    assert json.loads(body)["error"]["code"] == "headers_too_large"
+
+
 def test_an_ordinary_request_is_served(server):
     received, _ = exchange(server, b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
     assert received.startswith(b"HTTP/1.1 200")
