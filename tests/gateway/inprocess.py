@@ -2,9 +2,13 @@
 patch or count what runs inside a call."""
 
 import asyncio
+import time
+
+import orjson
 
 from apps.core.lifecycle import run_shutdown
 from apps.gateway.handler import GatewayHandler
+from apps.routing import breaker
 from tests.asgi import http_scope
 
 
@@ -31,3 +35,17 @@ def through_handler(path: str, body: bytes, headers: list[tuple[bytes, bytes]]) 
     start, *rest = sent
     return (start["status"], {k.decode(): v.decode() for k, v in start["headers"]},
             b"".join(m.get("body", b"") for m in rest))
+
+
+def routed_in_process(live, content: str, **body) -> tuple[int, dict[str, str], bytes]:
+    """A routed call (model "auto") of `live`'s tenant run in this process, so that its
+    circuit breakers can be read."""
+    return through_handler("/v1/chat/completions", orjson.dumps(
+        {"model": "auto", "messages": [{"role": "user", "content": content}], **body}),
+        [(b"authorization", f"Bearer {live.raw_key}".encode())])
+
+
+def half_open(settings, model_id: str) -> dict:
+    """Circuits in which `model_id`'s is half open: its probe is free for the next call."""
+    settings.AKA_BREAKER_COOLDOWN = 60
+    return {model_id: breaker.Circuit(failures=5, opened_at=time.monotonic() - 60)}

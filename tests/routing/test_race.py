@@ -22,7 +22,7 @@ from apps.routing import breaker
 from apps.routing.services import routing_settings_update
 from tests import factories
 from tests.conftest import Live, _wait_for_catalog, _wait_until_the_gateway_is_quiet
-from tests.gateway.inprocess import through_handler
+from tests.gateway.inprocess import half_open, routed_in_process
 from tests.live import _python, start_gateway, start_server
 
 CHEAP, STRONG = "gpt-4o-mini", "gpt-4o"
@@ -131,15 +131,7 @@ def race_in_process(live, sim_url, settings, monkeypatch, circuits=None, **body)
     settings.AKA_SIMULATOR_URL = sim_url
     monkeypatch.setattr(breaker, "_circuits", circuits or {})
     routing_settings_update(tenant=live.tenant, speculation="race", exploration=0.0)
-    return through_handler("/v1/chat/completions", orjson.dumps(
-        {"model": "auto", "messages": [{"role": "user", "content": SUPPORT}], **body}),
-        [(b"authorization", f"Bearer {live.raw_key}".encode())])
-
-
-def half_open(settings, model_id: str) -> dict:
-    """Circuits in which `model_id`'s is half open: its probe is free for the next call."""
-    settings.AKA_BREAKER_COOLDOWN = 60
-    return {model_id: breaker.Circuit(failures=5, opened_at=time.monotonic() - 60)}
+    return routed_in_process(live, SUPPORT, **body)
 
 
 def test_a_strong_stream_closed_after_it_started_answering_closes_its_half_open_circuit(racing, settings,

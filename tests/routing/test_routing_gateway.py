@@ -20,7 +20,7 @@ from apps.routing import breaker
 from apps.routing.judges import after_verdict
 from apps.routing.models import RoutingSample
 from apps.routing.services import routing_settings_update
-from tests.gateway.inprocess import through_handler
+from tests.gateway.inprocess import half_open, routed_in_process, through_handler
 
 CHEAP, STRONG = "gpt-4.1-nano", "gpt-4.1"   # models no other test faults, so no circuit is open
 SUPPORT = "Where is my new debit card? I ordered it two weeks ago."
@@ -234,9 +234,7 @@ def test_a_cascade_whose_strong_model_fails_records_what_it_spent_and_tells_the_
         httpx.post(f"{sim}/_sim/faults", json={"model": model, "kind": "500", "times": None})
     messages = [{"role": "user", "content": SUPPORT}]
     try:
-        status, headers, body = through_handler("/v1/chat/completions",
-                                                orjson.dumps({"model": "auto", "messages": messages}),
-                                                [(b"authorization", f"Bearer {live.raw_key}".encode())])
+        status, headers, body = routed_in_process(live, SUPPORT)
     finally:
         httpx.delete(f"{sim}/_sim/faults")
 
@@ -255,19 +253,12 @@ def test_a_cascade_whose_strong_model_fails_records_what_it_spent_and_tells_the_
     assert (breaker.state(STRONG), breaker.state("gpt-4o")) == ("open", "open")
 
 
-def routed_in_process(live, content: str, **body) -> tuple[int, dict, bytes]:
-    """A routed call run in this process, so that its circuit breakers can be read."""
-    return through_handler("/v1/chat/completions", orjson.dumps(
-        {"model": "auto", "messages": [{"role": "user", "content": content}], **body}),
-        [(b"authorization", f"Bearer {live.raw_key}".encode())])
-
-
 def test_a_half_open_model_passed_over_is_tried_by_the_next_call_it_suits(live, sim, settings, monkeypatch):
     """The cheap model's circuit is half open. A math prompt goes to the strong model: the
     router looked at the cheap one and did not call it, which took its probe, and the
     support prompt after it was routed around it for one more cool-down."""
-    settings.AKA_SIMULATOR_URL, settings.AKA_BREAKER_COOLDOWN = sim, 60
-    monkeypatch.setattr(breaker, "_circuits", {CHEAP: breaker.Circuit(failures=5, opened_at=time.monotonic() - 60)})
+    settings.AKA_SIMULATOR_URL = sim
+    monkeypatch.setattr(breaker, "_circuits", half_open(settings, CHEAP))
     settle(live, live.tenant)
     _, math, _ = routed_in_process(live, MATH)
     assert (math["x-aka-route"], math["x-aka-model"]) == ("strong", STRONG)
@@ -281,8 +272,8 @@ def test_a_draft_the_judge_rejects_is_a_success_for_its_circuit_breaker(live, si
     """The cheap model's circuit is half open and its draft is the probe. The draft answered,
     cut at 5 tokens, and the judge rejected it: a rejection on quality, from a healthy
     upstream. Unreported, the probe kept the circuit open one more cool-down."""
-    settings.AKA_SIMULATOR_URL, settings.AKA_BREAKER_COOLDOWN = sim, 60
-    monkeypatch.setattr(breaker, "_circuits", {CHEAP: breaker.Circuit(failures=5, opened_at=time.monotonic() - 60)})
+    settings.AKA_SIMULATOR_URL = sim
+    monkeypatch.setattr(breaker, "_circuits", half_open(settings, CHEAP))
     settle(live, live.tenant, speculation="cascade")
     status, headers, _ = routed_in_process(live, SUPPORT, max_tokens=5)
     assert (status, headers["x-aka-route"], headers["x-aka-speculation"]) == (200, "cheap", "cascade:rejected")
