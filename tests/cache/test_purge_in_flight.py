@@ -10,6 +10,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 
 from apps.cache import purge, services
+from apps.cache.models import CacheSettings
 from apps.core.llm import ChatResult, Usage
 from tests import factories
 from tests.cache.helpers import run
@@ -61,10 +62,15 @@ def test_a_call_in_flight_stores_nothing_after_a_purge_or_the_cache_turned_off(t
     run(scenario())
 
 
-def test_a_write_during_a_purge_waits_for_it_and_then_stores_nothing(transactional_db):
+@pytest.mark.parametrize("first", [False, True], ids=["settings row", "first purge"])
+def test_a_write_during_a_purge_waits_for_it_and_then_stores_nothing(transactional_db, first):
+    """`first`: the tenant never changed its settings and never stored an answer, so it has
+    no settings row: its first purge creates it, and the write must wait on that too
+    (before, it found no row to wait on and stored its answer after the purge)."""
     tenant, _ = factories.make_tenant()
-    # The tenant's settings row exists (its first change): a purge locks it.
-    services.cache_settings_update(tenant=tenant, changes={"ttl_seconds": 3600})
+    if not first:   # the tenant's settings row exists (its first change): a purge locks it
+        services.cache_settings_update(tenant=tenant, changes={"ttl_seconds": 3600})
+    assert CacheSettings.objects.for_tenant(tenant).exists() is not first
     locked, release = threading.Event(), threading.Event()
 
     def purge_slowly():
@@ -90,3 +96,21 @@ def test_a_write_during_a_purge_waits_for_it_and_then_stores_nothing(transaction
         assert not await exact_hit(tenant.pk)
 
     run(scenario())
+
+
+def test_a_tenants_first_answer_stored_makes_its_settings_row_with_the_defaults(transactional_db):
+    """What the write waits on when it meets a first purge (store.SETTINGS_ROW); a row that
+    exists is left as it is."""
+    tenant, other = factories.make_tenant()[0], factories.make_tenant()[0]
+    services.cache_settings_update(tenant=other, changes={"ttl_seconds": 600})
+
+    async def scenario():
+        for t in (tenant, other):
+            plan, miss = await planned(t.pk)
+            assert await services.remember(plan, miss, ANSWER) is not None
+
+    run(scenario())
+    row, default = CacheSettings.objects.for_tenant(tenant).get(), CacheSettings(tenant=tenant)
+    assert [getattr(row, f.attname) for f in CacheSettings._meta.concrete_fields] == [
+        getattr(default, f.attname) for f in CacheSettings._meta.concrete_fields]
+    assert CacheSettings.objects.for_tenant(other).get().ttl_seconds == 600
