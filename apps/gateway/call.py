@@ -86,6 +86,14 @@ class Call:
         answered (a hit called no model, and its model's circuit and metrics learn nothing)."""
         return self.served if self.served is not None and self.answered and not self.hit else None
 
+    @property
+    def answering(self) -> ModelInfo | None:
+        """The model whose upstream answered, or was answering when the client left (a
+        stream's first event had come, 499): healthy either way, for its circuit breaker."""
+        if self.upstream is not None:
+            return self.upstream
+        return self.served if self.served is not None and self.status == 499 and not self.hit else None
+
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
 

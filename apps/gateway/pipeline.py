@@ -409,7 +409,7 @@ async def end(call: Call) -> None:
         return  # never authenticated (metrics only), or not a call (the model list)
     facts = await _facts(call)
     promised = call.promised or billing.call_promise(facts=facts)
-    routing.observe(failed=call.outcome.failed, served=call.upstream.id if call.upstream else None,
+    routing.observe(failed=call.outcome.failed, served=call.answering.id if call.answering else None,
                     answered=call.speculated.answered if call.speculated else [])
     await _learn(call)
     await billing.call_record(facts=facts, promised=promised)

@@ -12,18 +12,26 @@ from apps.routing import breaker
 from tests.asgi import http_scope
 
 
-def through_handler(path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[int, dict[str, str], bytes]:
-    """(status, headers, body) of one call, once its record stage has run."""
+def through_handler(path: str, body: bytes, headers: list[tuple[bytes, bytes]], *,
+                    leave: bool = False) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers, body) of one call, once its record stage has run. `leave`: the
+    client hangs up once the first bytes of the answer's body reach it."""
     sent, given = [], []
+    first_bytes = asyncio.Event()
 
     async def receive():
         if not given:
             given.append(body)
             return {"type": "http.request", "body": body, "more_body": False}
+        if leave:
+            await first_bytes.wait()
+            return {"type": "http.disconnect"}
         await asyncio.Event().wait()  # a client that stays to the end
 
     async def send(message):
         sent.append(message)
+        if message.get("body"):
+            first_bytes.set()
 
     scope = http_scope("POST", path, [(b"content-type", b"application/json"), *headers])
 
@@ -37,12 +45,12 @@ def through_handler(path: str, body: bytes, headers: list[tuple[bytes, bytes]]) 
             b"".join(m.get("body", b"") for m in rest))
 
 
-def routed_in_process(live, content: str, **body) -> tuple[int, dict[str, str], bytes]:
+def routed_in_process(live, content: str, leave: bool = False, **body) -> tuple[int, dict[str, str], bytes]:
     """A routed call (model "auto") of `live`'s tenant run in this process, so that its
     circuit breakers can be read."""
     return through_handler("/v1/chat/completions", orjson.dumps(
         {"model": "auto", "messages": [{"role": "user", "content": content}], **body}),
-        [(b"authorization", f"Bearer {live.raw_key}".encode())])
+        [(b"authorization", f"Bearer {live.raw_key}".encode())], leave=leave)
 
 
 def half_open(settings, model_id: str) -> dict:

@@ -281,6 +281,21 @@ def test_a_draft_the_judge_rejects_is_a_success_for_its_circuit_breaker(live, si
     assert breaker.state(CHEAP) == "closed"
 
 
+def test_a_routed_stream_its_client_leaves_is_a_success_for_its_circuit_breaker(live, sim, settings, monkeypatch):
+    """The cheap model's circuit is half open and a routed stream takes its probe; the client
+    hangs up once the first tokens reach it. The upstream was answering: a success. Before,
+    the call reported nothing (it had no whole answer), and the probe kept the circuit open
+    one more cool-down."""
+    settings.AKA_SIMULATOR_URL = sim
+    monkeypatch.setattr(breaker, "_circuits", half_open(settings, CHEAP))
+    settle(live, live.tenant)
+    status, headers, _ = routed_in_process(live, SUPPORT + " [[pace:tps=20]]", leave=True, stream=True)
+    assert (status, headers["x-aka-route"], headers["x-aka-model"]) == (200, "cheap", CHEAP)
+    [row] = live.records()
+    assert (row.status_code, row.error_type) == (499, "client_closed")
+    assert breaker.state(CHEAP) == "closed"
+
+
 @pytest.mark.parametrize("kind, circuit", [("400", "closed"), ("500", "open")])
 def test_a_request_the_upstream_rejects_opens_no_circuit(live, sim, settings, monkeypatch, kind, circuit):
     """An upstream 400 is the request's fault (too long, malformed): five such requests from
