@@ -31,7 +31,9 @@ _circuits: dict[str, Circuit] = {}
 
 
 def record(model_id: str, ok: bool) -> None:
-    circuit = _circuits.setdefault(model_id, Circuit())
+    circuit = _circuits.get(model_id)
+    if circuit is None:   # not setdefault: it would build a Circuit on every call to throw away
+        circuit = _circuits[model_id] = Circuit()
     if ok:
         circuit.failures, circuit.opened_at, circuit.probe_at = 0, None, None
         return
