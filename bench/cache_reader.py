@@ -27,6 +27,18 @@ An experiment beside the shipped verifier, offline (exact search, no gateway), o
 
 Every read, with both scores, is left in /tmp/cache_reader.json for further cuts.
 
+Its figures are optimistic: one fold, and a point-estimate cut-off drawn on one quarter's
+held-out hits (62 wrong). A cheaper reader measured the same way looked nearly as good on
+fold 0: a one-layer network over the embedder's last-layer token states, each scorer
+picking its own candidate of the best 3, gave HWU64 25.5% of test queries at 0.73% wrong
+at the 1% point cut-off, against 27.9% at 0.67% for this cross-encoder. Trained on all
+four folds and calibrated over them with the shipped upper bound, that reader served no
+semantic hits at the 1% target, and HWU64 21.1% at 1.32% wrong at 2%: the label noise
+of one question filed under two intents ("Seems like my top-up has been cancelled" /
+"Looks like my top-up has been cancelled") sits at the lowest probabilities of the other
+folds. The cross-encoder has not been measured over four folds. (Session 15, with
+scripts kept outside the repository.)
+
     scripts/services.py run -- .venv/bin/python bench/cache_reader.py --layers 6 --epochs 2
 """
 
