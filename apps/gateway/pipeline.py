@@ -328,9 +328,12 @@ def respond(call: Call, wire: Wire, result: ChatResult) -> Answer:
               _aka_headers(call, result.model, _cost_so_far(call, result.usage)))
 
 
-def respond_stream(call: Call, wire: Wire, req: ChatRequest, events: AsyncIterator) -> Answer:
-    """Server-sent events; the stream itself fills in the call's status, usage and answer."""
-    model_id = call.served.id if call.served else req.model
+def respond_stream(call: Call, wire: Wire, req: ChatRequest, events: AsyncIterator,
+                   model_id: str | None = None) -> Answer:
+    """Server-sent events; the stream itself fills in the call's status, usage and answer.
+    `model_id`: the model named (a cached answer's, which may have left the catalog);
+    by default the one serving the call."""
+    model_id = model_id or (call.served.id if call.served else req.model)
     headers = {**sse.HEADERS, **_aka_headers(call, model_id, _cost_so_far(call, None))}
     writer = wire.writer(_response_id(call, wire), int(time.time()), model_id, req, call.replayed or call.usage)
     body = sse.body(call, req, writer, wire.stream_error, events, promise_delivered)
@@ -340,7 +343,7 @@ def respond_stream(call: Call, wire: Wire, req: ChatRequest, events: AsyncIterat
 def respond_from_cache(call: Call, wire: Wire, req: ChatRequest, hit: cache.Hit) -> Answer:
     """A stored answer, in the same wire format (and streamed, if asked) as a fresh one."""
     if req.stream:
-        return respond_stream(call, wire, req, sse.replay(hit.result))
+        return respond_stream(call, wire, req, sse.replay(hit.result), hit.result.model)
     return respond(call, wire, hit.result)
 
 

@@ -118,6 +118,20 @@ def test_streaming_hit_streams_the_cached_answer(live):
     assert chunks[-1].usage.completion_tokens == original.usage.completion_tokens
 
 
+def test_a_hit_names_the_model_that_answered_it_even_after_it_left_the_catalog(live):
+    """x-aka-model (and the stream's chunks) name the cached answer's model, streamed or
+    not; a streamed hit named the model asked for when the cached one had left the catalog."""
+    client = sdk(live)
+    ask(client, PIN)
+    [entry] = entries(live)
+    CacheEntry.objects.for_tenant(live.tenant).filter(pk=entry.pk).update(model="gpt-retired-0613")
+    assert ask(client, PIN).headers["x-aka-model"] == "gpt-retired-0613"
+    with client.chat.completions.with_streaming_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": PIN}], stream=True) as response:
+        assert (response.headers["x-aka-cache"], response.headers["x-aka-model"]) == ("exact", "gpt-retired-0613")
+        assert {c.model for c in response.parse()} == {"gpt-retired-0613"}
+
+
 def test_a_streamed_miss_is_cached_too(live):
     client = sdk(live)
     text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
