@@ -228,7 +228,7 @@ class GatewayHandler:
         if headers_too_large(scope):
             return await _closing(Call(endpoint=endpoint), wire, headers_refused()), None
         if not host_allowed(scope):
-            return await _closing(Call(endpoint=endpoint), wire, ApiError(
+            return await pipeline.refuse(Call(endpoint=endpoint), wire, ApiError(
                 400, "Invalid Host header: the gateway does not serve this host name.", code="invalid_host")), None
         try:
             body = await _read_body(scope, receive, settings.AKA_MAX_BODY_BYTES)
@@ -236,8 +236,8 @@ class GatewayHandler:
             return None, None
         except BodyReadTimeout:
             return await _closing(Call(endpoint=endpoint), wire, body_timeout()), None
-        except BodyTooLarge:   # closed: the server would otherwise read the rest only to drop it
-            return await _closing(Call(endpoint=endpoint), wire, ApiError(
+        except BodyTooLarge:
+            return await pipeline.refuse(Call(endpoint=endpoint), wire, ApiError(
                 413, f"Request body is larger than the limit of {settings.AKA_MAX_BODY_BYTES} bytes.",
                 code="request_too_large")), None
         watcher = asyncio.create_task(_watch(receive))
