@@ -4,13 +4,11 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from apps.tenants.models import Tenant
 from apps.tenants.sessions import session_memberships
 
 
 def tenant_member(view=None, *, manage: bool = False):
-    """Logged-in member of the session's tenant; `manage=True` needs owner or admin, and
-    to change anything a tenant that is not suspended.
+    """Logged-in member of the session's tenant; `manage=True` needs owner or admin.
     Sets request.tenant, request.membership and request.memberships (all the user's, for
     the header's tenant picker)."""
 
@@ -23,8 +21,6 @@ def tenant_member(view=None, *, manage: bool = False):
                 raise Http404("You are not a member of any tenant.")
             if manage and not membership.can_manage:
                 raise PermissionDenied("Only owners and admins may do this.")
-            if manage and request.method not in ("GET", "HEAD", "OPTIONS") and membership.tenant.suspended:
-                raise PermissionDenied(Tenant.SUSPENDED_MESSAGE)
             request.tenant = membership.tenant
             request.membership = membership
             request.memberships = memberships

@@ -3,8 +3,7 @@
 A request is either an API key issued with the `admin` scope (acting for its tenant, with
 admin rights; an `inference` key is refused with 403) or a logged-in user acting for the
 tenant chosen in the session. Both end with `request.tenant` and
-`request.can_manage` set. A suspended tenant's keys are refused; its members may read but
-not change anything.
+`request.can_manage` set.
 """
 
 from django.http import Http404
@@ -85,9 +84,6 @@ class IsTenantMember(BasePermission):
                 raise Http404("No tenant")
             request.tenant = membership.tenant
             request.can_manage = membership.can_manage
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            if not request.can_manage:
-                raise exceptions.PermissionDenied("Only the tenant's owners and admins may change this.")
-            if request.tenant.suspended:   # a key of a suspended tenant was refused by resolve_key
-                raise exceptions.PermissionDenied(Tenant.SUSPENDED_MESSAGE)
+        if request.method not in ("GET", "HEAD", "OPTIONS") and not request.can_manage:
+            raise exceptions.PermissionDenied("Only the tenant's owners and admins may change this.")
         return True

@@ -100,7 +100,8 @@ def _check(raw: str | None, principal: Principal | None) -> Principal:
         raise invalid_key(raw)
     if principal.tenant_status != Tenant.Status.ACTIVE:
         metrics.AUTH_FAILURES.labels("suspended").inc()
-        raise ApiError(403, Tenant.SUSPENDED_MESSAGE, code="account_suspended")
+        raise ApiError(403, "This account is suspended. Contact support to restore access.",
+                       code="account_suspended")
     return principal
 
 

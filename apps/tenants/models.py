@@ -33,16 +33,8 @@ class Tenant(models.Model):
     log_prompts = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    # Staff suspend a tenant (apps.tenants.services.tenant_set_status): its keys are refused
-    # everywhere, and its members may read but change nothing until support restores it.
-    SUSPENDED_MESSAGE = "This account is suspended. Contact support to restore access."
-
     def __str__(self) -> str:
         return self.slug
-
-    @property
-    def suspended(self) -> bool:
-        return self.status != self.Status.ACTIVE
 
     @property
     def effective_rpm(self) -> int:
