@@ -50,8 +50,7 @@ DEFAULT_THRESHOLD = 0.85  # where the second stage is calibrated
 
 class CacheSettings(TenantOwned):
     """A tenant's cache settings; the field defaults are the only defaults. A tenant gets its
-    row with its first change or its first stored answer (store.SETTINGS_ROW; until then it
-    has the defaults: apps.cache.selectors)."""
+    row with its first change (until then it has the defaults: apps.cache.selectors)."""
 
     # One row per tenant, keyed by it; related_name "+" as in TenantOwned, so Tenant
     # offers no unscoped way here.

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from apps.core import metrics
 from apps.core.lifecycle import on_shutdown
@@ -66,12 +66,14 @@ async def snapshot(tenant_id: int) -> Config:
 
 @transaction.atomic
 def cache_settings_update(*, tenant, changes: dict, new_generation: bool = False) -> CacheSettings:
-    """Applies (and validates) changed settings; the tenant's first change creates its row
-    (unless an answer stored made it). This process sees them at once, the others with
-    their next snapshot. The generation moves on when the cache is turned off, and with
-    `new_generation` (a purge is about to delete entries in the caller's transaction): the
-    row lock taken here, or the row's key while it is being created, orders that against
-    every cache write, which checks the generation (store.INSERT)."""
+    """Applies (and validates) changed settings; the tenant's first change creates its row.
+    This process sees them at once, the others with their next snapshot. The generation
+    moves on when the cache is turned off, and with `new_generation` (a purge is about to
+    delete entries in the caller's transaction): the row lock taken here orders that against
+    every cache write, which checks the generation (store.INSERT), and the tenant's
+    generation lock taken first orders it against writes when there is no row yet."""
+    with connection.cursor() as cursor:
+        cursor.execute(store.PURGE_LOCK, {"tenant": getattr(tenant, "pk", tenant)})
     row, _ = CacheSettings.objects.for_tenant(tenant).select_for_update().get_or_create(tenant=tenant)
     was_enabled = row.enabled
     for name, value in changes.items():

@@ -5,7 +5,6 @@ single partition that holds its (tenant, context)."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
 
 import numpy as np
 import orjson
@@ -14,7 +13,6 @@ from psycopg.types.json import Jsonb
 from apps.core import pg
 
 from .decision import COHERENCE_K
-from .models import CacheSettings
 
 # The candidates carry what the first stage decides on, not their answers: reading 20
 # answers (each a TOAST fetch and a decompression, then parsed) to serve one of them was
@@ -60,15 +58,16 @@ WHERE tenant_id = %(tenant)s AND context_key = %(context)s AND exact_key = %(exa
 # generation on under a row lock before it deletes: a purge that came first refuses the
 # write; one that comes after waits for it, and then deletes what it wrote.
 #
-# That needs the row to exist, so a write first makes it (SETTINGS_ROW, the model's defaults,
-# its own statement). Without it a tenant's first purge, which creates the row, locked
-# nothing a write could wait on: a write that read "no row" stored its answer, and the
-# purge's delete, not yet seeing it, left it. Now a write meeting a purge's uncommitted row
-# waits on its key, and then, in a statement of its own, reads the purge's generation; a
-# purge meeting a write's uncommitted row waits for the write, then deletes what it wrote.
-SETTINGS_ROW = """
-INSERT INTO cache_cachesettings ({columns}) VALUES ({values}) ON CONFLICT (tenant_id) DO NOTHING
-"""
+# A tenant that never changed its settings has no row to lock, and its first purge creates
+# one: a write would read "no row" and store its answer after the purge's delete. So a write
+# at generation 0 first takes the tenant's generation lock shared, in a statement of its own
+# (WRITE_LOCK), and every settings change, a purge's included, takes it exclusively before
+# anything else (PURGE_LOCK, services.cache_settings_update): a purge in progress makes the
+# write wait and then read its generation; a write in progress makes the purge wait and then
+# delete what it wrote. A write at a later generation has a row, and FOR SHARE suffices.
+_GENERATION_LOCK = "hashtextextended('aka-cache-generation:' || %(tenant)s::text, 0)"
+WRITE_LOCK = f"SELECT pg_advisory_xact_lock_shared({_GENERATION_LOCK})"
+PURGE_LOCK = f"SELECT pg_advisory_xact_lock({_GENERATION_LOCK})"
 INSERT = """
 INSERT INTO cache_entry (tenant_id, scope, context_key, exact_key, api_key_id, prompt_text, embedding,
                          neighbour_stat, response, model, expires_at)
@@ -170,8 +169,8 @@ async def insert(*, tenant_id: int, scope: str, context_key: str, exact_key: str
     `generation` was read (INSERT)."""
     async with await _connection() as conn:
         await pg.with_vectors(conn)
-        statement, defaults = _settings_row()
-        await conn.execute(statement, {**defaults, "tenant_id": tenant_id})
+        if generation == 0:
+            await conn.execute(WRITE_LOCK, {"tenant": tenant_id})
         cur = await conn.execute(INSERT, {
             "tenant": tenant_id, "scope": scope, "context": context_key, "exact": exact_key, "api_key": api_key_id,
             "prompt": prompt_text.replace("\x00", ""), "vec": vector, "stat": neighbour_stat,
@@ -186,15 +185,6 @@ async def insert(*, tenant_id: int, scope: str, context_key: str, exact_key: str
                      "rate": update_rate}
                     for entry_id, similarity in sorted(neighbours.items())])
     return found[0] if found else None
-
-
-@cache
-def _settings_row() -> tuple[str, dict]:
-    """SETTINGS_ROW for CacheSettings' columns, and its fields' defaults."""
-    fields = [f for f in CacheSettings._meta.concrete_fields if f.column != "tenant_id"]
-    statement = SETTINGS_ROW.format(columns=", ".join(["tenant_id"] + [f.column for f in fields]),
-                                    values=", ".join(["%(tenant_id)s"] + [f"%({f.column})s" for f in fields]))
-    return statement, {f.column: f.get_default() for f in fields}
 
 
 async def add_hits(counts: dict[tuple[int, str, int], int]) -> None:

@@ -9,8 +9,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 
-from apps.cache import purge, services
-from apps.cache.models import CacheSettings
+from apps.cache import purge, services, store
+from apps.cache.models import CacheEntry, CacheSettings
 from apps.core.llm import ChatResult, Usage
 from tests import factories
 from tests.cache.helpers import run
@@ -98,19 +98,44 @@ def test_a_write_during_a_purge_waits_for_it_and_then_stores_nothing(transaction
     run(scenario())
 
 
-def test_a_tenants_first_answer_stored_makes_its_settings_row_with_the_defaults(transactional_db):
-    """What the write waits on when it meets a first purge (store.SETTINGS_ROW); a row that
-    exists is left as it is."""
-    tenant, other = factories.make_tenant()[0], factories.make_tenant()[0]
-    services.cache_settings_update(tenant=other, changes={"ttl_seconds": 600})
 
-    async def scenario():
-        for t in (tenant, other):
-            plan, miss = await planned(t.pk)
-            assert await services.remember(plan, miss, ANSWER) is not None
+def test_a_first_purge_during_a_write_waits_for_it_and_then_deletes_what_it_wrote(transactional_db):
+    """The other order: a write of a tenant with no settings row holds its transaction open
+    (the generation lock shared, its entry inserted); the tenant's first purge waits for it,
+    then deletes the entry. Before, the purge saw nothing to wait on, deleted before the
+    entry was committed, and the entry stayed."""
+    tenant, _ = factories.make_tenant()
+    written, release = threading.Event(), threading.Event()
 
-    run(scenario())
-    row, default = CacheSettings.objects.for_tenant(tenant).get(), CacheSettings(tenant=tenant)
-    assert [getattr(row, f.attname) for f in CacheSettings._meta.concrete_fields] == [
-        getattr(default, f.attname) for f in CacheSettings._meta.concrete_fields]
-    assert CacheSettings.objects.for_tenant(other).get().ttl_seconds == 600
+    def write_slowly():
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(store.WRITE_LOCK, {"tenant": tenant.pk})
+                cursor.execute(
+                    "INSERT INTO cache_entry (tenant_id, scope, context_key, exact_key, prompt_text, embedding, response,"
+                    " model, expires_at) VALUES (%s, '', 'ctx', %s, %s, %s::vector, '{}', 'm', now() + interval '1 hour')",
+                    [tenant.pk, "e" * 64, PROMPT, str([1.0] + [0.0] * 383)])
+                written.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    def purge_first():
+        try:
+            purge.purge_prompt(tenant=tenant, text="jane roe")
+        finally:
+            connection.close()
+
+    assert not CacheSettings.objects.for_tenant(tenant).exists()
+    writing = threading.Thread(target=write_slowly)
+    writing.start()
+    assert written.wait(10)
+    purging = threading.Thread(target=purge_first)
+    purging.start()
+    purging.join(0.5)
+    assert purging.is_alive()   # it waits for the write
+    release.set()
+    writing.join(10)
+    purging.join(10)
+    assert not purging.is_alive()
+    assert not CacheEntry.objects.for_tenant(tenant).exists()
