@@ -34,6 +34,16 @@ def _test_redis():
     yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _test_spool(tmp_path_factory):
+    """Calls run in this process journal and spool their ledger rows in a directory of the
+    run's own. The default is named after the dev database (settings are read before
+    pytest-django renames it), so in-process tests left journal files there, which the
+    next `make demo` adopted as a dead process's and replayed into the dev database."""
+    settings.AKA_LEDGER_SPOOL_DIR = tmp_path_factory.mktemp("ledger-spool")
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _fresh_key_cache():
     from apps.tenants.keyauth import forget_cached_keys
