@@ -12,15 +12,14 @@ import io
 from django.core.handlers.asgi import ASGIRequest
 
 from . import views
-from .errors import ApiError
-from .request_limits import host_allowed, refuse
+from .request_limits import host_allowed, host_refused, refuse
 
 PROBES = {"/healthz": views.healthz, "/metrics": views.metrics_view}
 
 
 async def probe(scope, receive, send) -> None:
     if not host_allowed(scope):
-        await refuse(send, ApiError(400, "Invalid Host header.", code="invalid_host"))
+        await refuse(send, host_refused())
         return
     response = await PROBES[scope["path"]](ASGIRequest(scope, io.BytesIO()))
     await send({"type": "http.response.start", "status": response.status_code,

@@ -83,6 +83,10 @@ def headers_refused() -> ApiError:
     return ApiError(431, "Too many request headers, or too large.", code="headers_too_large")
 
 
+def host_refused() -> ApiError:
+    return ApiError(400, "Invalid Host header: this server does not serve this host name.", code="invalid_host")
+
+
 def body_timeout() -> ApiError:
     return ApiError(408, "The request body did not arrive in time.", code="body_timeout")
 

@@ -88,11 +88,10 @@ class Call:
 
     @property
     def answering(self) -> ModelInfo | None:
-        """The model whose upstream answered, or was answering when the client left (a
-        stream's first event had come, 499): healthy either way, for its circuit breaker."""
-        if self.upstream is not None:
-            return self.upstream
-        return self.served if self.served is not None and self.status == 499 and not self.hit else None
+        """The model whose upstream answered, or was answering when the client left (499,
+        with or without its whole answer: a stream's first event had come): healthy either
+        way, for its circuit breaker. Never a cache hit's."""
+        return self.served if self.served is not None and self.status in (200, 499) and not self.hit else None
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000

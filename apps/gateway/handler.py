@@ -29,7 +29,7 @@ from django.urls.resolvers import RoutePattern, URLPattern
 from apps.core import metrics
 from apps.core.errors import ApiError
 from apps.core.lifecycle import after_response
-from apps.core.request_limits import BodyReadTimeout, body_timeout, headers_refused, headers_too_large, host_allowed
+from apps.core.request_limits import BodyReadTimeout, body_timeout, headers_refused, headers_too_large, host_allowed, host_refused
 
 from . import pipeline, startup  # noqa: F401  (startup registers the warm-up hook)
 from .call import Call
@@ -228,8 +228,7 @@ class GatewayHandler:
         if headers_too_large(scope):
             return await _closing(Call(endpoint=endpoint), wire, headers_refused()), None
         if not host_allowed(scope):
-            return await pipeline.refuse(Call(endpoint=endpoint), wire, ApiError(
-                400, "Invalid Host header: the gateway does not serve this host name.", code="invalid_host")), None
+            return await pipeline.refuse(Call(endpoint=endpoint), wire, host_refused()), None
         try:
             body = await _read_body(scope, receive, settings.AKA_MAX_BODY_BYTES)
         except ClientGone:
