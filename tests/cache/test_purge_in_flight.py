@@ -4,6 +4,7 @@ prompt above all) nor fill a cache the tenant turned off."""
 
 import asyncio
 import threading
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -13,7 +14,7 @@ from apps.cache import purge, services, store
 from apps.cache.models import CacheEntry, CacheSettings
 from apps.core.llm import ChatResult, Usage
 from tests import factories
-from tests.cache.helpers import run
+from tests.cache.helpers import run, unit
 
 PROMPT = "What is the address on file for Jane Roe?"
 ANSWER = ChatResult(id="a", model="gpt-4o-mini", content="12 Elm Street", finish_reason="stop",
@@ -62,6 +63,27 @@ def test_a_call_in_flight_stores_nothing_after_a_purge_or_the_cache_turned_off(t
     run(scenario())
 
 
+def a_lock_is_awaited(timeout: float = 10.0) -> bool:
+    """Whether a session waits on a lock, within `timeout` (the tests run one at a time: the
+    one under test). Polled rather than slept on: a slow start of the waiting side cannot
+    pass for its waiting."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE NOT granted)")
+            if cursor.fetchone()[0]:
+                return True
+        time.sleep(0.02)
+    return False
+
+
+def awaited_in_a_thread() -> bool:
+    try:
+        return a_lock_is_awaited()
+    finally:
+        connection.close()
+
+
 @pytest.mark.parametrize("first", [False, True], ids=["settings row", "first purge"])
 def test_a_write_during_a_purge_waits_for_it_and_then_stores_nothing(transactional_db, first):
     """`first`: the tenant never changed its settings and never stored an answer, so it has
@@ -86,11 +108,13 @@ def test_a_write_during_a_purge_waits_for_it_and_then_stores_nothing(transaction
         plan, miss = await planned(tenant.pk)
         purging = threading.Thread(target=purge_slowly)
         purging.start()
-        assert await asyncio.to_thread(locked.wait, 10)
-        write = asyncio.ensure_future(services.remember(plan, miss, ANSWER))
-        await asyncio.sleep(0.5)
-        assert not write.done()   # it waits on the settings row the purge holds
-        release.set()
+        try:
+            assert await asyncio.to_thread(locked.wait, 10)
+            write = asyncio.ensure_future(services.remember(plan, miss, ANSWER))
+            assert await asyncio.to_thread(awaited_in_a_thread)   # the write waits on what the purge holds
+            assert not write.done()
+        finally:
+            release.set()
         assert await write is None
         await asyncio.to_thread(purging.join)
         assert not await exact_hit(tenant.pk)
@@ -98,12 +122,12 @@ def test_a_write_during_a_purge_waits_for_it_and_then_stores_nothing(transaction
     run(scenario())
 
 
-
 def test_a_first_purge_during_a_write_waits_for_it_and_then_deletes_what_it_wrote(transactional_db):
     """The other order: a write of a tenant with no settings row holds its transaction open
     (the generation lock shared, its entry inserted); the tenant's first purge waits for it,
     then deletes the entry. Before, the purge saw nothing to wait on, deleted before the
-    entry was committed, and the entry stayed."""
+    entry was committed, and the entry stayed. The write is store.INSERT's lock and a plain
+    insert held open; the gateway's own write is the parametrized test above."""
     tenant, _ = factories.make_tenant()
     written, release = threading.Event(), threading.Event()
 
@@ -114,7 +138,7 @@ def test_a_first_purge_during_a_write_waits_for_it_and_then_deletes_what_it_wrot
                 cursor.execute(
                     "INSERT INTO cache_entry (tenant_id, scope, context_key, exact_key, prompt_text, embedding, response,"
                     " model, expires_at) VALUES (%s, '', 'ctx', %s, %s, %s::vector, '{}', 'm', now() + interval '1 hour')",
-                    [tenant.pk, "e" * 64, PROMPT, str([1.0] + [0.0] * 383)])
+                    [tenant.pk, "e" * 64, PROMPT, str(unit(0).tolist())])
                 written.set()
                 release.wait(10)
         finally:
@@ -129,12 +153,13 @@ def test_a_first_purge_during_a_write_waits_for_it_and_then_deletes_what_it_wrot
     assert not CacheSettings.objects.for_tenant(tenant).exists()
     writing = threading.Thread(target=write_slowly)
     writing.start()
-    assert written.wait(10)
     purging = threading.Thread(target=purge_first)
-    purging.start()
-    purging.join(0.5)
-    assert purging.is_alive()   # it waits for the write
-    release.set()
+    try:
+        assert written.wait(10)
+        purging.start()
+        assert a_lock_is_awaited() and purging.is_alive()   # it waits for the write
+    finally:
+        release.set()
     writing.join(10)
     purging.join(10)
     assert not purging.is_alive()

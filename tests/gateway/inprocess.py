@@ -45,7 +45,7 @@ def through_handler(path: str, body: bytes, headers: list[tuple[bytes, bytes]], 
             b"".join(m.get("body", b"") for m in rest))
 
 
-def routed_in_process(live, content: str, leave: bool = False, **body) -> tuple[int, dict[str, str], bytes]:
+def routed_in_process(live, content: str, *, leave: bool = False, **body) -> tuple[int, dict[str, str], bytes]:
     """A routed call (model "auto") of `live`'s tenant run in this process, so that its
     circuit breakers can be read."""
     return through_handler("/v1/chat/completions", orjson.dumps(
@@ -53,7 +53,8 @@ def routed_in_process(live, content: str, leave: bool = False, **body) -> tuple[
         [(b"authorization", f"Bearer {live.raw_key}".encode())], leave=leave)
 
 
-def half_open(settings, model_id: str) -> dict:
-    """Circuits in which `model_id`'s is half open: its probe is free for the next call."""
+def half_open(monkeypatch, settings, model_id: str) -> None:
+    """Sets this process's circuits to one: `model_id`'s, half open (its cool-down over), its
+    probe free for the next call."""
     settings.AKA_BREAKER_COOLDOWN = 60
-    return {model_id: breaker.Circuit(failures=5, opened_at=time.monotonic() - 60)}
+    monkeypatch.setattr(breaker, "_circuits", {model_id: breaker.Circuit(failures=5, opened_at=time.monotonic() - 61)})

@@ -153,5 +153,5 @@ def test_each_error_reaches_the_sdk_with_openais_type(status, code, raised, kind
     with pytest.raises(raised) as err:
         ask(client)
     assert type(err.value) is raised
-    assert (err.value.status_code, err.value.type, err.value.code, err.value.param, err.value.message) == (
-        status, kind, code, "model", f"Error code: {status} - refused")
+    assert (err.value.status_code, err.value.type, err.value.code, err.value.param, err.value.body["message"]) == (
+        status, kind, code, "model", "refused")

@@ -125,11 +125,16 @@ def test_race_serves_the_strong_answer_when_the_draft_is_rejected(racing):
     assert row.provider_cost_micros == row.draft_cost_micros + row.strong_cost_micros
 
 
-def race_in_process(live, sim_url, settings, monkeypatch, circuits=None, **body) -> tuple[int, dict, bytes]:
+def race_in_process(live, sim_url, settings, monkeypatch, half_open_model: str | None = None,
+                    **body) -> tuple[int, dict, bytes]:
     """A raced call run in this process, so that its circuit breakers can be read:
-    (status, headers, body). Faults are armed before; `circuits`: the breakers' before it."""
+    (status, headers, body). Faults are armed before; every circuit closed before it, but
+    `half_open_model`'s."""
     settings.AKA_SIMULATOR_URL = sim_url
-    monkeypatch.setattr(breaker, "_circuits", circuits or {})
+    if half_open_model:
+        half_open(monkeypatch, settings, half_open_model)
+    else:
+        monkeypatch.setattr(breaker, "_circuits", {})
     routing_settings_update(tenant=live.tenant, speculation="race", exploration=0.0)
     return routed_in_process(live, SUPPORT, **body)
 
@@ -140,7 +145,7 @@ def test_a_strong_stream_closed_after_it_started_answering_closes_its_half_open_
     answering, then the accepted draft closed it: a healthy upstream, cut by us. Unreported,
     the probe stayed out and no call could use the strong model for one more cool-down."""
     live, sim_url = racing
-    status, headers, _ = race_in_process(live, sim_url, settings, monkeypatch, half_open(settings, STRONG))
+    status, headers, _ = race_in_process(live, sim_url, settings, monkeypatch, STRONG)
     assert (status, headers["x-aka-model"], headers["x-aka-speculation"]) == (200, CHEAP, "race:accepted")
     assert sim_stats(sim_url)["requests"] == {CHEAP: 1, STRONG: 1}
     assert breaker.state(STRONG) == "closed"
@@ -152,7 +157,7 @@ def test_a_strong_stream_closed_before_it_answered_gives_its_probe_back(racing, 
     the next call may probe it at once instead of after one more cool-down."""
     live, sim_url = racing
     httpx.post(f"{sim_url}/_sim/faults", json={"model": STRONG, "kind": "stall", "times": 1})
-    status, headers, _ = race_in_process(live, sim_url, settings, monkeypatch, half_open(settings, STRONG))
+    status, headers, _ = race_in_process(live, sim_url, settings, monkeypatch, STRONG)
     assert (status, headers["x-aka-model"], headers["x-aka-speculation"]) == (200, CHEAP, "race:accepted")
     assert sim_stats(sim_url)["faulted"] == {STRONG: 1}
     assert breaker.state(STRONG) == "half_open" and breaker.is_open(STRONG) is False

@@ -258,7 +258,7 @@ def test_a_half_open_model_passed_over_is_tried_by_the_next_call_it_suits(live, 
     router looked at the cheap one and did not call it, which took its probe, and the
     support prompt after it was routed around it for one more cool-down."""
     settings.AKA_SIMULATOR_URL = sim
-    monkeypatch.setattr(breaker, "_circuits", half_open(settings, CHEAP))
+    half_open(monkeypatch, settings, CHEAP)
     settle(live, live.tenant)
     _, math, _ = routed_in_process(live, MATH)
     assert (math["x-aka-route"], math["x-aka-model"]) == ("strong", STRONG)
@@ -273,7 +273,7 @@ def test_a_draft_the_judge_rejects_is_a_success_for_its_circuit_breaker(live, si
     cut at 5 tokens, and the judge rejected it: a rejection on quality, from a healthy
     upstream. Unreported, the probe kept the circuit open one more cool-down."""
     settings.AKA_SIMULATOR_URL = sim
-    monkeypatch.setattr(breaker, "_circuits", half_open(settings, CHEAP))
+    half_open(monkeypatch, settings, CHEAP)
     settle(live, live.tenant, speculation="cascade")
     status, headers, _ = routed_in_process(live, SUPPORT, max_tokens=5)
     assert (status, headers["x-aka-route"], headers["x-aka-speculation"]) == (200, "cheap", "cascade:rejected")
@@ -287,7 +287,7 @@ def test_a_routed_stream_its_client_leaves_is_a_success_for_its_circuit_breaker(
     the call reported nothing (it had no whole answer), and the probe kept the circuit open
     one more cool-down."""
     settings.AKA_SIMULATOR_URL = sim
-    monkeypatch.setattr(breaker, "_circuits", half_open(settings, CHEAP))
+    half_open(monkeypatch, settings, CHEAP)
     settle(live, live.tenant)
     status, headers, _ = routed_in_process(live, SUPPORT + " [[pace:tps=20]]", leave=True, stream=True)
     assert (status, headers["x-aka-route"], headers["x-aka-model"]) == (200, "cheap", CHEAP)
