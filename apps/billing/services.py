@@ -47,6 +47,7 @@ class CallFacts:
     usage: Usage = Usage()           # tokens the provider charged us for
     cache: str = "off"               # miss | exact | semantic | off
     replayed: Usage | None = None    # a cache hit: the tokens of the answer it replayed
+    replayed_model: str = ""         # a cache hit: its answer's model, named even when it left the catalog
     cache_similarity: float | None = None
     cache_entry_id: int | None = None
     baseline: Priced | None = None   # the tenant's baseline model, None if not in the catalog
@@ -99,7 +100,7 @@ def ledger_row(*, facts: CallFacts) -> dict:
         "request_id": facts.request_id,
         "endpoint": facts.endpoint,
         "model_requested": facts.model_requested,
-        "model_served": facts.served.id if facts.served else "",
+        "model_served": facts.served.id if facts.served else facts.replayed_model,
         "provider": facts.served.provider if facts.served else "",
         "stream": facts.stream,
         "prompt_tokens": provider_usage.prompt_tokens,

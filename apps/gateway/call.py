@@ -44,6 +44,7 @@ class Call:
     cache_similarity: float | None = None
     cache_entry_id: int | None = None
     replayed: Usage | None = None             # a hit: the tokens of the answer it replayed
+    replayed_model: str = ""                  # a hit: the model that wrote it (may have left the catalog)
     # Route: when the model asked for is routed (`auto`, an alias, a substitutable model)
     routing: RoutingConfig | None = None
     pool: list[ModelInfo] = field(default_factory=list)

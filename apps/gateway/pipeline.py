@@ -200,6 +200,7 @@ async def look_up(call: Call, req: ChatRequest, headers) -> cache.Hit | None:
         return None
     call.cache, call.cache_similarity, call.cache_entry_id = found.kind, found.similarity, found.entry_id
     call.served, call.replayed = (await amodels()).get(found.result.model), found.result.usage
+    call.replayed_model = found.result.model
     cache.hit_counter().add(plan, found.entry_id)
     return found
 
@@ -328,12 +329,11 @@ def respond(call: Call, wire: Wire, result: ChatResult) -> Answer:
               _aka_headers(call, result.model, _cost_so_far(call, result.usage)))
 
 
-def respond_stream(call: Call, wire: Wire, req: ChatRequest, events: AsyncIterator,
-                   model_id: str | None = None) -> Answer:
+def respond_stream(call: Call, wire: Wire, req: ChatRequest, events: AsyncIterator) -> Answer:
     """Server-sent events; the stream itself fills in the call's status, usage and answer.
-    `model_id`: the model named (a cached answer's, which may have left the catalog);
-    by default the one serving the call."""
-    model_id = model_id or (call.served.id if call.served else req.model)
+    The model named is the one serving the call, a cached answer's (which may have left
+    the catalog), or before a fresh stream's first event, the one asked for."""
+    model_id = call.served.id if call.served else (call.replayed_model or req.model)
     headers = {**sse.HEADERS, **_aka_headers(call, model_id, _cost_so_far(call, None))}
     writer = wire.writer(_response_id(call, wire), int(time.time()), model_id, req, call.replayed or call.usage)
     body = sse.body(call, req, writer, wire.stream_error, events, promise_delivered)
@@ -343,7 +343,7 @@ def respond_stream(call: Call, wire: Wire, req: ChatRequest, events: AsyncIterat
 def respond_from_cache(call: Call, wire: Wire, req: ChatRequest, hit: cache.Hit) -> Answer:
     """A stored answer, in the same wire format (and streamed, if asked) as a fresh one."""
     if req.stream:
-        return respond_stream(call, wire, req, sse.replay(hit.result), hit.result.model)
+        return respond_stream(call, wire, req, sse.replay(hit.result))
     return respond(call, wire, hit.result)
 
 
@@ -427,7 +427,8 @@ async def _facts(call: Call) -> billing.CallFacts:
         tenant_id=call.principal.tenant_id, api_key_id=call.principal.api_key_id, request_id=call.request_id,
         endpoint=call.endpoint, status=call.status, price_per_call_cents=call.principal.price_per_call_cents,
         model_requested=call.model_requested, served=call.served, usage=call.usage or Usage(), cache=call.cache,
-        replayed=call.replayed, cache_similarity=call.cache_similarity, cache_entry_id=call.cache_entry_id,
+        replayed=call.replayed, replayed_model=call.replayed_model, cache_similarity=call.cache_similarity,
+        cache_entry_id=call.cache_entry_id,
         baseline=await _baseline(call), stream=call.stream, error_type=call.error_type,
         attempts=call.outcome.attempts, latency_ms=call.elapsed_ms() if call.latency_ms is None else call.latency_ms,
         ttft_ms=call.ttft_ms, prompt=call.prompt, routing=_routing_facts(call), created_at=call.arrived)

@@ -119,8 +119,9 @@ def test_streaming_hit_streams_the_cached_answer(live):
 
 
 def test_a_hit_names_the_model_that_answered_it_even_after_it_left_the_catalog(live):
-    """x-aka-model (and the stream's chunks) name the cached answer's model, streamed or
-    not; a streamed hit named the model asked for when the cached one had left the catalog."""
+    """x-aka-model, the stream's chunks and the ledger row name the cached answer's model,
+    streamed or not; a streamed hit named the model asked for when the cached one had left
+    the catalog."""
     client = sdk(live)
     ask(client, PIN)
     [entry] = entries(live)
@@ -130,6 +131,12 @@ def test_a_hit_names_the_model_that_answered_it_even_after_it_left_the_catalog(l
             model="gpt-4o-mini", messages=[{"role": "user", "content": PIN}], stream=True) as response:
         assert (response.headers["x-aka-cache"], response.headers["x-aka-model"]) == ("exact", "gpt-retired-0613")
         assert {c.model for c in response.parse()} == {"gpt-retired-0613"}
+    hits = CallRecord.objects.for_tenant(live.tenant).filter(cache="exact")
+    deadline = time.monotonic() + 3
+    while hits.count() < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # The invoice line too: it was left empty.
+    assert sorted(hits.values_list("model_served", "provider")) == [("gpt-retired-0613", "")] * 2
 
 
 def test_a_streamed_miss_is_cached_too(live):
