@@ -13,6 +13,7 @@ segment whose lock can be taken belongs to a dead process. A segment is emptied 
 none of its rows is outstanding, and replaced by a new one past SEGMENT_ROWS rows.
 """
 
+import errno
 import fcntl
 import logging
 import os
@@ -52,7 +53,11 @@ class Journal:
                 self.current.close()
             self.current = Segment()
         segment = self.current
-        os.write(segment.fd, spool.to_line(row))
+        line = spool.to_line(row)
+        written = os.write(segment.fd, line)
+        if written < len(line):  # a full disk: the next row must not follow a line cut short
+            os.ftruncate(segment.fd, os.fstat(segment.fd).st_size - written)
+            raise OSError(errno.ENOSPC, "ledger journal line cut short", str(segment.path))
         segment.rows += 1
         segment.outstanding += 1
         return segment

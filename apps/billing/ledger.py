@@ -18,6 +18,7 @@ which is replayed. A row is only ever dropped if the local disk fails too.
 import asyncio
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 from django.conf import settings
@@ -152,6 +153,15 @@ def _spool(kind: str, rows: list[dict]) -> None:
         replayer().wake()
 
 
+def _keep_damaged(path: Path, lines: list[bytes]) -> None:
+    if not lines:
+        return
+    kept = spool.write_lines(spool.DAMAGED, lines)
+    metrics.LEDGER_SPOOLED.labels(spool.DAMAGED).inc(len(lines))
+    log.error("ALERT ledger: %d line(s) of %s are no ledger row (cut short by a crash or a full disk); "
+              "kept in %s for a person to read", len(lines), path.name, kept)
+
+
 async def replay(kind: str = spool.PENDING) -> int:
     """Moves spooled rows of `kind` into the database; returns how many files are left.
     Rows the database refuses move to `rejected/`; a database still down leaves the file."""
@@ -164,7 +174,7 @@ async def replay(kind: str = spool.PENDING) -> int:
         try:
             if not path.exists():  # replayed by another process while we waited
                 continue
-            rows = spool.read(path, DECIMAL_COLUMNS)
+            rows, damaged = spool.read(path, DECIMAL_COLUMNS)
             refused, unavailable = await _write(rows)
             if unavailable:
                 left += 1
@@ -175,6 +185,7 @@ async def replay(kind: str = spool.PENDING) -> int:
                 left += 1
                 continue
             metrics.LEDGER_REPLAYED.inc(len(rows) - len(refused))
+            _keep_damaged(path, damaged)
             path.unlink()
         finally:
             claim.release()

@@ -7,6 +7,8 @@ unavailable database: the gateway replays them as soon as it can. `rejected/` ho
 rows PostgreSQL refused even after normalisation (say, a deleted tenant): they need a
 person, so spooling one logs an error and counts in `aka_ledger_spooled_total`;
 `manage.py replay_ledger_spool --rejected` retries them once the cause is fixed.
+`damaged/` keeps the lines of a replayed file that were no row (a journal line cut short
+by a machine crash or a full disk), for a person to read; nothing replays them.
 Replaying is idempotent: a row keeps the created_at it was queued with, and rows are
 unique by (tenant, request id, created_at) (ON CONFLICT DO NOTHING). A row spooled
 without one (by a version before the ledger was partitioned) takes its file's time,
@@ -27,7 +29,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from apps.core import metrics
 
-PENDING, REJECTED = "pending", "rejected"
+PENDING, REJECTED, DAMAGED = "pending", "rejected", "damaged"
 
 
 def folder(kind: str) -> Path:
@@ -43,9 +45,14 @@ def to_line(row: dict) -> bytes:
 
 def write(kind: str, rows: list[dict]) -> Path:
     """Durably stores `rows` (column -> value) in one new file of `kind`."""
+    return write_lines(kind, [to_line(row) for row in rows])
+
+
+def write_lines(kind: str, lines: list[bytes]) -> Path:
+    """Durably stores `lines` (each ending in a newline) in one new file of `kind`."""
     target = folder(kind) / f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
     temporary = target.with_suffix(".tmp")
-    data = b"".join(to_line(row) for row in rows)
+    data = b"".join(lines)
     with open(temporary, "wb") as out:
         out.write(data)
         out.flush()
@@ -63,14 +70,28 @@ def files(kind: str) -> list[Path]:
     return sorted(folder(kind).glob("*.jsonl"))
 
 
-def read(path: Path, decimal_columns: set[str]) -> list[dict]:
-    rows = [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+def read(path: Path, decimal_columns: set[str]) -> tuple[list[dict], list[bytes]]:
+    """The file's rows, and its lines that are none (each with its newline). A crash can
+    leave a line cut short or zeros at a journal's end; one such line must not keep the
+    file's other rows, or the files after it, from being replayed."""
+    rows, damaged = [], []
+    for line in path.read_bytes().splitlines():
+        if not line.strip(b" \t\r\x00"):
+            continue
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
+            damaged.append(line + b"\n")
     for row in rows:
         for column in decimal_columns & row.keys():
             if row[column] is not None:
                 row[column] = Decimal(row[column])
         row["created_at"] = datetime.fromisoformat(row["created_at"]) if row.get("created_at") else _written(path)
-    return rows
+    return rows, damaged
 
 
 def _written(path: Path) -> datetime:

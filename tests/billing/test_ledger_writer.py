@@ -51,7 +51,7 @@ def stored(tenant) -> dict[str, CallRecord]:
 
 
 def spooled(kind: str) -> list[dict]:
-    return [r for path in spool.files(kind) for r in spool.read(path, ledger.DECIMAL_COLUMNS)]
+    return [r for path in spool.files(kind) for r in spool.read(path, ledger.DECIMAL_COLUMNS)[0]]
 
 
 def test_values_a_column_cannot_hold_are_normalised_not_refused(loop):
@@ -154,7 +154,7 @@ def test_a_row_keeps_its_time_through_the_spool_and_lands_once_in_its_months_par
     queued = ledger.normalise(row(tenant.pk))
     loop.run_until_complete(ledger.store([queued]))
     path = spool.write(spool.PENDING, [queued])  # say, the spooling process crashed after its insert went through
-    [read] = spool.read(path, ledger.DECIMAL_COLUMNS)
+    [read], _ = spool.read(path, ledger.DECIMAL_COLUMNS)
     assert read["created_at"] == queued["created_at"]
     assert loop.run_until_complete(ledger.replay()) == 0
     [found] = CallRecord.objects.for_tenant(tenant)
@@ -173,6 +173,30 @@ def test_a_row_spooled_without_a_time_takes_its_files_and_replays_once(loop):
     path.write_bytes(content)  # a crash between the insert and the unlink: the same file again
     assert loop.run_until_complete(ledger.replay()) == 0
     assert CallRecord.objects.for_tenant(tenant).count() == 1
+
+
+def test_a_journal_line_cut_short_by_a_crash_costs_no_other_row(loop):
+    """A machine crash can leave a dead process's journal ending in a line cut short, or
+    zeros. Its other rows, and the spool files after it, are replayed; the cut line is
+    kept for a person. It raised on every replay, holding back every file after it."""
+    tenant, _ = factories.make_tenant()
+    dead = journal.Journal()
+    first, second = (ledger.normalise(row(tenant.pk)) for _ in range(2))
+    dead.promise(first)
+    segment = dead.promise(second)
+    torn = b'{"tenant_id": %d, "request_id": "req_' % tenant.pk
+    os.write(segment.fd, torn + b"\x00" * 16)
+    os.close(segment.fd)  # the process is gone
+    assert journal.adopt_orphans() == 1
+    later = ledger.normalise(row(tenant.pk))
+    spool.write(spool.PENDING, [later])  # named after the adopted segment: replayed after it
+    before = metrics.LEDGER_SPOOLED.labels(spool.DAMAGED)._value.get()
+    assert loop.run_until_complete(ledger.replay()) == 0
+    assert sorted(stored(tenant)) == sorted(r["request_id"] for r in (first, second, later))
+    assert spool.files(spool.PENDING) == []
+    [kept] = spool.files(spool.DAMAGED)
+    assert kept.read_bytes() == torn + b"\x00" * 16 + b"\n"
+    assert metrics.LEDGER_SPOOLED.labels(spool.DAMAGED)._value.get() == before + 1
 
 
 def test_a_call_committed_whose_journal_outlived_it_is_written_once_on_replay(loop):
