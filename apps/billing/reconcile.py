@@ -1,7 +1,13 @@
 """Daily reconciliation: for each tenant with a Stripe customer, the meter's total for a
 day (Stripe's event summaries) against the calls we had acknowledged for that day.
 A difference is flagged three ways: a MeterDiscrepancy row (the staff console's list),
-aka_billing_discrepancies_total, and an error log line."""
+aka_billing_discrepancies_total, and an error log line.
+
+A flag is often only timing: a window Stripe recorded but whose acknowledgement had not
+come back yet (a timed-out send, retried later), or an event Stripe's summaries did not
+count yet (they are eventually consistent). So each day's run checks the days still
+flagged in the last RECHECK_DAYS again, and a day whose totals agree is resolved: a
+flag nobody could clear buried the real ones on the console."""
 
 import logging
 from dataclasses import dataclass, field
@@ -15,6 +21,7 @@ from . import accounts, stripe_api
 from .models import BillingAccount, MeterDiscrepancy, MeterWindow
 
 log = logging.getLogger(__name__)
+RECHECK_DAYS = 7
 
 
 @dataclass
@@ -33,18 +40,39 @@ def reconcile_day(*, day: date) -> Reconciled:
         return result
     meter = accounts.meter_id()
     for account in BillingAccount.objects.unscoped_across_all_tenants().exclude(stripe_customer_id=""):
-        try:
-            result.differ += _compare(account=account, day=day, meter=meter)
-        except stripe_api.Retryable as exc:
-            result.failed.append(account.tenant_id)
-            log.error("ALERT billing: tenant %s on %s not reconciled, Stripe failed: %s", account.tenant_id, day, exc)
-        except stripe_api.Refused as exc:   # asking again gets the same refusal
-            log.error("ALERT billing: tenant %s on %s not reconciled, Stripe refused: %s", account.tenant_id, day, exc)
+        _check(result, account, day, meter)
     return result
 
 
 def reconcile_yesterday() -> Reconciled:
     return reconcile_day(day=(datetime.now(UTC) - timedelta(days=1)).date())
+
+
+def recheck_flagged(*, today: date) -> list[Reconciled]:
+    """Checks again each day before `today` (back to RECHECK_DAYS) still flagged for a
+    tenant; one result per day, its tenants Stripe failed for to be asked again."""
+    results: dict[date, Reconciled] = {}
+    if not stripe_api.enabled():
+        return []
+    meter = accounts.meter_id()
+    flagged = (MeterDiscrepancy.objects.unscoped_across_all_tenants()  # the daily run: every tenant
+               .filter(resolved_at__isnull=True, day__gte=today - timedelta(days=RECHECK_DAYS), day__lt=today)
+               .order_by("day", "tenant_id").values_list("tenant_id", "day"))
+    for tenant_id, day in flagged:
+        account = BillingAccount.objects.for_tenant(tenant_id).exclude(stripe_customer_id="").first()
+        if account is not None:
+            _check(results.setdefault(day, Reconciled(day=day)), account, day, meter)
+    return list(results.values())
+
+
+def _check(result: Reconciled, account: BillingAccount, day: date, meter: str) -> None:
+    try:
+        result.differ += _compare(account=account, day=day, meter=meter)
+    except stripe_api.Retryable as exc:
+        result.failed.append(account.tenant_id)
+        log.error("ALERT billing: tenant %s on %s not reconciled, Stripe failed: %s", account.tenant_id, day, exc)
+    except stripe_api.Refused as exc:   # asking again gets the same refusal
+        log.error("ALERT billing: tenant %s on %s not reconciled, Stripe refused: %s", account.tenant_id, day, exc)
 
 
 def reconcile_tenant(*, tenant_id: int, day: date) -> bool:
@@ -66,6 +94,8 @@ def _compare(*, account: BillingAccount, day: date, meter: str) -> bool:
     stripes = stripe_api.meter_usage(meter_id=meter, customer=account.stripe_customer_id,
                                      start=int(start.timestamp()), end=int(end.timestamp()))
     if stripes == ours:
+        MeterDiscrepancy.objects.for_tenant(account.tenant_id).filter(day=day, resolved_at__isnull=True).update(
+            resolved_at=datetime.now(UTC))
         return False
     MeterDiscrepancy.objects.for_tenant(account.tenant_id).update_or_create(
         tenant_id=account.tenant_id, day=day, defaults={"ours": ours, "stripes": stripes, "resolved_at": None})

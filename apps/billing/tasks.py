@@ -44,12 +44,14 @@ def period_close() -> int:
 
 @app.task(name="billing.reconcile")
 def reconcile_meter() -> int:
-    """Yesterday's meter totals in Stripe against ours (beat, daily); a tenant Stripe
-    failed for is checked again by a task of its own."""
+    """Yesterday's meter totals in Stripe against ours (beat, daily), and the days still
+    flagged before it again; a tenant Stripe failed for is checked again by a task of its own."""
     result = reconcile.reconcile_yesterday()
-    for tenant_id in result.failed:
-        reconcile_tenant.delay(tenant_id, result.day.isoformat())
-    return result.differ
+    results = [result, *reconcile.recheck_flagged(today=result.day)]
+    for done in results:
+        for tenant_id in done.failed:
+            reconcile_tenant.delay(tenant_id, done.day.isoformat())
+    return sum(done.differ for done in results)
 
 
 @app.task(name="billing.reconcile_tenant", autoretry_for=(stripe_api.Retryable,), retry_backoff=60,

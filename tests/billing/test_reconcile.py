@@ -1,12 +1,13 @@
 """Daily reconciliation: the meter's totals in Stripe against what we acknowledged."""
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.utils import timezone
 
-from apps.billing import accounts, reconcile, selectors, stripe_api, tasks
-from apps.billing.models import MeterDiscrepancy
+from apps.billing import accounts, outbox, reconcile, selectors, stripe_api, tasks
+from apps.billing.models import MeterDiscrepancy, MeterWindow
 from apps.core import metrics
 from tests import factories
 from tests.billing.helpers import drain, ledger_rows
@@ -109,6 +110,48 @@ def test_the_daily_task_checks_a_tenant_stripe_failed_for_again(two_metered, ask
     assert tasks.reconcile_meter() == 1
     assert again == [True]
     assert sorted(d.tenant_id for d in selectors.meter_discrepancies()) == sorted(two_metered)
+
+
+@pytest.fixture
+def unacknowledged(transactional_db, fake, settings):
+    """A tenant whose one window Stripe recorded while our worker died before its
+    acknowledgement: Stripe counts 9 calls today, we have acknowledged none yet."""
+    settings.AKA_METER_WINDOW_SECONDS = 1
+    tenant, _ = factories.make_tenant("Late")
+    accounts.customer_ensure(tenant_id=tenant.pk)
+    ledger_rows(tenant, 9)
+    while not (claimed := outbox.claim(10)):
+        outbox.collect()
+    [window] = claimed
+    stripe_api.meter_event_send(identifier=window.identifier, customer=window.customer, value=window.quantity,
+                                timestamp=window.timestamp)
+    return tenant
+
+
+def test_a_day_flagged_only_for_a_late_acknowledgement_is_resolved_by_the_next_run(unacknowledged, monkeypatch):
+    """Flagged while the window waited for its acknowledgement, the day stayed on the staff
+    console for good once it came. The next daily run checks it again and resolves it; a
+    day still differing stays flagged."""
+    today = datetime.now(UTC).date()
+    assert reconcile.reconcile_day(day=today).differ == 1
+    [flagged] = selectors.meter_discrepancies()
+    assert (flagged.ours, flagged.stripes) == (0, 9.0)
+    stranger, _ = factories.make_tenant("Still off")
+    stranger_customer = accounts.customer_ensure(tenant_id=stranger.pk)
+    stripe_api.meter_event_send(identifier="stray", customer=stranger_customer, value=2, timestamp=int(time.time()))
+    assert reconcile.reconcile_day(day=today).differ == 2
+    MeterWindow.objects.for_tenant(unacknowledged).update(next_attempt_at=timezone.now())
+    drain()  # the resend meets Stripe's record of it: acknowledged
+    tomorrow = today + timedelta(days=1)
+    monkeypatch.setattr(reconcile, "reconcile_yesterday", lambda: reconcile.reconcile_day(day=tomorrow))
+    assert tasks.reconcile_meter() == 1
+    assert [d.tenant_id for d in selectors.meter_discrepancies()] == [stranger.pk]
+    resolved = MeterDiscrepancy.objects.for_tenant(unacknowledged).get()
+    assert resolved.resolved_at is not None and resolved.day == today
+    # Past the re-checking days, nothing is asked of Stripe again.
+    asked = failing_first(monkeypatch, AssertionError("asked about a day past re-checking"))
+    assert reconcile.recheck_flagged(today=today + timedelta(days=reconcile.RECHECK_DAYS + 1)) == []
+    assert asked == []
 
 
 def test_meter_usage_maps_the_sdks_errors(metered, monkeypatch):
