@@ -250,8 +250,14 @@ class WebhookEvent(models.Model):
 
     event_id = models.CharField(max_length=100, unique=True)
     type = models.CharField(max_length=100)
+    # The Stripe customer its object names, if any: a closing invoice looks up its
+    # customer's invoice events by it, where a filter on the payload read the whole table.
+    customer = models.CharField(max_length=255, db_default="")
     received_at = models.DateTimeField(auto_now_add=True)
     payload = models.JSONField()
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "received_at"], name="webhook_customer_received")]
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id}"

@@ -34,7 +34,9 @@ def event_receive(*, payload: bytes, signature: str | None) -> str:
     event = stripe_api.event_from_webhook(payload, signature)
     raw = orjson.loads(payload)
     with transaction.atomic():
-        _, created = WebhookEvent.objects.get_or_create(event_id=event.id, defaults={"type": event.type, "payload": raw})
+        customer = raw["data"]["object"].get("customer")
+        _, created = WebhookEvent.objects.get_or_create(event_id=event.id, defaults={
+            "type": event.type, "payload": raw, "customer": customer if isinstance(customer, str) else ""})
         if not created:
             return "duplicate"
         handler = HANDLERS.get(event.type)
@@ -78,15 +80,17 @@ def _link(invoice: Invoice, stripe_invoice: dict[str, Any], paid: bool = False) 
     invoice.save(update_fields=fields)
 
 
+def invoice_events(*, customer: str):
+    """The invoice events Stripe sent about `customer`, oldest first."""
+    return WebhookEvent.objects.filter(customer=customer, type__startswith="invoice.").order_by("received_at")
+
+
 def stripe_invoice_link(*, invoice: Invoice) -> None:
     """Links a freshly closed invoice to a Stripe invoice already announced by webhook."""
     account = BillingAccount.objects.for_tenant(invoice.tenant_id).exclude(stripe_customer_id="").first()
     if account is None:
         return
-    events = (WebhookEvent.objects.filter(type__startswith="invoice.",
-                                          payload__data__object__customer=account.stripe_customer_id)
-              .order_by("received_at"))
-    for event in events:
+    for event in invoice_events(customer=account.stripe_customer_id):
         stripe_invoice = event.payload["data"]["object"]
         if _ours(account, stripe_invoice) == invoice:
             _link(invoice, stripe_invoice, paid=event.type == "invoice.paid")

@@ -6,10 +6,11 @@ from datetime import timedelta
 
 import orjson
 import pytest
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from apps.billing import accounts, invoices, standing, stripe_api
+from apps.billing import accounts, invoices, standing, stripe_api, webhooks
 from apps.billing.invoices import Period
 from apps.billing.models import BillingAccount, Invoice, WebhookEvent
 from apps.billing.stripe_fake import Fault
@@ -132,6 +133,25 @@ def test_stripe_invoices_are_linked_to_ours(customer, fake):
     ours.refresh_from_db()
     assert ours.status == Invoice.Status.PAID and ours.paid_at is not None
     assert ours.total_cents == 30  # linking and paying never change the amounts
+
+
+def test_a_closing_invoice_reads_only_its_customers_events(customer, fake):
+    """Each tenant's close looked its Stripe invoice up in the payloads of every event ever
+    received, a scan of the whole table per tenant; the customer is now a column of its own,
+    indexed."""
+    tenant, cus = customer
+    other, _ = factories.make_tenant("Other")
+    other_cus = accounts.customer_ensure(tenant_id=other.pk)
+    for who in (cus, other_cus):
+        deliver(fake, "invoice.finalized", fake.invoice_for(who, status="open"))
+    deliver(fake, "customer.updated", {"id": cus, "object": "customer"})
+    assert sorted(WebhookEvent.objects.values_list("type", "customer")) == [
+        ("customer.updated", ""), ("invoice.finalized", cus), ("invoice.finalized", other_cus)]
+    assert [e.payload["data"]["object"]["customer"] for e in webhooks.invoice_events(customer=cus)] == [cus]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # so few rows would be scanned either way
+        plan = webhooks.invoice_events(customer=cus).explain()
+    assert "webhook_customer_received" in plan
 
 
 @pytest.mark.parametrize(("billing_reason", "seconds"), [
