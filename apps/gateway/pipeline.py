@@ -331,9 +331,9 @@ def respond(call: Call, wire: Wire, result: ChatResult) -> Answer:
 
 def respond_stream(call: Call, wire: Wire, req: ChatRequest, events: AsyncIterator) -> Answer:
     """Server-sent events; the stream itself fills in the call's status, usage and answer.
-    The model named is the one serving the call, a cached answer's (which may have left
-    the catalog), or before a fresh stream's first event, the one asked for."""
-    model_id = call.served.id if call.served else (call.replayed_model or req.model)
+    The model named is the one serving the call, or a cached answer's (which may have
+    left the catalog)."""
+    model_id = call.served.id if call.served else call.replayed_model
     headers = {**sse.HEADERS, **_aka_headers(call, model_id, _cost_so_far(call, None))}
     writer = wire.writer(_response_id(call, wire), int(time.time()), model_id, req, call.replayed or call.usage)
     body = sse.body(call, req, writer, wire.stream_error, events, promise_delivered)
