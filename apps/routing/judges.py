@@ -21,6 +21,7 @@ from apps.core.llm import ChatRequest, ChatResult
 from apps.providers import dispatch
 from apps.providers.catalog import ModelInfo
 
+from . import breaker
 from .classify import CHOICE, MATH
 from .heuristic import heuristic_score, math_model
 
@@ -35,6 +36,7 @@ class Verdict:
     # False when the judge could not judge (unreachable, no score): the draft is rejected,
     # but that says nothing about it, so it is no label for the router.
     judged: bool = True
+    model: str = ""   # the judge model that answered, if one was called (its circuit breaker)
 
 
 # --- what a verdict tells the router --------------------------------------------------
@@ -76,7 +78,9 @@ def pass_rate(p: float, task: str, threshold: float) -> float:
 class Judge:
     name: str
 
-    async def verdict(self, *, req: ChatRequest, answer: ChatResult, task: str, threshold: float) -> Verdict:
+    async def verdict(self, *, req: ChatRequest, answer: ChatResult, task: str, threshold: float,
+                      outcome: dispatch.Outcome | None = None) -> Verdict:
+        """`outcome`: where a judge that calls a model tells what it tried (the call's)."""
         raise NotImplementedError
 
     def draft_request(self, req: ChatRequest) -> ChatRequest:
@@ -87,7 +91,7 @@ class Judge:
 class HeuristicJudge(Judge):
     name = "heuristic"
 
-    async def verdict(self, *, req, answer, task, threshold) -> Verdict:
+    async def verdict(self, *, req, answer, task, threshold, outcome=None) -> Verdict:
         score, reason = heuristic_score(prompt=req.last_user_text(), answer=answer.content,
                                         finish_reason=answer.finish_reason, task=task,
                                         response_format=req.response_format)
@@ -109,7 +113,7 @@ class LogprobJudge(Judge):
     def draft_request(self, req: ChatRequest) -> ChatRequest:
         return replace(req, logprobs=True)
 
-    async def verdict(self, *, req, answer, task, threshold) -> Verdict:
+    async def verdict(self, *, req, answer, task, threshold, outcome=None) -> Verdict:
         sign, reason = heuristic_score(prompt=req.last_user_text(), answer=answer.content,
                                        finish_reason=answer.finish_reason, task=task,
                                        response_format=req.response_format)
@@ -127,13 +131,15 @@ RUBRIC = (
 )
 SCORE = re.compile(r"score\W{0,3}(10|[1-9])(?!\d)", re.IGNORECASE)
 
-Complete = Callable[[ChatRequest, list[ModelInfo], dispatch.Outcome], Awaitable[ChatResult]]
+Complete = Callable[..., Awaitable[ChatResult]]   # (request, chain, outcome, circuits=): dispatch.complete
 
 
 class LLMJudge(Judge):
     """A rubric prompt to the tenant's judge model and its fallbacks. An answer the judge
     does not score (no 'Score: N') fails, as does a judge that cannot be reached: the
-    strong model answers instead."""
+    strong model answers instead. Its models have circuit breakers as routed ones do: a
+    half-open one is tried by one judging call at a time (speculation.plan_for leaves the
+    open ones out)."""
 
     name = "llm"
 
@@ -147,19 +153,20 @@ class LLMJudge(Judge):
             {"role": "system", "content": RUBRIC},
             {"role": "user", "content": f"Request:\n{asked}\n\nAnswer:\n{said}"}])
 
-    async def verdict(self, *, req, answer, task, threshold) -> Verdict:
-        outcome = dispatch.Outcome()
+    async def verdict(self, *, req, answer, task, threshold, outcome=None) -> Verdict:
         try:
-            graded = await self.complete(self.rubric(req, answer), self.chain, outcome)
+            graded = await self.complete(self.rubric(req, answer), self.chain, outcome or dispatch.Outcome(),
+                                         circuits=breaker.Probes())
         except Exception as exc:  # noqa: BLE001  (an unreachable judge is a rejection, never a failed call)
             return Verdict(self.name, 0.0, False, f"judge unavailable: {exc}"[:100], judged=False)
         served = next((m for m in self.chain if m.id == graded.model), self.chain[0])
         cost = served.cost_micros(graded.usage)
         found = SCORE.search(graded.content or "")
         if found is None:
-            return Verdict(self.name, 0.0, False, "judge gave no score", cost, judged=False)
+            return Verdict(self.name, 0.0, False, "judge gave no score", cost, judged=False, model=served.id)
         score = int(found.group(1)) / 10
-        return Verdict(self.name, score, score >= threshold, f"judge scored {found.group(1)}/10", cost)
+        return Verdict(self.name, score, score >= threshold, f"judge scored {found.group(1)}/10", cost,
+                       model=served.id)
 
 
 def judge_for(name: str, *, judge_chain: list[ModelInfo] | None = None) -> Judge:

@@ -85,7 +85,13 @@ def plan_for(*, config: Config, decision: Decision, req: ChatRequest, needs: fro
     strong_chain = [m for m in dispatch.chain_for(decision.strong, catalog, needs)
                     if m is decision.strong or not breaker.is_open(m.id)]
     judge_model = catalog.get(config.judge_model)
-    judge_chain = dispatch.chain_for(judge_model, catalog, set()) if judge_model else None
+    judge_chain = None
+    if config.judge == "llm" and judge_model is not None:
+        judge_chain = [m for m in dispatch.chain_for(judge_model, catalog, set()) if not breaker.is_open(m.id)]
+        if not judge_chain:
+            # Every judge model's circuit is open: no draft could pass, so none is paid and
+            # waited for; the route's own model answers, as with speculation off.
+            return None
     return Plan(mode=config.speculation, run=run, draft=draft, strong_chain=strong_chain,
                 judge=judge_for(config.judge, judge_chain=judge_chain),
                 threshold=decision.judge_threshold,
@@ -119,10 +125,22 @@ async def _draft(plan: Plan, req: ChatRequest, done: Run) -> ChatResult | None:
     return result
 
 
+async def _judge(plan: Plan, req: ChatRequest, draft: ChatResult, done: Run) -> Verdict:
+    """The judge's verdict on the draft. A judge model's attempts are the call's, as the
+    draft's are (the ledger's count, the circuit breakers)."""
+    outcome = dispatch.Outcome()
+    done.outcomes.append(outcome)
+    done.verdict = await plan.judge.verdict(req=req, answer=draft, task=plan.task, threshold=plan.threshold,
+                                            outcome=outcome)
+    if done.verdict.model:
+        done.answered.append(done.verdict.model)
+    return done.verdict
+
+
 async def cascade(plan: Plan, req: ChatRequest, done: Run) -> None:
     draft = await _draft(plan, req, done)
     if draft is not None:
-        done.verdict = await plan.judge.verdict(req=req, answer=draft, task=plan.task, threshold=plan.threshold)
+        await _judge(plan, req, draft, done)
         if done.verdict.passed:
             done.outcome, done.served, done.result = "accepted", plan.draft, _served(draft, req)
             return
@@ -198,7 +216,7 @@ async def race(plan: Plan, req: ChatRequest, done: Run) -> None:
             return
         draft = await draft_task
         if draft is not None:
-            done.verdict = await plan.judge.verdict(req=req, answer=draft, task=plan.task, threshold=plan.threshold)
+            await _judge(plan, req, draft, done)
             strong_failed = strong_task.done() and strong_task.exception() is not None
             if strong_task.done() and not strong_failed:
                 strong = strong_task.result()   # it finished while the judge read: already paid for

@@ -129,7 +129,7 @@ def grader(reply: str | Exception):
     """Stands in for the remote judge model's provider (apps.providers.dispatch.complete)."""
     seen = []
 
-    async def complete(req, chain, outcome):
+    async def complete(req, chain, outcome, circuits=None):
         seen.append(req)
         if isinstance(reply, Exception):
             raise reply

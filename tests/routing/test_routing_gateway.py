@@ -249,8 +249,46 @@ def test_a_cascade_whose_strong_model_fails_records_what_it_spent_and_tells_the_
     assert row.draft_cost_micros == cheap.cost_micros(Usage(drafted["prompt_tokens"], drafted["completion_tokens"]))
     assert row.judge_cost_micros > 0 and row.strong_cost_micros == 0
     assert row.provider_cost_micros == row.draft_cost_micros + row.judge_cost_micros
-    assert row.attempts == 1 + 2 * settings.AKA_BREAKER_FAILURES
+    assert row.attempts == 1 + 1 + 2 * settings.AKA_BREAKER_FAILURES   # the draft, the judge, the strong chain
     assert (breaker.state(STRONG), breaker.state("gpt-4o")) == ("open", "open")
+
+
+JUDGE, JUDGE_CHAIN = "gpt-4o-mini", ["gpt-4o-mini", "claude-haiku-4-5", "gemini-2.5-flash"]   # and its fallbacks
+
+
+def test_a_judge_models_failures_and_answers_reach_the_circuit_breakers(live, sim, settings, monkeypatch):
+    """The judge's calls told the breakers nothing: a judge model failing every call kept
+    being tried first, and a half-open one kept its circuit open."""
+    settings.AKA_SIMULATOR_URL, settings.AKA_RETRY_BASE_DELAY = sim, 0.01
+    half_open(monkeypatch, settings, JUDGE_CHAIN[1])
+    settings.AKA_BREAKER_FAILURES = settings.AKA_UPSTREAM_RETRIES + 1   # one judging's attempts open a circuit
+    settle(live, live.tenant, speculation="cascade", judge="llm", judge_model=JUDGE)
+    httpx.post(f"{sim}/_sim/faults", json={"model": JUDGE, "kind": "500", "times": None})
+    try:
+        status, headers, _ = routed_in_process(live, SUPPORT)
+    finally:
+        httpx.delete(f"{sim}/_sim/faults")
+    assert (status, headers["x-aka-speculation"]) == (200, "cascade:rejected")
+    # The judge model failed each attempt; its half-open fallback took the probe and answered.
+    assert (breaker.state(JUDGE), breaker.state(JUDGE_CHAIN[1])) == ("open", "closed")
+    assert stats(sim)["requests"][JUDGE_CHAIN[1]] == 1
+    [row] = live.records()
+    assert row.attempts == 1 + settings.AKA_BREAKER_FAILURES + 1 + 1   # draft, judge chain, strong
+
+
+def test_no_draft_is_made_while_every_judge_model_is_open(live, sim, settings, monkeypatch):
+    """A draft no judge can pass is only paid for and waited on: the call goes to its
+    route's model, as with speculation off."""
+    settings.AKA_SIMULATOR_URL, settings.AKA_BREAKER_COOLDOWN = sim, 60
+    monkeypatch.setattr(breaker, "_circuits", {m: breaker.Circuit(failures=5, opened_at=time.monotonic())
+                                               for m in JUDGE_CHAIN})
+    settle(live, live.tenant, speculation="cascade", judge="llm", judge_model=JUDGE)
+    status, headers, _ = routed_in_process(live, SUPPORT)
+    assert (status, headers["x-aka-route"], headers["x-aka-model"]) == (200, "cheap", CHEAP)
+    assert "x-aka-speculation" not in headers
+    assert stats(sim)["requests"] == {CHEAP: 1}
+    [row] = live.records()
+    assert (row.speculation, row.judge, row.judge_cost_micros) == ("", "", 0)
 
 
 def test_a_half_open_model_passed_over_is_tried_by_the_next_call_it_suits(live, sim, settings, monkeypatch):
