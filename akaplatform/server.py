@@ -12,6 +12,8 @@ granian does refuse oversized headers itself; with uvicorn the app does
 (apps/core/request_limits.py). uvicorn arms no timer on a connection until it has
 answered a request, so a connection that sends nothing, or headers that never end, was
 held for ever: HeaderTimeout closes it after AKA_HEADER_READ_TIMEOUT_MS, as granian does.
+It also ends a connection whose answer came before its request's body had arrived (see
+HeaderTimeout.on_response_complete).
 
 Environment: AKA_HOST (0.0.0.0), AKA_PORT (8000), AKA_WORKERS (CPU count); the
 graceful-shutdown budget AKA_SHUTDOWN_SECONDS (30, in-flight streams finish and their
@@ -63,9 +65,11 @@ except ImportError:  # pragma: no cover - an image without uvicorn runs granian
 
 class HeaderTimeout(HttpToolsProtocol):
     """uvicorn's httptools protocol, with a deadline for each request's headers, counted
-    from the connection's start or the request's first byte."""
+    from the connection's start or the request's first byte, and a lingering close after
+    an answer given before the request's body arrived."""
 
     _header_timer = None
+    _lingering = False
 
     def _arm(self) -> None:
         self._disarm()
@@ -91,6 +95,21 @@ class HeaderTimeout(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        """An answer given before the request's body arrived (a 413, a 400 for a Host not
+        served) ends the connection: uvicorn kept it, reading and dropping the whole body,
+        for as long as the client kept sending. Not at once, which can reset the connection
+        before the client has read the answer: our side is shut after the answer, and what
+        the client still sends is dropped until it closes or the keep-alive timeout ends it."""
+        super().on_response_complete()
+        if self.cycle.more_body and not self.transport.is_closing():
+            self._lingering = True
+            self.transport.write_eof()
+
+    def data_received(self, data: bytes) -> None:
+        if not self._lingering:   # lingering, data no longer cancels the keep-alive timeout
+            super().data_received(data)
 
     def connection_lost(self, exc) -> None:
         self._disarm()

@@ -70,6 +70,35 @@ def test_an_anthropic_body_that_never_finishes_gets_408_in_anthropics_shape_nami
         "type": "invalid_request_error", "message": "The request body did not arrive in time."}}
 
 
+@pytest.mark.parametrize("host", [b"127.0.0.1", b"evil.example"], ids=["413", "400 for the Host"])
+def test_an_answer_before_the_body_arrived_ends_the_connection_after_the_client_has_it(server, host):
+    """A 100 MB body, refused on its length (or its Host) before it arrives. The client
+    keeps sending: it reads the whole answer and then the end of the server's side, and
+    the server drops the connection within its keep-alive timeout (5 s). The connection was
+    kept open, the server reading the body to drop it, as long as data came."""
+    with socket.create_connection(("127.0.0.1", server)) as sock:
+        sock.settimeout(0.1)
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: " + host + b"\r\ncontent-type: application/json"
+                     b"\r\ncontent-length: 100000000\r\n\r\n" + b"x" * 100_000)
+        started, received, answered, dropped = time.monotonic(), b"", None, None
+        while dropped is None and time.monotonic() - started < 12:
+            try:
+                sock.sendall(b"x" * 1_000)   # the client goes on sending its body
+                if answered is None and not (chunk := sock.recv(65536)):
+                    answered = time.monotonic() - started   # the answer, then the end of it
+                received += chunk if answered is None else b""
+            except TimeoutError:
+                pass
+            except (ConnectionResetError, BrokenPipeError):
+                dropped = time.monotonic() - started
+            time.sleep(0.05)
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413" if host == b"127.0.0.1" else b"HTTP/1.1 400")
+    assert json.loads(body)["error"]["message"]
+    assert answered is not None and answered < 1, "the server's side never ended"
+    assert dropped is not None and 4 < dropped < 8, f"not dropped after {time.monotonic() - started:.1f} s"
+
+
 def test_a_management_api_body_that_never_finishes_gets_408_and_is_closed(server):
     received, _ = exchange(server, incomplete(b"/api/keys/"))
     assert received.startswith(b"HTTP/1.1 408")
