@@ -101,9 +101,12 @@ class HeaderTimeout(HttpToolsProtocol):
         served) ends the connection: uvicorn kept it, reading and dropping the whole body,
         for as long as the client kept sending. Not at once, which can reset the connection
         before the client has read the answer: our side is shut after the answer, and what
-        the client still sends is dropped until it closes or the keep-alive timeout ends it."""
+        the client still sends is dropped until it closes or the keep-alive timeout ends it.
+        With a request queued behind it, the request answered had its body whole (`cycle` is
+        the queued one). A transport that cannot shut one side (TLS) keeps uvicorn's way."""
+        unread = not self.pipeline and self.cycle.more_body
         super().on_response_complete()
-        if self.cycle.more_body and not self.transport.is_closing():
+        if unread and not self.transport.is_closing() and self.transport.can_write_eof():
             self._lingering = True
             self.transport.write_eof()
 

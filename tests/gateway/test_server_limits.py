@@ -99,6 +99,25 @@ def test_an_answer_before_the_body_arrived_ends_the_connection_after_the_client_
     assert dropped is not None and 4 < dropped < 8, f"not dropped after {time.monotonic() - started:.1f} s"
 
 
+def test_a_request_queued_behind_an_answered_one_is_served_whole(server):
+    """Pipelined: a request whose body is still arriving waits behind one being answered.
+    When the first answer ends, the unfinished body is the queued request's, not the
+    answered one's: the connection stays, and the second request is answered too."""
+    with socket.create_connection(("127.0.0.1", server)) as sock:
+        sock.settimeout(5)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"
+                     b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+                     b"content-length: 13\r\n\r\n{\"model\":")
+        received = b""
+        while b"HTTP/1.1 200" not in received:
+            received += sock.recv(65536)
+        time.sleep(0.3)   # the first answer is out; the second body is still unfinished
+        sock.sendall(b'"x"}')
+        while received.count(b"HTTP/1.1 ") < 2 and (chunk := sock.recv(65536)):
+            received += chunk
+    assert received.count(b"HTTP/1.1 ") == 2 and b"HTTP/1.1 401" in received
+
+
 def test_a_management_api_body_that_never_finishes_gets_408_and_is_closed(server):
     received, _ = exchange(server, incomplete(b"/api/keys/"))
     assert received.startswith(b"HTTP/1.1 408")
