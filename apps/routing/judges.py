@@ -138,8 +138,8 @@ class LLMJudge(Judge):
     """A rubric prompt to the tenant's judge model and its fallbacks. An answer the judge
     does not score (no 'Score: N') fails, as does a judge that cannot be reached: the
     strong model answers instead. Its models have circuit breakers as routed ones do: a
-    half-open one is tried by one judging call at a time (speculation.plan_for leaves the
-    open ones out)."""
+    half-open one is tried by one judging call at a time (judge_for leaves the open ones
+    out)."""
 
     name = "llm"
 
@@ -169,9 +169,14 @@ class LLMJudge(Judge):
                        model=served.id)
 
 
-def judge_for(name: str, *, judge_chain: list[ModelInfo] | None = None) -> Judge:
-    if name == "llm" and judge_chain:
-        return LLMJudge(judge_chain)
+def judge_for(name: str, *, judge_model: str, catalog: dict[str, ModelInfo]) -> Judge | None:
+    """The tenant's judge as it can judge now: an LLM judge over its model and fallbacks
+    whose circuits are not open (the heuristic one when its model is not in the catalog),
+    or None while every one of them is open, when no draft could be passed."""
+    model = catalog.get(judge_model)
+    if name == "llm" and model is not None:
+        chain = [m for m in dispatch.chain_for(model, catalog, set()) if not breaker.is_open(m.id)]
+        return LLMJudge(chain) if chain else None
     if name == "logprob":
         return LogprobJudge()
     return HeuristicJudge()

@@ -84,16 +84,10 @@ def plan_for(*, config: Config, decision: Decision, req: ChatRequest, needs: fro
     draft = decision.model if decision.model is not decision.strong else decision.cheap
     strong_chain = [m for m in dispatch.chain_for(decision.strong, catalog, needs)
                     if m is decision.strong or not breaker.is_open(m.id)]
-    judge_model = catalog.get(config.judge_model)
-    judge_chain = None
-    if config.judge == "llm" and judge_model is not None:
-        judge_chain = [m for m in dispatch.chain_for(judge_model, catalog, set()) if not breaker.is_open(m.id)]
-        if not judge_chain:
-            # Every judge model's circuit is open: no draft could pass, so none is paid and
-            # waited for; the route's own model answers, as with speculation off.
-            return None
-    return Plan(mode=config.speculation, run=run, draft=draft, strong_chain=strong_chain,
-                judge=judge_for(config.judge, judge_chain=judge_chain),
+    judge = judge_for(config.judge, judge_model=config.judge_model, catalog=catalog)
+    if judge is None:
+        return None   # its circuits opened since the decision, which would have skipped the draft
+    return Plan(mode=config.speculation, run=run, draft=draft, strong_chain=strong_chain, judge=judge,
                 threshold=decision.judge_threshold,
                 task=decision.task)
 

@@ -44,10 +44,11 @@ def closed_circuits():
     breaker._circuits.clear()
 
 
-def decide(prompt, neighbours=(), pool=(MINI, STRONG), config=CONFIG, explorer=None, spent=None, tokens=0):
+def decide(prompt, neighbours=(), pool=(MINI, STRONG), config=CONFIG, explorer=None, spent=None, tokens=0,
+           judging=True):
     return decide_with(tenant_id=1, config=config, pool=list(pool), task=task_of(prompt), neighbours=list(neighbours),
                        prompt_tokens=tokens, explorer=explorer or Exploration(random.Random(0)),
-                       spent=spent or QualityBudget())
+                       spent=spent or QualityBudget(), judging=judging)
 
 
 def test_the_task_classes_of_typical_prompts():
@@ -278,6 +279,19 @@ def test_the_floor_holds_on_average_spent_where_the_cheap_model_loses_least():
     # With support prompts in the mix, those (the cheapest loss) take the cheap model every time.
     mixed = [(p, decide(p, spent=spent).route) for p in [SUPPORT, MATH] * 500]
     assert {route for p, route in mixed if p == SUPPORT} == {"cheap"}
+
+
+def test_a_call_whose_draft_no_judge_can_judge_is_decided_and_spent_as_without_speculation():
+    """The judge unreachable (an LLM judge whose every circuit is open), no draft is made:
+    the cheap model answers unjudged, and the quality budget must be spent for that, not
+    for a judged draft's much smaller loss (which let the allowance climb call by call)."""
+    cascade = replace(CONFIG, speculation="cascade")
+    judged, unjudged, off = QualityBudget(), QualityBudget(), QualityBudget()
+    assert decide(SUPPORT, config=cascade, spent=judged).draft == "confident"
+    down = decide(SUPPORT, config=cascade, spent=unjudged, judging=False)
+    assert (down.route, down.draft) == ("cheap", "skip")
+    decide(SUPPORT, spent=off)
+    assert unjudged.allowance(1, 0.95) == off.allowance(1, 0.95) < judged.allowance(1, 0.95)
 
 
 def test_cheap_answers_worse_than_predicted_move_later_calls_to_the_strong_model():

@@ -16,7 +16,7 @@ import pytest
 from apps.cache.services import cache_settings_update
 from apps.core.llm import Usage
 from apps.providers.catalog import amodels
-from apps.routing import breaker
+from apps.routing import breaker, services
 from apps.routing.judges import after_verdict
 from apps.routing.models import RoutingSample
 from apps.routing.services import routing_settings_update
@@ -283,7 +283,10 @@ def test_no_draft_is_made_while_every_judge_model_is_open(live, sim, settings, m
     monkeypatch.setattr(breaker, "_circuits", {m: breaker.Circuit(failures=5, opened_at=time.monotonic())
                                                for m in JUDGE_CHAIN})
     settle(live, live.tenant, speculation="cascade", judge="llm", judge_model=JUDGE)
+    real, judging = services.decide_with, []
+    monkeypatch.setattr(services, "decide_with", lambda **kw: judging.append(kw["judging"]) or real(**kw))
     status, headers, _ = routed_in_process(live, SUPPORT)
+    assert judging == [False]   # decided, and its loss spent, as without speculation
     assert (status, headers["x-aka-route"], headers["x-aka-model"]) == (200, "cheap", CHEAP)
     assert "x-aka-speculation" not in headers
     assert stats(sim)["requests"] == {CHEAP: 1}
