@@ -153,18 +153,11 @@ def _spool(kind: str, rows: list[dict]) -> None:
         replayer().wake()
 
 
-def _keep_damaged(path: Path, lines: list[bytes]) -> None:
-    if not lines:
-        return
-    kept = spool.write_lines(spool.DAMAGED, lines)
-    metrics.LEDGER_SPOOLED.labels(spool.DAMAGED).inc(len(lines))
-    log.error("ALERT ledger: %d line(s) of %s are no ledger row (cut short by a crash or a full disk); "
-              "kept in %s for a person to read", len(lines), path.name, kept)
-
-
 async def replay(kind: str = spool.PENDING) -> int:
     """Moves spooled rows of `kind` into the database; returns how many files are left.
-    Rows the database refuses move to `rejected/`; a database still down leaves the file."""
+    Rows the database refuses move to `rejected/`; a database still down leaves the file,
+    and so does a disk that cannot take what the file's replay writes (the files after it
+    are replayed all the same)."""
     left = 0
     for path in spool.files(kind):
         claim = spool.Claim.take(path)
@@ -174,22 +167,42 @@ async def replay(kind: str = spool.PENDING) -> int:
         try:
             if not path.exists():  # replayed by another process while we waited
                 continue
-            rows, damaged = spool.read(path, DECIMAL_COLUMNS)
-            refused, unavailable = await _write(rows)
-            if unavailable:
+            if await _replay_file(path, kind):
+                path.unlink()
+            else:
                 left += 1
-                continue
-            if refused and kind != spool.REJECTED:
-                _spool(spool.REJECTED, refused)
-            elif refused:
-                left += 1
-                continue
-            metrics.LEDGER_REPLAYED.inc(len(rows) - len(refused))
-            _keep_damaged(path, damaged)
-            path.unlink()
+        except OSError as exc:
+            log.error("ALERT ledger: spool file %s not replayed, the disk failed: %s", path, exc)
+            left += 1
         finally:
             claim.release()
     return left
+
+
+async def _replay_file(path: Path, kind: str) -> bool:
+    """True once the file's rows are stored (or refused, and moved on): it may go."""
+    rows, damaged = spool.read(path, DECIMAL_COLUMNS)
+    _keep_damaged(path, damaged)
+    refused, unavailable = await _write(rows)
+    if unavailable:
+        return False
+    if refused and kind != spool.REJECTED:
+        _spool(spool.REJECTED, refused)
+    elif refused:
+        return False
+    metrics.LEDGER_REPLAYED.inc(len(rows) - len(refused))
+    return True
+
+
+def _keep_damaged(path: Path, lines: list[bytes]) -> None:
+    """Keeps a file's lines that are no row under the file's own name in `damaged/`, once:
+    a replay retried (the database away) or cut short by a crash finds them kept."""
+    if not lines or (spool.folder(spool.DAMAGED) / path.name).exists():
+        return
+    kept = spool.write_lines(spool.DAMAGED, lines, name=path.name)
+    metrics.LEDGER_SPOOLED.labels(spool.DAMAGED).inc(len(lines))
+    log.error("ALERT ledger: %d line(s) of %s are no ledger row (cut short by a crash or a full disk); "
+              "kept in %s for a person to read", len(lines), path.name, kept)
 
 
 class Replayer:

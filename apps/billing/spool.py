@@ -48,9 +48,10 @@ def write(kind: str, rows: list[dict]) -> Path:
     return write_lines(kind, [to_line(row) for row in rows])
 
 
-def write_lines(kind: str, lines: list[bytes]) -> Path:
-    """Durably stores `lines` (each ending in a newline) in one new file of `kind`."""
-    target = folder(kind) / f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+def write_lines(kind: str, lines: list[bytes], name: str | None = None) -> Path:
+    """Durably stores `lines` (each ending in a newline) in one file of `kind`: a new one,
+    or `name`, replaced whole if it exists."""
+    target = folder(kind) / (name or f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl")
     temporary = target.with_suffix(".tmp")
     data = b"".join(lines)
     with open(temporary, "wb") as out:
@@ -72,26 +73,28 @@ def files(kind: str) -> list[Path]:
 
 def read(path: Path, decimal_columns: set[str]) -> tuple[list[dict], list[bytes]]:
     """The file's rows, and its lines that are none (each with its newline). A crash can
-    leave a line cut short or zeros at a journal's end; one such line must not keep the
-    file's other rows, or the files after it, from being replayed."""
+    leave a line cut short or zeros in a journal; one such line must not keep the file's
+    other rows, or the files after it, from being replayed."""
     rows, damaged = [], []
     for line in path.read_bytes().splitlines():
-        if not line.strip(b" \t\r\x00"):
+        text = line.strip(b" \t\r\x00")
+        if not text:
             continue
         try:
-            row = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            row = None
-        if isinstance(row, dict):
-            rows.append(row)
-        else:
+            rows.append(_row(orjson.loads(text), decimal_columns, path))
+        except (ValueError, TypeError, ArithmeticError):  # not JSON, not an object, a value that does not convert
             damaged.append(line + b"\n")
-    for row in rows:
-        for column in decimal_columns & row.keys():
-            if row[column] is not None:
-                row[column] = Decimal(row[column])
-        row["created_at"] = datetime.fromisoformat(row["created_at"]) if row.get("created_at") else _written(path)
     return rows, damaged
+
+
+def _row(row, decimal_columns: set[str], path: Path) -> dict:
+    if not isinstance(row, dict):
+        raise TypeError(f"a spool line holds {type(row).__name__}, not a row")
+    for column in decimal_columns & row.keys():
+        if row[column] is not None:
+            row[column] = Decimal(row[column])
+    row["created_at"] = datetime.fromisoformat(row["created_at"]) if row.get("created_at") else _written(path)
+    return row
 
 
 def _written(path: Path) -> datetime:

@@ -175,28 +175,68 @@ def test_a_row_spooled_without_a_time_takes_its_files_and_replays_once(loop):
     assert CallRecord.objects.for_tenant(tenant).count() == 1
 
 
-def test_a_journal_line_cut_short_by_a_crash_costs_no_other_row(loop):
-    """A machine crash can leave a dead process's journal ending in a line cut short, or
-    zeros. Its other rows, and the spool files after it, are replayed; the cut line is
-    kept for a person. It raised on every replay, holding back every file after it."""
+def test_a_journal_line_cut_short_by_a_crash_costs_no_other_row(loop, monkeypatch):
+    """A machine crash can leave a dead process's journal with a line cut short, or zeros.
+    Its other rows, and the spool files after it, are replayed; the cut line is kept once
+    for a person, also when the replay is tried again. It raised on every replay, holding
+    back every file after it."""
     tenant, _ = factories.make_tenant()
     dead = journal.Journal()
-    first, second = (ledger.normalise(row(tenant.pk)) for _ in range(2))
+    first, second, third = (ledger.normalise(row(tenant.pk)) for _ in range(3))
     dead.promise(first)
     segment = dead.promise(second)
     torn = b'{"tenant_id": %d, "request_id": "req_' % tenant.pk
-    os.write(segment.fd, torn + b"\x00" * 16)
+    os.write(segment.fd, torn + b"\x00" * 16 + b"\n" + b"\x00" * 8 + spool.to_line(third))
     os.close(segment.fd)  # the process is gone
     assert journal.adopt_orphans() == 1
     later = ledger.normalise(row(tenant.pk))
     spool.write(spool.PENDING, [later])  # named after the adopted segment: replayed after it
     before = metrics.LEDGER_SPOOLED.labels(spool.DAMAGED)._value.get()
+    real_insert = ledger._insert
+
+    async def database_down(rows):
+        raise psycopg.OperationalError("connection refused")
+
+    monkeypatch.setattr(ledger, "_insert", database_down)
+    assert loop.run_until_complete(ledger.replay()) == 2
+    monkeypatch.setattr(ledger, "_insert", real_insert)
     assert loop.run_until_complete(ledger.replay()) == 0
-    assert sorted(stored(tenant)) == sorted(r["request_id"] for r in (first, second, later))
+    assert sorted(stored(tenant)) == sorted(r["request_id"] for r in (first, second, third, later))
     assert spool.files(spool.PENDING) == []
     [kept] = spool.files(spool.DAMAGED)
-    assert kept.read_bytes() == torn + b"\x00" * 16 + b"\n"
+    assert kept.name == segment.path.name and kept.read_bytes() == torn + b"\x00" * 16 + b"\n"
     assert metrics.LEDGER_SPOOLED.labels(spool.DAMAGED)._value.get() == before + 1
+
+
+def test_a_row_whose_values_do_not_convert_is_kept_aside_not_raised(loop):
+    tenant, _ = factories.make_tenant()
+    good = ledger.normalise(row(tenant.pk))
+    bad = [{**good, "request_id": "req_cost", "provider_cost_micros": "lots"},
+           {**good, "request_id": "req_time", "created_at": "yesterday"}, [1, 2]]
+    path = spool.write_lines(spool.PENDING, [spool.to_line(good), *map(spool.to_line, bad)])
+    assert loop.run_until_complete(ledger.replay()) == 0
+    assert list(stored(tenant)) == [good["request_id"]]
+    assert (spool.folder(spool.DAMAGED) / path.name).read_bytes().count(b"\n") == 3
+
+
+def test_a_file_the_disk_cannot_finish_replaying_holds_back_no_other(loop, monkeypatch):
+    tenant, _ = factories.make_tenant()
+    torn, whole = (ledger.normalise(row(tenant.pk)) for _ in range(2))
+    stuck = spool.write_lines(spool.PENDING, [spool.to_line(torn), b'{"cut\n'])
+    spool.write(spool.PENDING, [whole])
+    real = spool.write_lines
+
+    def disk_full(kind, lines, name=None):
+        if kind == spool.DAMAGED:
+            raise OSError(28, "No space left on device")
+        return real(kind, lines, name)
+
+    monkeypatch.setattr(spool, "write_lines", disk_full)
+    assert loop.run_until_complete(ledger.replay()) == 1
+    assert list(stored(tenant)) == [whole["request_id"]] and spool.files(spool.PENDING) == [stuck]
+    monkeypatch.setattr(spool, "write_lines", real)
+    assert loop.run_until_complete(ledger.replay()) == 0
+    assert sorted(stored(tenant)) == sorted([torn["request_id"], whole["request_id"]])
 
 
 def test_a_call_committed_whose_journal_outlived_it_is_written_once_on_replay(loop):
