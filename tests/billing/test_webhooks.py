@@ -145,8 +145,8 @@ def test_a_closing_invoice_reads_only_its_customers_events(customer, fake):
     for who in (cus, other_cus):
         deliver(fake, "invoice.finalized", fake.invoice_for(who, status="open"))
     deliver(fake, "customer.updated", {"id": cus, "object": "customer"})
-    assert sorted(WebhookEvent.objects.values_list("type", "customer")) == [
-        ("customer.updated", ""), ("invoice.finalized", cus), ("invoice.finalized", other_cus)]
+    assert set(WebhookEvent.objects.values_list("type", "customer")) == {
+        ("customer.updated", ""), ("invoice.finalized", cus), ("invoice.finalized", other_cus)}
     assert [e.payload["data"]["object"]["customer"] for e in webhooks.invoice_events(customer=cus)] == [cus]
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")  # so few rows would be scanned either way
