@@ -93,10 +93,12 @@ def _compare(*, account: BillingAccount, day: date, meter: str) -> bool:
             .aggregate(n=Sum("quantity"))["n"] or 0)
     stripes = stripe_api.meter_usage(meter_id=meter, customer=account.stripe_customer_id,
                                      start=int(start.timestamp()), end=int(end.timestamp()))
+    flags = MeterDiscrepancy.objects.for_tenant(account.tenant_id).filter(day=day)
     if stripes == ours:
-        MeterDiscrepancy.objects.for_tenant(account.tenant_id).filter(day=day, resolved_at__isnull=True).update(
-            resolved_at=datetime.now(UTC))
+        flags.filter(resolved_at__isnull=True).update(resolved_at=datetime.now(UTC))
         return False
+    if flags.filter(ours=ours, stripes=stripes).exists():
+        return True   # flagged already with these totals (and maybe resolved by staff): no second alert
     MeterDiscrepancy.objects.for_tenant(account.tenant_id).update_or_create(
         tenant_id=account.tenant_id, day=day, defaults={"ours": ours, "stripes": stripes, "resolved_at": None})
     metrics.BILLING_DISCREPANCIES.inc()

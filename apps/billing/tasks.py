@@ -46,12 +46,17 @@ def period_close() -> int:
 def reconcile_meter() -> int:
     """Yesterday's meter totals in Stripe against ours (beat, daily), and the days still
     flagged before it again; a tenant Stripe failed for is checked again by a task of its own."""
-    result = reconcile.reconcile_yesterday()
-    results = [result, *reconcile.recheck_flagged(today=result.day)]
-    for done in results:
-        for tenant_id in done.failed:
-            reconcile_tenant.delay(tenant_id, done.day.isoformat())
-    return sum(done.differ for done in results)
+    yesterday = reconcile.reconcile_yesterday()
+    _check_again(yesterday)   # first: the re-checks must not cost them their retry
+    rechecked = reconcile.recheck_flagged(today=yesterday.day)
+    for done in rechecked:
+        _check_again(done)
+    return yesterday.differ + sum(done.differ for done in rechecked)
+
+
+def _check_again(done: reconcile.Reconciled) -> None:
+    for tenant_id in done.failed:
+        reconcile_tenant.delay(tenant_id, done.day.isoformat())
 
 
 @app.task(name="billing.reconcile_tenant", autoretry_for=(stripe_api.Retryable,), retry_backoff=60,

@@ -131,8 +131,9 @@ def unacknowledged(transactional_db, fake, settings):
 def test_a_day_flagged_only_for_a_late_acknowledgement_is_resolved_by_the_next_run(unacknowledged, monkeypatch):
     """Flagged while the window waited for its acknowledgement, the day stayed on the staff
     console for good once it came. The next daily run checks it again and resolves it; a
-    day still differing stays flagged."""
+    day still differing stays flagged, alerted once for the same totals."""
     today = datetime.now(UTC).date()
+    before = discrepancies()
     assert reconcile.reconcile_day(day=today).differ == 1
     [flagged] = selectors.meter_discrepancies()
     assert (flagged.ours, flagged.stripes) == (0, 9.0)
@@ -148,6 +149,11 @@ def test_a_day_flagged_only_for_a_late_acknowledgement_is_resolved_by_the_next_r
     assert [d.tenant_id for d in selectors.meter_discrepancies()] == [stranger.pk]
     resolved = MeterDiscrepancy.objects.for_tenant(unacknowledged).get()
     assert resolved.resolved_at is not None and resolved.day == today
+    assert discrepancies() == before + 2   # each flag alerted once, not at each check
+    # Staff resolve the stranger's day; checked again with the same totals, it stays resolved.
+    MeterDiscrepancy.objects.for_tenant(stranger).update(resolved_at=timezone.now())
+    assert reconcile.reconcile_tenant(tenant_id=stranger.pk, day=today) is True
+    assert not selectors.meter_discrepancies().exists() and discrepancies() == before + 2
     # Past the re-checking days, nothing is asked of Stripe again.
     asked = failing_first(monkeypatch, AssertionError("asked about a day past re-checking"))
     assert reconcile.recheck_flagged(today=today + timedelta(days=reconcile.RECHECK_DAYS + 1)) == []
