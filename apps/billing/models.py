@@ -1,6 +1,7 @@
 from datetime import datetime, timedelta
 
 from django.db import models
+from django.db.models.fields.json import KT
 from django.db.models.functions import Now
 
 from apps.tenants.scoping import TenantOwned
@@ -250,9 +251,11 @@ class WebhookEvent(models.Model):
 
     event_id = models.CharField(max_length=100, unique=True)
     type = models.CharField(max_length=100)
-    # The Stripe customer its object names, if any: a closing invoice looks up its
-    # customer's invoice events by it, where a filter on the payload read the whole table.
-    customer = models.CharField(max_length=255, db_default="")
+    # The Stripe customer its object names, if any, kept by PostgreSQL from the payload: a
+    # closing invoice looks its customer's invoice events up by it (indexed), where a filter
+    # on the payload read the whole table once per tenant.
+    customer = models.GeneratedField(expression=KT("payload__data__object__customer"),
+                                     output_field=models.TextField(), db_persist=True)
     received_at = models.DateTimeField(auto_now_add=True)
     payload = models.JSONField()
 

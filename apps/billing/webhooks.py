@@ -34,9 +34,7 @@ def event_receive(*, payload: bytes, signature: str | None) -> str:
     event = stripe_api.event_from_webhook(payload, signature)
     raw = orjson.loads(payload)
     with transaction.atomic():
-        customer = raw["data"]["object"].get("customer")
-        _, created = WebhookEvent.objects.get_or_create(event_id=event.id, defaults={
-            "type": event.type, "payload": raw, "customer": customer if isinstance(customer, str) else ""})
+        _, created = WebhookEvent.objects.get_or_create(event_id=event.id, defaults={"type": event.type, "payload": raw})
         if not created:
             return "duplicate"
         handler = HANDLERS.get(event.type)
