@@ -219,10 +219,12 @@ async def route(call: Call, req: ChatRequest, chain: list[ModelInfo]) -> list[Mo
     call.vector = call.cache_miss.vector if call.cache_miss is not None else None
     if call.vector is None and prompt:
         call.vector = await batcher().embed(prompt)
+    catalog = await amodels()
     call.decision = await routing.decide(tenant_id=call.principal.tenant_id, config=call.routing, pool=call.pool,
-                                         prompt=prompt, vector=call.vector)
+                                         prompt=prompt, vector=call.vector,
+                                         speculating=speculation.may_speculate(call.routing, req, catalog))
     call.model = call.decision.model
-    return routing.chain_for(call.decision, await amodels(), needs=call.needs)
+    return routing.chain_for(call.decision, catalog, needs=call.needs)
 
 
 # Speculate

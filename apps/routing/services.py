@@ -14,13 +14,13 @@ from django.db import connection, transaction
 from apps.core.llm import Usage, estimated_tokens
 from apps.core.snapshots import Snapshots
 from apps.providers import dispatch
-from apps.providers.catalog import ModelInfo, amodels
+from apps.providers.catalog import ModelInfo
 from apps.providers.models import CatalogModel
 
 from . import breaker, labels, store
 from .breaker import Probes
 from .classify import CHOICE, MATH, task_of
-from .judges import after_verdict, judge_for, pass_rate
+from .judges import after_verdict, pass_rate
 from .models import Feedback, RoutingSettings
 from .predictor import Belief, belief, priors
 from .selectors import NEGATIVE, routing_settings_for
@@ -306,13 +306,14 @@ def _speculated(task: str, cheap: float, strongest: float, threshold: float) -> 
 
 def decide_with(*, tenant_id: int, config: Config, pool: list[ModelInfo], task: str, neighbours,
                 vector: np.ndarray | None = None, prompt_tokens: int = 0, explorer: Exploration = exploration,
-                spent: QualityBudget = budget, judging: bool = True) -> Decision:
+                spent: QualityBudget = budget, speculating: bool = True) -> Decision:
     """The decision from what the predictor knows (pure but for the tenant's exploration
     count and quality budget: the neighbours are fetched). With speculation on, the draft
     is `confident` when the cheap model keeps the floor, `at_risk` when only a judged draft
-    would, and `skip` (straight to the strong model) when not even a pass would. `judging`:
-    whether a draft can be judged now; if not (an LLM judge whose every circuit is open),
-    the call is decided and its loss spent as with speculation off."""
+    would, and `skip` (straight to the strong model) when not even a pass would. When this
+    call cannot speculate (`speculating`, speculation.may_speculate: a stream not buffered,
+    tools, an LLM judge whose every circuit is open) it is decided, and its loss spent, as
+    with speculation off: the cheap model will answer unjudged."""
     healthy = [m for m in pool if not breaker.is_open(m.id)]
     skipped = [m.id for m in pool if m not in healthy]
     usable = healthy or pool
@@ -326,7 +327,7 @@ def decide_with(*, tenant_id: int, config: Config, pool: list[ModelInfo], task: 
     cheap_mean, strongest = beliefs[0].mean - optimism, beliefs[-1].mean
     route = "strong" if index == len(usable) - 1 else "cheap"
     draft, threshold = "skip", max(config.judge_threshold, strongest * (1 - allowance))
-    if config.speculation != "off" and judging and len(usable) > 1:
+    if config.speculation != "off" and speculating and len(usable) > 1:
         served_loss, drafting_loss = _speculated(task, cheap_mean, strongest, threshold)
         if route == "cheap":
             draft, loss = "confident", drafting_loss
@@ -364,7 +365,7 @@ def judge_label(decision: Decision, verdict) -> float | None:
 
 
 async def decide(*, tenant_id: int, config: Config, pool: list[ModelInfo], prompt: str,
-                 vector: np.ndarray | None) -> Decision:
+                 vector: np.ndarray | None, speculating: bool = True) -> Decision:
     """Where a routed call goes: the cheapest model of the pool predicted to keep the
     tenant's quality floor (the labelled neighbours from this process's copy of the
     tenant's labels, or one indexed query while it has none; then arithmetic)."""
@@ -372,10 +373,8 @@ async def decide(*, tenant_id: int, config: Config, pool: list[ModelInfo], promp
     if vector is not None:
         neighbours = await labels.nearest(tenant_id=tenant_id, vector=vector, models=[m.id for m in pool],
                                           k=settings.AKA_ROUTING_NEIGHBOURS)
-    judging = config.speculation == "off" or judge_for(
-        config.judge, judge_model=config.judge_model, catalog=await amodels()) is not None
     return decide_with(tenant_id=tenant_id, config=config, pool=pool, task=task_of(prompt), neighbours=neighbours,
-                       vector=vector, prompt_tokens=estimated_tokens(prompt), judging=judging)
+                       vector=vector, prompt_tokens=estimated_tokens(prompt), speculating=speculating)
 
 
 def chain_for(decision: Decision, catalog: dict[str, ModelInfo], needs: set[str]) -> list[ModelInfo]:

@@ -68,16 +68,29 @@ class Run:
         return self.verdict.cost_micros if self.verdict else Decimal(0)
 
 
+def speculable(config: Config, req: ChatRequest) -> bool:
+    """Whether the tenant speculates and this request can be: whole answers only (a stream
+    only when buffered), one choice, no tools, no log-probabilities asked for."""
+    return config.speculation != "off" and not (
+        (req.stream and not config.buffered_speculation) or req.tools or req.n != 1 or req.logprobs)
+
+
+def may_speculate(config: Config, req: ChatRequest, catalog: dict[str, ModelInfo]) -> bool:
+    """Whether a draft could be made and judged for this request now: what the routing
+    decision assumes (services.decide_with), so that its quality budget is spent for the
+    answer the call will really get."""
+    return speculable(config, req) and judge_for(config.judge, judge_model=config.judge_model,
+                                                 catalog=catalog) is not None
+
+
 def plan_for(*, config: Config, decision: Decision, req: ChatRequest, needs: frozenset[str],
              catalog: dict[str, ModelInfo]) -> Plan | None:
     """How this routed call speculates, or None when it goes straight to its model. `needs`:
     the request's (ChatRequest.needs), which the strong model's fallbacks must have."""
-    if config.speculation == "off" or decision.route == "explore" or decision.cheap is decision.strong:
+    if not speculable(config, req) or decision.route == "explore" or decision.cheap is decision.strong:
         return None
     if decision.draft == "skip":
         return None   # not even a judged draft would keep the floor: no draft to pay and wait for
-    if (req.stream and not config.buffered_speculation) or req.tools or req.n != 1 or req.logprobs:
-        return None
     run = config.speculation
     if run == "selective":
         run = "race" if decision.draft == "at_risk" else "cascade"

@@ -45,10 +45,10 @@ def closed_circuits():
 
 
 def decide(prompt, neighbours=(), pool=(MINI, STRONG), config=CONFIG, explorer=None, spent=None, tokens=0,
-           judging=True):
+           speculating=True):
     return decide_with(tenant_id=1, config=config, pool=list(pool), task=task_of(prompt), neighbours=list(neighbours),
                        prompt_tokens=tokens, explorer=explorer or Exploration(random.Random(0)),
-                       spent=spent or QualityBudget(), judging=judging)
+                       spent=spent or QualityBudget(), speculating=speculating)
 
 
 def test_the_task_classes_of_typical_prompts():
@@ -288,7 +288,7 @@ def test_a_call_whose_draft_no_judge_can_judge_is_decided_and_spent_as_without_s
     cascade = replace(CONFIG, speculation="cascade")
     judged, unjudged, off = QualityBudget(), QualityBudget(), QualityBudget()
     assert decide(SUPPORT, config=cascade, spent=judged).draft == "confident"
-    down = decide(SUPPORT, config=cascade, spent=unjudged, judging=False)
+    down = decide(SUPPORT, config=cascade, spent=unjudged, speculating=False)
     assert (down.route, down.draft) == ("cheap", "skip")
     decide(SUPPORT, spent=off)
     assert unjudged.allowance(1, 0.95) == off.allowance(1, 0.95) < judged.allowance(1, 0.95)

@@ -283,15 +283,28 @@ def test_no_draft_is_made_while_every_judge_model_is_open(live, sim, settings, m
     monkeypatch.setattr(breaker, "_circuits", {m: breaker.Circuit(failures=5, opened_at=time.monotonic())
                                                for m in JUDGE_CHAIN})
     settle(live, live.tenant, speculation="cascade", judge="llm", judge_model=JUDGE)
-    real, judging = services.decide_with, []
-    monkeypatch.setattr(services, "decide_with", lambda **kw: judging.append(kw["judging"]) or real(**kw))
+    real, speculating = services.decide_with, []
+    monkeypatch.setattr(services, "decide_with", lambda **kw: speculating.append(kw["speculating"]) or real(**kw))
     status, headers, _ = routed_in_process(live, SUPPORT)
-    assert judging == [False]   # decided, and its loss spent, as without speculation
+    assert speculating == [False]   # decided, and its loss spent, as without speculation
     assert (status, headers["x-aka-route"], headers["x-aka-model"]) == (200, "cheap", CHEAP)
     assert "x-aka-speculation" not in headers
     assert stats(sim)["requests"] == {CHEAP: 1}
     [row] = live.records()
     assert (row.speculation, row.judge, row.judge_cost_micros) == ("", "", 0)
+
+
+def test_a_stream_that_is_not_speculated_is_decided_as_without_speculation(live, sim, settings, monkeypatch):
+    """Cascade on, a stream not buffered: no draft is made, so the cheap model streams
+    unjudged, and the decision must spend the quality budget for that (it spent a judged
+    draft's far smaller loss)."""
+    settings.AKA_SIMULATOR_URL = sim
+    settle(live, live.tenant, speculation="cascade")
+    real, speculating = services.decide_with, []
+    monkeypatch.setattr(services, "decide_with", lambda **kw: speculating.append(kw["speculating"]) or real(**kw))
+    status, headers, _ = routed_in_process(live, SUPPORT, stream=True)
+    assert (status, headers["x-aka-model"], speculating) == (200, CHEAP, [False])
+    assert "x-aka-speculation" not in headers
 
 
 def test_a_half_open_model_passed_over_is_tried_by_the_next_call_it_suits(live, sim, settings, monkeypatch):
