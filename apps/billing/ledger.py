@@ -180,9 +180,12 @@ async def replay(kind: str = spool.PENDING) -> int:
 
 
 async def _replay_file(path: Path, kind: str) -> bool:
-    """True once the file's rows are stored (or refused, and moved on): it may go."""
+    """True once the file's rows are stored (or refused, and moved on): it may go. Its rows
+    are normalised again: one spooled by an older version may lack a column since added,
+    which the insert would take for the database being away, for good."""
     rows, damaged = spool.read(path, DECIMAL_COLUMNS)
     _keep_damaged(path, damaged)
+    rows = [normalise(row) for row in rows]
     refused, unavailable = await _write(rows)
     if unavailable:
         return False

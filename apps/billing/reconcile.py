@@ -95,7 +95,8 @@ def _compare(*, account: BillingAccount, day: date, meter: str) -> bool:
                                      start=int(start.timestamp()), end=int(end.timestamp()))
     flags = MeterDiscrepancy.objects.for_tenant(account.tenant_id).filter(day=day)
     if stripes == ours:
-        flags.filter(resolved_at__isnull=True).update(resolved_at=datetime.now(UTC))
+        # With the totals that agree: the same pair differing again later is a new flag.
+        flags.filter(resolved_at__isnull=True).update(resolved_at=datetime.now(UTC), ours=ours, stripes=stripes)
         return False
     if flags.filter(ours=ours, stripes=stripes).exists():
         return True   # flagged already with these totals (and maybe resolved by staff): no second alert

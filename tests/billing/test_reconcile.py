@@ -149,6 +149,7 @@ def test_a_day_flagged_only_for_a_late_acknowledgement_is_resolved_by_the_next_r
     assert [d.tenant_id for d in selectors.meter_discrepancies()] == [stranger.pk]
     resolved = MeterDiscrepancy.objects.for_tenant(unacknowledged).get()
     assert resolved.resolved_at is not None and resolved.day == today
+    assert (resolved.ours, resolved.stripes) == (9, 9.0)   # the totals that agreed
     assert discrepancies() == before + 2   # each flag alerted once, not at each check
     # Staff resolve the stranger's day; checked again with the same totals, it stays resolved.
     MeterDiscrepancy.objects.for_tenant(stranger).update(resolved_at=timezone.now())
