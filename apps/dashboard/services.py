@@ -13,6 +13,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 
 from apps.audit.services import audit_changes
+from apps.billing.accounts import plan_change
 from apps.billing.services import billing_settings_update
 from apps.cache import services as cache_services
 from apps.cache.selectors import cache_settings_for
@@ -62,8 +63,10 @@ SECTIONS = [
             lambda *, tenant, changes: routing_settings_update(tenant=tenant, **changes)),
     Section("privacy", "Prompt logging", dashboard_forms.PrivacyForm, _tenant_read("log_prompts"),
             tenant_services.tenant_update_settings),
+    # Through billing: Stripe's subscription must follow, or it bills the old price and its
+    # next update event puts the old plan back.
     Section("plan", "Plan", dashboard_forms.PlanForm, _tenant_read("plan"),
-            tenant_services.tenant_update_settings, owner_only=True),
+            lambda *, tenant, changes: plan_change(tenant=tenant, plan_name=changes["plan"].name), owner_only=True),
 ]
 SECTION_BY_KEY = {s.key: s for s in SECTIONS}
 

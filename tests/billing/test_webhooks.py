@@ -14,6 +14,7 @@ from apps.billing import accounts, invoices, standing, stripe_api, webhooks
 from apps.billing.invoices import Period
 from apps.billing.models import BillingAccount, Invoice, WebhookEvent
 from apps.billing.stripe_fake import Fault
+from apps.tenants.models import Membership, Plan
 from tests import factories
 from tests.billing.helpers import ledger_rows
 
@@ -210,6 +211,23 @@ def test_a_plan_change_is_made_in_stripe_too(customer, fake, monkeypatch):
     [subscription] = fake.all("subscriptions")
     assert subscription["items"]["data"][0]["price"]["unit_amount"] == 5
     assert account(tenant).stripe_price_id == subscription["items"]["data"][0]["price"]["id"]
+    tenant.refresh_from_db()
+    assert tenant.plan.price_per_call_cents == 5
+
+
+def test_a_plan_chosen_on_the_dashboard_is_made_in_stripe_too(customer, fake, monkeypatch):
+    """It changed our price and left Stripe's subscription on the old one: Stripe billed
+    otherwise than our invoices, and its next subscription event put the old plan back."""
+    from apps.billing import tasks
+
+    monkeypatch.setattr(tasks.subscription_sync, "delay", lambda tenant_id: tasks.subscription_sync(tenant_id))
+    monkeypatch.setattr("django.db.transaction.on_commit", lambda fn, *a, **k: fn())
+    tenant, _ = customer
+    browser = Client()
+    browser.force_login(Membership.objects.for_tenant(tenant).get().user)
+    assert browser.post("/settings/plan/", {"plan-plan": Plan.objects.get(name="Scale").pk}).status_code == 302
+    [subscription] = fake.all("subscriptions")
+    assert subscription["items"]["data"][0]["price"]["unit_amount"] == 5
     tenant.refresh_from_db()
     assert tenant.plan.price_per_call_cents == 5
 
