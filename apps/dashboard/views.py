@@ -267,7 +267,9 @@ def member_invite(request):
 def _send_invitation(request, membership, *, new_account: bool) -> None:
     """A new person sets their password through a one-time link (Django's reset token); one
     with an account signs in as before, and is told the tenant is theirs to pick."""
-    user, name = membership.user, request.tenant.name
+    # On one line: a tenant may be named across lines, and a line break in a mail's subject
+    # is refused (BadHeaderError: the invitation answered 500, its mail never sent).
+    user, name = membership.user, " ".join(request.tenant.name.split())
     if new_account:
         subject, how = f"You are invited to {name} on AkaRouter", "Choose your password here to sign in:\n" + (
             request.build_absolute_uri(reverse("password_reset_confirm", kwargs={

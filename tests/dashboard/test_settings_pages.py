@@ -125,6 +125,14 @@ def test_members_are_invited_re_roled_and_removed(client, party):
         ("new.person@example.com", "member", None)]
 
 
+def test_a_tenant_named_across_lines_can_still_invite(client, party):
+    party.tenant.name = "Acme\nCorp"
+    party.tenant.save(update_fields=["name"])
+    client.force_login(party.alice)
+    assert client.post("/settings/members/invite/", {"email": "new@example.com", "role": "member"}).status_code == 302
+    assert mail.outbox[0].subject == "You are invited to Acme Corp on AkaRouter"
+
+
 def test_an_email_longer_than_an_account_name_is_refused_and_a_long_one_audited(client, party):
     client.force_login(party.alice)
     too_long = "a" * 40 + "@" + "b" * 60 + "." + "c" * 45 + ".com"   # 151 characters: a username holds 150
