@@ -20,7 +20,7 @@ def _invalid(param: str, problem: str) -> ApiError:
     return ApiError(400, f"{param}: {problem}", param=param)
 
 
-TYPE_NAMES = {str: "string", dict: "dictionary"}
+TYPE_NAMES = {str: "string", dict: "dictionary", bool: "boolean"}
 
 
 def _typed(obj: dict, name: str, kind: type, where: str, *, required: bool = True):
@@ -50,9 +50,10 @@ def _image_url(block: dict, where: str) -> str:
     raise _invalid(f"{where}.type", "Input should be 'base64' or 'url'")
 
 
-def _text_of(content, where: str, *, images: bool = False) -> str:
-    """The text of a string or a list of text blocks (and, with `images`, image blocks,
-    which are checked but dropped)."""
+def _text_of(content, where: str) -> str:
+    """The text of a string or a list of text blocks. An image in a tool's result is
+    refused, not dropped: the model would answer without it, and the cache would take two
+    results differing only in their image for one."""
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
@@ -61,12 +62,9 @@ def _text_of(content, where: str, *, images: bool = False) -> str:
     for j, block in enumerate(content):
         at = f"{where}.{j}"
         kind = _block_type(block, at)
-        if kind == "text":
-            texts.append(_typed(block, "text", str, at))
-        elif kind == "image" and images:
-            _image_url(block, at)
-        else:
-            raise _invalid(at, f"unsupported block type {kind!r}.")
+        if kind != "text":
+            raise _invalid(at, f"unsupported block type {kind!r}; only text is supported here.")
+        texts.append(_typed(block, "text", str, at))
     return "".join(texts)
 
 
@@ -99,8 +97,11 @@ def _to_canonical(messages: list) -> list[dict]:
                                            "arguments": orjson.dumps(_typed(block, "input", dict, at)).decode()}})
             elif kind == "tool_result":
                 result = block.get("content")
-                out.append({"role": "tool", "tool_call_id": _typed(block, "tool_use_id", str, at),
-                            "content": "" if result is None else _text_of(result, f"{at}.content", images=True)})
+                text = "" if result is None else _text_of(result, f"{at}.content")
+                # Every upstream reads a failed tool's result as one: a tool message has no flag for it.
+                if _typed(block, "is_error", bool, at, required=False):
+                    text = f"Error: {text}" if text else "Error"
+                out.append({"role": "tool", "tool_call_id": _typed(block, "tool_use_id", str, at), "content": text})
             else:
                 raise _invalid(at, f"unsupported block type {kind!r}.")
         if parts or calls:
@@ -118,6 +119,9 @@ def _tools(data: dict) -> list[dict] | None:
         at = f"tools.{i}"
         if not isinstance(tool, dict):
             raise _invalid(at, "Input should be a valid dictionary")
+        if tool.get("type", "custom") != "custom":   # Anthropic's own tools (web search, bash...) run at Anthropic
+            raise _invalid(f"{at}.type", f"server tool {tool.get('type')!r} is not supported; only tools with an "
+                           "input_schema, which your client runs.")
         converted.append({"type": "function", "function": {
             "name": _typed(tool, "name", str, at),
             "description": _typed(tool, "description", str, at, required=False) or "",
@@ -126,6 +130,16 @@ def _tools(data: dict) -> list[dict] | None:
 
 
 TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
+
+
+def _parallel(data: dict) -> dict:
+    """Anthropic's disable_parallel_tool_use as the canonical request's parallel_tool_calls
+    (forwarded to OpenAI-compatible upstreams, and back to Anthropic's by its adapter)."""
+    choice = field(data, "tool_choice", dict)
+    if choice and _typed(choice, "disable_parallel_tool_use", bool, "tool_choice", required=False) \
+            and data.get("tools"):   # OpenAI refuses the setting without tools
+        return {"parallel_tool_calls": False}
+    return {}
 
 
 def _tool_choice(data: dict):
@@ -170,6 +184,7 @@ def parse_messages(body: bytes, *, counting: bool = False) -> ChatRequest:
         tools=_tools(data),
         tool_choice=_tool_choice(data),
         user=_typed(metadata, "user_id", str, "metadata", required=False),
+        extra=_parallel(data),
     )
 
 

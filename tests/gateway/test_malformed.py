@@ -70,6 +70,18 @@ ANTHROPIC_CASES = {
             {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"x": "DEEP"}}]}, *USER]).replace(
             '"DEEP"', nested(300)),
         "The request body is nested more than"),
+    # Three that were accepted and silently lost: a server tool became a client function,
+    # an image in a tool's result was dropped, and the flag was never read.
+    "server tool": (anthropic_body(tools=[{"type": "web_search_20250305", "name": "web_search"}]),
+                    "tools.0.type: server tool 'web_search_20250305' is not supported"),
+    "image in a tool result": (
+        anthropic_body(messages=[{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                                               "content": [{"type": "image", "source": {
+                                                                   "type": "url", "url": "https://example.com/a.png"}}]}]}]),
+        "messages.0.content.0.content.0: unsupported block type 'image'"),
+    "disable_parallel_tool_use not a boolean": (
+        anthropic_body(tool_choice={"type": "auto", "disable_parallel_tool_use": "yes"}),
+        "tool_choice.disable_parallel_tool_use:"),
     "NUL in model": (anthropic_body(model="claude-haiku-4-5\u0000"), "'model' must not contain NUL"),
     "top_k not an integer": (anthropic_body(top_k="x"), "Invalid type for 'top_k'"),   # was accepted and dropped
     "top_k negative": (anthropic_body(top_k=-1), "'top_k' must be at least 0"),

@@ -117,7 +117,9 @@ class GeminiAdapter(Adapter):
         if req.tools:
             body["tools"] = [{"functionDeclarations": [
                 {"name": t["function"]["name"], "description": t["function"].get("description", ""),
-                 **({"parameters": t["function"]["parameters"]} if t["function"].get("parameters") else {})}
+                 # As JSON Schema: `parameters` takes an OpenAPI subset and refuses common schemas
+                 # (additionalProperties, $schema, const), a 400 no fallback follows.
+                 **({"parametersJsonSchema": t["function"]["parameters"]} if t["function"].get("parameters") else {})}
                 for t in req.tools
             ]}]
             if req.tool_choice == "required" or isinstance(req.tool_choice, dict):
