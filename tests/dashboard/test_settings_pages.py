@@ -15,7 +15,7 @@ from apps.dashboard import forms
 from apps.dashboard.selectors import baseline_model_of
 from apps.providers.catalog import sync_from_seed
 from apps.routing.selectors import routing_settings_for
-from apps.tenants.models import Membership, Plan
+from apps.tenants.models import ApiKey, Membership, Plan
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -131,6 +131,26 @@ def test_a_tenant_named_across_lines_can_still_invite(client, party):
     client.force_login(party.alice)
     assert client.post("/settings/members/invite/", {"email": "new@example.com", "role": "member"}).status_code == 302
     assert mail.outbox[0].subject == "You are invited to Acme Corp on AkaRouter"
+
+
+def test_a_page_left_open_for_another_tenant_changes_nothing(client, party):
+    """Tab 1 shows the first tenant's settings; tab 2 switches the session to a second
+    tenant. Tab 1's invitation went to the second tenant, with a success message."""
+    other, _ = factories.make_tenant("Second")
+    Membership.objects.for_tenant(other).create(tenant=other, user=party.alice, role="owner")
+    client.force_login(party.alice)
+    page = client.get("/settings/")
+    assert f'name="acting_for" value="{party.tenant.pk}"'.encode() in page.content
+    assert f'"X-Acting-For": "{party.tenant.pk}"'.encode() in page.content
+    assert client.post("/accounts/tenant/", {"tenant": other.pk}).status_code == 302
+    invite = {"email": "new@example.com", "role": "admin", "acting_for": party.tenant.pk}
+    refused = client.post("/settings/members/invite/", invite)
+    assert refused.status_code == 409 and b"another tenant" in refused.content
+    refused = client.post("/keys/new/", {"name": "k", "scope": "admin"}, headers={"X-Acting-For": str(party.tenant.pk)})
+    assert refused.status_code == 409
+    assert not Membership.objects.for_tenant(other).filter(user__email="new@example.com").exists()
+    assert not ApiKey.objects.for_tenant(other).exists() and not mail.outbox
+    assert client.post("/settings/members/invite/", {**invite, "acting_for": other.pk}).status_code == 302
 
 
 def test_an_email_longer_than_an_account_name_is_refused_and_a_long_one_audited(client, party):
