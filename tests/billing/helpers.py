@@ -8,7 +8,7 @@ from datetime import datetime
 from asgiref.sync import async_to_sync
 from django.db import connection
 
-from apps.billing import outbox
+from apps.billing import outbox, stripe_api
 from apps.billing.models import CallRecord, MeterWindow
 
 
@@ -25,6 +25,17 @@ def ledger_rows(tenant, n: int, *, price_cents: int = 10, billable: bool = True,
         CallRecord.objects.for_tenant(tenant).filter(pk__in=[r.pk for r in made]).update(created_at=at)
         outbox.collect(at=collected_at or at)
     return made
+
+
+def sent_unacknowledged(tenant, calls: int) -> None:
+    """`calls` billable calls in a window claimed and sent to Stripe, whose worker then died
+    before writing the acknowledgement: the window stays `sending` until its lease ends."""
+    ledger_rows(tenant, calls)
+    while not (claimed := outbox.claim(10)):
+        outbox.collect()
+    [window] = claimed
+    stripe_api.meter_event_send(identifier=window.identifier, customer=window.customer, value=window.quantity,
+                                timestamp=window.timestamp)
 
 
 def unfinished() -> int:

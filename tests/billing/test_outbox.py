@@ -7,11 +7,11 @@ import pytest
 from django.db.models import Sum
 from django.utils import timezone
 
-from apps.billing import accounts, outbox, stripe_api
+from apps.billing import accounts, outbox
 from apps.billing.models import CallRecord, MeterWindow
 from apps.billing.stripe_fake import Fault
 from tests import factories
-from tests.billing.helpers import drain, ledger_rows, unfinished
+from tests.billing.helpers import drain, ledger_rows, sent_unacknowledged, unfinished
 
 METER_EVENTS = "/v1/billing/meter_events"
 
@@ -75,13 +75,7 @@ def test_an_outage_then_recovery_loses_and_doubles_nothing(customer, fake):
 def test_a_send_that_got_through_before_the_worker_died_is_not_counted_twice(customer, fake):
     """The window is claimed and sent, and the process dies before writing the ack."""
     tenant, cus = customer
-    ledger_rows(tenant, 9)
-    while not (claimed := outbox.claim(10)):
-        outbox.collect()
-    [window] = claimed
-    stripe_api.meter_event_send(identifier=window.identifier, customer=window.customer, value=window.quantity,
-                                timestamp=window.timestamp)
-    # ...killed here: the window stays `sending` until its lease runs out.
+    sent_unacknowledged(tenant, 9)
     MeterWindow.objects.for_tenant(tenant).update(next_attempt_at=timezone.now())
     drain()
     assert fake.usage(cus) == 9

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from apps.billing import accounts, outbox, reconcile, selectors, stripe_api, tasks
+from apps.billing import accounts, reconcile, selectors, stripe_api, tasks
 from apps.billing.models import MeterDiscrepancy, MeterWindow
 from apps.core import metrics
 from tests import factories
-from tests.billing.helpers import drain, ledger_rows
+from tests.billing.helpers import drain, ledger_rows, sent_unacknowledged
 
 
 @pytest.fixture
@@ -119,12 +119,7 @@ def unacknowledged(transactional_db, fake, settings):
     settings.AKA_METER_WINDOW_SECONDS = 1
     tenant, _ = factories.make_tenant("Late")
     accounts.customer_ensure(tenant_id=tenant.pk)
-    ledger_rows(tenant, 9)
-    while not (claimed := outbox.claim(10)):
-        outbox.collect()
-    [window] = claimed
-    stripe_api.meter_event_send(identifier=window.identifier, customer=window.customer, value=window.quantity,
-                                timestamp=window.timestamp)
+    sent_unacknowledged(tenant, 9)
     return tenant
 
 
