@@ -36,7 +36,10 @@ def tenant_member(view=None, *, manage: bool = False):
             if manage and not membership.can_manage:
                 raise PermissionDenied("Only owners and admins may do this.")
             if not _acting_for(request, membership.tenant_id):
-                return HttpResponse(STALE, status=409, content_type="text/plain")
+                refused = HttpResponse(STALE, status=409, content_type="text/plain")
+                if getattr(request, "htmx", False):   # htmx swaps no 4xx: the page reloads, showing the new tenant
+                    refused["HX-Refresh"] = "true"
+                return refused
             request.tenant = membership.tenant
             request.membership = membership
             request.memberships = memberships

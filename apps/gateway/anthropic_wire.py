@@ -50,10 +50,9 @@ def _image_url(block: dict, where: str) -> str:
     raise _invalid(f"{where}.type", "Input should be 'base64' or 'url'")
 
 
-def _text_of(content, where: str) -> str:
-    """The text of a string or a list of text blocks. An image in a tool's result is
-    refused, not dropped: the model would answer without it, and the cache would take two
-    results differing only in their image for one."""
+def _text_of(content, where: str, images: list | None = None) -> str:
+    """The text of a string or a list of text blocks; where `images` is given (a tool's
+    result), its image blocks are added to it as image parts, else refused."""
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
@@ -62,9 +61,12 @@ def _text_of(content, where: str) -> str:
     for j, block in enumerate(content):
         at = f"{where}.{j}"
         kind = _block_type(block, at)
-        if kind != "text":
-            raise _invalid(at, f"unsupported block type {kind!r}; only text is supported here.")
-        texts.append(_typed(block, "text", str, at))
+        if kind == "text":
+            texts.append(_typed(block, "text", str, at))
+        elif kind == "image" and images is not None:
+            images.append({"type": "image_url", "image_url": {"url": _image_url(block, at)}})
+        else:
+            raise _invalid(at, f"unsupported block type {kind!r}.")
     return "".join(texts)
 
 
@@ -96,8 +98,12 @@ def _to_canonical(messages: list) -> list[dict]:
                               "function": {"name": _typed(block, "name", str, at),
                                            "arguments": orjson.dumps(_typed(block, "input", dict, at)).decode()}})
             elif kind == "tool_result":
+                # A tool message holds text only (OpenAI's): the result's images follow the
+                # turn's tool messages in a user message, with the turn's own text and images.
+                # They were dropped: the model answered without them, and the cache took two
+                # results differing only in their image for one.
                 result = block.get("content")
-                text = "" if result is None else _text_of(result, f"{at}.content")
+                text = "" if result is None else _text_of(result, f"{at}.content", images=parts)
                 # Every upstream reads a failed tool's result as one: a tool message has no flag for it.
                 if _typed(block, "is_error", bool, at, required=False):
                     text = f"Error: {text}" if text else "Error"
@@ -119,7 +125,7 @@ def _tools(data: dict) -> list[dict] | None:
         at = f"tools.{i}"
         if not isinstance(tool, dict):
             raise _invalid(at, "Input should be a valid dictionary")
-        if tool.get("type", "custom") != "custom":   # Anthropic's own tools (web search, bash...) run at Anthropic
+        if tool.get("type") not in (None, "custom"):   # Anthropic's own tools (web search, bash...) run at Anthropic
             raise _invalid(f"{at}.type", f"server tool {tool.get('type')!r} is not supported; only tools with an "
                            "input_schema, which your client runs.")
         converted.append({"type": "function", "function": {

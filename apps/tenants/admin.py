@@ -62,6 +62,9 @@ class TenantAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "plan", "status", "created_at"]
     list_filter = ["status", "plan"]
     search_fields = ["slug", "name"]
+    # Saved here, a plan would skip billing: Stripe would bill the old price, and its next
+    # subscription event put the old plan back. The owner changes it on the dashboard.
+    readonly_fields = ["plan"]
 
 
 @admin.register(Membership)

@@ -45,3 +45,16 @@ def test_staff_add_and_change_a_tenants_rows_and_a_second_one_is_refused(admin_c
     again = admin_client.post("/admin/billing/billingsettings/add/", settings)
     assert again.status_code == 200 and "already exists" in again.content.decode()
     assert BillingSettings.objects.for_tenant(party.tenant).count() == 1
+
+
+def test_a_tenants_plan_cannot_be_changed_in_the_admin(admin_client, party):
+    """Saved there, it skipped billing: Stripe billed the old price, and its next
+    subscription event put the old plan back."""
+    from apps.tenants.models import Plan
+
+    starter, scale = party.tenant.plan, Plan.objects.exclude(pk=party.tenant.plan_id).first()
+    saved = admin_client.post(f"/admin/tenants/tenant/{party.tenant.pk}/change/", {
+        "name": party.tenant.name, "slug": party.tenant.slug, "plan": scale.pk, "status": "active"})
+    assert saved.status_code == 302
+    party.tenant.refresh_from_db()
+    assert party.tenant.plan == starter

@@ -70,15 +70,10 @@ ANTHROPIC_CASES = {
             {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"x": "DEEP"}}]}, *USER]).replace(
             '"DEEP"', nested(300)),
         "The request body is nested more than"),
-    # Three that were accepted and silently lost: a server tool became a client function,
-    # an image in a tool's result was dropped, and the flag was never read.
+    # Two that were accepted and silently lost: a server tool became a client function, and
+    # the flag was never read.
     "server tool": (anthropic_body(tools=[{"type": "web_search_20250305", "name": "web_search"}]),
                     "tools.0.type: server tool 'web_search_20250305' is not supported"),
-    "image in a tool result": (
-        anthropic_body(messages=[{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
-                                                               "content": [{"type": "image", "source": {
-                                                                   "type": "url", "url": "https://example.com/a.png"}}]}]}]),
-        "messages.0.content.0.content.0: unsupported block type 'image'"),
     "disable_parallel_tool_use not a boolean": (
         anthropic_body(tool_choice={"type": "auto", "disable_parallel_tool_use": "yes"}),
         "tool_choice.disable_parallel_tool_use:"),

@@ -46,3 +46,23 @@ def test_a_failed_tool_result_reaches_the_model_as_a_failure():
     assert req.messages == [{"role": "tool", "tool_call_id": "t1", "content": "Error: city not found"}]
     [turn] = AnthropicAdapter("anthropic").payload(req, model("anthropic"))["messages"]
     assert turn["content"][0]["content"] == "Error: city not found"
+
+
+def test_a_tool_results_image_reaches_the_model_after_the_turns_tool_messages():
+    """It was dropped: the model answered without it, and two results differing only in
+    their image shared one exact cache key."""
+    screenshot = {"type": "image", "source": {"type": "url", "url": "https://example.com/screen.png"}}
+    turn = [{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "shot"}, screenshot]},
+            {"type": "tool_result", "tool_use_id": "t2", "content": "ok"},
+            {"type": "text", "text": "What do you see?"}]
+    req = parse_messages(orjson.dumps({"model": "m", "max_tokens": 10, "messages": [
+        {"role": "user", "content": turn}], "tools": [{"name": "shoot", "input_schema": {"type": "object"},
+                                                       "type": None}]}))
+    assert req.messages == [
+        {"role": "tool", "tool_call_id": "t1", "content": "shot"},
+        {"role": "tool", "tool_call_id": "t2", "content": "ok"},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/screen.png"}},
+                                     {"type": "text", "text": "What do you see?"}]}]
+    sent = AnthropicAdapter("anthropic").payload(req, model("anthropic"))["messages"]
+    assert [block["type"] for turn in sent for block in turn["content"]] == ["tool_result", "tool_result", "image",
+                                                                             "text"]
