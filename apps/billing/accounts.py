@@ -123,12 +123,11 @@ def customers_missing(*, limit: int = 50) -> list[int]:
     return list(waiting.exclude(tenant_id__in=have)[:limit])
 
 
-def plan_change(*, tenant: Tenant, plan_name: str) -> Tenant:
+def plan_change(*, tenant: Tenant, plan: Plan) -> Tenant:
     """The tenant's plan, hence its per-call price from its next call (every gateway
     process sees it within AKA_KEY_CACHE_TTL); Stripe's subscription follows once committed."""
     from . import tasks
 
-    plan = Plan.objects.get(name=plan_name)
     tenant = tenant_update_settings(tenant=tenant, changes={"plan": plan})
     if stripe_api.enabled():
         transaction.on_commit(lambda: tasks.subscription_sync.delay(tenant.pk))

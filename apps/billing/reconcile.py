@@ -59,8 +59,7 @@ def recheck_flagged(*, today: date) -> list[Reconciled]:
                .filter(resolved_at__isnull=True, day__gte=today - timedelta(days=RECHECK_DAYS), day__lt=today)
                .order_by("day", "tenant_id").values_list("tenant_id", "day"))
     for tenant_id, day in flagged:
-        account = BillingAccount.objects.for_tenant(tenant_id).exclude(stripe_customer_id="").first()
-        if account is not None:
+        if (account := _account(tenant_id)) is not None:
             _check(results.setdefault(day, Reconciled(day=day)), account, day, meter)
     return list(results.values())
 
@@ -78,10 +77,14 @@ def _check(result: Reconciled, account: BillingAccount, day: date, meter: str) -
 def reconcile_tenant(*, tenant_id: int, day: date) -> bool:
     """Compares one UTC day for one tenant (a tenant the day's run could not check);
     True when it differs. Stripe's errors propagate, for the task to retry."""
-    account = BillingAccount.objects.for_tenant(tenant_id).exclude(stripe_customer_id="").first()
+    account = _account(tenant_id)
     if account is None or not stripe_api.enabled():
         return False
     return _compare(account=account, day=day, meter=accounts.meter_id())
+
+
+def _account(tenant_id: int) -> BillingAccount | None:
+    return BillingAccount.objects.for_tenant(tenant_id).exclude(stripe_customer_id="").first()
 
 
 def _compare(*, account: BillingAccount, day: date, meter: str) -> bool:

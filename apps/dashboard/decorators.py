@@ -37,7 +37,7 @@ def tenant_member(view=None, *, manage: bool = False):
                 raise PermissionDenied("Only owners and admins may do this.")
             if not _acting_for(request, membership.tenant_id):
                 refused = HttpResponse(STALE, status=409, content_type="text/plain")
-                if getattr(request, "htmx", False):   # htmx swaps no 4xx: the page reloads, showing the new tenant
+                if request.htmx:   # htmx swaps no 4xx: the page reloads, showing the new tenant
                     refused["HX-Refresh"] = "true"
                 return refused
             request.tenant = membership.tenant

@@ -66,7 +66,7 @@ SECTIONS = [
     # Through billing: Stripe's subscription must follow, or it bills the old price and its
     # next update event puts the old plan back.
     Section("plan", "Plan", dashboard_forms.PlanForm, _tenant_read("plan"),
-            lambda *, tenant, changes: plan_change(tenant=tenant, plan_name=changes["plan"].name), owner_only=True),
+            lambda *, tenant, changes: plan_change(tenant=tenant, plan=changes["plan"]), owner_only=True),
 ]
 SECTION_BY_KEY = {s.key: s for s in SECTIONS}
 

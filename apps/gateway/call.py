@@ -15,6 +15,7 @@ from apps.core import logs
 from apps.core.llm import ChatResult, Usage
 from apps.providers.catalog import ModelInfo
 from apps.providers.dispatch import Outcome
+from apps.routing.judges import Judge
 from apps.routing.services import Config as RoutingConfig
 from apps.routing.services import Decision
 from apps.routing.speculation import Plan as SpeculationPlan
@@ -49,6 +50,7 @@ class Call:
     routing: RoutingConfig | None = None
     pool: list[ModelInfo] = field(default_factory=list)
     vector: np.ndarray | None = None          # the last user turn's embedding (the cache's, when it made one)
+    judge: Judge | None = None                # its draft's judge, when it may be speculated (speculation.judge_of)
     decision: Decision | None = None
     # Speculate
     speculation: SpeculationPlan | None = None
@@ -82,17 +84,17 @@ class Call:
         return self.status == 200 or (self.status == 499 and self.answer is not None)
 
     @property
-    def upstream(self) -> ModelInfo | None:
-        """The model whose upstream answered the call: the served one, unless the cache
-        answered (a hit called no model, and its model's circuit and metrics learn nothing)."""
-        return self.served if self.served is not None and self.answered and not self.hit else None
-
-    @property
     def answering(self) -> ModelInfo | None:
         """The model whose upstream answered, or was answering when the client left (499,
         with or without its whole answer: a stream's first event had come): healthy either
-        way, for its circuit breaker. Never a cache hit's."""
+        way, for its circuit breaker. Never a cache hit's (a hit called no model, and its
+        model's circuit and metrics learn nothing)."""
         return self.served if self.served is not None and self.status in (200, 499) and not self.hit else None
+
+    @property
+    def upstream(self) -> ModelInfo | None:
+        """The model whose upstream answered the call whole (metrics, the router's samples)."""
+        return self.answering if self.answered else None
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000

@@ -220,9 +220,9 @@ async def route(call: Call, req: ChatRequest, chain: list[ModelInfo]) -> list[Mo
     if call.vector is None and prompt:
         call.vector = await batcher().embed(prompt)
     catalog = await amodels()
+    call.judge = speculation.judge_of(call.routing, req, catalog)
     call.decision = await routing.decide(tenant_id=call.principal.tenant_id, config=call.routing, pool=call.pool,
-                                         prompt=prompt, vector=call.vector,
-                                         speculating=speculation.may_speculate(call.routing, req, catalog))
+                                         prompt=prompt, vector=call.vector, speculating=call.judge is not None)
     call.model = call.decision.model
     return routing.chain_for(call.decision, catalog, needs=call.needs)
 
@@ -235,7 +235,7 @@ async def speculate(call: Call, req: ChatRequest) -> bool:
     choice), judged before it is served; see apps.routing.speculation."""
     if call.decision is None:
         return False
-    call.speculation = speculation.plan_for(config=call.routing, decision=call.decision, req=req,
+    call.speculation = speculation.plan_for(config=call.routing, decision=call.decision, judge=call.judge,
                                             needs=call.needs, catalog=await amodels())
     return call.speculation is not None
 

@@ -311,9 +311,9 @@ def decide_with(*, tenant_id: int, config: Config, pool: list[ModelInfo], task: 
     count and quality budget: the neighbours are fetched). With speculation on, the draft
     is `confident` when the cheap model keeps the floor, `at_risk` when only a judged draft
     would, and `skip` (straight to the strong model) when not even a pass would. When this
-    call cannot speculate (`speculating`, speculation.may_speculate: a stream not buffered,
-    tools, an LLM judge whose every circuit is open) it is decided, and its loss spent, as
-    with speculation off: the cheap model will answer unjudged."""
+    call cannot speculate (`speculating`: speculation.judge_of found no judge for it, say a
+    stream not buffered, tools, an LLM judge whose every circuit is open) it is decided,
+    and its loss spent, as with speculation off: the cheap model will answer unjudged."""
     healthy = [m for m in pool if not breaker.is_open(m.id)]
     skipped = [m.id for m in pool if m not in healthy]
     usable = healthy or pool

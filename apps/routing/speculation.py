@@ -68,26 +68,24 @@ class Run:
         return self.verdict.cost_micros if self.verdict else Decimal(0)
 
 
-def speculable(config: Config, req: ChatRequest) -> bool:
-    """Whether the tenant speculates and this request can be: whole answers only (a stream
-    only when buffered), one choice, no tools, no log-probabilities asked for."""
-    return config.speculation != "off" and not (
-        (req.stream and not config.buffered_speculation) or req.tools or req.n != 1 or req.logprobs)
+def judge_of(config: Config, req: ChatRequest, catalog: dict[str, ModelInfo]) -> Judge | None:
+    """The judge this request's draft would have, or None when it cannot be speculated:
+    the tenant does not speculate, the request is not a whole answer (a stream only when
+    buffered), one choice, without tools or log-probabilities, or no judge can judge now
+    (judges.judge_for). Asked once, before the routing decision, which spends the quality
+    budget for a judged draft only when there is a judge (services.decide_with)."""
+    if config.speculation == "off" or (req.stream and not config.buffered_speculation) or req.tools \
+            or req.n != 1 or req.logprobs:
+        return None
+    return judge_for(config.judge, judge_model=config.judge_model, catalog=catalog)
 
 
-def may_speculate(config: Config, req: ChatRequest, catalog: dict[str, ModelInfo]) -> bool:
-    """Whether a draft could be made and judged for this request now: what the routing
-    decision assumes (services.decide_with), so that its quality budget is spent for the
-    answer the call will really get."""
-    return speculable(config, req) and judge_for(config.judge, judge_model=config.judge_model,
-                                                 catalog=catalog) is not None
-
-
-def plan_for(*, config: Config, decision: Decision, req: ChatRequest, needs: frozenset[str],
+def plan_for(*, config: Config, decision: Decision, judge: Judge | None, needs: frozenset[str],
              catalog: dict[str, ModelInfo]) -> Plan | None:
-    """How this routed call speculates, or None when it goes straight to its model. `needs`:
-    the request's (ChatRequest.needs), which the strong model's fallbacks must have."""
-    if not speculable(config, req) or decision.route == "explore" or decision.cheap is decision.strong:
+    """How this routed call speculates, or None when it goes straight to its model. `judge`:
+    judge_of's for the request; `needs`: the request's (ChatRequest.needs), which the
+    strong model's fallbacks must have."""
+    if judge is None or decision.route == "explore" or decision.cheap is decision.strong:
         return None
     if decision.draft == "skip":
         return None   # not even a judged draft would keep the floor: no draft to pay and wait for
@@ -97,9 +95,6 @@ def plan_for(*, config: Config, decision: Decision, req: ChatRequest, needs: fro
     draft = decision.model if decision.model is not decision.strong else decision.cheap
     strong_chain = [m for m in dispatch.chain_for(decision.strong, catalog, needs)
                     if m is decision.strong or not breaker.is_open(m.id)]
-    judge = judge_for(config.judge, judge_model=config.judge_model, catalog=catalog)
-    if judge is None:
-        return None   # its circuits opened since the decision, which would have skipped the draft
     return Plan(mode=config.speculation, run=run, draft=draft, strong_chain=strong_chain, judge=judge,
                 threshold=decision.judge_threshold,
                 task=decision.task)

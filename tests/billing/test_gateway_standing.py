@@ -16,6 +16,7 @@ from apps.billing import accounts
 from apps.billing.models import BillingAccount, CallRecord
 from apps.billing.standing import quota_key
 from apps.core.redis import sync_client
+from apps.tenants.models import Plan
 
 CUSTOMER = "cus_live_tenant"
 NO_CACHE = {"x-aka-cache": "off"}
@@ -98,7 +99,7 @@ def test_a_monthly_cap_holds_under_50_concurrent_calls(live):
 
 def test_a_plan_change_prices_the_next_call(live, no_stripe):
     assert chat(live).status_code == 200
-    accounts.plan_change(tenant=live.tenant, plan_name="Scale")
+    accounts.plan_change(tenant=live.tenant, plan=Plan.objects.get(name="Scale"))
     time.sleep(0.6)  # the gateway's key snapshot lives AKA_KEY_CACHE_TTL, 0.5 s under tests/conftest.py
     assert chat(live).status_code == 200
     first, second = live.records(expected=2)

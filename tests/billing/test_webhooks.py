@@ -114,7 +114,7 @@ def test_an_update_sent_before_our_own_plan_change_does_not_undo_it(customer, fa
     prices = accounts.catalog_ensure().prices
     starter = fake.webhook("customer.subscription.updated", subscription_on(fake, prices["Starter"]),
                            created=int(time.time()) - 60)
-    accounts.plan_change(tenant=tenant, plan_name="Scale")
+    accounts.plan_change(tenant=tenant, plan=Plan.objects.get(name="Scale"))
     accounts.subscription_sync(tenant_id=tenant.pk)
     assert post(*starter).content == b"handled"
     tenant.refresh_from_db()
@@ -207,7 +207,7 @@ def test_a_plan_change_is_made_in_stripe_too(customer, fake, monkeypatch):
     tenant, cus = customer
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("django.db.transaction.on_commit", lambda fn, *a, **k: fn())
-        accounts.plan_change(tenant=tenant, plan_name="Scale")
+        accounts.plan_change(tenant=tenant, plan=Plan.objects.get(name="Scale"))
     [subscription] = fake.all("subscriptions")
     assert subscription["items"]["data"][0]["price"]["unit_amount"] == 5
     assert account(tenant).stripe_price_id == subscription["items"]["data"][0]["price"]["id"]
@@ -240,7 +240,7 @@ def test_a_subscription_whose_creation_answer_was_lost_is_adopted_not_doubled(db
     BillingAccount.objects.for_tenant(tenant).create(tenant=tenant, stripe_customer_id=cus)
     starter = accounts.catalog_ensure().prices["Starter"]
     lost = stripe_api.subscription_create(tenant_id=tenant.pk, customer=cus, price=starter, generation=0)
-    accounts.plan_change(tenant=tenant, plan_name="Scale")
+    accounts.plan_change(tenant=tenant, plan=Plan.objects.get(name="Scale"))
     accounts.subscription_sync(tenant_id=tenant.pk)
     [subscription] = fake.all("subscriptions")
     assert (subscription["id"], subscription["items"]["data"][0]["price"]["unit_amount"]) == (lost.subscription_id, 5)
@@ -254,7 +254,7 @@ def test_a_tenant_whose_subscription_was_canceled_gets_a_new_one(customer, fake)
     [old] = fake.all("subscriptions")
     fake._put("subscriptions", {**old, "status": "canceled"})
     deliver(fake, "customer.subscription.deleted", {**old, "status": "canceled"}, created=int(time.time()) + 1)
-    accounts.plan_change(tenant=tenant, plan_name="Growth")
+    accounts.plan_change(tenant=tenant, plan=Plan.objects.get(name="Growth"))
     accounts.subscription_sync(tenant_id=tenant.pk)
     live = [x for x in fake.all("subscriptions") if x["status"] != "canceled"]
     assert len(live) == 1 and live[0]["id"] != old["id"]

@@ -18,7 +18,7 @@ from apps.providers.catalog import ModelInfo
 from apps.providers.errors import UpstreamError
 from apps.routing import breaker
 from apps.routing.classify import task_of
-from apps.routing.judges import Verdict, after_verdict
+from apps.routing.judges import HeuristicJudge, Verdict, after_verdict
 from apps.routing.predictor import Neighbour, priors
 from apps.routing.services import Config, Exploration, QualityBudget, chain_for, decide_with, judge_label
 from apps.routing.speculation import plan_for
@@ -157,7 +157,7 @@ def test_a_half_open_model_looked_at_but_not_called_keeps_its_probe(clock):
     made = decide(MATH, pool=(MINI, strong), config=cascade)   # mini looked at, big chosen
     assert (made.route, made.model) == ("strong", strong)
     assert chain_for(made, catalog, set()) == [strong, MINI]   # a fallback, needed only if big fails
-    plan = plan_for(config=cascade, decision=made, req=ask(MATH), needs=frozenset(), catalog=catalog)
+    plan = plan_for(config=cascade, decision=made, judge=HeuristicJudge(), needs=frozenset(), catalog=catalog)
     assert plan.strong_chain == [strong, MINI]
     # Still half open with its probe untaken: the next call is routed there, and tries it.
     support = decide(SUPPORT)
@@ -365,8 +365,8 @@ def ask(prompt):
 ])
 def test_each_mode_speculates_only_on_calls_the_predictor_lets_draft(mode, draft, run):
     made = decide(MATH, config=replace(CONFIG, speculation=mode))
-    plan = plan_for(config=replace(CONFIG, speculation=mode), decision=replace(made, draft=draft), req=ask(MATH),
-                    needs=frozenset(), catalog={"mini": MINI, "big": STRONG})
+    plan = plan_for(config=replace(CONFIG, speculation=mode), decision=replace(made, draft=draft),
+                    judge=HeuristicJudge(), needs=frozenset(), catalog={"mini": MINI, "big": STRONG})
     assert (plan.run if plan else None) == run
     if plan:
         assert (plan.draft, plan.strong_chain) == (MINI, [STRONG])
@@ -381,7 +381,7 @@ def test_the_strong_models_fallbacks_serve_what_the_request_needs():
     catalog = {"mini": MINI, "big": strong, "plain": plain, "json": json_too}
     wanting_json = replace(ask(MATH), response_format={"type": "json_object"})
     plan = plan_for(config=replace(CONFIG, speculation="cascade"), decision=replace(made, strong=strong),
-                    req=wanting_json, needs=wanting_json.needs(), catalog=catalog)
+                    judge=HeuristicJudge(), needs=wanting_json.needs(), catalog=catalog)
     assert [m.id for m in plan.strong_chain] == ["big", "json"]
 
 

@@ -253,6 +253,13 @@ def test_a_cascade_whose_strong_model_fails_records_what_it_spent_and_tells_the_
     assert (breaker.state(STRONG), breaker.state("gpt-4o")) == ("open", "open")
 
 
+def decisions_speculating(monkeypatch) -> list[bool]:
+    """Whether each routing decision made from now on assumed a judged draft."""
+    real, seen = services.decide_with, []
+    monkeypatch.setattr(services, "decide_with", lambda **kw: seen.append(kw["speculating"]) or real(**kw))
+    return seen
+
+
 JUDGE, JUDGE_CHAIN = "gpt-4o-mini", ["gpt-4o-mini", "claude-haiku-4-5", "gemini-2.5-flash"]   # and its fallbacks
 
 
@@ -283,8 +290,7 @@ def test_no_draft_is_made_while_every_judge_model_is_open(live, sim, settings, m
     monkeypatch.setattr(breaker, "_circuits", {m: breaker.Circuit(failures=5, opened_at=time.monotonic())
                                                for m in JUDGE_CHAIN})
     settle(live, live.tenant, speculation="cascade", judge="llm", judge_model=JUDGE)
-    real, speculating = services.decide_with, []
-    monkeypatch.setattr(services, "decide_with", lambda **kw: speculating.append(kw["speculating"]) or real(**kw))
+    speculating = decisions_speculating(monkeypatch)
     status, headers, _ = routed_in_process(live, SUPPORT)
     assert speculating == [False]   # decided, and its loss spent, as without speculation
     assert (status, headers["x-aka-route"], headers["x-aka-model"]) == (200, "cheap", CHEAP)
@@ -300,8 +306,7 @@ def test_a_stream_that_is_not_speculated_is_decided_as_without_speculation(live,
     draft's far smaller loss)."""
     settings.AKA_SIMULATOR_URL = sim
     settle(live, live.tenant, speculation="cascade")
-    real, speculating = services.decide_with, []
-    monkeypatch.setattr(services, "decide_with", lambda **kw: speculating.append(kw["speculating"]) or real(**kw))
+    speculating = decisions_speculating(monkeypatch)
     status, headers, _ = routed_in_process(live, SUPPORT, stream=True)
     assert (status, headers["x-aka-model"], speculating) == (200, CHEAP, [False])
     assert "x-aka-speculation" not in headers

@@ -106,7 +106,7 @@ class AnthropicAdapter(Adapter):
                 for t in req.tools
             ]
             choice = to_anthropic_tool_choice(req.tool_choice)
-            if req.extra.get("parallel_tool_calls") is False and (choice or {}).get("type") != "none":
+            if req.extra.get("parallel_tool_calls") is False and choice != {"type": "none"}:
                 choice = {**(choice or {"type": "auto"}), "disable_parallel_tool_use": True}
             if choice:
                 body["tool_choice"] = choice
